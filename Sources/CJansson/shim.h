@@ -1,0 +1,10 @@
+// Typed wrappers for jansson's function-like macros, which Swift cannot call directly.
+#include <jansson.h>
+
+static inline json_type sluice_json_typeof(const json_t *j) { return json_typeof(j); }
+static inline json_t *sluice_json_incref(json_t *j) { return json_incref(j); }
+static inline void sluice_json_decref(json_t *j) { json_decref(j); }
+
+/// Encoder flags: compact, any top-level value (reals keep 17 digits, so every double round-trips).
+static const size_t sluice_json_encode_flags = JSON_COMPACT | JSON_ENCODE_ANY;
+static const size_t sluice_json_decode_flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;

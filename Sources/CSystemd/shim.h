@@ -1,0 +1,3 @@
+// libsystemd: readiness notification, socket activation and the journal.
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>

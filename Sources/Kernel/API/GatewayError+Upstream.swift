@@ -1,0 +1,29 @@
+extension GatewayError {
+    /// Any error as the answer a client should see. Upstream failures become 502/503/504;
+    /// anything unexpected becomes a 500 without internal details.
+    public init(_ error: any Error, provider: String? = nil) {
+        switch error {
+        case let error as GatewayError:
+            self = error
+        case let error as UpstreamError:
+            switch error {
+            case .timedOut(let phase):
+                self = GatewayError(.gatewayTimeout, type: "timeout_error", "the provider did not answer in time (\(phase.rawValue) timeout)",
+                                    code: "upstream_timeout")
+            case .connectFailed:
+                self = GatewayError(.badGateway, type: "upstream_error", "could not connect to the provider", code: "upstream_unreachable")
+            case .shutdown:
+                self = GatewayError(.serviceUnavailable, type: "server_error", "the gateway is shutting down", code: "shutting_down")
+            case .cancelled:
+                self = GatewayError(.init(statusCode: 499, reasonPhrase: "Client Closed Request"), type: "cancelled", "the request was cancelled")
+            case .failed:
+                self = GatewayError(.badGateway, type: "upstream_error", "the provider connection failed", code: "upstream_failed")
+            }
+        case is CancellationError:
+            self = GatewayError(.init(statusCode: 499, reasonPhrase: "Client Closed Request"), type: "cancelled", "the request was cancelled")
+        default:
+            self = .internalError()
+        }
+        if self.provider == nil { self.provider = provider }
+    }
+}

@@ -1,0 +1,79 @@
+import Logging
+
+/// One loaded manifest: its plugins built and started, its pipeline folded. Requests take the
+/// current generation when they arrive; a reload builds a new one and retires the old one
+/// after its last request.
+public final class GatewayGeneration: Sendable {
+    public let manifest: Manifest
+    public let providers: [String: any Provider]
+    public let pipeline: Pipeline
+    /// Plugin routes by "METHOD /path".
+    let routes: [String: PluginRoute]
+    private let plugins: [any Plugin]
+
+    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware]) {
+        self.manifest = manifest
+        self.providers = providers
+        self.pipeline = Pipeline(middlewares)
+        self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
+        var routes: [String: PluginRoute] = [:]
+        for plugin in plugins {
+            for route in plugin.routes { routes["\(route.method) \(route.path)"] = route }
+        }
+        self.routes = routes
+    }
+
+    /// Builds every plugin of a checked manifest (providers first, so the router can see them)
+    /// and starts them. On failure, whatever was built is shut down again.
+    public static func build(_ manifest: Manifest, upstream: UpstreamClient, registry: PluginRegistry,
+                             environment: [String: String], logger: Logger) async throws(ManifestErrors) -> GatewayGeneration {
+        var built: [any Plugin] = []
+        var errors: [ManifestError] = []
+        func make(_ name: String, config: JSON, path: String, context: PluginContext) -> (any Plugin)? {
+            guard let type = registry[name] else { return nil }
+            do {
+                let plugin = try type.init(config: PluginConfig(json: config, path: path), context: context)
+                built.append(plugin)
+                return plugin
+            } catch var error as ManifestError {
+                error.file = manifest.file
+                errors.append(error)
+            } catch {
+                errors.append(ManifestError(file: manifest.file, path: path, "plugin \"\(name)\" could not be built: \(error)"))
+            }
+            return nil
+        }
+
+        var providers: [String: any Provider] = [:]
+        for entry in manifest.providers {
+            var pluginLogger = logger
+            pluginLogger[metadataKey: "provider"] = .string(entry.name)
+            let context = PluginContext(logger: pluginLogger, upstream: upstream, manifest: manifest, providers: [:], environment: environment)
+            providers[entry.name] = make(entry.plugin, config: entry.config, path: entry.path, context: context) as? any Provider
+        }
+        let context = PluginContext(logger: logger, upstream: upstream, manifest: manifest, providers: providers, environment: environment)
+        let middlewares = manifest.pipeline.compactMap {
+            make($0.plugin, config: $0.config, path: $0.path, context: context) as? any Middleware
+        }
+        if errors.isEmpty {
+            for plugin in built {
+                do {
+                    try await plugin.start()
+                } catch {
+                    errors.append(ManifestError(file: manifest.file, path: "", "plugin \"\(type(of: plugin).name)\" failed to start: \(error)"))
+                    break
+                }
+            }
+        }
+        guard errors.isEmpty else {
+            for plugin in built.reversed() { await plugin.shutdown() }
+            throw ManifestErrors(errors)
+        }
+        return GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares)
+    }
+
+    /// Shuts plugins down in reverse order of building.
+    public func shutdown() async {
+        for plugin in plugins.reversed() { await plugin.shutdown() }
+    }
+}

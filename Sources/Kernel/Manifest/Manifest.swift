@@ -1,0 +1,76 @@
+/// A checked plugins.json: what the admin selected, before any plugin is built.
+public struct Manifest: Sendable {
+    public var file: String
+    public var server: ServerSettings
+    /// Providers by name, in document order.
+    public var providers: [ProviderEntry]
+    /// Public models by name, in document order (the order of `GET /v1/models`).
+    public var models: [ModelRoute]
+    /// Pipeline entries that are enabled, top to bottom.
+    public var pipeline: [PipelineEntry]
+
+    public struct ProviderEntry: Sendable {
+        public var name: String
+        public var plugin: String
+        public var config: JSON
+        public var path: String
+    }
+
+    public struct PipelineEntry: Sendable {
+        public var plugin: String
+        public var config: JSON
+        public var path: String
+    }
+
+    public func model(named name: String) -> ModelRoute? { models.first { $0.name == name } }
+}
+
+/// The `server` section.
+public struct ServerSettings: Sendable, Equatable {
+    public var listen: [String]
+    public var maxBodyBytes: Int
+    public var drainTimeoutSeconds: Double
+    public var idleTimeoutSeconds: Double
+    public var headerTimeoutSeconds: Double
+
+    static let schema = ConfigSchema([
+        ConfigField("listen", .array(.string), default: ["127.0.0.1:8080"],
+                    "addresses to listen on, as host:port ([::1]:8080 for IPv6); ignored under socket activation"),
+        ConfigField("max_body_bytes", .positiveInteger, default: 8_388_608, "largest request body accepted; larger ones get 413"),
+        ConfigField("drain_timeout_s", .number(min: 0), default: 30, "on SIGTERM, how long in-flight requests and streams may take to finish"),
+        ConfigField("idle_timeout_s", .number(min: 0.001), default: 75, "close a keep-alive connection after this long without a request"),
+        ConfigField("header_timeout_s", .number(min: 0.001), default: 10, "a started request must be fully received within this time"),
+    ])
+
+    init(_ json: JSON) {
+        listen = json["listen"]?.elements.compactMap(\.string) ?? []
+        maxBodyBytes = json["max_body_bytes"]?.int ?? 8_388_608
+        drainTimeoutSeconds = json["drain_timeout_s"]?.double ?? 30
+        idleTimeoutSeconds = json["idle_timeout_s"]?.double ?? 75
+        headerTimeoutSeconds = json["header_timeout_s"]?.double ?? 10
+    }
+}
+
+/// A public model (a key of `models`): where the router may send it.
+public struct ModelRoute: Sendable {
+    public var name: String
+    public var targets: [Target]
+    /// Public models to try, in order, when every target failed.
+    public var fallbacks: [String]
+
+    public struct Target: Sendable {
+        public var provider: String
+        /// The provider's own model (or Azure deployment) name.
+        public var model: String
+        public var weight: Int
+    }
+
+    static let schema = ConfigSchema([
+        ConfigField("targets", .array(.object(ConfigSchema([
+            ConfigField("provider", .string, required: true, "a key of providers"),
+            ConfigField("model", .string, required: true, "the model name the provider knows"),
+            ConfigField("weight", .nonNegativeInteger, default: 1, "share of traffic among this model's targets"),
+        ]))), required: true, "where requests for this model go; one is picked by weight"),
+        ConfigField("fallbacks", .array(.string), default: [], "public models tried in order when every target failed"),
+    ])
+}

@@ -1,0 +1,52 @@
+import NIOCore
+import NIOHTTP1
+
+/// One client request on its way through the pipeline. A value: a middleware that changes it
+/// passes its own copy to `next`. State that outer middlewares must see after `next` returns
+/// (caller identity, per-request storage) lives in the shared `context`.
+public struct GatewayRequest: Sendable {
+    public var operation: APIOperation
+    /// The front door's wire format; decides the error shape.
+    public var dialect: APIDialect
+    public var method: HTTPMethod
+    public var uri: String
+    public var headers: HTTPHeaders
+    public var body: RequestBody
+    /// The public model asked for (a key of `models`); empty for operations without one.
+    public var model: String
+    /// Whether the client asked for a server-sent-event stream.
+    public var stream: Bool
+    public let context: RequestContext
+
+    public init(operation: APIOperation, dialect: APIDialect, method: HTTPMethod, uri: String, headers: HTTPHeaders,
+                body: RequestBody, model: String, stream: Bool, context: RequestContext) {
+        self.operation = operation
+        self.dialect = dialect
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+        self.model = model
+        self.stream = stream
+        self.context = context
+    }
+
+    /// The path without the query string.
+    public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+}
+
+/// What a client asked for, independent of the path spelling.
+public enum APIOperation: String, Sendable {
+    case chatCompletions = "chat.completions"
+    case embeddings
+    case messages
+    case listModels = "models.list"
+    /// A plugin route or endpoint outside the model API.
+    case other
+}
+
+/// The wire format a request arrived in.
+public enum APIDialect: String, Sendable {
+    case openAI = "openai"
+    case anthropic
+}

@@ -1,0 +1,60 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Per-request state shared by every copy of a `GatewayRequest`: identity, timing, a logger
+/// tagged with the request id, and typed storage for plugins.
+public final class RequestContext: Sendable {
+    public let requestID: String
+    public let receivedAt: ContinuousClock.Instant
+    public let logger: Logger
+    public let allocator: ByteBufferAllocator
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var identity: CallerIdentity?
+        var storage: [ObjectIdentifier: any Sendable] = [:]
+    }
+
+    public init(requestID: String, logger: Logger, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+                receivedAt: ContinuousClock.Instant = .now) {
+        self.requestID = requestID
+        self.receivedAt = receivedAt
+        var logger = logger
+        logger[metadataKey: "request_id"] = .string(requestID)
+        self.logger = logger
+        self.allocator = allocator
+    }
+
+    /// Who is calling, as established by an auth plugin; `nil` before (or without) auth.
+    public var identity: CallerIdentity? {
+        get { state.withLockedValue { $0.identity } }
+        set { state.withLockedValue { $0.identity = newValue } }
+    }
+
+    /// Typed per-request storage: `context[MyKey.self] = value`.
+    public subscript<Key: RequestStorageKey>(key: Key.Type) -> Key.Value? {
+        get { state.withLockedValue { $0.storage[ObjectIdentifier(key)] as? Key.Value } }
+        set { state.withLockedValue { $0.storage[ObjectIdentifier(key)] = newValue } }
+    }
+}
+
+/// A key for `RequestContext` storage; the type itself is the key.
+public protocol RequestStorageKey {
+    associatedtype Value: Sendable
+}
+
+/// The authenticated caller.
+public struct CallerIdentity: Sendable, Equatable {
+    /// The key's name from the manifest (never the key itself).
+    public var name: String
+    /// Public models this caller may use; `nil` means all.
+    public var allowedModels: Set<String>?
+
+    public init(name: String, allowedModels: Set<String>?) {
+        self.name = name
+        self.allowedModels = allowedModels
+    }
+
+    public func allows(model: String) -> Bool { allowedModels?.contains(model) ?? true }
+}

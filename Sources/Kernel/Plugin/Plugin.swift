@@ -1,0 +1,82 @@
+/// A plugin's life: decode config (checked against `configSchema`) → build (`init`) →
+/// validate/connect (`start`) → serve (shared by all requests) → `shutdown`.
+/// `shutdown` is also called when a later plugin of the same manifest failed to build.
+public protocol Plugin: Sendable {
+    /// What admins write in plugins.json: `"plugin": "rate-limit"`.
+    static var name: String { get }
+    /// One line for `sluice plugins`.
+    static var summary: String { get }
+    /// Checked before `init`; drives `sluice plugins` and `sluice schema`.
+    static var configSchema: ConfigSchema { get }
+
+    /// Builds the plugin from its checked config. Throw `config.error(key, message)` for
+    /// problems the schema cannot express, so the admin sees the JSON path.
+    init(config: PluginConfig, context: PluginContext) throws
+
+    /// Called once after every plugin of the manifest was built, before serving.
+    func start() async throws
+    /// Called once when the manifest is retired (shutdown or reload), after its last request.
+    func shutdown() async
+    /// Extra HTTP routes served outside the pipeline (for example `GET /metrics`).
+    var routes: [PluginRoute] { get }
+}
+
+extension Plugin {
+    public static var summary: String { "" }
+    public func start() async throws {}
+    public func shutdown() async {}
+    public var routes: [PluginRoute] { [] }
+}
+
+/// Wraps the rest of the pipeline (the onion model): it may change the request, answer on its
+/// own, or call `next` and look at or change the response.
+public protocol Middleware: Plugin {
+    /// A terminal middleware answers and never calls `next`; the pipeline must end with one.
+    static var isTerminal: Bool { get }
+    func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse
+}
+
+extension Middleware {
+    public static var isTerminal: Bool { false }
+}
+
+/// The rest of the pipeline after a middleware.
+public typealias Next = @Sendable (GatewayRequest) async throws -> GatewayResponse
+
+/// Speaks one provider's wire format through the Kernel's upstream client.
+public protocol Provider: Plugin {
+    /// Sends one attempt of a request to the provider. Throws `GatewayError` (with an upstream
+    /// status) when the provider answered with an error or could not be reached.
+    func send(_ call: ProviderCall) async throws -> GatewayResponse
+}
+
+/// One attempt at a provider, as decided by the router.
+public struct ProviderCall: Sendable {
+    public var request: GatewayRequest
+    /// The provider's own model name for this target.
+    public var upstreamModel: String
+    /// The whole attempt must finish (or, for streams, start) within this time.
+    public var timeout: Duration
+    /// 1 for the first attempt.
+    public var attempt: Int
+
+    public init(request: GatewayRequest, upstreamModel: String, timeout: Duration, attempt: Int = 1) {
+        self.request = request
+        self.upstreamModel = upstreamModel
+        self.timeout = timeout
+        self.attempt = attempt
+    }
+}
+
+/// An HTTP route a plugin serves outside the pipeline.
+public struct PluginRoute: Sendable {
+    public var method: String
+    public var path: String
+    public var handler: @Sendable (GatewayRequest) async throws -> GatewayResponse
+
+    public init(method: String, path: String, handler: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse) {
+        self.method = method
+        self.path = path
+        self.handler = handler
+    }
+}

@@ -1,0 +1,146 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Reads one request at a time from a connection (NIO's pipelining handler queues the next),
+/// enforces the body limit and timeouts, runs the responder in a task, and writes the answer
+/// with back-pressure. A connection that closes cancels the task, and with it the upstream call.
+final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer)
+        case responding
+        /// A refused request whose remaining body is ignored until the connection closes.
+        case discarding
+    }
+
+    private let responder: any HTTPResponder
+    private let tracker: RequestTracker
+    private let idleTimeout: TimeAmount
+    private let requestTimeout: TimeAmount
+    private var state = State.idle
+    private var timer: Scheduled<Void>?
+    private var task: Task<Void, Never>?
+    private var closeWhenIdle = false
+
+    init(responder: any HTTPResponder, tracker: RequestTracker, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
+        self.responder = responder
+        self.tracker = tracker
+        self.idleTimeout = idleTimeout
+        self.requestTimeout = requestTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        armTimer(context: context, idleTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        task?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            let limit = responder.maxBodyBytes
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                refuseOversized(head, context: context)
+                return
+            }
+            let expected = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+            state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, limit)))
+            armTimer(context: context, requestTimeout)
+        case (.body(var chunk), .receiving(let head, var body)):
+            guard body.readableBytes + chunk.readableBytes <= responder.maxBodyBytes else {
+                refuseOversized(head, context: context)
+                return
+            }
+            state = .responding  // release the buffer's reference before appending (no copy-on-write)
+            body.writeBuffer(&chunk)
+            state = .receiving(head, body)
+        case (.end, .receiving(let head, let body)):
+            timer?.cancel()
+            state = .responding
+            startResponding(head, body: body, context: context)
+        case (_, .discarding):
+            break
+        default:
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            closeWhenIdle = true
+            if case .idle = state { context.close(promise: nil) }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func armTimer(context: ChannelHandlerContext, _ delay: TimeAmount) {
+        timer?.cancel()
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: delay) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    private func refuseOversized(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        timer?.cancel()
+        state = .discarding
+        var response = responder.bodyTooLarge(head)
+        response.headers.replaceOrAdd(name: "connection", value: "close")
+        let channel = context.channel
+        Task { await ResponseWriter(channel: channel, keepAlive: false).write(response, version: head.version) }
+    }
+
+    private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let channel = context.channel
+        let responder = responder
+        let keepAlive = head.isKeepAlive
+        guard let ticket = tracker.begin() else {
+            // Draining: no new work. Answer 503 so the client retries elsewhere.
+            let response = GatewayResponse(status: .serviceUnavailable, headers: ["connection": "close", "content-type": "text/plain"],
+                                           body: .whole(ByteBuffer(string: "draining\n")))
+            Task { await ResponseWriter(channel: channel, keepAlive: false).write(response, version: head.version) }
+            return
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        task = Task {
+            let response = await responder.respond(to: head, body: body)
+            let finished = await ResponseWriter(channel: channel, keepAlive: keepAlive).write(response, version: head.version)
+            ticket.end()
+            channel.eventLoop.execute {
+                loopBound.value.responseFinished(context: contextBound.value, reusable: finished && keepAlive)
+            }
+        }
+        tracker.attach(task!, to: ticket)
+    }
+
+    private func responseFinished(context: ChannelHandlerContext, reusable: Bool) {
+        task = nil
+        state = .idle
+        if !reusable || closeWhenIdle {
+            context.close(promise: nil)
+        } else {
+            armTimer(context: context, idleTimeout)
+        }
+    }
+}
+
+/// Sent to every open connection when the server starts draining.
+struct DrainEvent: Sendable {}

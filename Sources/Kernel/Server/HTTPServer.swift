@@ -1,0 +1,99 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The SwiftNIO HTTP/1.1 server: listeners (bound by address or adopted from systemd), and the
+/// per-connection pipeline. It knows nothing of APIs; it hands requests to an `HTTPResponder`.
+public final class HTTPServer: Sendable {
+    public struct Timeouts: Sendable {
+        public var idle: Duration
+        public var request: Duration
+        public init(idle: Duration, request: Duration) {
+            self.idle = idle
+            self.request = request
+        }
+    }
+
+    private let group: any EventLoopGroup
+    private let responder: any HTTPResponder
+    private let timeouts: Timeouts
+    private let logger: Logger
+    public let tracker = RequestTracker()
+    private let listeners = NIOLockedValueBox<[any Channel]>([])
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    public init(group: any EventLoopGroup, responder: any HTTPResponder, timeouts: Timeouts, logger: Logger) {
+        self.group = group
+        self.responder = responder
+        self.timeouts = timeouts
+        self.logger = logger
+    }
+
+    /// Binds `address` and starts accepting. Returns the bound address (useful with port 0).
+    @discardableResult
+    public func listen(on address: ListenAddress) async throws -> SocketAddress? {
+        let channel = try await bootstrap().bind(host: address.host, port: address.port).get()
+        listeners.withLockedValue { $0.append(channel) }
+        return channel.localAddress
+    }
+
+    /// Serves on a listening socket passed in by systemd (socket activation).
+    @discardableResult
+    public func listen(onDescriptor descriptor: CInt) async throws -> SocketAddress? {
+        let channel = try await bootstrap().withBoundSocket(descriptor).get()
+        listeners.withLockedValue { $0.append(channel) }
+        return channel.localAddress
+    }
+
+    public var boundAddresses: [SocketAddress] { listeners.withLockedValue { $0.compactMap(\.localAddress) } }
+
+    /// Stops accepting, tells idle keep-alive connections to close, and refuses new requests on
+    /// busy ones; requests in flight go on (see `tracker.drain`).
+    public func stopAccepting() async {
+        tracker.startDraining()
+        let channels = listeners.withLockedValue { state in
+            defer { state.removeAll() }
+            return state
+        }
+        for channel in channels { try? await channel.close() }
+        for connection in connections.withLockedValue({ Array($0.values) }) {
+            connection.pipeline.fireUserInboundEventTriggered(DrainEvent())
+        }
+    }
+
+    /// Closes every connection that is left.
+    public func closeConnections() async {
+        for connection in connections.withLockedValue({ Array($0.values) }) { try? await connection.close() }
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        let responder = responder, tracker = tracker, connections = connections
+        let idle = TimeAmount(timeouts.idle), request = TimeAmount(timeouts.request)
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
+            .childChannelInitializer { channel in
+                let id = ObjectIdentifier(channel)
+                connections.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPConnectionHandler(responder: responder, tracker: tracker, idleTimeout: idle, requestTimeout: request))
+                }
+            }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,60 @@
+import NIOConcurrencyHelpers
+
+/// Counts requests in flight so that a drain can wait for them, and cancel the stragglers.
+public final class RequestTracker: Sendable {
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var nextID = 0
+        var tasks: [Int: Task<Void, Never>?] = [:]
+        var isDraining = false
+    }
+
+    public init() {}
+
+    public var inFlight: Int { state.withLockedValue { $0.tasks.count } }
+    public var isDraining: Bool { state.withLockedValue { $0.isDraining } }
+
+    /// Registers a new request; `nil` once draining has begun.
+    func begin() -> Ticket? {
+        state.withLockedValue { state in
+            guard !state.isDraining else { return nil }
+            state.nextID += 1
+            state.tasks[state.nextID] = .some(nil)
+            return Ticket(id: state.nextID, tracker: self)
+        }
+    }
+
+    func attach(_ task: Task<Void, Never>, to ticket: Ticket) {
+        state.withLockedValue { state in
+            if state.tasks[ticket.id] != nil { state.tasks[ticket.id] = task }
+        }
+    }
+
+    fileprivate func end(_ id: Int) {
+        state.withLockedValue { _ = $0.tasks.removeValue(forKey: id) }
+    }
+
+    /// Refuses new requests from now on.
+    public func startDraining() { state.withLockedValue { $0.isDraining = true } }
+
+    /// Waits until no request is in flight, or until `timeout`; then cancels what is left.
+    /// Returns how many were cancelled. (A drain happens once per process: polling is fine.)
+    @discardableResult
+    public func drain(timeout: Duration) async -> Int {
+        startDraining()
+        let deadline = ContinuousClock.now + timeout
+        while inFlight > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let leftovers = state.withLockedValue { $0.tasks.values.compactMap { $0 } }
+        for task in leftovers { task.cancel() }
+        return leftovers.count
+    }
+
+    struct Ticket: Sendable {
+        let id: Int
+        let tracker: RequestTracker
+        func end() { tracker.end(id) }
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request to a provider or another HTTP service.
+public struct UpstreamRequest: Sendable {
+    public var method: HTTPMethod
+    public var url: String
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer?
+    public var timeouts: UpstreamTimeouts
+
+    public init(method: HTTPMethod = .POST, url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
+                timeouts: UpstreamTimeouts = .init()) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeouts = timeouts
+    }
+}
+
+/// Limits on one upstream transfer.
+public struct UpstreamTimeouts: Sendable {
+    /// Establishing the connection (TCP and TLS).
+    public var connect: Duration
+    /// From sending until the response headers arrive.
+    public var firstByte: Duration?
+    /// The whole transfer, body included; `nil` for none (long streams).
+    public var total: Duration?
+
+    public init(connect: Duration = .seconds(10), firstByte: Duration? = nil, total: Duration? = nil) {
+        self.connect = connect
+        self.firstByte = firstByte
+        self.total = total
+    }
+}
+
+/// A whole upstream response.
+public struct UpstreamResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+}
+
+/// An upstream response whose body arrives as it is read.
+public struct UpstreamStreamingResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    /// Chunks as the provider sends them. Reading slowly pauses the transfer; dropping the
+    /// sequence (or cancelling the reading task) aborts it.
+    public var body: UpstreamBody
+
+    /// Reads the rest of the body (for error answers, which are small), up to `limit` bytes.
+    public func collect(upTo limit: Int = 1 << 20) async throws -> ByteBuffer {
+        var result = ByteBuffer()
+        for try await chunk in body {
+            var chunk = chunk
+            guard result.readableBytes + chunk.readableBytes <= limit else { break }
+            result.writeBuffer(&chunk)
+        }
+        return result
+    }
+}
+
+/// Why an upstream transfer failed.
+public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
+    case connectFailed(String)
+    case timedOut(Phase)
+    case cancelled
+    case shutdown
+    case failed(String)
+
+    public enum Phase: String, Sendable { case connect, firstByte = "first byte", total }
+
+    public var description: String {
+        switch self {
+        case .connectFailed(let why): "could not connect: \(why)"
+        case .timedOut(let phase): "timed out (\(phase.rawValue))"
+        case .cancelled: "cancelled"
+        case .shutdown: "the gateway is shutting down"
+        case .failed(let why): why
+        }
+    }
+}

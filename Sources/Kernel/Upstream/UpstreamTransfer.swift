@@ -1,0 +1,198 @@
+import CCurl
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// One request in flight: a curl easy handle and where its outcome goes.
+/// Thread discipline: built by the caller, then touched only on the curl thread (the command queue's
+/// lock orders the hand-over); `cancelRequested` is the one field other threads write.
+final class UpstreamTransfer: @unchecked Sendable {
+    let easy: UnsafeMutableRawPointer
+    let client: UpstreamClient
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+
+    var mode = Mode.idle
+    private var status = 0
+    private var headers = HTTPHeaders()
+    private var body = ByteBuffer()
+    private(set) var headersComplete = false
+    let firstByteTimeout: Duration?
+    var firstByteDeadline: NIODeadline?
+    var startedAt = NIODeadline.now() {
+        didSet { firstByteDeadline = firstByteTimeout.map { startedAt + TimeAmount($0) } }
+    }
+    /// Whether the reader wants more chunks; when not, curl is paused until it does.
+    var wantsMore = true
+    var isPaused = false
+    let cancelRequested = NIOLockedValueBox(false)
+
+    enum Mode {
+        case idle
+        case whole(CheckedContinuation<UpstreamResponse, any Error>)
+        case streaming(CheckedContinuation<UpstreamStreamingResponse, any Error>)
+        case streamingBody(UpstreamBody.Source)
+        case done
+    }
+
+    init(_ request: UpstreamRequest, client: UpstreamClient) throws {
+        guard let easy = curl_easy_init() else { throw UpstreamError.failed("could not create a curl handle") }
+        self.easy = easy
+        self.client = client
+        firstByteTimeout = request.timeouts.firstByte
+        errorBuffer[0] = 0
+
+        sluice_curl_easy_setopt_string(easy, CURLOPT_URL, request.url)
+        sluice_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        sluice_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        sluice_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        sluice_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.timeouts.connect.milliseconds)
+        if let total = request.timeouts.total {
+            sluice_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.milliseconds))
+        }
+        sluice_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
+
+        switch request.method {
+        case .GET:
+            sluice_curl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1)
+        case .POST:
+            sluice_curl_easy_setopt_long(easy, CURLOPT_POST, 1)
+        default:
+            sluice_curl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method.rawValue)
+        }
+        if let requestBody = request.body {
+            // curl copies the bytes, so the buffer need not outlive this call.
+            sluice_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(requestBody.readableBytes))
+            requestBody.withUnsafeReadableBytes { bytes in
+                let base = bytes.baseAddress ?? UnsafeRawPointer(("" as StaticString).utf8Start)
+                sluice_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: base))
+            }
+        }
+
+        for (name, value) in request.headers {
+            headerList = curl_slist_append(headerList, "\(name): \(value)")
+        }
+        headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip
+        sluice_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList)
+
+        let userdata = Unmanaged.passUnretained(self).toOpaque()
+        sluice_curl_easy_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, upstreamHeaderCallback)
+        sluice_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, userdata)
+        sluice_curl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, upstreamWriteCallback)
+        sluice_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, userdata)
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headerList)
+        errorBuffer.deallocate()
+    }
+
+    // MARK: curl callbacks (curl thread)
+
+    func onHeaderLine(_ line: UnsafeRawBufferPointer) -> Int {
+        let text = String(decoding: line, as: UTF8.self)
+        if text.hasPrefix("HTTP/") {
+            // A new response starts (after 1xx answers only: redirects are not followed).
+            let parts = text.split(separator: " ", maxSplits: 2)
+            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            headers = HTTPHeaders()
+        } else if text == "\r\n" || text == "\n" {
+            if status >= 200 { headersDidComplete() }
+        } else if let colon = text.firstIndex(of: ":") {
+            let name = text[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            headers.add(name: name, value: value)
+        }
+        return line.count
+    }
+
+    func onBodyBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
+        if !headersComplete { headersDidComplete() }
+        switch mode {
+        case .whole:
+            body.writeBytes(bytes)
+        case .streamingBody(let source):
+            guard wantsMore else {
+                isPaused = true
+                return sluice_curl_writefunc_pause()  // curl keeps these bytes and hands them over again
+            }
+            switch source.yield(client.allocator.buffer(bytes: bytes)) {
+            case .produceMore: break
+            case .stopProducing: wantsMore = false
+            case .dropped: return 0  // the reader is gone: abort
+            }
+        default:
+            return 0
+        }
+        return bytes.count
+    }
+
+    private func headersDidComplete() {
+        headersComplete = true
+        guard case .streaming(let continuation) = mode else { return }
+        let producer = UpstreamBody.Producer.makeSequence(
+            elementType: ByteBuffer.self,
+            backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
+            finishOnDeinit: false,
+            delegate: UpstreamBodyDelegate(transfer: self)
+        )
+        mode = .streamingBody(producer.source)
+        continuation.resume(returning: UpstreamStreamingResponse(status: status, headers: headers, body: UpstreamBody(producer.sequence)))
+    }
+
+    // MARK: outcome
+
+    /// Reports the outcome once: resumes the waiting caller or ends the body stream.
+    func complete(_ error: UpstreamError?) {
+        if error == nil, !headersComplete { headersDidComplete() }
+        let mode = self.mode
+        self.mode = .done
+        switch mode {
+        case .whole(let continuation):
+            if let error {
+                continuation.resume(throwing: error)
+            } else {
+                continuation.resume(returning: UpstreamResponse(status: status, headers: headers, body: body))
+            }
+        case .streaming(let continuation):
+            continuation.resume(throwing: error ?? UpstreamError.failed("the response ended before its headers"))
+        case .streamingBody(let source):
+            if let error { source.finish(error) } else { source.finish() }
+        case .idle, .done:
+            break
+        }
+    }
+
+    func error(for code: CURLcode) -> UpstreamError {
+        if cancelRequested.withLockedValue({ $0 }) { return .cancelled }
+        let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
+        switch code {
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
+            return .connectFailed(detail)
+        case CURLE_OPERATION_TIMEDOUT:
+            var connectTime: curl_off_t = 0
+            sluice_curl_easy_getinfo_off(easy, CURLINFO_CONNECT_TIME_T, &connectTime)
+            return .timedOut(connectTime == 0 ? .connect : (headersComplete ? .total : .firstByte))
+        default:
+            return .failed(detail)
+        }
+    }
+}
+
+private let upstreamHeaderCallback: sluice_curl_data_callback = { pointer, size, count, userdata in
+    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    return transfer.onHeaderLine(UnsafeRawBufferPointer(start: pointer, count: size * count))
+}
+
+private let upstreamWriteCallback: sluice_curl_data_callback = { pointer, size, count, userdata in
+    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    return transfer.onBodyBytes(UnsafeRawBufferPointer(start: pointer, count: size * count))
+}
+
+extension Duration {
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}

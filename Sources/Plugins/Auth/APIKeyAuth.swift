@@ -1,0 +1,104 @@
+import Foundation
+import Kernel
+import NIOHTTP1
+
+/// Authenticates callers by API key. Keys are held only as SHA-256 digests and compared in
+/// constant time; a key may be limited to some public models. The key's `name` (never the key)
+/// becomes the caller identity for later plugins, and the client's key headers are removed so
+/// that they can never reach a provider.
+public struct APIKeyAuth: Middleware {
+    public static let name = "api-key-auth"
+    public static let summary = "requires a known API key (Authorization: Bearer, x-api-key or api-key)"
+    public static let configSchema = ConfigSchema([
+        ConfigField("keys", .array(.object(ConfigSchema([
+            ConfigField("name", .string, required: true, "who holds the key; shown in logs and metrics"),
+            ConfigField("key", .secret, "the key itself, best as {\"env\": \"NAME\"}, {\"file\": \"/path\"} or {\"credential\": \"NAME\"}"),
+            ConfigField("key_sha256", .string, "instead of key: the hex SHA-256 of the key (`printf %s KEY | sha256sum`)"),
+            ConfigField("models", .array(.string), default: ["*"], "public models this key may use; \"*\" for all"),
+        ]))), required: true, "the accepted keys"),
+    ])
+
+    /// Headers a client key may arrive in; removed after authentication.
+    static let keyHeaders = ["authorization", "x-api-key", "api-key"]
+
+    struct Key: Sendable {
+        var digest: [UInt8]
+        var identity: CallerIdentity
+    }
+
+    let keys: [Key]
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        var keys: [Key] = []
+        var names: Set<String> = []
+        for entry in config.objects("keys") {
+            let name = entry.string("name") ?? ""
+            guard names.insert(name).inserted else { throw entry.error("name", "another key is already named \"\(name)\"") }
+            let digest: [UInt8]
+            switch (entry.string("key"), entry.string("key_sha256")) {
+            case (let key?, nil):
+                guard !key.isEmpty else { throw entry.error("key", "must not be empty") }
+                digest = SHA256.hash(Array(key.utf8))
+            case (nil, let hex?):
+                guard let bytes = SHA256.bytes(fromHex: hex) else {
+                    throw entry.error("key_sha256", "expected 64 hexadecimal characters (the output of sha256sum)")
+                }
+                digest = bytes
+            case (nil, nil):
+                throw entry.error(nil, "needs either \"key\" or \"key_sha256\"")
+            case (.some, .some):
+                throw entry.error(nil, "give either \"key\" or \"key_sha256\", not both")
+            }
+            let models = entry.strings("models")
+            keys.append(Key(digest: digest, identity: CallerIdentity(name: name, allowedModels: models.contains("*") ? nil : Set(models))))
+        }
+        guard !keys.isEmpty else { throw config.error("keys", "needs at least one key; without keys nobody could call the gateway") }
+        self.keys = keys
+    }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard let presented = Self.presentedKey(in: request.headers) else {
+            throw GatewayError(.unauthorized, type: "authentication_error",
+                               "You didn't provide an API key. Send it as `Authorization: Bearer KEY` (or in an `x-api-key` header).",
+                               code: "missing_api_key")
+        }
+        guard let identity = identify(presented) else {
+            throw GatewayError.authentication("Incorrect API key provided.")
+        }
+        if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
+            throw GatewayError.permission("The key `\(identity.name)` may not use the model `\(request.model)`.")
+        }
+        request.context.identity = identity
+        var request = request
+        for header in Self.keyHeaders { request.headers.remove(name: header) }
+        return try await next(request)
+    }
+
+    /// The key from the first of `Authorization: Bearer`, `x-api-key` or `api-key`.
+    static func presentedKey(in headers: HTTPHeaders) -> String? {
+        if let authorization = headers.first(name: "authorization") {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                let key = parts[1].trimmingCharacters(in: .whitespaces)
+                if !key.isEmpty { return key }
+            }
+        }
+        for name in ["x-api-key", "api-key"] {
+            if let key = headers.first(name: name), !key.isEmpty { return key }
+        }
+        return nil
+    }
+
+    /// Compares the presented key's digest with every known digest, without stopping early,
+    /// so that timing tells nothing about which key (or how much of one) matched.
+    func identify(_ presented: String) -> CallerIdentity? {
+        let digest = SHA256.hash(Array(presented.utf8))
+        var match: Int?
+        for (index, key) in keys.enumerated() {
+            var difference: UInt8 = 0
+            for i in 0..<32 { difference |= digest[i] ^ key.digest[i] }
+            if difference == 0 { match = index }
+        }
+        return match.map { keys[$0].identity }
+    }
+}

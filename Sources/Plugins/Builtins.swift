@@ -1,0 +1,22 @@
+import Kernel
+
+/// The one list of built-in plugins. A host program registers its own types next to these:
+///
+///     var registry = Builtins.registry()
+///     registry.register(MyPlugin.self)
+public enum Builtins {
+    public static let types: [any Plugin.Type] = [
+        // pipeline
+        APIKeyAuth.self,
+        Router.self,
+        // providers
+        OpenAICompatibleProvider.self,
+        OpenAIProvider.self,
+    ]
+
+    public static func registry() -> PluginRegistry {
+        var registry = PluginRegistry()
+        registry.register(types)
+        return registry
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Kernel
+import Logging
+import Plugins
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check a manifest: print every error (file, JSON path, what is expected) and exit non-zero if any.")
+
+    @Argument(help: "The manifest to check.")
+    var file = "plugins.json"
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let registry = Builtins.registry()
+        let logger = Logger(label: "sluice.check") { _ in SwiftLogNoOpLogHandler() }
+        let upstream = UpstreamClient()
+        defer { upstream.shutdown() }
+        do {
+            let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
+            let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
+                                                               environment: environment, logger: logger)
+            await generation.shutdown()
+            print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            let count = error.errors.count
+            FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

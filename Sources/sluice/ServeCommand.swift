@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import Kernel
+import Logging
+import Plugins
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Load the manifest and serve.")
+
+    @Option(name: .shortAndLong, help: "The manifest to load.")
+    var config = "plugins.json"
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical (or $SLUICE_LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel ?? ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sluice")
+        let gateway = Gateway(configFile: config, registry: Builtins.registry(), logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: gateway)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch let errors as ManifestErrors {
+            for error in errors.errors { logger.critical("manifest refused", metadata: ["error": .string(error.description)]) }
+            FileHandle.standardError.write(Data((errors.description + "\n").utf8))
+            throw ExitCode(2)
+        }
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Sluice: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "An embeddable, plugin-based AI API gateway.",
+        subcommands: [ServeCommand.self, CheckCommand.self, PluginsCommand.self]
+    )
+}
