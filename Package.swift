@@ -38,8 +38,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel"]),
-        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", .product(name: "NIOHTTP1", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -59,14 +59,14 @@ extension JSON {
     public static func array() -> JSON { JSON(owning: json_array()) }
 }
 
+// Not ExpressibleByNilLiteral: `cond ? json : nil` would silently become `.null` instead of `Optional.none`.
 extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
-    ExpressibleByBooleanLiteral, ExpressibleByNilLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     public init(stringLiteral value: String) { self.init(value) }
     public init(integerLiteral value: Int) { self.init(value) }
     public init(floatLiteral value: Double) { self.init(value) }
     public init(booleanLiteral value: Bool) { self.init(value) }
-    public init(nilLiteral: ()) { self = .null }
     public init(arrayLiteral elements: JSON...) { self.init(array: elements) }
     public init(dictionaryLiteral elements: (String, JSON)...) { self.init(object: elements) }
 }

@@ -73,7 +73,7 @@ public final class Gateway: Service, HTTPResponder {
         let addresses = server.boundAddresses
         listening.withLockedValue { $0 = addresses }
         logger.info("sluice is serving", metadata: [
-            "listen": .array(addresses.map { .string($0.description) }),
+            "listen": .array(addresses.map { .string($0.hostAndPort) }),
             "models": .array(manifest.models.map { .string($0.name) }),
             "config": .string(configFile),
         ])
@@ -117,5 +117,13 @@ public final class Gateway: Service, HTTPResponder {
         await server.closeConnections()
         await generation.shutdown()
         upstream.shutdown()
+    }
+}
+
+extension SocketAddress {
+    /// `127.0.0.1:8080` or `[::1]:8080`, as admins write it in `server.listen`.
+    public var hostAndPort: String {
+        guard let ip = ipAddress, let port else { return description }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }

@@ -106,9 +106,9 @@ public struct ManifestReader: Sendable {
             if let terminal {
                 checker.fail(JSONPath.member(path, "plugin"), "nothing may follow the terminal plugin \"\(terminal.name)\" at \(terminal.path); move \"\(plugin)\" above it")
             }
-            guard let config = checkPlugin(plugin, config: entry["config"], kind: .middleware, at: path, checker: &checker) else { continue }
-            manifest.pipeline.append(.init(plugin: plugin, config: config, path: JSONPath.member(path, "config")))
+            let config = checkPlugin(plugin, config: entry["config"], kind: .middleware, at: path, checker: &checker)
             if let type = registry[plugin] as? any Middleware.Type, type.isTerminal { terminal = (plugin, path) }
+            if let config { manifest.pipeline.append(.init(plugin: plugin, config: config, path: JSONPath.member(path, "config"))) }
         }
         let enabled = entries.filter { $0["enabled"]?.bool != false }.compactMap { $0["plugin"]?.string }
         if enabled.isEmpty {

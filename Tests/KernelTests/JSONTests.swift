@@ -1,0 +1,78 @@
+import Testing
+@testable import Kernel
+
+@Suite struct JSONTests {
+    @Test func readsTypedValues() throws {
+        let json = try JSON.parse(#"{"s":"hé\u0000x","i":42,"r":1.5,"whole":2.0,"b":true,"n":null,"a":[1,"two"],"o":{"k":"v"}}"#)
+        #expect(json["s"]?.string == "hé\u{0}x")
+        #expect(json["i"]?.int == 42)
+        #expect(json["r"]?.double == 1.5)
+        #expect(json["r"]?.int == nil)
+        #expect(json["whole"]?.int == 2)
+        #expect(json["b"]?.bool == true)
+        #expect(json["n"]?.isNull == true)
+        #expect(json["a"]?.elements.count == 2)
+        #expect(json["a"]?[1]?.string == "two")
+        #expect(json["o"]?["k"]?.string == "v")
+        #expect(json["missing"] == nil)
+        #expect(json["i"]?.string == nil)
+    }
+
+    @Test func keepsKeyOrderAndUnknownFieldsWhenPatched() throws {
+        var json = try JSON.parse(#"{"z":1,"model":"public","a":{"new_param":[1,2]},"m":"x"}"#)
+        json["model"] = "upstream"
+        json["added"] = true
+        #expect(String(decoding: json.encoded(), as: UTF8.self) == #"{"z":1,"model":"upstream","a":{"new_param":[1,2]},"m":"x","added":true}"#)
+        json["z"] = nil
+        #expect(json.keys == ["model", "a", "m", "added"])
+    }
+
+    @Test func hasValueSemantics() throws {
+        let original = try JSON.parse(#"{"outer":{"inner":1}}"#)
+        var copy = original
+        copy["outer"]?["inner"] = 2
+        #expect(original["outer"]?["inner"]?.int == 1)
+        #expect(copy["outer"]?["inner"]?.int == 2)
+
+        var child = original["outer"]!
+        child["inner"] = 3
+        #expect(original["outer"]?["inner"]?.int == 1)
+    }
+
+    @Test func reportsLineAndColumn() {
+        #expect(throws: JSONParseError.self) { try JSON.parse("{\n  \"a\": 1,\n  \"b\": }") }
+        do {
+            _ = try JSON.parse("{\n  \"a\": 1,\n  \"b\": }")
+        } catch {
+            #expect(error.line == 3)
+            #expect(error.column > 0)
+        }
+    }
+
+    @Test func survivesGarbage() {
+        var generator = SystemRandomNumberGenerator()
+        let samples: [[UInt8]] = [[], [0], Array("{".utf8), Array("[[[[".utf8), Array(repeating: UInt8(ascii: "["), count: 100_000),
+                                  Array("\"\\ud800\"".utf8), Array("1e99999".utf8), [0xff, 0xfe, 0x22], Array("{\"a\":".utf8)]
+        for sample in samples { _ = try? JSON.parse(sample) }
+        for _ in 0..<2000 {
+            let length = Int.random(in: 0..<64, using: &generator)
+            let alphabet = Array("{}[]\":,01-.eE truefalsn\\u".utf8) + [0, 0x80, 0xff]
+            let bytes = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }
+            if let json = try? JSON.parse(bytes) { _ = json.encoded() }
+        }
+    }
+
+    @Test func roundTripsNumbersExactly() throws {
+        let json = try JSON.parse(#"{"t":0.7,"big":9007199254740993,"neg":-3}"#)
+        let again = try JSON.parse(json.encoded())
+        #expect(again["t"]?.double == 0.7)
+        #expect(again["big"]?.int == 9_007_199_254_740_993)
+        #expect(again == json)
+    }
+
+    @Test func buildsFromLiterals() {
+        let json: JSON = ["a": 1, "b": [true, .null, "x"], "c": 2.5]
+        #expect(json.description == #"{"a":1,"b":[true,null,"x"],"c":2.5}"#)
+        #expect(JSON(Double.nan).isNull)
+    }
+}

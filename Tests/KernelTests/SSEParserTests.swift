@@ -1,0 +1,46 @@
+import NIOCore
+import Testing
+@testable import Kernel
+
+@Suite struct SSEParserTests {
+    static let stream = "event: message_start\r\ndata: {\"a\":1}\r\n\r\n: keep-alive comment\n\ndata: line one\ndata: line two\n\ndata:nospace\rid: 7\r\rdata: [DONE]\n\n"
+
+    static let expected = [
+        SSEEvent(event: "message_start", data: "{\"a\":1}"),
+        SSEEvent(data: "line one\nline two"),
+        SSEEvent(data: "nospace", id: "7"),
+        SSEEvent(data: "[DONE]", id: "7"),
+    ]
+
+    @Test func parsesWholeStream() {
+        var parser = SSEParser()
+        #expect(parser.feed(ByteBuffer(string: Self.stream)) == Self.expected)
+        #expect(parser.finish() == nil)
+    }
+
+    @Test func parsesEventsSplitAtEveryByte() {
+        let bytes = Array(Self.stream.utf8)
+        for split in 1..<bytes.count {
+            var parser = SSEParser()
+            var events = parser.feed(ByteBuffer(bytes: bytes[..<split]))
+            events += parser.feed(ByteBuffer(bytes: bytes[split...]))
+            #expect(events == Self.expected, "split at \(split)")
+        }
+        var parser = SSEParser()
+        let oneByOne = bytes.flatMap { parser.feed(ByteBuffer(bytes: [$0])) }
+        #expect(oneByOne == Self.expected)
+    }
+
+    @Test func flushesUnterminatedLastEvent() {
+        var parser = SSEParser()
+        #expect(parser.feed(ByteBuffer(string: "data: tail")).isEmpty)
+        #expect(parser.finish() == SSEEvent(data: "tail"))
+    }
+
+    @Test func writerRoundTrips() {
+        var buffer = ByteBuffer()
+        for event in Self.expected { event.write(to: &buffer) }
+        var parser = SSEParser()
+        #expect(parser.feed(buffer) == Self.expected)
+    }
+}
