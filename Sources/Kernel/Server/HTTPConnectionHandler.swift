@@ -25,6 +25,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var timer: Scheduled<Void>?
     private var task: Task<Void, Never>?
     private var closeWhenIdle = false
+    /// Counts requests on this connection, so a late `responseFinished` cannot clobber a newer one.
+    private var requestNumber = 0
 
     init(responder: any HTTPResponder, tracker: RequestTracker, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.responder = responder
@@ -49,7 +51,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .idle):
+        case (.head(let head), .idle), (.head(let head), .responding):
+            // NIO's pipelining handler passes the next head on as soon as the previous `.end` is
+            // written, which can be before `responseFinished` ran: that is a new request too.
             let limit = responder.maxBodyBytes
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 refuseOversized(head, context: context)
@@ -120,21 +124,25 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        requestNumber += 1
+        let number = requestNumber
         task = Task {
             let response = await responder.respond(to: head, body: body)
             let finished = await ResponseWriter(channel: channel, keepAlive: keepAlive).write(response, version: head.version)
             ticket.end()
             channel.eventLoop.execute {
-                loopBound.value.responseFinished(context: contextBound.value, reusable: finished && keepAlive)
+                loopBound.value.responseFinished(number, context: contextBound.value, reusable: finished && keepAlive)
             }
         }
         tracker.attach(task!, to: ticket)
     }
 
-    private func responseFinished(context: ChannelHandlerContext, reusable: Bool) {
+    private func responseFinished(_ number: Int, context: ChannelHandlerContext, reusable: Bool) {
+        if !reusable { context.close(promise: nil) }
+        guard number == requestNumber, case .responding = state else { return }  // the next request has begun
         task = nil
         state = .idle
-        if !reusable || closeWhenIdle {
+        if closeWhenIdle {
             context.close(promise: nil)
         } else {
             armTimer(context: context, idleTimeout)

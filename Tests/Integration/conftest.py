@@ -1,0 +1,145 @@
+"""Fixtures for the integration tests: the real sluice binary in front of an in-process fake provider.
+
+    python -m pytest Tests/Integration -q          # from the repo root, in .venv
+
+The binary is ``$SLUICE_BIN`` or ``<repo>/.build/debug/sluice``; a missing binary is a failure,
+not a skip, so a broken build can never look green. One gateway serves the whole session (the
+secrets-in-logs test reads its accumulated log); ``start_sluice`` starts extra ones with a
+custom manifest. The fake provider is reset before every test.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import openai
+import pytest
+
+from fakeprovider import FakeProvider
+from harness.constants import SLUICE_TEST_KEY
+from harness.manifest import default_manifest
+from harness.net import free_port
+from harness.sluice import Sluice, SluiceError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SLUICE_BIN = REPO_ROOT / ".build" / "debug" / "sluice"
+HTTP_TIMEOUT_S = 20.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "run_last: run after every other test (reads the session's logs)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)  # stable sort
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Attaches the logs of running gateways, and of those the test started, to a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        started_here = getattr(item.funcargs.get("start_sluice"), "started", []) if hasattr(item, "funcargs") else []
+        for gw in [*Sluice.live, *(g for g in started_here if g not in Sluice.live)]:
+            report.sections.append((f"sluice log: {gw.name} (port {gw.port})", gw.log_report()))
+
+
+# --- the binary ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sluice_bin() -> Path:
+    path = Path(os.environ.get("SLUICE_BIN") or DEFAULT_SLUICE_BIN)
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"sluice binary not found or not executable at {path}: "
+                    f"run `swift build` first, or set SLUICE_BIN to the binary", pytrace=False)
+    return path
+
+
+# --- the fake provider --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def fake_provider() -> FakeProvider:
+    provider = FakeProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(autouse=True)
+def fake(fake_provider: FakeProvider) -> FakeProvider:
+    """The session's fake provider with no recorded requests and no queued faults."""
+    fake_provider.reset()
+    return fake_provider
+
+
+# --- gateways -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_manifest(fake_provider: FakeProvider) -> Callable[..., dict]:
+    """``make_manifest(port=None)``: a fresh default manifest on a free (or given) port."""
+    def make(port: int | None = None) -> dict:
+        return default_manifest(port or free_port(), fake_provider.base_url)
+    return make
+
+
+def _start(binary: Path, manifest: dict, workdir: Path, name: str, env: dict | None) -> Sluice:
+    try:
+        return Sluice(binary, manifest, workdir, env=env, name=name).start()
+    except SluiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def gateway(sluice_bin: Path, fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Sluice:
+    """The session's sluice, serving the default manifest (see harness/manifest.py)."""
+    manifest = default_manifest(free_port(), fake_provider.base_url)
+    gw = _start(sluice_bin, manifest, tmp_path_factory.mktemp("gateway"), "session", None)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def start_sluice(sluice_bin: Path, make_manifest, tmp_path: Path) -> Callable[..., Sluice]:
+    """``start_sluice(manifest=None, env=None, name="custom")``: an extra gateway for this test.
+
+    ``manifest`` may be a dict (its listen port is used as is) or a callable that edits a copy
+    of the default manifest in place. Stopped at teardown.
+    """
+    started: list[Sluice] = []
+
+    def start(manifest: dict | Callable[[dict], None] | None = None, env: dict | None = None,
+              name: str = "custom") -> Sluice:
+        if manifest is None or callable(manifest):
+            edited = make_manifest()
+            if manifest is not None:
+                manifest(edited)
+            manifest = edited
+        gw = _start(sluice_bin, copy.deepcopy(manifest), tmp_path, f"{name}{len(started)}", env)
+        started.append(gw)
+        return gw
+
+    start.started = started  # read by pytest_runtest_makereport
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def client(gateway: Sluice) -> openai.OpenAI:
+    """The official OpenAI SDK pointed at the gateway, with the all-models test key."""
+    with openai.OpenAI(base_url=gateway.base_url, api_key=SLUICE_TEST_KEY, max_retries=0,
+                       timeout=HTTP_TIMEOUT_S) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def http(gateway: Sluice) -> httpx.Client:
+    """A raw HTTP client on the gateway's root URL, with no credentials."""
+    with httpx.Client(base_url=gateway.url, timeout=HTTP_TIMEOUT_S, trust_env=False) as raw:
+        yield raw

@@ -1,0 +1,19 @@
+"""A fake OpenAI-compatible provider for Sluice's integration tests.
+
+It speaks the OpenAI wire format closely enough that the gateway cannot tell it from the real
+thing, records every request it receives, and injects faults on demand. Stdlib only, so it also
+runs outside the test venv: ``python -m fakeprovider.server --port 0``.
+"""
+
+from .faults import Fault
+from .openai_shapes import embedding_for
+
+__all__ = ["FakeProvider", "Fault", "embedding_for"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so `python -m fakeprovider.server` does not load server.py twice.
+    if name == "FakeProvider":
+        from .server import FakeProvider
+        return FakeProvider
+    raise AttributeError(name)

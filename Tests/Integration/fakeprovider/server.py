@@ -1,0 +1,397 @@
+"""The fake provider's HTTP server: OpenAI endpoints, control endpoints, and the CLI.
+
+HTTP/1.1 with keep-alive (the gateway pools upstream connections), Content-Length for whole
+answers and chunked transfer for SSE streams, exactly as api.openai.com does.
+
+    python -m fakeprovider.server --port 0     # prints "READY <port>" once listening
+
+Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models; control:
+POST /_fake/next (queue a fault, see faults.Fault), GET /_fake/requests, POST /_fake/reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import openai_shapes as shapes
+from .connection import GONE_ERRORS, ClientConnection, PeerGone
+from .faults import Fault, FaultQueue
+from .recorder import RequestLog
+
+DEFAULT_MODELS = ["upstream-local", "upstream-smol", "fake-model"]
+CONTROL_PREFIX = "/_fake/"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, provider: "FakeProvider"):
+        self.provider = provider
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        """Peers vanishing between keep-alive requests are routine here, not errors to print."""
+        if not isinstance(sys.exc_info()[1], GONE_ERRORS):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-openai/1.0"
+    sys_version = ""
+    server: _Server
+    _record: dict | None = None  # the log record of the request being answered
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        if self.server.provider.verbose:
+            super().log_message(format, *args)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _lower_headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            out[key] = f"{out[key]}, {value}" if key in out else value
+        return out
+
+    def _start(self, status: int, content_type: str, length: int | None, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Cache-Control", "no-cache")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+        self.send_header("openai-processing-ms", "1")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send_whole(self, status: int, body: Any, extra: dict | None = None) -> None:
+        """Sends a complete JSON (or verbatim str) answer and records it on the current request.
+
+        The record says completed *before* the write (undone if the write fails), so a client
+        that holds the whole answer always finds ``completed`` already true.
+        """
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self._start(status, "application/json", len(data), extra)
+        self._note(status=status, completed=True)
+        self.wfile.write(data)
+
+    def _note(self, **changes: Any) -> None:
+        if self._record is not None:
+            self.server.provider.log.update(self._record, **changes)
+
+    def _error(self, status: int, message: str, type_: str = "invalid_request_error",
+               param: str | None = None, code: str | None = None) -> None:
+        self._send_whole(status, shapes.error_body(message, type_, param, code))
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._record = None
+        url = urlsplit(self.path)
+        raw = self._read_body()
+        if url.path.startswith(CONTROL_PREFIX):
+            self._control(url.path, raw)
+            return
+
+        provider = self.server.provider
+        headers = self._lower_headers()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self._record = provider.log.add(
+            method=self.command, path=url.path, query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2])
+
+        try:
+            fault = Fault.from_headers(headers) or provider.faults.take(url.path)
+        except ValueError as exc:
+            self._error(400, f"bad x-fake-* header: {exc}")
+            return
+        if fault is not None:
+            self._note(fault={k: v for k, v in fault.to_json().items() if k != "count"})
+        fault = fault or Fault()
+
+        conn = ClientConnection(self.connection)
+        try:
+            if fault.delay_ms:
+                conn.wait(fault.delay_ms / 1000)
+            if fault.drop_after_chunks is not None and not self._is_stream_request(url.path, body):
+                self._drop(conn)
+            elif fault.canned:
+                status = fault.status if fault.status is not None else 200
+                self._send_whole(status, fault.body if fault.body is not None
+                                 else shapes.default_error_for_status(status), fault.headers)
+            else:
+                self._route(self.command, url.path, raw, body, fault, conn)
+        except (PeerGone, *GONE_ERRORS):
+            self._note(completed=False, client_disconnected=True, stream_aborted=bool(self._record["stream"]))
+            self.close_connection = True
+
+    @staticmethod
+    def _is_stream_request(path: str, body: Any) -> bool:
+        return path.endswith("/chat/completions") and isinstance(body, dict) and body.get("stream") is True
+
+    def _drop(self, conn: ClientConnection) -> None:
+        self._note(dropped=True)
+        self.close_connection = True
+        conn.reset()
+
+    def _route(self, method: str, path: str, raw: bytes, body: Any, fault: Fault,
+               conn: ClientConnection) -> None:
+        routes = {
+            ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/embeddings"): self._embeddings,
+            ("GET", "/v1/models"): self._models,
+        }
+        handler = routes.get((method, path))
+        if handler is None:
+            self._error(404, f"Invalid URL ({method} {path})")
+        elif method == "POST" and raw and body is None:
+            self._error(400, "We could not parse the JSON body of your request. (HINT: This likely means "
+                             "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+                             "payload, but what was sent was not valid JSON.)")
+        elif method == "POST" and not isinstance(body, dict):
+            self._error(400, "The request body must be a JSON object.")
+        else:
+            handler(body, fault, conn)
+
+    # --- OpenAI endpoints -------------------------------------------------------------------
+
+    def _require(self, body: dict, name: str, kind: type) -> bool:
+        if name not in body:
+            self._error(400, f"Missing required parameter: '{name}'.", param=name,
+                        code="missing_required_parameter")
+            return False
+        if not isinstance(body[name], kind):
+            self._error(400, f"Invalid type for '{name}'.", param=name, code="invalid_type")
+            return False
+        return True
+
+    def _chat(self, body: dict, fault: Fault, conn: ClientConnection) -> None:
+        if not self._require(body, "model", str) or not self._require(body, "messages", list):
+            return
+        if not body["messages"]:
+            self._error(400, "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+                        param="messages", code="empty_array")
+            return
+        words = shapes.reply_words(body["messages"], fault.stream_words)
+        text = shapes.join_words(words)
+        usage = shapes.chat_usage(body["messages"], text)
+        if body.get("stream") is True:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._stream(shapes.chat_stream_events(body["model"], words, usage, include_usage), fault, conn)
+        else:
+            self._send_whole(200, shapes.chat_completion(body["model"], text, usage))
+
+    def _stream(self, events: list[dict], fault: Fault, conn: ClientConnection) -> None:
+        """Writes SSE events as HTTP chunks, one event per chunk, honouring the fault's pacing."""
+        self._note(stream=True)
+        if fault.drop_after_chunks == 0:
+            self._drop(conn)
+            return
+        self._start(200, "text/event-stream; charset=utf-8", None)
+        self._note(status=200)
+        payloads = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
+        for i, payload in enumerate(payloads):
+            if i and fault.chunk_delay_ms:
+                conn.wait(fault.chunk_delay_ms / 1000)
+            if i == len(payloads) - 1:
+                # [DONE] and the last-chunk marker go out in one write, and the record says
+                # completed before it: a client that saw [DONE] may hang up at once.
+                self._note(completed=True)
+                conn.send_chunk(payload, last=True)
+                self._note(chunks_sent=i + 1)
+                return
+            conn.send_chunk(payload)
+            self._note(chunks_sent=i + 1)
+            if fault.drop_after_chunks is not None and i + 1 >= fault.drop_after_chunks:
+                self._drop(conn)
+                return
+
+    def _embeddings(self, body: dict, fault: Fault, conn: ClientConnection) -> None:
+        if not self._require(body, "model", str):
+            return
+        if "input" not in body:
+            self._error(400, "Missing required parameter: 'input'.", param="input",
+                        code="missing_required_parameter")
+            return
+        texts = shapes.embedding_inputs(body["input"])
+        if texts is None:
+            self._error(400, "'input' : input must be a string, an array of strings, or token arrays",
+                        param="input", code="invalid_type")
+            return
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            self._error(400, f"Invalid value for 'encoding_format': {encoding!r}.", param="encoding_format")
+            return
+        dims = body.get("dimensions") or shapes.DEFAULT_EMBEDDING_DIMENSIONS
+        if not isinstance(dims, int) or dims < 1:
+            self._error(400, "Invalid value for 'dimensions'.", param="dimensions")
+            return
+        self._send_whole(200, shapes.embeddings_response(body["model"], texts, encoding, dims))
+
+    def _models(self, body: Any, fault: Fault, conn: ClientConnection) -> None:
+        self._send_whole(200, shapes.models_list(self.server.provider.models))
+
+    # --- control endpoints ------------------------------------------------------------------
+
+    def _control(self, path: str, raw: bytes) -> None:
+        provider = self.server.provider
+        if self.command == "GET" and path == "/_fake/requests":
+            self._send_whole(200, provider.requests())
+        elif self.command == "GET" and path == "/_fake/faults":
+            self._send_whole(200, provider.faults.pending())
+        elif self.command == "POST" and path == "/_fake/reset":
+            provider.reset()
+            self._send_whole(200, {"reset": True})
+        elif self.command == "POST" and path == "/_fake/next":
+            try:
+                data = json.loads(raw or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError("expected a JSON object")
+                queued = provider.faults.push(Fault.from_json(data))
+            except (ValueError, TypeError) as exc:
+                self._error(400, f"bad fault: {exc}")
+                return
+            self._send_whole(200, {"queued": queued})
+        else:
+            self._error(404, f"Invalid URL ({self.command} {path})")
+
+
+class FakeProvider:
+    """The fake provider, run in a background thread (tests) or in the foreground (CLI).
+
+        fake = FakeProvider().start()
+        fake.base_url              # "http://127.0.0.1:PORT/v1"
+        fake.enqueue(status=500)   # next request gets a 500
+        fake.requests()            # what was received
+        fake.stop()
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, models: list[str] | None = None,
+                 verbose: bool = False):
+        self.host = host
+        self.models = list(models or DEFAULT_MODELS)
+        self.verbose = verbose
+        self.log = RequestLog()
+        self.faults = FaultQueue()
+        self._server = _Server((host, port), self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What a client (or the gateway's manifest) uses as the OpenAI base URL."""
+        return f"{self.url}/v1"
+
+    def start(self) -> "FakeProvider":
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fakeprovider:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.05)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeProvider":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # --- what tests use ---------------------------------------------------------------------
+
+    def enqueue(self, **fault: Any) -> None:
+        """Queues a fault for the next matching request(s); same fields as POST /_fake/next."""
+        self.faults.push(Fault.from_json(fault))
+
+    def requests(self, path: str | None = None) -> list[dict]:
+        """A copy of every request received (optionally only those to ``path``), oldest first."""
+        records = self.log.snapshot()
+        return [r for r in records if path is None or r["path"] == path]
+
+    def wait_for(self, predicate, timeout: float = 5.0):
+        """Waits until ``predicate(requests)`` is truthy and returns its value (None on timeout)."""
+        return self.log.wait_for(predicate, timeout)
+
+    def reset(self) -> None:
+        self.log.clear()
+        self.faults.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fakeprovider.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--model", action="append", dest="models",
+                        help="a model id for GET /v1/models (repeatable)")
+    parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    args = parser.parse_args(argv)
+
+    provider = FakeProvider(args.host, args.port, args.models, args.verbose)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=provider._server.shutdown).start())
+    print(f"READY {provider.port}", flush=True)
+    try:
+        provider.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        provider._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The fake provider on its own, driven by the official SDK: if these fail, gateway tests mean nothing.
+
+No sluice involved, so these pass before the binary exists.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from fakeprovider import FakeProvider, embedding_for
+
+HERE = Path(__file__).resolve().parent
+KEY = "prov-direct-key"
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture
+def sdk(fake: FakeProvider) -> openai.OpenAI:
+    with openai.OpenAI(base_url=fake.base_url, api_key=KEY, max_retries=0, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def raw(fake: FakeProvider) -> httpx.Client:
+    with httpx.Client(base_url=fake.url, timeout=10, trust_env=False) as c:
+        yield c
+
+
+def chat_body(**extra) -> dict:
+    return {"model": "m", "messages": HELLO, **extra}
+
+
+def test_chat_completion(sdk, fake):
+    answer = sdk.chat.completions.create(model="upstream-x", messages=[
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}])
+    assert answer.object == "chat.completion"
+    assert answer.id.startswith("chatcmpl-")
+    assert answer.model == "upstream-x"
+    assert answer.choices[0].message.role == "assistant"
+    assert answer.choices[0].message.content == "echo: hello there"
+    assert answer.choices[0].finish_reason == "stop"
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (4, 3, 7)
+
+    [req] = fake.requests()
+    assert req["method"] == "POST" and req["path"] == "/v1/chat/completions"
+    assert req["headers"]["authorization"] == f"Bearer {KEY}"
+    assert req["body"]["model"] == "upstream-x"
+    assert req["completed"] and not req["stream_aborted"] and req["status"] == 200
+
+
+def test_content_parts_are_echoed(sdk):
+    answer = sdk.chat.completions.create(model="m", messages=[
+        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "you"}]}])
+    assert answer.choices[0].message.content == "echo: hi you"
+
+
+def test_chat_stream_via_sdk(sdk, fake):
+    chunks = list(sdk.chat.completions.create(model="m", messages=HELLO, stream=True,
+                                              stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert all(c.object == "chat.completion.chunk" and c.model == "m" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: hello there"
+    finals = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finals == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 5
+    [req] = fake.requests()
+    assert req["stream"] and req["completed"] and not req["stream_aborted"]
+
+
+def test_chat_stream_wire_format(raw):
+    with raw.stream("POST", "/v1/chat/completions", json=chat_body(stream=True)) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        assert resp.headers["transfer-encoding"] == "chunked"
+        text = resp.read().decode()
+    events = text.split("\n\n")
+    assert events[-1] == "" and events[-2] == "data: [DONE]"
+    payloads = [json.loads(e[len("data: "):]) for e in events[:-2]]
+    assert all(e.startswith("data: ") for e in events[:-1])
+    assert [p["choices"][0]["delta"].get("content") for p in payloads] == ["", "echo:", " hello", " there", None]
+    assert "usage" not in payloads[0]  # only with stream_options.include_usage
+
+
+def test_stream_words_override(sdk, fake):
+    fake.enqueue(stream_words=7)
+    text = "".join(c.choices[0].delta.content or "" for c in
+                   sdk.chat.completions.create(model="m", messages=HELLO, stream=True))
+    assert text == "echo: hello there echo: hello there echo:"
+
+
+def test_embeddings_base64_by_default(sdk, fake):
+    answer = sdk.embeddings.create(model="emb", input="hello")
+    assert fake.requests()[0]["body"]["encoding_format"] == "base64"  # what the SDK asks for
+    assert answer.model == "emb"
+    assert answer.data[0].embedding == embedding_for("hello")
+    assert len(answer.data[0].embedding) == 8
+
+
+def test_embeddings_float_list_input(sdk):
+    answer = sdk.embeddings.create(model="emb", input=["a", "b c"], encoding_format="float")
+    assert [d.index for d in answer.data] == [0, 1]
+    assert answer.data[1].embedding == embedding_for("b c")
+    assert answer.usage.prompt_tokens == 3 and answer.usage.total_tokens == 3
+
+
+def test_embeddings_wire_format(raw):
+    body = raw.post("/v1/embeddings", json={"model": "e", "input": "x", "encoding_format": "base64"}).json()
+    assert body["object"] == "list" and body["data"][0]["object"] == "embedding"
+    assert isinstance(body["data"][0]["embedding"], str)
+
+
+def test_models(sdk):
+    ids = [m.id for m in sdk.models.list()]
+    assert "upstream-local" in ids and "upstream-smol" in ids
+
+
+def test_missing_messages_is_openai_400(raw):
+    resp = raw.post("/v1/chat/completions", json={"model": "m"})
+    assert resp.status_code == 400
+    assert resp.json()["error"] == {"message": "Missing required parameter: 'messages'.",
+                                    "type": "invalid_request_error", "param": "messages",
+                                    "code": "missing_required_parameter"}
+
+
+def test_bad_json_is_openai_400(raw):
+    resp = raw.post("/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_unknown_path_is_openai_404(raw):
+    resp = raw.post("/v1/nothing", json={})
+    assert resp.status_code == 404 and "Invalid URL" in resp.json()["error"]["message"]
+
+
+def test_fault_queue_count_then_normal(sdk, raw, fake):
+    assert raw.post("/_fake/next", json={"status": 500, "count": 2}).json() == {"queued": 1}
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError) as err:
+            sdk.chat.completions.create(model="m", messages=HELLO)
+        assert err.value.status_code == 500 and err.value.body["type"] == "server_error"
+    assert sdk.chat.completions.create(model="m", messages=HELLO).choices[0].message.content == "echo: hello there"
+    assert [r["status"] for r in fake.requests()] == [500, 500, 200]
+    assert fake.requests()[0]["fault"]["status"] == 500
+
+
+def test_fault_custom_body_and_headers(sdk, fake):
+    fake.enqueue(status=429, headers={"retry-after": "7"},
+                 body={"error": {"message": "slow down", "type": "requests", "param": None,
+                                 "code": "rate_limit_exceeded"}})
+    with pytest.raises(openai.RateLimitError) as err:
+        sdk.chat.completions.create(model="m", messages=HELLO)
+    assert err.value.response.headers["retry-after"] == "7"
+    assert err.value.message.endswith("slow down")
+
+
+def test_fault_path_filter(sdk, fake):
+    fake.enqueue(status=503, path="/v1/embeddings")
+    sdk.models.list()
+    sdk.chat.completions.create(model="m", messages=HELLO)
+    with pytest.raises(openai.APIStatusError) as err:
+        sdk.embeddings.create(model="e", input="x")
+    assert err.value.status_code == 503
+
+
+def test_fault_via_headers(raw):
+    resp = raw.post("/v1/chat/completions", json=chat_body(), headers={"x-fake-status": "502"})
+    assert resp.status_code == 502 and resp.json()["error"]["type"] == "server_error"
+
+
+def test_delay_before_headers(sdk, fake):
+    fake.enqueue(delay_ms=300)
+    start = time.monotonic()
+    sdk.chat.completions.create(model="m", messages=HELLO)
+    assert time.monotonic() - start >= 0.3
+
+
+def test_chunk_delay(sdk, fake):
+    fake.enqueue(chunk_delay_ms=50)
+    start = time.monotonic()
+    list(sdk.chat.completions.create(model="m", messages=HELLO, stream=True))
+    assert time.monotonic() - start >= 0.05 * 5  # 5 events + [DONE] => 5 pauses
+
+
+def test_drop_mid_stream(sdk, fake):
+    fake.enqueue(drop_after_chunks=2)
+    got = []
+    with pytest.raises(openai.APIError):
+        for chunk in sdk.chat.completions.create(model="m", messages=HELLO, stream=True):
+            got.append(chunk)
+    assert len(got) == 2
+    [req] = fake.requests()
+    assert req["dropped"] and not req["completed"] and req["chunks_sent"] == 2
+    assert sdk.chat.completions.create(model="m", messages=HELLO).choices[0].message.content  # still serving
+
+
+def test_drop_non_stream(sdk, fake):
+    fake.enqueue(drop_after_chunks=0)
+    with pytest.raises(openai.APIConnectionError):
+        sdk.chat.completions.create(model="m", messages=HELLO)
+
+
+def test_client_abort_is_detected(fake):
+    """Reading 2 events of a slow stream and hanging up must mark the request stream_aborted."""
+    fake.enqueue(chunk_delay_ms=100, stream_words=200)
+    with httpx.Client(timeout=10, trust_env=False) as c:
+        with c.stream("POST", f"{fake.base_url}/chat/completions", json=chat_body(stream=True)) as resp:
+            events = 0
+            for line in resp.iter_lines():
+                events += line.startswith("data: ")
+                if events == 2:
+                    break
+    hung_up = time.monotonic()
+    aborted = fake.wait_for(lambda rs: [r for r in rs if r["stream_aborted"]], timeout=5)
+    assert aborted, fake.requests()
+    assert time.monotonic() - hung_up < 1.0  # seen within about one chunk delay
+    assert not aborted[0]["completed"] and aborted[0]["client_disconnected"]
+    assert aborted[0]["chunks_sent"] < 20
+
+
+def test_client_reset_is_detected(fake):
+    """Same, but the client resets the connection (RST, as a killed process would) instead of FIN."""
+    fake.enqueue(chunk_delay_ms=100, stream_words=200)
+    body = json.dumps(chat_body(stream=True)).encode()
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        received = b""
+        while received.count(b"data: ") < 2:
+            received += sock.recv(4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    aborted = fake.wait_for(lambda rs: [r for r in rs if r["stream_aborted"]], timeout=5)
+    assert aborted and aborted[0]["chunks_sent"] < 20, fake.requests()
+
+
+def test_keep_alive(raw, fake):
+    for _ in range(3):
+        assert raw.get("/v1/models").status_code == 200
+    raw.post("/v1/chat/completions", json=chat_body(stream=True)).read()
+    assert raw.get("/v1/models").status_code == 200  # the chunked stream left the connection usable
+    assert len({r["peer"] for r in fake.requests()}) == 1
+
+
+def test_chunked_request_body(raw, fake):
+    def pieces():
+        yield b'{"model": "m", '
+        yield b'"messages": [{"role": "user", "content": "hello there"}]}'
+    resp = raw.post("/v1/chat/completions", content=pieces(), headers={"content-type": "application/json"})
+    assert resp.json()["choices"][0]["message"]["content"] == "echo: hello there"
+    assert fake.requests()[0]["headers"]["transfer-encoding"] == "chunked"
+
+
+def test_request_log_and_reset(raw, fake):
+    raw.get("/v1/models?x=1")
+    fake.enqueue(status=500)
+    [req] = raw.get("/_fake/requests").json()
+    assert req["query"] == {"x": "1"} and req["method"] == "GET"
+    assert raw.get("/_fake/faults").json()[0]["status"] == 500
+    raw.post("/_fake/reset")
+    assert raw.get("/_fake/requests").json() == [] and raw.get("/_fake/faults").json() == []
+
+
+def test_control_rejects_typos(raw):
+    resp = raw.post("/_fake/next", json={"stauts": 500})
+    assert resp.status_code == 400 and "stauts" in resp.json()["error"]["message"]
+
+
+def test_runs_as_module_with_stdlib_only():
+    """``python -S -m fakeprovider.server``: -S drops site-packages, proving no venv is needed."""
+    proc = subprocess.Popen([sys.executable, "-S", "-m", "fakeprovider.server", "--port", "0"],
+                            cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("READY "), proc.stderr.read() if proc.poll() is not None else line
+        port = int(line.split()[1])
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models", trust_env=False).json()["object"] == "list"
+    finally:
+        proc.terminate()
+        assert proc.wait(5) == 0
+
+
+def test_in_process_on_a_fixed_port():
+    with FakeProvider() as first:
+        port = first.port
+    with FakeProvider(port=port) as again:  # stop() frees the port for reuse
+        assert again.port == port
