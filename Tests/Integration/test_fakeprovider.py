@@ -193,6 +193,26 @@ def test_chunk_delay(sdk, fake):
     assert time.monotonic() - start >= 0.05 * 5  # 5 events + [DONE] => 5 pauses
 
 
+def test_chunk_padding(raw, fake):
+    fake.enqueue(chunk_pad_bytes=1000, stream_words=3)
+    with raw.stream("POST", "/v1/chat/completions", json=chat_body(stream=True)) as resp:
+        events = [e for e in resp.read().decode().split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    payloads = [json.loads(e[len("data: "):]) for e in events[:-1]]
+    assert all(p["x_fake_pad"] == "x" * 1000 for p in payloads)
+    assert "".join(p["choices"][0]["delta"].get("content") or "" for p in payloads) == "echo: hello there"
+    [req] = fake.requests()
+    assert req["chunks_sent"] == req["total_chunks"] == len(events) == 6
+
+
+def test_fault_model_filter(sdk, fake):
+    fake.enqueue(status=503, model="bad", count=5)
+    assert sdk.chat.completions.create(model="good", messages=HELLO).choices[0].message.content
+    with pytest.raises(openai.InternalServerError):
+        sdk.chat.completions.create(model="bad", messages=HELLO)
+    assert [(r["body"]["model"], r["status"]) for r in fake.requests()] == [("good", 200), ("bad", 503)]
+
+
 def test_drop_mid_stream(sdk, fake):
     fake.enqueue(drop_after_chunks=2)
     got = []

@@ -63,7 +63,7 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     /// Anthropic's error types for the same situations.
     var anthropicType: String {
         switch status.code {
-        case 400, 413 where type == "invalid_request_error": "invalid_request_error"
+        case 400: "invalid_request_error"
         case 401: "authentication_error"
         case 403: "permission_error"
         case 404: "not_found_error"

@@ -107,31 +107,31 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         state = .discarding
         var response = responder.bodyTooLarge(head)
         response.headers.replaceOrAdd(name: "connection", value: "close")
-        let channel = context.channel
-        Task { await ResponseWriter(channel: channel, keepAlive: false).write(response, version: head.version) }
+        let writer = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version)
+        Task { _ = await writer.write(response) }
     }
 
     private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
-        let channel = context.channel
         let responder = responder
-        let keepAlive = head.isKeepAlive
+        let writer = ResponseWriter(channel: context.channel, keepAlive: head.isKeepAlive, version: head.version)
         guard let ticket = tracker.begin() else {
             // Draining: no new work. Answer 503 so the client retries elsewhere.
             let response = GatewayResponse(status: .serviceUnavailable, headers: ["connection": "close", "content-type": "text/plain"],
                                            body: .whole(ByteBuffer(string: "draining\n")))
-            Task { await ResponseWriter(channel: channel, keepAlive: false).write(response, version: head.version) }
+            let refusal = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version)
+            Task { _ = await refusal.write(response) }
             return
         }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         requestNumber += 1
         let number = requestNumber
         task = Task {
             let response = await responder.respond(to: head, body: body)
-            let finished = await ResponseWriter(channel: channel, keepAlive: keepAlive).write(response, version: head.version)
-            ticket.end()
-            channel.eventLoop.execute {
-                loopBound.value.responseFinished(number, context: contextBound.value, reusable: finished && keepAlive)
+            await writer.write(response).whenComplete { result in
+                ticket.end()
+                let reusable = (try? result.get()) == true && writer.keepAlive
+                handler.value.responseFinished(number, context: loopContext.value, reusable: reusable)
             }
         }
         tracker.attach(task!, to: ticket)

@@ -1,45 +1,66 @@
 import NIOCore
 import NIOHTTP1
 
-/// Writes a `GatewayResponse` to a connection. A stream is written event by event, each flushed
-/// at once and awaited: a client that reads slowly holds the loop here, which stops pulling from
-/// the upstream, whose transfer then pauses. Nothing is buffered without bound.
+/// Writes a `GatewayResponse` to a connection.
+///
+/// A whole answer is written in one hop to the event loop. A stream is written event by event,
+/// each flushed at once and awaited: a client that reads slowly holds the writer here, which
+/// stops pulling from the upstream, whose transfer then pauses. Nothing is buffered without bound.
 struct ResponseWriter {
     let channel: any Channel
     let keepAlive: Bool
+    let version: HTTPVersion
 
-    /// Returns whether the whole response was written (false when the stream failed or the client left).
-    @discardableResult
-    func write(_ response: GatewayResponse, version: HTTPVersion) async -> Bool {
-        var head = HTTPResponseHead(version: version, status: response.status, headers: response.headers)
-        if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+    /// Writes the response; the future tells (on the event loop) whether all of it was written.
+    func write(_ response: GatewayResponse) async -> EventLoopFuture<Bool> {
         switch response.body {
         case .whole(let body):
-            head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+            return writeWhole(head(for: response), body: body)
+        case .events(let events):
+            let finished = await writeStream(head(for: response), events: events)
+            return channel.eventLoop.makeSucceededFuture(finished)
+        }
+    }
+
+    private func head(for response: GatewayResponse) -> HTTPResponseHead {
+        var head = HTTPResponseHead(version: version, status: response.status, headers: response.headers)
+        if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        return head
+    }
+
+    private func writeWhole(_ head: HTTPResponseHead, body: ByteBuffer) -> EventLoopFuture<Bool> {
+        var withLength = head
+        withLength.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        let head = withLength, channel = channel
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.eventLoop.execute {
             channel.write(HTTPServerResponsePart.head(head), promise: nil)
             if body.readableBytes > 0 { channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil) }
-            return (try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()) != nil
-        case .events(let events):
-            head.headers.remove(name: "content-length")
-            head.headers.replaceOrAdd(name: "content-type", value: "text/event-stream")
-            head.headers.replaceOrAdd(name: "cache-control", value: "no-cache")
-            head.headers.replaceOrAdd(name: "x-accel-buffering", value: "no")
-            do {
-                try await channel.writeAndFlush(HTTPServerResponsePart.head(head)).get()
-                var buffer = channel.allocator.buffer(capacity: 512)
-                for try await event in events {
-                    buffer.clear()
-                    event.write(to: &buffer)
-                    try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).get()
-                }
-                try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
-                return true
-            } catch {
-                // The client left or the stream failed after it began: the status line is gone,
-                // so the connection is closed (and the truncation is visible to the client).
-                channel.close(promise: nil)
-                return false
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: promise)
+        }
+        return promise.futureResult.map { true }.recover { _ in false }
+    }
+
+    private func writeStream(_ head: HTTPResponseHead, events: EventStream) async -> Bool {
+        var head = head
+        head.headers.remove(name: "content-length")
+        head.headers.replaceOrAdd(name: "content-type", value: "text/event-stream")
+        head.headers.replaceOrAdd(name: "cache-control", value: "no-cache")
+        head.headers.replaceOrAdd(name: "x-accel-buffering", value: "no")
+        do {
+            try await channel.writeAndFlush(HTTPServerResponsePart.head(head)).get()
+            for try await event in events {
+                var buffer = channel.allocator.buffer(capacity: event.data.utf8.count + 16)
+                event.write(to: &buffer)
+                try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).get()
             }
+            try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
+            return true
+        } catch {
+            // The client left, or the stream failed after its status line was sent: close the
+            // connection so that the truncation is visible to the client.
+            channel.close(promise: nil)
+            return false
         }
     }
 }

@@ -91,18 +91,24 @@ final class UpstreamTransfer: @unchecked Sendable {
     // MARK: curl callbacks (curl thread)
 
     func onHeaderLine(_ line: UnsafeRawBufferPointer) -> Int {
-        let text = String(decoding: line, as: UTF8.self)
-        if text.hasPrefix("HTTP/") {
-            // A new response starts (after 1xx answers only: redirects are not followed).
-            let parts = text.split(separator: " ", maxSplits: 2)
-            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-            headers = HTTPHeaders()
-        } else if text == "\r\n" || text == "\n" {
+        // Works on bytes: this runs for every header of every response on the one curl thread.
+        var end = line.count
+        while end > 0, line[end - 1] == UInt8(ascii: "\n") || line[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        let bytes = UnsafeRawBufferPointer(rebasing: line[..<end])
+        if bytes.isEmpty {
             if status >= 200 { headersDidComplete() }
-        } else if let colon = text.firstIndex(of: ":") {
-            let name = text[..<colon].trimmingCharacters(in: .whitespaces)
-            let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-            headers.add(name: name, value: value)
+        } else if bytes.starts(with: "HTTP/".utf8) {
+            // A new response begins (after a 1xx answer: redirects are not followed).
+            let digits = bytes.drop { $0 != UInt8(ascii: " ") }.dropFirst().prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+            status = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+            headers = HTTPHeaders()
+        } else if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+            let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+            let name = bytes[..<colon]
+            var value = bytes[(colon + 1)...]
+            while let first = value.first, isSpace(first) { value = value.dropFirst() }
+            while let last = value.last, isSpace(last) { value = value.dropLast() }
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
         }
         return line.count
     }

@@ -26,7 +26,12 @@ class Fault:
         byte of the response; for a non-streamed request any value drops before the response).
     stream_words: make the reply exactly this many words (a long stream, with chunk_delay_ms
         a slow one).
+    chunk_pad_bytes: add a string field of this many bytes to every SSE event of a stream
+        (bulk, for back-pressure tests; the events are encoded lazily, so a huge stream costs
+        the fake no memory).
     path: only requests to this path consume the fault (None = any request).
+    model: only requests whose JSON body names this model consume the fault (None = any);
+        through the gateway that is the *upstream* model name, i.e. one target.
     count: how many requests the fault applies to.
     """
 
@@ -37,7 +42,9 @@ class Fault:
     chunk_delay_ms: int = 0
     drop_after_chunks: int | None = None
     stream_words: int | None = None
+    chunk_pad_bytes: int = 0
     path: str | None = None
+    model: str | None = None
     count: int = 1
 
     @classmethod
@@ -60,12 +67,13 @@ class Fault:
             "x-fake-chunk-delay-ms": "chunk_delay_ms",
             "x-fake-drop-after-chunks": "drop_after_chunks",
             "x-fake-stream-words": "stream_words",
+            "x-fake-chunk-pad-bytes": "chunk_pad_bytes",
         }
         values = {field: int(headers[h]) for h, field in ints.items() if h in headers}
         return cls(**values) if values else None
 
     def validate(self) -> None:
-        for name in ("delay_ms", "chunk_delay_ms", "count"):
+        for name in ("delay_ms", "chunk_delay_ms", "chunk_pad_bytes", "count"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -97,11 +105,11 @@ class FaultQueue:
             self._faults.append(fault)
             return len(self._faults)
 
-    def take(self, path: str) -> Fault | None:
-        """The first queued fault matching ``path``, consuming one of its uses."""
+    def take(self, path: str, model: str | None = None) -> Fault | None:
+        """The first queued fault matching ``path`` (and the body's ``model``), consuming one use."""
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if fault.path is None or fault.path == path:
+                if (fault.path is None or fault.path == path) and (fault.model is None or fault.model == model):
                     fault.count -= 1
                     if fault.count <= 0:
                         del self._faults[i]

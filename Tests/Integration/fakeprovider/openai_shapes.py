@@ -133,13 +133,23 @@ class ChunkFactory:
 
 def chat_stream_events(model: str, words: list[str], usage: dict, include_usage: bool) -> list[dict]:
     """Every event of a streamed answer, in order (``[DONE]`` is added by the writer)."""
+    return list(iter_chat_stream_events(model, words, usage, include_usage))
+
+
+def chat_stream_event_count(words: list[str], include_usage: bool) -> int:
+    """How many events ``iter_chat_stream_events`` yields (without building them)."""
+    return len(words) + 2 + (1 if include_usage else 0)
+
+
+def iter_chat_stream_events(model: str, words: list[str], usage: dict, include_usage: bool):
+    """The events of ``chat_stream_events``, built one at a time (for very long streams)."""
     f = ChunkFactory(model, include_usage)
-    events = [f.delta({"role": "assistant", "content": "", "refusal": None})]
-    events += [f.delta({"content": d}) for d in stream_deltas(words)]
-    events.append(f.delta({}, "stop"))
+    yield f.delta({"role": "assistant", "content": "", "refusal": None})
+    for i, word in enumerate(words):
+        yield f.delta({"content": word if i == 0 else " " + word})
+    yield f.delta({}, "stop")
     if include_usage:
-        events.append(f.usage(usage))
-    return events
+        yield f.usage(usage)
 
 
 # --- embeddings ------------------------------------------------------------------------------

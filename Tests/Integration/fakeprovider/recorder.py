@@ -36,6 +36,7 @@ class RequestLog:
             "status": None,          # status sent, None if the connection dropped before
             "stream": False,
             "chunks_sent": 0,        # SSE events written (streams only)
+            "total_chunks": 0,       # SSE events in the whole stream, [DONE] included (streams only)
             "completed": False,      # the whole response was written
             "dropped": False,        # we reset the connection on purpose (fault drop_after_chunks)
             "client_disconnected": False,  # the peer went away before the response was complete

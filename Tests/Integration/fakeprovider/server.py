@@ -18,7 +18,7 @@ import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import openai_shapes as shapes
@@ -143,7 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2])
 
         try:
-            fault = Fault.from_headers(headers) or provider.faults.take(url.path)
+            model = body.get("model") if isinstance(body, dict) else None
+            fault = Fault.from_headers(headers) or provider.faults.take(url.path, model if isinstance(model, str) else None)
         except ValueError as exc:
             self._error(400, f"bad x-fake-* header: {exc}")
             return
@@ -219,23 +220,37 @@ class _Handler(BaseHTTPRequestHandler):
         usage = shapes.chat_usage(body["messages"], text)
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(shapes.chat_stream_events(body["model"], words, usage, include_usage), fault, conn)
+            self._stream(shapes.iter_chat_stream_events(body["model"], words, usage, include_usage),
+                         shapes.chat_stream_event_count(words, include_usage), fault, conn)
         else:
             self._send_whole(200, shapes.chat_completion(body["model"], text, usage))
 
-    def _stream(self, events: list[dict], fault: Fault, conn: ClientConnection) -> None:
-        """Writes SSE events as HTTP chunks, one event per chunk, honouring the fault's pacing."""
-        self._note(stream=True)
+    def _stream(self, events: Iterable[dict], event_count: int, fault: Fault, conn: ClientConnection) -> None:
+        """Writes SSE events as HTTP chunks, one event per chunk, honouring the fault's pacing.
+
+        Events are encoded one at a time, so a padded stream of 50,000 events costs no memory.
+        ``total_chunks`` (the events plus ``[DONE]``) is recorded before the first write.
+        """
+        self._note(stream=True, total_chunks=event_count + 1)
         if fault.drop_after_chunks == 0:
             self._drop(conn)
             return
         self._start(200, "text/event-stream; charset=utf-8", None)
         self._note(status=200)
-        payloads = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
-        for i, payload in enumerate(payloads):
+        pad = "x" * fault.chunk_pad_bytes if fault.chunk_pad_bytes else None
+
+        def payloads():
+            for event in events:
+                if pad is not None:
+                    event["x_fake_pad"] = pad
+                yield b"data: " + json.dumps(event).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+
+        last = event_count
+        for i, payload in enumerate(payloads()):
             if i and fault.chunk_delay_ms:
                 conn.wait(fault.chunk_delay_ms / 1000)
-            if i == len(payloads) - 1:
+            if i == last:
                 # [DONE] and the last-chunk marker go out in one write, and the record says
                 # completed before it: a client that saw [DONE] may hang up at once.
                 self._note(completed=True)

@@ -145,6 +145,32 @@ class Sluice:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def send_signal(self, sig: int = signal.SIGTERM) -> None:
+        """Signals the process without waiting (e.g. SIGTERM to watch the drain from outside)."""
+        assert self.proc is not None, "not started"
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code once the process has exited, or None if it is still running after ``timeout``."""
+        assert self.proc is not None, "not started"
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def rss_bytes(self) -> int:
+        """Resident set size now (Linux: VmRSS in /proc/PID/status)."""
+        assert self.proc is not None, "not started"
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+        raise RuntimeError(f"no VmRSS in /proc/{self.proc.pid}/status")
+
     # --- probes and logs --------------------------------------------------------------------
 
     def get(self, path: str, timeout: float = 5) -> tuple[int | None, bytes]:
