@@ -23,6 +23,7 @@ struct CheckCommand: AsyncParsableCommand {
             let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
                                                                environment: environment, logger: logger)
             await generation.shutdown()
+            for warning in manifest.warnings { print("warning: \(warning)") }
             print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))

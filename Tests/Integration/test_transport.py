@@ -223,15 +223,16 @@ def test_upstream_400_is_not_retried(routed, fake):
 
 # --- 4. connection refused --------------------------------------------------------------------
 
-def test_connection_refused_is_502(start_sluice, fake):
+def test_connection_refused_is_503_provider_unavailable(start_sluice, fake):
+    """Nothing listening means the provider is down (a dead local model server): 503, at once."""
     closed = free_port()  # bound and released: nothing listens there
     gw = start_sluice(lambda m: m["providers"]["fake"]["config"].update(base_url=f"http://127.0.0.1:{closed}/v1"))
     start = time.monotonic()
     with sdk(gw) as c, pytest.raises(openai.APIStatusError) as err:
         c.chat.completions.create(model="local", messages=HELLO)
     elapsed = time.monotonic() - start
-    assert err.value.status_code == 502, err.value.response.text
-    assert error_of(err.value)["message"]
+    assert err.value.status_code == 503, err.value.response.text
+    assert error_of(err.value)["code"] == "provider_unavailable"
     assert elapsed < 2, f"a refused connection took {elapsed:.2f}s to report"
 
 

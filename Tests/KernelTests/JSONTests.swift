@@ -64,6 +64,7 @@ import Testing
 
     @Test func roundTripsNumbersExactly() throws {
         let json = try JSON.parse(#"{"t":0.7,"big":9007199254740993,"neg":-3}"#)
+        #expect(json.description == #"{"t":0.7,"big":9007199254740993,"neg":-3}"#)
         let again = try JSON.parse(json.encoded())
         #expect(again["t"]?.double == 0.7)
         #expect(again["big"]?.int == 9_007_199_254_740_993)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Kernel
 
@@ -89,6 +90,33 @@ import Testing
                 """.utf8), file: "m.json")
             #expect(manifest.providers.first?.config["api_key"]?.string == expected)
         }
+    }
+
+    @Test func leavesOutOptionalProvidersWhoseSecretsAreMissing() throws {
+        let manifest = try reader.read(Array("""
+            {"providers": {"p": {"plugin": "null-provider", "optional": true, "config": {"api_key": {"env": "ABSENT"}}},
+                           "q": {"plugin": "null-provider", "config": {"api_key": {"env": "KEY"}}}},
+             "models": {"m": {"targets": [{"provider": "p", "model": "up"}]}},
+             "pipeline": [{"plugin": "answer"}]}
+            """.utf8), file: "plugins.json")
+        #expect(manifest.providers.map(\.name) == ["q"])
+        #expect(manifest.unavailableProviders["p"]?.hasPrefix("environment variable ABSENT is not set") == true)
+        #expect(manifest.warnings.map(\.description) == [
+            "plugins.json: providers.p.config.api_key: left out (optional): environment variable ABSENT is not set (referenced as {\"env\": \"ABSENT\"})"
+        ])
+        // Optional does not excuse anything but a missing secret.
+        #expect(errors(#"{"providers": {"p": {"plugin": "null-provider", "optional": true, "config": {"api_key": 5}}}, "pipeline": [{"plugin": "answer"}]}"#)
+            .contains { $0.hasPrefix("plugins.json: providers.p.config.api_key: expected a string or a secret reference") })
+    }
+
+    @Test func resolvesRelativeSecretFilesAgainstTheManifestFolder() throws {
+        let directory = FileManagerHelpers.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory + "/.sluice", withIntermediateDirectories: true)
+        try "relative-secret".write(toFile: directory + "/.sluice/key", atomically: true, encoding: .utf8)
+        let manifest = try reader.read(Array("""
+            {"providers": {"p": {"plugin": "null-provider", "config": {"api_key": {"file": ".sluice/key"}}}}, "pipeline": [{"plugin": "answer"}]}
+            """.utf8), file: directory + "/plugins.json")
+        #expect(manifest.providers.first?.config["api_key"]?.string == "relative-secret")
     }
 
     @Test func suggestsClosestNames() {

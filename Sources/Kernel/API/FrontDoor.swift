@@ -70,7 +70,9 @@ struct FrontDoor: Sendable {
             return .json(["status": "ok"], allocator: allocator)
         case (.GET, "/ready"), (.HEAD, "/ready"):
             let ready = isReady && generation != nil
-            return .json(["status": ready ? "ready" : "not ready"], status: ready ? .ok : .serviceUnavailable, allocator: allocator)
+            var report: JSON = ["status": ready ? "ready" : "not ready"]
+            if let generation, Self.isVerbose(head.uri) { report["providers"] = generation.health.report }
+            return .json(report, status: ready ? .ok : .serviceUnavailable, allocator: allocator)
         default:
             break
         }
@@ -100,6 +102,12 @@ struct FrontDoor: Sendable {
             request.stream = json["stream"]?.bool ?? false
         }
         return try await generation.pipeline.handle(request)
+    }
+
+    /// `?verbose=1` (or `true`) on the query string.
+    static func isVerbose(_ uri: String) -> Bool {
+        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return false }
+        return query.split(separator: "&").contains { $0 == "verbose=1" || $0 == "verbose=true" || $0 == "verbose" }
     }
 
     static func parseBody(_ body: ByteBuffer) throws -> JSON {

@@ -11,7 +11,9 @@ extension GatewayError {
                 self = GatewayError(.gatewayTimeout, type: "timeout_error", "the provider did not answer in time (\(phase.rawValue) timeout)",
                                     code: "upstream_timeout")
             case .connectFailed:
-                self = GatewayError(.badGateway, type: "upstream_error", "could not connect to the provider", code: "upstream_unreachable")
+                // Nothing answered: the provider is down (a dead local model server, say), not misbehaving.
+                self = GatewayError(.serviceUnavailable, type: "upstream_error", "could not connect to the provider",
+                                    code: "provider_unavailable")
             case .shutdown:
                 self = GatewayError(.serviceUnavailable, type: "server_error", "the gateway is shutting down", code: "shutting_down")
             case .cancelled:

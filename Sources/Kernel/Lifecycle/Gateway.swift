@@ -58,6 +58,7 @@ public final class Gateway: Service, HTTPResponder {
         let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
                                                            environment: environment, logger: logger)
         state.withLockedValue { $0.generation = generation }
+        for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: self,
                                 timeouts: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),

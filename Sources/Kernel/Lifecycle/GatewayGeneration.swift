@@ -10,6 +10,7 @@ public final class GatewayGeneration: Sendable {
     /// Plugin routes by "METHOD /path".
     let routes: [String: PluginRoute]
     private let plugins: [any Plugin]
+    let health: ProviderHealthMonitor
 
     private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware]) {
         self.manifest = manifest
@@ -21,6 +22,9 @@ public final class GatewayGeneration: Sendable {
             for route in plugin.routes { routes["\(route.method) \(route.path)"] = route }
         }
         self.routes = routes
+        health = ProviderHealthMonitor(
+            providers: manifest.providers.compactMap { entry in providers[entry.name].map { (entry.name, $0) } },
+            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds))
     }
 
     /// Builds every plugin of a checked manifest (providers first, so the router can see them)
@@ -69,11 +73,14 @@ public final class GatewayGeneration: Sendable {
             for plugin in built.reversed() { await plugin.shutdown() }
             throw ManifestErrors(errors)
         }
-        return GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares)
+        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares)
+        generation.health.start()
+        return generation
     }
 
     /// Shuts plugins down in reverse order of building.
     public func shutdown() async {
+        health.stop()
         for plugin in plugins.reversed() { await plugin.shutdown() }
     }
 }

@@ -2,9 +2,16 @@
 /// It collects every error rather than stopping at the first, so `sluice check` shows them all.
 struct ConfigChecker {
     let environment: [String: String]
+    /// Where relative `{"file": …}` references are looked up: the manifest's folder.
+    let baseDirectory: String
     private(set) var errors: [ManifestError] = []
+    /// Things left out on purpose (optional elements whose secrets are missing).
+    private(set) var warnings: [ManifestError] = []
 
-    init(environment: [String: String]) { self.environment = environment }
+    init(environment: [String: String], baseDirectory: String = "") {
+        self.environment = environment
+        self.baseDirectory = baseDirectory
+    }
 
     /// Returns the checked value (defaults filled, references resolved), or `nil` when wrong.
     mutating func check(_ value: JSON, as type: ConfigType, at path: String) -> JSON? {
@@ -28,9 +35,10 @@ struct ConfigChecker {
             var result = JSON.array()
             var ok = true
             for (index, element) in value.elements.enumerated() {
+                let errorCount = errors.count
                 if let checked = check(element, as: elementType, at: JSONPath.element(path, index)) {
                     result.append(checked)
-                } else {
+                } else if leaveOutIfOptional(element, since: errorCount) == nil {
                     ok = false
                 }
             }
@@ -85,8 +93,18 @@ struct ConfigChecker {
         return errors.count == errorCount ? result : nil
     }
 
-    mutating func fail(_ path: String, _ message: String) {
-        errors.append(ManifestError(path: path, message))
+    mutating func fail(_ path: String, _ message: String, isMissingSecret: Bool = false) {
+        errors.append(ManifestError(path: path, message, isMissingSecret: isMissingSecret))
+    }
+
+    /// An element marked `"optional": true` whose only problems are missing secrets is left out:
+    /// its errors become warnings. Returns why it was left out, or `nil` when it was not.
+    mutating func leaveOutIfOptional(_ element: JSON, since errorCount: Int) -> String? {
+        let new = errors[errorCount...]
+        guard element["optional"]?.bool == true, let reason = new.first?.message, new.allSatisfy(\.isMissingSecret) else { return nil }
+        warnings += new.map { ManifestError(path: $0.path, "left out (optional): \($0.message)") }
+        errors.removeSubrange(errorCount...)
+        return reason
     }
 
     private mutating func resolve(_ value: JSON, at path: String, secret: Bool) -> JSON? {
@@ -94,10 +112,10 @@ struct ConfigChecker {
             fail(path, "expected a string or a secret reference ({\"env\": \"NAME\"}, {\"file\": \"/path\"} or {\"credential\": \"NAME\"}), got \(Self.describe(value, secret: secret))")
             return nil
         }
-        switch reference.resolve(environment: environment) {
+        switch reference.resolve(environment: environment, baseDirectory: baseDirectory) {
         case .success(let string): return JSON(string)
         case .failure(let failure):
-            fail(path, failure.message)
+            fail(path, failure.message, isMissingSecret: true)
             return nil
         }
     }

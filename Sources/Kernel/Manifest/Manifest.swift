@@ -8,6 +8,10 @@ public struct Manifest: Sendable {
     public var models: [ModelRoute]
     /// Pipeline entries that are enabled, top to bottom.
     public var pipeline: [PipelineEntry]
+    /// Optional providers left out because a secret is missing, with the reason.
+    public var unavailableProviders: [String: String] = [:]
+    /// What was left out on purpose; shown by `sluice check` and logged at start.
+    public var warnings: [ManifestError] = []
 
     public struct ProviderEntry: Sendable {
         public var name: String
@@ -32,6 +36,7 @@ public struct ServerSettings: Sendable, Equatable {
     public var drainTimeoutSeconds: Double
     public var idleTimeoutSeconds: Double
     public var headerTimeoutSeconds: Double
+    public var healthProbeIntervalSeconds: Double
 
     static let schema = ConfigSchema([
         ConfigField("listen", .array(.string), default: ["127.0.0.1:8080"],
@@ -40,6 +45,7 @@ public struct ServerSettings: Sendable, Equatable {
         ConfigField("drain_timeout_s", .number(min: 0), default: 30, "on SIGTERM, how long in-flight requests and streams may take to finish"),
         ConfigField("idle_timeout_s", .number(min: 0.001), default: 75, "close a keep-alive connection after this long without a request"),
         ConfigField("header_timeout_s", .number(min: 0.001), default: 10, "a started request must be fully received within this time"),
+        ConfigField("health_probe_interval_s", .number(min: 0.1), default: 10, "how often providers are probed for GET /ready?verbose=1"),
     ])
 
     init(_ json: JSON) {
@@ -48,6 +54,7 @@ public struct ServerSettings: Sendable, Equatable {
         drainTimeoutSeconds = json["drain_timeout_s"]?.double ?? 30
         idleTimeoutSeconds = json["idle_timeout_s"]?.double ?? 75
         headerTimeoutSeconds = json["header_timeout_s"]?.double ?? 10
+        healthProbeIntervalSeconds = json["health_probe_interval_s"]?.double ?? 10
     }
 }
 

@@ -3,11 +3,14 @@ public struct ManifestError: Error, Sendable, Equatable, CustomStringConvertible
     public var file: String
     public var path: String
     public var message: String
+    /// A secret that could not be read; an element marked `"optional": true` is left out instead.
+    public var isMissingSecret: Bool
 
-    public init(file: String = "", path: String, _ message: String) {
+    public init(file: String = "", path: String, _ message: String, isMissingSecret: Bool = false) {
         self.file = file
         self.path = path
         self.message = message
+        self.isMissingSecret = isMissingSecret
     }
 
     public var description: String {

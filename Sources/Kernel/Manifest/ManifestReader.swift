@@ -15,6 +15,8 @@ public struct ManifestReader: Sendable {
     static let providerEntrySchema = ConfigSchema([
         ConfigField("plugin", .string, required: true, "the provider plugin that speaks this provider's API"),
         ConfigField("config", .any, default: .object(), "the plugin's settings"),
+        ConfigField("optional", .boolean, default: false,
+                    "true: if a secret of this provider is missing, leave it out (its models answer 503) instead of refusing the manifest"),
     ])
     static let pipelineEntrySchema = ConfigSchema([
         ConfigField("plugin", .string, required: true, "the plugin to run at this stage"),
@@ -45,7 +47,8 @@ public struct ManifestReader: Sendable {
         } catch {
             throw ManifestErrors([ManifestError(file: file, path: "", "not valid JSON: \(error)")])
         }
-        var checker = ConfigChecker(environment: environment)
+        let folder = (file as NSString).deletingLastPathComponent
+        var checker = ConfigChecker(environment: environment, baseDirectory: folder.isEmpty ? "." : folder)
         guard json.isObject else {
             throw ManifestErrors([ManifestError(file: file, path: "", "expected a JSON object with \"server\", \"providers\", \"models\" and \"pipeline\"")])
         }
@@ -57,9 +60,13 @@ public struct ManifestReader: Sendable {
         }
         for (name, entry) in (top["providers"]?.members ?? []) {
             let path = JSONPath.member("providers", name)
-            guard let plugin = entry["plugin"]?.string,
-                  let config = checkPlugin(plugin, config: entry["config"], kind: .provider, at: path, checker: &checker) else { continue }
-            manifest.providers.append(.init(name: name, plugin: plugin, config: config, path: JSONPath.member(path, "config")))
+            let errorCount = checker.errors.count
+            guard let plugin = entry["plugin"]?.string else { continue }
+            if let config = checkPlugin(plugin, config: entry["config"], kind: .provider, at: path, checker: &checker) {
+                manifest.providers.append(.init(name: name, plugin: plugin, config: config, path: JSONPath.member(path, "config")))
+            } else if let reason = checker.leaveOutIfOptional(entry, since: errorCount) {
+                manifest.unavailableProviders[name] = reason
+            }
         }
         let providerNames = (top["providers"]?.keys ?? [])
         let modelNames = top["models"]?.keys ?? []
@@ -88,13 +95,13 @@ public struct ManifestReader: Sendable {
         }
         checkPipeline(top["pipeline"]?.elements ?? [], into: &manifest, checker: &checker)
 
-        guard checker.errors.isEmpty else {
-            throw ManifestErrors(checker.errors.map { error in
-                var error = error
-                error.file = file
-                return error
-            })
+        func located(_ error: ManifestError) -> ManifestError {
+            var error = error
+            error.file = file
+            return error
         }
+        guard checker.errors.isEmpty else { throw ManifestErrors(checker.errors.map(located)) }
+        manifest.warnings = checker.warnings.map(located)
         return manifest
     }
 

@@ -19,7 +19,8 @@ public enum SecretReference: Sendable, Equatable {
     }
 
     /// Reads the secret, or says what is missing (never the value).
-    func resolve(environment: [String: String]) -> Result<String, ResolutionFailure> {
+    /// Relative file paths are taken from `baseDirectory` (the manifest's folder).
+    func resolve(environment: [String: String], baseDirectory: String) -> Result<String, ResolutionFailure> {
         switch self {
         case .env(let name):
             guard let value = environment[name], !value.isEmpty else {
@@ -27,7 +28,8 @@ public enum SecretReference: Sendable, Equatable {
             }
             return .success(value)
         case .file(let path):
-            return Self.read(path, describedAs: "secret file \(path)")
+            let fullPath = path.hasPrefix("/") || baseDirectory.isEmpty ? path : baseDirectory + "/" + path
+            return Self.read(fullPath, describedAs: "secret file \(fullPath)")
         case .credential(let name):
             guard let directory = environment["CREDENTIALS_DIRECTORY"] else {
                 return .failure(.init(message: "credential \(name) needs $CREDENTIALS_DIRECTORY (set by systemd LoadCredential=)"))

@@ -48,6 +48,26 @@ public protocol Provider: Plugin {
     /// Sends one attempt of a request to the provider. Throws `GatewayError` (with an upstream
     /// status) when the provider answered with an error or could not be reached.
     func send(_ call: ProviderCall) async throws -> GatewayResponse
+
+    /// A cheap reachability check, run periodically and shown by `GET /ready?verbose=1`.
+    /// `nil` when the provider has no such check (the default).
+    func probe() async -> ProbeResult?
+}
+
+extension Provider {
+    public func probe() async -> ProbeResult? { nil }
+}
+
+/// What one health probe of a provider found.
+public struct ProbeResult: Sendable {
+    public var isUp: Bool
+    /// For example "HTTP 200" or "could not connect".
+    public var detail: String
+
+    public init(isUp: Bool, detail: String) {
+        self.isUp = isUp
+        self.detail = detail
+    }
 }
 
 /// One attempt at a provider, as decided by the router.

@@ -15,6 +15,7 @@ public struct APIKeyAuth: Middleware {
             ConfigField("key", .secret, "the key itself, best as {\"env\": \"NAME\"}, {\"file\": \"/path\"} or {\"credential\": \"NAME\"}"),
             ConfigField("key_sha256", .string, "instead of key: the hex SHA-256 of the key (`printf %s KEY | sha256sum`)"),
             ConfigField("models", .array(.string), default: ["*"], "public models this key may use; \"*\" for all"),
+            ConfigField("optional", .boolean, default: false, "true: leave this key out (with a warning) when its secret is missing"),
         ]))), required: true, "the accepted keys"),
     ])
 
@@ -52,7 +53,10 @@ public struct APIKeyAuth: Middleware {
             let models = entry.strings("models")
             keys.append(Key(digest: digest, identity: CallerIdentity(name: name, allowedModels: models.contains("*") ? nil : Set(models))))
         }
-        guard !keys.isEmpty else { throw config.error("keys", "needs at least one key; without keys nobody could call the gateway") }
+        if keys.isEmpty {
+            context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",
+                                   metadata: ["path": .string(config.path)])
+        }
         self.keys = keys
     }
 

@@ -21,6 +21,10 @@ public struct OpenAICompatibleProvider: Provider {
     public func send(_ call: ProviderCall) async throws -> GatewayResponse {
         try await OpenAIWire.send(call, settings: settings, upstream: upstream)
     }
+
+    public func probe() async -> ProbeResult? {
+        await OpenAIWire.probe(settings: settings, upstream: upstream)
+    }
 }
 
 /// OpenAI's own API: the same wire format, with its base URL as the default and a key required.
@@ -39,5 +43,9 @@ public struct OpenAIProvider: Provider {
 
     public func send(_ call: ProviderCall) async throws -> GatewayResponse {
         try await OpenAIWire.send(call, settings: settings, upstream: upstream)
+    }
+
+    public func probe() async -> ProbeResult? {
+        await OpenAIWire.probe(settings: settings, upstream: upstream)
     }
 }

@@ -4,6 +4,22 @@ import NIOHTTP1
 
 /// Sending a request in the OpenAI wire format and reading the answer back.
 enum OpenAIWire {
+    /// `GET /models`: any HTTP answer below 500 means the server is there (a 401 says the key is
+    /// wrong, which the detail shows).
+    static func probe(settings: OpenAIProviderSettings, upstream: UpstreamClient) async -> ProbeResult {
+        var headers: HTTPHeaders = ["accept": "application/json"]
+        if let apiKey = settings.apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
+        for (name, value) in settings.headers { headers.replaceOrAdd(name: name, value: value) }
+        let request = UpstreamRequest(method: .GET, url: settings.baseURL + "/models", headers: headers,
+                                      timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)))
+        do {
+            let response = try await upstream.send(request)
+            return ProbeResult(isUp: response.status < 500, detail: "HTTP \(response.status)")
+        } catch {
+            return ProbeResult(isUp: false, detail: String(describing: error))
+        }
+    }
+
     static func send(_ call: ProviderCall, settings: OpenAIProviderSettings, upstream: UpstreamClient) async throws -> GatewayResponse {
         let request = call.request
         let path: String

@@ -16,6 +16,8 @@ public struct Router: Middleware {
     let models: [String: ModelRoute]
     let modelOrder: [String]
     let providers: [String: any Provider]
+    /// Optional providers left out of the manifest, with the reason.
+    let unavailable: [String: String]
     let retries: Int
     let timeout: Duration
 
@@ -23,6 +25,7 @@ public struct Router: Middleware {
         models = Dictionary(context.manifest.models.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
         modelOrder = context.manifest.models.map(\.name)
         providers = context.providers
+        unavailable = context.manifest.unavailableProviders
         retries = config.int("retries") ?? 2
         timeout = .seconds(config.double("timeout_s") ?? 600)
     }
@@ -35,7 +38,13 @@ public struct Router: Middleware {
                                param: "model", code: "model_not_found")
         }
         var lastError: GatewayError?
-        for (attempt, target) in plan(for: route).enumerated() {
+        let attempts = plan(for: route).filter { providers[$0.provider] != nil }
+        if attempts.isEmpty, let reason = route.targets.lazy.compactMap({ self.unavailable[$0.provider] }).first {
+            throw GatewayError(.serviceUnavailable, type: "server_error",
+                               "The model `\(request.model)` is not available on this gateway: its provider is not configured (\(reason)).",
+                               code: "provider_not_configured")
+        }
+        for (attempt, target) in attempts.enumerated() {
             try Task.checkCancellation()
             guard let provider = providers[target.provider] else { continue }
             let call = ProviderCall(request: request, upstreamModel: target.model, timeout: timeout, attempt: attempt + 1)

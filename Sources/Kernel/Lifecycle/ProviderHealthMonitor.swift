@@ -1,0 +1,74 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// Probes every provider of a generation now and then, so that `/ready?verbose=1` shows which
+/// providers answer. It only reports: routing still tries a provider whose last probe failed,
+/// since a probe can be seconds old.
+final class ProviderHealthMonitor: Sendable {
+    struct Health: Sendable {
+        var status: String
+        var detail: String
+        var checkedAt: Date?
+        var latencyMilliseconds: Double?
+    }
+
+    private let providers: [(name: String, provider: any Provider)]
+    private let interval: Duration
+    private let health: NIOLockedValueBox<[String: Health]>
+    private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    init(providers: [(name: String, provider: any Provider)], unavailable: [String: String], interval: Duration) {
+        self.providers = providers
+        self.interval = interval
+        var initial: [String: Health] = [:]
+        for (name, _) in providers { initial[name] = Health(status: "unknown", detail: "not probed yet") }
+        for (name, reason) in unavailable { initial[name] = Health(status: "not configured", detail: reason) }
+        health = NIOLockedValueBox(initial)
+    }
+
+    func start() {
+        let newTask = Task { [self] in
+            while !Task.isCancelled {
+                await probeAll()
+                try? await Task.sleep(for: interval)
+            }
+        }
+        task.withLockedValue { $0 = newTask }
+    }
+
+    func stop() {
+        task.withLockedValue { $0?.cancel() }
+    }
+
+    /// The latest health of every provider, in manifest order.
+    var report: JSON {
+        let snapshot = health.withLockedValue { $0 }
+        var result = JSON.object()
+        for name in snapshot.keys.sorted() {
+            guard let entry = snapshot[name] else { continue }
+            var item: JSON = ["status": JSON(entry.status), "detail": JSON(entry.detail)]
+            if let checkedAt = entry.checkedAt { item["checked_at"] = JSON(checkedAt.formatted(Date.ISO8601FormatStyle())) }
+            if let latency = entry.latencyMilliseconds { item["latency_ms"] = JSON((latency * 10).rounded() / 10) }
+            result[name] = item
+        }
+        return result
+    }
+
+    private func probeAll() async {
+        await withTaskGroup(of: (String, Health)?.self) { group in
+            for (name, provider) in providers {
+                group.addTask {
+                    let started = ContinuousClock.now
+                    guard let result = await provider.probe() else { return nil }
+                    let elapsed = ContinuousClock.now - started
+                    let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                    return (name, Health(status: result.isUp ? "up" : "down", detail: result.detail, checkedAt: Date(),
+                                         latencyMilliseconds: milliseconds))
+                }
+            }
+            for await case let (name, entry)? in group {
+                health.withLockedValue { $0[name] = entry }
+            }
+        }
+    }
+}
