@@ -6,7 +6,9 @@ import Plugins
 import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Load the manifest and serve.")
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Load the manifest and serve. SIGHUP reloads it; SIGTERM or SIGINT drains and exits.")
 
     @Option(name: .shortAndLong, help: "The manifest to load.")
     var config = "plugins.json"
@@ -14,14 +16,23 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical (or $SLUICE_LOG_LEVEL).")
     var logLevel: String?
 
+    @Option(help: "Write the process id here (for `sluice reload --pid-file`); removed on exit.")
+    var pidFile: String?
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel ?? ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"] ?? "info") ?? .info
+        let toJournal = JournalLogHandler.isJournalStream
         LoggingSystem.bootstrap { label in
-            var handler = JSONLogHandler(label: label)
+            var handler: any LogHandler = toJournal ? JournalLogHandler(label: label) : JSONLogHandler(label: label)
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "sluice")
+        if let pidFile {
+            try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        }
+        defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
+
         let gateway = Gateway(configFile: config, registry: Builtins.registry(), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: gateway)],

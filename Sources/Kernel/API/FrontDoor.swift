@@ -8,6 +8,8 @@ import NIOHTTP1
 /// pipeline, and renders every failure in the front door's own error shape.
 struct FrontDoor: Sendable {
     let logger: Logger
+    /// Whether the gateway is draining: a stream cancelled then ends with a shutdown error event.
+    let isDraining: @Sendable () -> Bool
     let allocator = ByteBufferAllocator()
 
     private struct Endpoint {
@@ -29,6 +31,7 @@ struct FrontDoor: Sendable {
         let endpoint = Self.endpoints[path]
         let dialect = endpoint?.dialect ?? .openAI
         var response: GatewayResponse
+        let lease = generation.map(GenerationLease.init)
         do {
             response = try await route(head, path: path, endpoint: endpoint, body: body, requestID: requestID,
                                        generation: generation, isReady: isReady)
@@ -40,13 +43,20 @@ struct FrontDoor: Sendable {
             response = gatewayError.response(for: dialect, allocator: allocator)
         }
         if case .events(let events) = response.body {
-            let logger = logger
+            let logger = logger, isDraining = isDraining
             response.body = .events(events.catchingErrors { error in
-                let gatewayError = GatewayError(error)
+                var gatewayError = GatewayError(error)
+                if error is CancellationError || Task.isCancelled {
+                    guard isDraining() else { return nil }  // the client left: nobody to tell
+                    gatewayError = GatewayError(.serviceUnavailable, type: "server_error",
+                                                "the gateway is shutting down; retry the request", code: "shutting_down")
+                }
                 logger.warning("stream failed after it started",
                                metadata: ["request_id": .string(requestID), "error": .string(gatewayError.message)])
                 return gatewayError.streamEvent(for: dialect)
-            })
+            }.observing({ _ in }, finished: { _ in lease?.release() }))
+        } else {
+            lease?.release()
         }
         response.headers.replaceOrAdd(name: "x-request-id", value: requestID)
         response.headers.replaceOrAdd(name: "x-sluice-provider", value: response.provider ?? "none")

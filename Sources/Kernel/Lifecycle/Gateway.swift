@@ -6,24 +6,27 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
-/// The gateway as a service: loads the manifest, listens, serves, and drains on shutdown.
-/// A host program embeds Sluice by building one with its own `PluginRegistry` and running it in
-/// a `ServiceGroup` (see the `sluice` CLI).
+/// The gateway as a service: loads the manifest, listens, serves, reloads on SIGHUP, and drains
+/// on shutdown. A host program embeds Sluice by building one with its own `PluginRegistry` and
+/// running it in a `ServiceGroup` (see the `sluice` CLI).
 public final class Gateway: Service, HTTPResponder {
     public let configFile: String
     private let registry: PluginRegistry
     private let environment: [String: String]
     private let logger: Logger
     private let upstream = UpstreamClient()
-    private let frontDoor: FrontDoor
     private let state = NIOLockedValueBox(State())
-    /// Completed with the bound addresses once listening (for tests and embedding hosts).
-    private let listening = NIOLockedValueBox<[SocketAddress]?>(nil)
+    /// Reloads run one at a time.
+    private let reloading = NIOLockedValueBox(false)
 
     private struct State {
         var generation: GatewayGeneration?
         var isReady = false
+        var isDraining = false
+        var addresses: [SocketAddress] = []
+        var server: HTTPServer?
     }
 
     public init(configFile: String, registry: PluginRegistry, environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -32,11 +35,15 @@ public final class Gateway: Service, HTTPResponder {
         self.registry = registry
         self.environment = environment
         self.logger = logger
-        self.frontDoor = FrontDoor(logger: logger)
     }
 
     public var generation: GatewayGeneration? { state.withLockedValue { $0.generation } }
-    public var boundAddresses: [SocketAddress] { listening.withLockedValue { $0 ?? [] } }
+    /// The addresses listened on, once serving (for tests and embedding hosts).
+    public var boundAddresses: [SocketAddress] { state.withLockedValue { $0.addresses } }
+
+    private var frontDoor: FrontDoor {
+        FrontDoor(logger: logger, isDraining: { [state] in state.withLockedValue { $0.isDraining } })
+    }
 
     // MARK: HTTPResponder
 
@@ -54,11 +61,9 @@ public final class Gateway: Service, HTTPResponder {
     // MARK: Service
 
     public func run() async throws {
-        let manifest = try ManifestReader(registry: registry, environment: environment).read(file: configFile)
-        let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
-                                                           environment: environment, logger: logger)
+        let manifest = try reader.read(file: configFile)
+        let generation = try await build(manifest)
         state.withLockedValue { $0.generation = generation }
-        for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: self,
                                 timeouts: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
@@ -67,32 +72,107 @@ public final class Gateway: Service, HTTPResponder {
         do {
             try await listen(server, manifest: manifest)
         } catch {
-            await shutdown(server, generation: generation, drainTimeout: .zero)
+            await drain(server, drainTimeout: .zero)
             throw error
         }
-        state.withLockedValue { $0.isReady = true }
         let addresses = server.boundAddresses
-        listening.withLockedValue { $0 = addresses }
+        state.withLockedValue { state in
+            state.isReady = true
+            state.addresses = addresses
+            state.server = server
+        }
         logger.info("sluice is serving", metadata: [
             "listen": .array(addresses.map { .string($0.hostAndPort) }),
             "models": .array(manifest.models.map { .string($0.name) }),
             "config": .string(configFile),
         ])
-        SystemdNotifier.notify("READY=1\nSTATUS=serving \(manifest.models.count) models")
+        SystemdNotifier.notify("READY=1\nSTATUS=\(status(server))")
+
+        let reloads = Task { await reloadOnHangup() }
+        let watchdog = Task { await SystemdWatchdog(group: MultiThreadedEventLoopGroup.singleton).run { [self] in status(server) } }
 
         try? await gracefulShutdown()
 
+        reloads.cancel()
+        watchdog.cancel()
+        let forceExit = Task { await exitOnSecondSignal() }
+        defer { forceExit.cancel() }
         logger.info("draining", metadata: ["in_flight": .stringConvertible(server.tracker.inFlight)])
-        SystemdNotifier.notify("STOPPING=1\nSTATUS=draining")
-        await shutdown(server, generation: generation, drainTimeout: .seconds(manifest.server.drainTimeoutSeconds))
+        SystemdNotifier.notify("STOPPING=1\nSTATUS=draining \(server.tracker.inFlight) requests")
+        await drain(server, drainTimeout: .seconds(self.generation?.manifest.server.drainTimeoutSeconds ?? 30))
         logger.info("stopped")
     }
 
+    // MARK: Reload
+
+    /// Loads the manifest again. A valid one replaces the pipeline for new requests (requests in
+    /// flight finish on the old one, whose plugins shut down after its last request); an invalid
+    /// one is logged and the old one keeps serving. Listeners are kept. Returns the errors, if any.
+    @discardableResult
+    public func reload() async -> ManifestErrors? {
+        let busy = reloading.withLockedValue { busy in
+            defer { busy = true }
+            return busy
+        }
+        guard !busy else {
+            logger.warning("reload already in progress; ignored")
+            return nil
+        }
+        defer { reloading.withLockedValue { $0 = false } }
+
+        SystemdNotifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds)\nSTATUS=reloading \(configFile)")
+        let server = state.withLockedValue { $0.server }
+        do {
+            let manifest = try reader.read(file: configFile)
+            let fresh = try await build(manifest)
+            let old = state.withLockedValue { state in
+                defer { state.generation = fresh }
+                return state.generation
+            }
+            if let old { warnAboutRestartOnlySettings(old: old.manifest.server, new: manifest.server) }
+            old?.retire()
+            logger.info("reloaded", metadata: ["models": .array(manifest.models.map { .string($0.name) }), "config": .string(configFile)])
+            SystemdNotifier.notify("READY=1\nSTATUS=\(server.map(status) ?? "reloaded")")
+            return nil
+        } catch {
+            for problem in error.errors { logger.error("reload refused; the previous manifest keeps serving", metadata: ["error": .string(problem.description)]) }
+            let first = error.errors.first?.description ?? "invalid manifest"
+            SystemdNotifier.notify("READY=1\nSTATUS=reload failed (\(error.errors.count) errors, first: \(first)); serving the previous manifest")
+            return error
+        }
+    }
+
+    private func reloadOnHangup() async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            guard !Task.isCancelled else { return }
+            logger.info("SIGHUP: reloading", metadata: ["config": .string(configFile)])
+            await reload()
+        }
+    }
+
+    private func warnAboutRestartOnlySettings(old: ServerSettings, new: ServerSettings) {
+        if old.listen != new.listen || old.idleTimeoutSeconds != new.idleTimeoutSeconds || old.headerTimeoutSeconds != new.headerTimeoutSeconds {
+            logger.warning("server.listen, idle_timeout_s and header_timeout_s take effect on restart; the running listeners are kept")
+        }
+    }
+
+    // MARK: Start and stop
+
+    private var reader: ManifestReader { ManifestReader(registry: registry, environment: environment) }
+
+    private func build(_ manifest: Manifest) async throws(ManifestErrors) -> GatewayGeneration {
+        let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
+                                                           environment: environment, logger: logger)
+        for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
+        return generation
+    }
+
     private func listen(_ server: HTTPServer, manifest: Manifest) async throws {
-        let passed = Int(sd_listen_fds(1))
-        if passed > 0 {
-            for descriptor in SD_LISTEN_FDS_START..<(SD_LISTEN_FDS_START + Int32(passed)) {
-                try await server.listen(onDescriptor: descriptor)
+        let passed = SystemdSockets.passed()
+        if !passed.isEmpty {
+            for socket in passed {
+                try await server.listen(onDescriptor: socket.descriptor)
+                logger.info("serving on a socket passed by systemd", metadata: ["name": .string(socket.name)])
             }
             return
         }
@@ -106,18 +186,37 @@ public final class Gateway: Service, HTTPResponder {
         }
     }
 
-    /// Stops accepting, lets requests and streams in flight finish within `drainTimeout`,
-    /// cancels the rest, then shuts plugins and the upstream client down.
-    private func shutdown(_ server: HTTPServer, generation: GatewayGeneration, drainTimeout: Duration) async {
-        state.withLockedValue { $0.isReady = false }
+    /// Stops accepting, lets requests and streams in flight finish within `drainTimeout`, cancels
+    /// the rest (streams get a shutdown error event), then shuts plugins and the upstream client down.
+    private func drain(_ server: HTTPServer, drainTimeout: Duration) async {
+        state.withLockedValue { state in
+            state.isReady = false
+            state.isDraining = true
+        }
         await server.stopAccepting()
         let cancelled = await server.tracker.drain(timeout: drainTimeout)
-        if cancelled > 0 { logger.warning("drain timeout: cancelled requests still in flight", metadata: ["cancelled": .stringConvertible(cancelled)]) }
-        // Give cancelled streams a moment to write their last bytes before connections close.
-        if cancelled > 0 { try? await Task.sleep(for: .milliseconds(100)) }
+        if cancelled > 0 {
+            logger.warning("drain timeout: cancelled requests still in flight", metadata: ["cancelled": .stringConvertible(cancelled)])
+            // Let cancelled streams write their error event before connections close.
+            let deadline = ContinuousClock.now + .seconds(1)
+            while server.tracker.inFlight > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        }
         await server.closeConnections()
-        await generation.shutdown()
+        await generation?.shutdown()
         upstream.shutdown()
+    }
+
+    private func exitOnSecondSignal() async {
+        for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+            guard !Task.isCancelled else { return }
+            logger.critical("second \(signal) during drain: exiting now")
+            exit(1)
+        }
+    }
+
+    private func status(_ server: HTTPServer) -> String {
+        let models = generation?.manifest.models.count ?? 0
+        return "serving \(models) models; \(server.tracker.inFlight) requests in flight"
     }
 }
 

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 
 /// One loaded manifest: its plugins built and started, its pipeline folded. Requests take the
 /// current generation when they arrive; a reload builds a new one and retires the old one
@@ -11,6 +12,13 @@ public final class GatewayGeneration: Sendable {
     let routes: [String: PluginRoute]
     private let plugins: [any Plugin]
     let health: ProviderHealthMonitor
+    private let activity = NIOLockedValueBox(Activity())
+
+    private struct Activity {
+        var requests = 0
+        var isRetired = false
+        var isShutDown = false
+    }
 
     private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware]) {
         self.manifest = manifest
@@ -78,8 +86,34 @@ public final class GatewayGeneration: Sendable {
         return generation
     }
 
-    /// Shuts plugins down in reverse order of building.
+    /// Marks the generation as replaced: it shuts down once its last request has finished.
+    public func retire() {
+        let idle = activity.withLockedValue { state in
+            state.isRetired = true
+            return state.requests == 0
+        }
+        if idle { Task { await shutdown() } }
+    }
+
+    func enter() {
+        activity.withLockedValue { $0.requests += 1 }
+    }
+
+    func leave() {
+        let last = activity.withLockedValue { state in
+            state.requests -= 1
+            return state.requests == 0 && state.isRetired
+        }
+        if last { Task { await shutdown() } }
+    }
+
+    /// Shuts plugins down in reverse order of building (once, however often it is called).
     public func shutdown() async {
+        let first = activity.withLockedValue { state in
+            defer { state.isShutDown = true }
+            return !state.isShutDown
+        }
+        guard first else { return }
         health.stop()
         for plugin in plugins.reversed() { await plugin.shutdown() }
     }

@@ -10,4 +10,11 @@ public enum SystemdNotifier {
         guard isEnabled else { return }
         _ = sd_notify(0, state)
     }
+
+    /// `CLOCK_MONOTONIC` in microseconds, as `MONOTONIC_USEC=` wants it with `RELOADING=1`.
+    public static var monotonicMicroseconds: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+    }
 }

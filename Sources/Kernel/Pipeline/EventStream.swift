@@ -80,9 +80,9 @@ private final class StreamEnd: @unchecked Sendable {
 }
 
 extension EventStream {
-    /// Ends the stream with `replacement(error)` (if any) instead of throwing, so a failure after
-    /// the status line was sent still reaches the client in the API's own shape. A cancellation
-    /// (the client left) just ends it.
+    /// Ends the stream with the event `replacement(error)` instead of throwing, so a failure after
+    /// the status line was sent still reaches the client in the API's own shape. When the
+    /// replacement is `nil` the error is thrown on.
     public func catchingErrors(_ replacement: @escaping @Sendable (any Error) -> SSEEvent?) -> EventStream {
         let source = self
         return EventStream(makeIterator: {
@@ -94,8 +94,8 @@ extension EventStream {
                     return try await iterator.next()
                 } catch {
                     failed = true
-                    if error is CancellationError || Task.isCancelled { throw error }
-                    return replacement(error)
+                    guard let event = replacement(error) else { throw error }
+                    return event
                 }
             }
         })
