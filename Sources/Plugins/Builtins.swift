@@ -12,6 +12,8 @@ public enum Builtins {
         // providers
         OpenAICompatibleProvider.self,
         OpenAIProvider.self,
+        AzureOpenAIProvider.self,
+        AnthropicProvider.self,
     ]
 
     public static func registry() -> PluginRegistry {

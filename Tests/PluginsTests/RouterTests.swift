@@ -34,7 +34,7 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
 
     func router(retries: Int, a: ScriptedProvider, b: ScriptedProvider) throws -> Router {
         let manifest = try testManifest(Self.manifestText)
-        return try Router(config: PluginConfig(json: ["retries": JSON(retries), "timeout_s": 5], path: "pipeline[0].config"),
+        return try Router(config: PluginConfig(json: ["retries": JSON(retries), "timeout_s": 5, "backoff_ms": 1], path: "pipeline[0].config"),
                           context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
     }
 
@@ -65,11 +65,45 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
         }
     }
 
-    @Test func weightsDecideTheFirstTarget() throws {
+    @Test func smoothWeightedRoundRobinSpreadsPicks() throws {
         let targets = try testManifest(Self.manifestText).model(named: "weighted")!.targets
-        let heavyFirst = (0..<2000).filter { _ in Router.weightedOrder(targets).first?.model == "heavy" }.count
-        #expect((1650...1950).contains(heavyFirst), "heavy first \(heavyFirst) of 2000")
-        #expect(Set(Router.weightedOrder(targets).map(\.model)) == ["heavy", "light"])
+        let picker = SmoothWeightedRoundRobin(targets)
+        let firsts = (0..<1000).map { _ in picker.order().first!.model }
+        #expect(firsts.filter { $0 == "heavy" }.count == 900)
+        #expect(Array(firsts.prefix(10)) == ["heavy", "heavy", "heavy", "heavy", "heavy", "light", "heavy", "heavy", "heavy", "heavy"])
+        #expect(picker.order().map(\.model).sorted() == ["heavy", "light"])
+    }
+
+    @Test func breakerOpensThenAdmitsOneTrial() {
+        let breaker = CircuitBreaker(failureThreshold: 2, cooldown: .seconds(10))
+        let start = ContinuousClock.now
+        breaker.recordFailure("t", now: start)
+        #expect(breaker.allows("t", now: start))
+        breaker.recordFailure("t", now: start)
+        #expect(!breaker.allows("t", now: start + .seconds(5)))
+        #expect(breaker.allows("t", now: start + .seconds(11)))   // the half-open trial
+        #expect(!breaker.allows("t", now: start + .seconds(11)))  // only one
+        breaker.recordSuccess("t")
+        #expect(breaker.allows("t"))
+    }
+
+    @Test func openCircuitFailsFastWithoutCallingTheProvider() async throws {
+        let a = ScriptedProvider(failures: [502, 502, 502, 502]), b = ScriptedProvider(failures: [502, 502, 502, 502])
+        let manifest = try testManifest(Self.manifestText)
+        let router = try Router(config: PluginConfig(json: ["retries": 0, "breaker_failures": 1, "breaker_cooldown_s": 60, "backoff_ms": 0],
+                                                     path: "pipeline[0].config"),
+                                context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
+        for _ in 0..<2 {
+            await #expect(throws: GatewayError.self) { try await router.handle(testRequest(model: "main")) { _ in fatalError() } }
+        }
+        #expect(a.calls.withLockedValue { $0.count } == 1)
+        #expect(b.calls.withLockedValue { $0.count } == 1)
+        do {
+            _ = try await router.handle(testRequest(model: "main")) { _ in fatalError() }
+        } catch let error as GatewayError {
+            #expect(error.status == .serviceUnavailable)
+            #expect(error.code == "circuit_open")
+        }
     }
 
     @Test func listsOnlyAllowedModels() async throws {

@@ -152,6 +152,9 @@ struct FrontDoor: Sendable {
             guard messages.isArray, messages.count > 0 else {
                 throw GatewayError.invalidRequest("messages must be a non-empty array", param: "messages")
             }
+            if operation == .messages, json["max_tokens"]?.int == nil {
+                throw GatewayError.invalidRequest("max_tokens: a positive integer is required", param: "max_tokens")
+            }
         case .embeddings:
             guard let input = json["input"], !input.isNull else {
                 throw GatewayError.invalidRequest("missing required parameter: input", param: "input")

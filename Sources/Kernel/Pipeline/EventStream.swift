@@ -101,3 +101,41 @@ extension EventStream {
         })
     }
 }
+
+/// Turns each event of a stream into zero or more events, with state (a dialect translation,
+/// say). A fresh translator is made for each iteration.
+public protocol EventTranslator {
+    mutating func translate(_ event: SSEEvent) throws -> [SSEEvent]
+    /// Called once after the last event; may add closing events or throw if the stream was cut short.
+    mutating func finish() throws -> [SSEEvent]
+}
+
+extension EventStream {
+    public func translating<Translator: EventTranslator>(_ makeTranslator: @escaping @Sendable () -> Translator) -> EventStream {
+        let source = self
+        return EventStream(makeIterator: {
+            var iterator = source.makeAsyncIterator()
+            var translator = makeTranslator()
+            var pending: [SSEEvent] = []
+            var pendingIndex = 0
+            var finished = false
+            return Iterator {
+                while true {
+                    if pendingIndex < pending.count {
+                        defer { pendingIndex += 1 }
+                        return pending[pendingIndex]
+                    }
+                    if finished { return nil }
+                    pending.removeAll(keepingCapacity: true)
+                    pendingIndex = 0
+                    if let event = try await iterator.next() {
+                        pending = try translator.translate(event)
+                    } else {
+                        finished = true
+                        pending = try translator.finish()
+                    }
+                }
+            }
+        })
+    }
+}

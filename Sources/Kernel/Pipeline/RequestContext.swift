@@ -13,6 +13,7 @@ public final class RequestContext: Sendable {
 
     private struct State {
         var identity: CallerIdentity?
+        var usage: Usage?
         var storage: [ObjectIdentifier: any Sendable] = [:]
     }
 
@@ -30,6 +31,13 @@ public final class RequestContext: Sendable {
     public var identity: CallerIdentity? {
         get { state.withLockedValue { $0.identity } }
         set { state.withLockedValue { $0.identity = newValue } }
+    }
+
+    /// Token usage of the answer, as the provider reported it (set when a whole answer arrives
+    /// or when a stream reports it, before the stream's last event reaches outer middlewares).
+    public var usage: Usage? {
+        get { state.withLockedValue { $0.usage } }
+        set { state.withLockedValue { $0.usage = newValue } }
     }
 
     /// Typed per-request storage: `context[MyKey.self] = value`.

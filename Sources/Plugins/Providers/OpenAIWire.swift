@@ -2,65 +2,142 @@ import Kernel
 import NIOCore
 import NIOHTTP1
 
-/// Sending a request in the OpenAI wire format and reading the answer back.
-enum OpenAIWire {
+/// Talking to an OpenAI-wire API: OpenAI requests pass through (model name patched, usage
+/// requested), Anthropic requests are translated there and back.
+struct OpenAIWire: Sendable {
+    let endpoint: OpenAIEndpoint
+    let upstream: UpstreamClient
+
+    func send(_ call: ProviderCall) async throws -> GatewayResponse {
+        let request = call.request
+        switch (request.operation, request.dialect) {
+        case (.chatCompletions, .openAI):
+            return try await chat(call)
+        case (.embeddings, .openAI):
+            var body = request.body
+            patchModel(&body, call.upstreamModel)
+            let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
+            request.context.usage = Usage(openAI: try? JSON.parse(Array(response.body.readableBytesView)))
+            return whole(response)
+        case (.messages, .anthropic):
+            return try await messages(call)
+        default:
+            throw GatewayError.invalidRequest("this provider does not serve \(request.operation.rawValue) requests")
+        }
+    }
+
     /// `GET /models`: any HTTP answer below 500 means the server is there (a 401 says the key is
     /// wrong, which the detail shows).
-    static func probe(settings: OpenAIProviderSettings, upstream: UpstreamClient) async -> ProbeResult {
-        var headers: HTTPHeaders = ["accept": "application/json"]
-        if let apiKey = settings.apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
-        for (name, value) in settings.headers { headers.replaceOrAdd(name: name, value: value) }
-        let request = UpstreamRequest(method: .GET, url: settings.baseURL + "/models", headers: headers,
-                                      timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)))
+    func probe() async -> ProbeResult {
         do {
-            let response = try await upstream.send(request)
+            var headers = try endpoint.headers()
+            headers.add(name: "accept", value: "application/json")
+            let response = try await upstream.send(UpstreamRequest(
+                method: .GET, url: endpoint.url("/models", ""), headers: headers,
+                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5))))
             return ProbeResult(isUp: response.status < 500, detail: "HTTP \(response.status)")
         } catch {
             return ProbeResult(isUp: false, detail: String(describing: error))
         }
     }
 
-    static func send(_ call: ProviderCall, settings: OpenAIProviderSettings, upstream: UpstreamClient) async throws -> GatewayResponse {
+    // MARK: OpenAI clients
+
+    private func chat(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
-        let path: String
-        switch request.operation {
-        case .chatCompletions: path = "/chat/completions"
-        case .embeddings: path = "/embeddings"
-        default:
-            throw GatewayError.invalidRequest("this provider does not serve \(request.operation.rawValue) requests")
-        }
-
         var body = request.body
-        if body.json["model"]?.string != call.upstreamModel { body.json["model"] = JSON(call.upstreamModel) }
-
-        var headers: HTTPHeaders = [
-            "content-type": "application/json",
-            "accept": request.stream ? "text/event-stream" : "application/json",
-            "x-request-id": request.context.requestID,
-        ]
-        if let apiKey = settings.apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
-        for (name, value) in settings.headers { headers.replaceOrAdd(name: name, value: value) }
-
-        let timeout = min(settings.timeout, call.timeout)
-        var upstreamRequest = UpstreamRequest(
-            url: settings.baseURL + path, headers: headers, body: body.bytes(allocator: request.context.allocator),
-            timeouts: UpstreamTimeouts(connect: settings.connectTimeout, firstByte: timeout, total: request.stream ? nil : timeout))
-
-        if request.stream {
-            upstreamRequest.headers.replaceOrAdd(name: "accept", value: "text/event-stream")
-            let response = try await upstream.stream(upstreamRequest)
-            guard (200..<300).contains(response.status) else {
-                throw UpstreamFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
-            }
-            return GatewayResponse(status: .ok, headers: ["content-type": "text/event-stream"],
-                                   body: .events(EventStream(SSEEventSequence(response.body))))
+        patchModel(&body, call.upstreamModel)
+        let context = request.context
+        guard request.stream else {
+            let response = try await post("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
+            context.usage = Usage(openAI: try? JSON.parse(Array(response.body.readableBytesView))["usage"])
+            return whole(response)
         }
-        let response = try await upstream.send(upstreamRequest)
+        let clientAskedForUsage = body.json["stream_options"]?["include_usage"]?.bool == true
+        let injectUsage = endpoint.requestsStreamUsage && !clientAskedForUsage
+        if injectUsage {
+            var options = body.json["stream_options"].flatMap { $0.isObject ? $0 : nil } ?? .object()
+            options["include_usage"] = true
+            body.json["stream_options"] = options
+        }
+        let events = try await postStream("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
+        return stream(events.translating { OpenAIUsageTap(hidesUsageChunk: injectUsage) { context.usage = $0 } })
+    }
+
+    // MARK: Anthropic clients
+
+    private func messages(_ call: ProviderCall) async throws -> GatewayResponse {
+        let request = call.request
+        let context = request.context
+        let chat = try MessagesToChatRequest.translate(request.body.json, model: call.upstreamModel)
+        let bytes = chat.encoded(using: context.allocator)
+        guard request.stream else {
+            let response = try await post("/chat/completions", body: bytes, call: call)
+            guard let completion = try? JSON.parse(Array(response.body.readableBytesView)) else {
+                throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
+            }
+            context.usage = Usage(openAI: completion["usage"])
+            return .json(ResponseTranslation.message(fromCompletion: completion), allocator: context.allocator)
+        }
+        let events = try await postStream("/chat/completions", body: bytes, call: call)
+        return stream(events.translating { OpenAIToAnthropicStream { context.usage = $0 } })
+    }
+
+    // MARK: Transport
+
+    private func patchModel(_ body: inout RequestBody, _ model: String) {
+        if body.json["model"]?.string != model { body.json["model"] = JSON(model) }
+    }
+
+    private func upstreamRequest(_ path: String, body: ByteBuffer, call: ProviderCall) throws -> UpstreamRequest {
+        var headers = try endpoint.headers()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "accept", value: call.request.stream ? "text/event-stream" : "application/json")
+        headers.add(name: "x-request-id", value: call.request.context.requestID)
+        let timeout = min(endpoint.timeout, call.timeout)
+        return UpstreamRequest(url: endpoint.url(path, call.upstreamModel), headers: headers, body: body,
+                               timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
+                                                          total: call.request.stream ? nil : timeout))
+    }
+
+    private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
+        let response = try await upstream.send(try upstreamRequest(path, body: body, call: call))
         guard (200..<300).contains(response.status) else {
             throw UpstreamFailure.error(status: response.status, headers: response.headers, body: response.body)
         }
-        let contentType = response.headers.first(name: "content-type") ?? "application/json"
-        return GatewayResponse(status: HTTPResponseStatus(statusCode: response.status), headers: ["content-type": contentType],
-                               body: .whole(response.body))
+        return response
     }
+
+    private func postStream(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> EventStream {
+        let response = try await upstream.stream(try upstreamRequest(path, body: body, call: call))
+        guard (200..<300).contains(response.status) else {
+            throw UpstreamFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
+        }
+        return EventStream(SSEEventSequence(response.body))
+    }
+
+    private func whole(_ response: UpstreamResponse) -> GatewayResponse {
+        GatewayResponse(status: HTTPResponseStatus(statusCode: response.status),
+                        headers: ["content-type": response.headers.first(name: "content-type") ?? "application/json"],
+                        body: .whole(response.body))
+    }
+
+    private func stream(_ events: EventStream) -> GatewayResponse {
+        GatewayResponse(status: .ok, headers: ["content-type": "text/event-stream"], body: .events(events))
+    }
+}
+
+/// Reads the usage chunk of an OpenAI stream, and hides it from a client that did not ask for it.
+struct OpenAIUsageTap: EventTranslator {
+    let hidesUsageChunk: Bool
+    let onUsage: @Sendable (Usage) -> Void
+
+    mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
+        // Only the usage chunk names prompt_tokens: a substring test spares parsing every chunk.
+        guard event.data.contains("prompt_tokens"), let json = event.json, let usage = Usage(openAI: json["usage"]) else { return [event] }
+        onUsage(usage)
+        return hidesUsageChunk && json["choices"]?.count == 0 ? [] : [event]
+    }
+
+    mutating func finish() throws -> [SSEEvent] { [] }
 }

@@ -23,6 +23,9 @@ enum UpstreamFailure {
             if let retryAfter = headers.first(name: "retry-after") { extra.add(name: "retry-after", value: retryAfter) }
             return GatewayError(.tooManyRequests, type: "rate_limit_error", detail ?? "the provider is rate limiting requests",
                                 code: "upstream_rate_limited", headers: extra)
+        case 503, 529:
+            return GatewayError(.serviceUnavailable, type: "upstream_error", "the provider is overloaded (\(status))" + (detail.map { ": \($0)" } ?? ""),
+                                code: "upstream_overloaded")
         case 504:
             return GatewayError(.gatewayTimeout, type: "timeout_error", "the provider timed out (\(status))", code: "upstream_timeout")
         default:

@@ -1,33 +1,52 @@
 import Kernel
 import NIOCore
+import NIOHTTP1
 
-/// The terminal stage: maps the public model to a provider target (by weight), sends the
-/// request there, and on a retryable failure tries the next target, then the model's fallbacks.
-/// Also answers `GET /v1/models` with the public models the caller may use.
+/// The terminal stage: maps the public model to a provider target (smooth weighted round robin),
+/// sends the request there, and on a retryable failure (connect errors, 429, 5xx) retries with
+/// backoff — another target of the model first, then the model's fallbacks — within a per-attempt
+/// timeout and an overall deadline. A circuit breaker per target skips providers that keep
+/// failing. A stream is never retried once it has started. Also answers `GET /v1/models`.
 public struct Router: Middleware {
     public static let name = "router"
-    public static let summary = "sends each request to a provider target of its public model, with retries and fallbacks"
+    public static let summary = "sends each request to a provider target of its public model, with retries, fallbacks and circuit breaking"
     public static let isTerminal = true
     public static let configSchema = ConfigSchema([
-        ConfigField("retries", .nonNegativeInteger, default: 2, "extra attempts after a retryable failure (429, 5xx, connection errors)"),
+        ConfigField("retries", .nonNegativeInteger, default: 2, "extra attempts after a retryable failure (connect errors, 429, 5xx)"),
         ConfigField("timeout_s", .number(min: 0.001), default: 600, "longest wait for one attempt (for streams: until the stream starts)"),
+        ConfigField("deadline_s", .number(min: 0.001), default: 600, "longest time for all attempts together"),
+        ConfigField("backoff_ms", .number(min: 0), default: 100, "base of the exponential backoff (with full jitter) before retrying a target"),
+        ConfigField("max_retry_after_s", .number(min: 0), default: 30, "a 429's retry-after up to this long is waited; a longer one moves on"),
+        ConfigField("breaker_failures", .positiveInteger, default: 5, "consecutive failures that open a target's circuit"),
+        ConfigField("breaker_cooldown_s", .number(min: 0.001), default: 30, "how long an open circuit skips its target before one trial request"),
     ])
 
     let models: [String: ModelRoute]
     let modelOrder: [String]
+    let pickers: [String: SmoothWeightedRoundRobin]
     let providers: [String: any Provider]
     /// Optional providers left out of the manifest, with the reason.
     let unavailable: [String: String]
     let retries: Int
     let timeout: Duration
+    let deadline: Duration
+    let backoff: Duration
+    let maxRetryAfter: Duration
+    let breaker: CircuitBreaker
 
     public init(config: PluginConfig, context: PluginContext) throws {
         models = Dictionary(context.manifest.models.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
         modelOrder = context.manifest.models.map(\.name)
+        pickers = models.mapValues { SmoothWeightedRoundRobin($0.targets) }
         providers = context.providers
         unavailable = context.manifest.unavailableProviders
         retries = config.int("retries") ?? 2
         timeout = .seconds(config.double("timeout_s") ?? 600)
+        deadline = .seconds(config.double("deadline_s") ?? 600)
+        backoff = .milliseconds(config.double("backoff_ms") ?? 100)
+        maxRetryAfter = .seconds(config.double("max_retry_after_s") ?? 30)
+        breaker = CircuitBreaker(failureThreshold: config.int("breaker_failures") ?? 5,
+                                 cooldown: .seconds(config.double("breaker_cooldown_s") ?? 30))
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
@@ -37,66 +56,101 @@ public struct Router: Middleware {
                                "The model `\(request.model)` does not exist or you do not have access to it.",
                                param: "model", code: "model_not_found")
         }
-        var lastError: GatewayError?
-        let attempts = plan(for: route).filter { providers[$0.provider] != nil }
-        if attempts.isEmpty, let reason = route.targets.lazy.compactMap({ self.unavailable[$0.provider] }).first {
+        let plan = plan(for: route)
+        if plan.isEmpty, let reason = route.targets.lazy.compactMap({ self.unavailable[$0.provider] }).first {
             throw GatewayError(.serviceUnavailable, type: "server_error",
                                "The model `\(request.model)` is not available on this gateway: its provider is not configured (\(reason)).",
                                code: "provider_not_configured")
         }
-        for (attempt, target) in attempts.enumerated() {
+
+        let giveUpAt = ContinuousClock.now + deadline
+        var attempts = 0
+        var lastFailure: (target: ModelRoute.Target, error: GatewayError)?
+        for target in plan {
             try Task.checkCancellation()
-            guard let provider = providers[target.provider] else { continue }
-            let call = ProviderCall(request: request, upstreamModel: target.model, timeout: timeout, attempt: attempt + 1)
+            let key = "\(target.provider)/\(target.model)"
+            guard let provider = providers[target.provider], breaker.allows(key) else { continue }
+            if let last = lastFailure {
+                try await wait(after: last.error, retryingSameTarget: last.target.provider == target.provider && last.target.model == target.model,
+                               attempt: attempts, until: giveUpAt)
+            }
+            let remaining = giveUpAt - .now
+            guard remaining > .zero else { break }
+            attempts += 1
             do {
-                var response = try await provider.send(call)
+                var response = try await provider.send(ProviderCall(request: request, upstreamModel: target.model,
+                                                                    timeout: min(timeout, remaining), attempt: attempts))
+                breaker.recordSuccess(key)
                 response.provider = target.provider
+                response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
                 return response
             } catch {
                 if error is CancellationError || Task.isCancelled { throw error }
                 let failure = GatewayError(error, provider: target.provider)
+                if Self.countsAgainstBreaker(failure) { breaker.recordFailure(key) } else { breaker.recordSuccess(key) }
                 request.context.logger.warning("provider attempt failed", metadata: [
-                    "provider": .string(target.provider), "attempt": .stringConvertible(attempt + 1),
+                    "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),
                     "status": .stringConvertible(failure.status.code), "error": .string(failure.message),
                 ])
-                guard Self.isRetryable(failure) else { throw failure }
-                lastError = failure
+                guard Self.isRetryable(failure) else { throw named(failure, attempts: attempts, model: request.model) }
+                lastFailure = (target, failure)
             }
         }
-        throw lastError ?? GatewayError(.serviceUnavailable, type: "upstream_error", "no provider is available for `\(request.model)`",
-                                        code: "no_provider")
+        if let lastFailure { throw named(lastFailure.error, attempts: attempts, model: request.model) }
+        var unavailable = GatewayError(.serviceUnavailable, type: "upstream_error",
+                                       "The model `\(request.model)` is unavailable: every provider target is failing (circuit open); retry later.",
+                                       code: "circuit_open")
+        unavailable.headers.add(name: "x-sluice-attempts", value: "0")
+        throw unavailable
     }
 
-    /// The targets to try, in order: the model's own targets (weighted order, repeated up to
-    /// `retries + 1` attempts), then each fallback model's the same way.
+    /// The targets to try, in order: the model's own targets (smooth weighted order, repeated up
+    /// to `retries + 1` attempts), then each fallback model's the same way.
     func plan(for route: ModelRoute) -> [ModelRoute.Target] {
         var attempts: [ModelRoute.Target] = []
         for name in [route.name] + route.fallbacks {
-            guard let model = models[name] else { continue }
-            let order = Self.weightedOrder(model.targets)
+            guard let picker = pickers[name] else { continue }
+            let order = picker.order().filter { providers[$0.provider] != nil }
             guard !order.isEmpty else { continue }
             attempts += (0...retries).map { order[$0 % order.count] }
         }
         return attempts
     }
 
-    /// A random order in which a target is more likely to come first the higher its weight.
-    static func weightedOrder(_ targets: [ModelRoute.Target]) -> [ModelRoute.Target] {
-        var remaining = targets.filter { $0.weight > 0 }
-        var order: [ModelRoute.Target] = []
-        while !remaining.isEmpty {
-            var pick = Int.random(in: 0..<remaining.reduce(0) { $0 + $1.weight })
-            let index = remaining.firstIndex { target in
-                pick -= target.weight
-                return pick < 0
-            }!
-            order.append(remaining.remove(at: index))
+    /// Before retrying: a 429's `retry-after` when the same target comes again (up to
+    /// `max_retry_after_s`), else exponential backoff with full jitter for the same target, and
+    /// no wait when moving to another target.
+    private func wait(after failure: GatewayError, retryingSameTarget: Bool, attempt: Int, until giveUpAt: ContinuousClock.Instant) async throws {
+        guard retryingSameTarget else { return }
+        var delay: Duration
+        if failure.status == .tooManyRequests, let seconds = failure.headers.first(name: "retry-after").flatMap(Double.init) {
+            guard .seconds(seconds) <= maxRetryAfter else { throw failure }
+            delay = .seconds(seconds)
+        } else {
+            let ceiling = backoff * Int(1 << min(attempt - 1, 10))
+            delay = ceiling * Double.random(in: 0...1)
         }
-        return order
+        if ContinuousClock.now + delay >= giveUpAt { throw failure }
+        try await Task.sleep(for: delay)
+    }
+
+    /// The failure as the client sees it, naming the public model.
+    private func named(_ failure: GatewayError, attempts: Int, model: String) -> GatewayError {
+        var error = failure
+        if failure.status.code >= 500 || failure.status == .tooManyRequests {
+            error.message = "The model `\(model)` failed after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(failure.message)"
+        }
+        error.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
+        return error
     }
 
     static func isRetryable(_ error: GatewayError) -> Bool {
         [429, 500, 502, 503, 504].contains(error.status.code)
+    }
+
+    /// Rate limiting says the provider is alive; only failures that suggest it is not count.
+    static func countsAgainstBreaker(_ error: GatewayError) -> Bool {
+        [500, 502, 503, 504].contains(error.status.code)
     }
 
     private func listModels(for request: GatewayRequest) -> GatewayResponse {

@@ -1,0 +1,114 @@
+import Kernel
+import NIOCore
+import NIOHTTP1
+
+/// Talking to Anthropic's Messages API.
+struct AnthropicWire: Sendable {
+    let settings: AnthropicSettings
+    let upstream: UpstreamClient
+
+    func send(_ call: ProviderCall) async throws -> GatewayResponse {
+        let request = call.request
+        let context = request.context
+        switch (request.operation, request.dialect) {
+        case (.messages, .anthropic):
+            var body = request.body
+            if body.json["model"]?.string != call.upstreamModel { body.json["model"] = JSON(call.upstreamModel) }
+            let bytes = body.bytes(allocator: context.allocator)
+            guard request.stream else {
+                let response = try await post(bytes, call: call)
+                context.usage = Usage(anthropic: try? JSON.parse(Array(response.body.readableBytesView))["usage"])
+                return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(response.body))
+            }
+            return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })
+        case (.chatCompletions, .openAI):
+            let translated = try ChatToMessagesRequest.translate(request.body.json, model: call.upstreamModel,
+                                                                 defaultMaxTokens: settings.defaultMaxTokens)
+            let bytes = translated.encoded(using: context.allocator)
+            guard request.stream else {
+                let response = try await post(bytes, call: call)
+                guard let message = try? JSON.parse(Array(response.body.readableBytesView)) else {
+                    throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
+                }
+                context.usage = Usage(anthropic: message["usage"])
+                return .json(ResponseTranslation.completion(fromMessage: message), allocator: context.allocator)
+            }
+            let includeUsage = request.body.json["stream_options"]?["include_usage"]?.bool == true
+            let events = try await postStream(bytes, call: call)
+            return stream(events.translating { AnthropicToOpenAIStream(includeUsage: includeUsage) { context.usage = $0 } })
+        default:
+            throw GatewayError.invalidRequest("Anthropic does not serve \(request.operation.rawValue) requests")
+        }
+    }
+
+    /// An `event: error` in an Anthropic stream, as the error the client should see.
+    static func streamError(_ json: JSON) -> GatewayError {
+        let type = json["error"]?["type"]?.string ?? "api_error"
+        let message = json["error"]?["message"]?.string ?? "the provider failed"
+        let status: HTTPResponseStatus = switch type {
+        case "overloaded_error": .serviceUnavailable
+        case "rate_limit_error": .tooManyRequests
+        default: .badGateway
+        }
+        return GatewayError(status, type: "upstream_error", "the provider failed mid-stream: \(message)", code: type)
+    }
+
+    private func upstreamRequest(_ body: ByteBuffer, call: ProviderCall) -> UpstreamRequest {
+        var headers: HTTPHeaders = [
+            "content-type": "application/json", "accept": call.request.stream ? "text/event-stream" : "application/json",
+            "x-api-key": settings.apiKey, "anthropic-version": settings.version, "x-request-id": call.request.context.requestID,
+        ]
+        if let beta = call.request.headers.first(name: "anthropic-beta") { headers.add(name: "anthropic-beta", value: beta) }
+        for (name, value) in settings.headers { headers.replaceOrAdd(name: name, value: value) }
+        let timeout = min(settings.timeout, call.timeout)
+        return UpstreamRequest(url: settings.baseURL + "/v1/messages", headers: headers, body: body,
+                               timeouts: UpstreamTimeouts(connect: settings.connectTimeout, firstByte: timeout,
+                                                          total: call.request.stream ? nil : timeout))
+    }
+
+    private func post(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
+        let response = try await upstream.send(upstreamRequest(body, call: call))
+        guard (200..<300).contains(response.status) else {
+            throw UpstreamFailure.error(status: response.status, headers: response.headers, body: response.body)
+        }
+        return response
+    }
+
+    private func postStream(_ body: ByteBuffer, call: ProviderCall) async throws -> EventStream {
+        let response = try await upstream.stream(upstreamRequest(body, call: call))
+        guard (200..<300).contains(response.status) else {
+            throw UpstreamFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
+        }
+        return EventStream(SSEEventSequence(response.body))
+    }
+
+    private func stream(_ events: EventStream) -> GatewayResponse {
+        GatewayResponse(status: .ok, headers: ["content-type": "text/event-stream"], body: .events(events))
+    }
+}
+
+/// Reads usage from an Anthropic stream passing through: input from message_start, output from
+/// message_delta. Turns an `event: error` into an error, so the client gets it in its own shape.
+struct AnthropicUsageTap: EventTranslator {
+    let onUsage: @Sendable (Usage) -> Void
+    private var usage = Usage(inputTokens: 0, outputTokens: 0)
+
+    init(onUsage: @escaping @Sendable (Usage) -> Void) { self.onUsage = onUsage }
+
+    mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
+        switch event.event {
+        case "message_start":
+            usage = Usage(anthropic: event.json?["message"]?["usage"]) ?? usage
+        case "message_delta":
+            if let output = event.json?["usage"]?["output_tokens"]?.int { usage.outputTokens = output }
+            onUsage(usage)
+        case "error":
+            if let json = event.json { throw AnthropicWire.streamError(json) }
+        default:
+            break
+        }
+        return [event]
+    }
+
+    mutating func finish() throws -> [SSEEvent] { [] }
+}

@@ -1,0 +1,68 @@
+import Kernel
+
+/// Why an answer ended, between OpenAI's `finish_reason` and Anthropic's `stop_reason`.
+enum StopReason {
+    static func openAI(fromAnthropic reason: String?) -> String? {
+        switch reason {
+        case nil: nil
+        case "max_tokens", "model_context_window_exceeded": "length"
+        case "tool_use": "tool_calls"
+        case "refusal": "content_filter"
+        default: "stop"  // end_turn, stop_sequence, pause_turn
+        }
+    }
+
+    static func anthropic(fromOpenAI reason: String?) -> String? {
+        switch reason {
+        case nil: nil
+        case "length": "max_tokens"
+        case "tool_calls", "function_call": "tool_use"
+        case "content_filter": "refusal"
+        default: "end_turn"
+        }
+    }
+}
+
+extension Usage {
+    /// From an OpenAI `usage` object (`prompt_tokens` includes cached tokens).
+    init?(openAI usage: JSON?) {
+        guard let usage, usage.isObject, let input = usage["prompt_tokens"]?.int else { return nil }
+        self.init(inputTokens: input, outputTokens: usage["completion_tokens"]?.int ?? 0,
+                  cachedInputTokens: usage["prompt_tokens_details"]?["cached_tokens"]?.int ?? 0)
+    }
+
+    /// From an Anthropic `usage` object (`input_tokens` excludes cache reads and writes).
+    init?(anthropic usage: JSON?) {
+        guard let usage, usage.isObject else { return nil }
+        let cacheRead = usage["cache_read_input_tokens"]?.int ?? 0
+        let cacheWrite = usage["cache_creation_input_tokens"]?.int ?? 0
+        self.init(inputTokens: (usage["input_tokens"]?.int ?? 0) + cacheRead + cacheWrite,
+                  outputTokens: usage["output_tokens"]?.int ?? 0, cachedInputTokens: cacheRead)
+    }
+
+    var openAIJSON: JSON {
+        var json: JSON = ["prompt_tokens": JSON(inputTokens), "completion_tokens": JSON(outputTokens),
+                          "total_tokens": JSON(inputTokens + outputTokens)]
+        if cachedInputTokens > 0 { json["prompt_tokens_details"] = ["cached_tokens": JSON(cachedInputTokens)] }
+        return json
+    }
+
+    var anthropicJSON: JSON {
+        var json: JSON = ["input_tokens": JSON(inputTokens - cachedInputTokens), "output_tokens": JSON(outputTokens)]
+        if cachedInputTokens > 0 { json["cache_read_input_tokens"] = JSON(cachedInputTokens) }
+        return json
+    }
+}
+
+extension JSON {
+    /// The text of an OpenAI content value (a string, or an array of parts of which the text ones count).
+    var plainText: String {
+        if let string { return string }
+        return elements.compactMap { part in part["type"]?.string == "text" ? part["text"]?.string : nil }.joined(separator: "\n")
+    }
+
+    /// Copies `key` from `source` when present and not null.
+    mutating func copy(_ key: String, from source: JSON, as newKey: String? = nil) {
+        if let value = source[key], !value.isNull { self[newKey ?? key] = value }
+    }
+}

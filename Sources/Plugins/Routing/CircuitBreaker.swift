@@ -1,0 +1,52 @@
+import NIOConcurrencyHelpers
+
+/// One circuit per provider target: `failures` consecutive failures open it for `cooldown`, then
+/// one trial request is let through (half-open); its success closes the circuit, its failure
+/// opens it again. A dead provider so stops costing every request a timeout.
+final class CircuitBreaker: Sendable {
+    enum State: Equatable {
+        case closed(failures: Int)
+        case open(until: ContinuousClock.Instant)
+        case halfOpen
+    }
+
+    let failureThreshold: Int
+    let cooldown: Duration
+    private let states = NIOLockedValueBox<[String: State]>([:])
+
+    init(failureThreshold: Int, cooldown: Duration) {
+        self.failureThreshold = failureThreshold
+        self.cooldown = cooldown
+    }
+
+    /// Whether a request may go to `target` now. Moving from open to half-open admits exactly one.
+    func allows(_ target: String, now: ContinuousClock.Instant = .now) -> Bool {
+        states.withLockedValue { states in
+            switch states[target] ?? .closed(failures: 0) {
+            case .closed: return true
+            case .halfOpen: return false  // its one trial is under way
+            case .open(let until):
+                guard now >= until else { return false }
+                states[target] = .halfOpen
+                return true
+            }
+        }
+    }
+
+    func recordSuccess(_ target: String) {
+        states.withLockedValue { $0[target] = .closed(failures: 0) }
+    }
+
+    func recordFailure(_ target: String, now: ContinuousClock.Instant = .now) {
+        states.withLockedValue { states in
+            switch states[target] ?? .closed(failures: 0) {
+            case .closed(let failures) where failures + 1 < failureThreshold:
+                states[target] = .closed(failures: failures + 1)
+            default:
+                states[target] = .open(until: now + cooldown)
+            }
+        }
+    }
+
+    func state(of target: String) -> State { states.withLockedValue { $0[target] ?? .closed(failures: 0) } }
+}

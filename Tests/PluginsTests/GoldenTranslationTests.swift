@@ -1,0 +1,89 @@
+import Foundation
+import Kernel
+import Testing
+@testable import Plugins
+
+/// Recorded request/response/stream pairs for the OpenAI ⇄ Anthropic translators, one file per
+/// case in `Golden/`. To re-record after a deliberate change: `SLUICE_RECORD_GOLDEN=1 swift test
+/// --filter Golden`, then review the diff like any other change.
+@Suite struct GoldenTranslationTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    static let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+
+    @Test(arguments: files)
+    func translatesAsRecorded(_ file: String) throws {
+        let url = Self.folder.appendingPathComponent(file)
+        var golden = try JSON.parse(try Data(contentsOf: url))
+        let actual: JSON
+        do {
+            actual = try Self.run(golden)
+        } catch {
+            actual = ["error": JSON(String(describing: error))]
+        }
+        if ProcessInfo.processInfo.environment["SLUICE_RECORD_GOLDEN"] == "1" {
+            golden["expected"] = actual
+            try Data(golden.encoded()).write(to: url)
+            return
+        }
+        #expect(Self.stable(actual) == Self.stable(golden["expected"] ?? .null), "\(file): got \(actual)")
+    }
+
+    static func run(_ golden: JSON) throws -> JSON {
+        let input = golden["input"] ?? .null
+        let model = golden["model"]?.string ?? "upstream-model"
+        switch golden["translation"]?.string {
+        case "chat_to_messages_request":
+            return try ChatToMessagesRequest.translate(input, model: model, defaultMaxTokens: 4096)
+        case "messages_to_chat_request":
+            return try MessagesToChatRequest.translate(input, model: model)
+        case "message_to_completion":
+            return ResponseTranslation.completion(fromMessage: input)
+        case "completion_to_message":
+            return ResponseTranslation.message(fromCompletion: input)
+        case "anthropic_stream_to_openai":
+            var translator = AnthropicToOpenAIStream(includeUsage: golden["include_usage"]?.bool ?? false) { _ in }
+            return try translate(input, with: &translator)
+        case "openai_stream_to_anthropic":
+            var translator = OpenAIToAnthropicStream { _ in }
+            return try translate(input, with: &translator)
+        default:
+            Issue.record("unknown translation \(golden["translation"] ?? .null)")
+            return .null
+        }
+    }
+
+    /// Feeds recorded events (`{"event"?, "data"}` with data as JSON or "[DONE]") through a
+    /// translator; the output has the same shape. An error ends the list as `{"error": …}`.
+    static func translate<T: EventTranslator>(_ events: JSON, with translator: inout T) throws -> JSON {
+        var output = JSON.array()
+        func record(_ produced: [SSEEvent]) {
+            for event in produced {
+                var item: JSON = ["data": event.json ?? JSON(event.data)]
+                if let name = event.event { item["event"] = JSON(name) }
+                output.append(item)
+            }
+        }
+        do {
+            for item in events.elements {
+                let data = item["data"].map { $0.string ?? $0.description } ?? ""
+                record(try translator.translate(SSEEvent(event: item["event"]?.string, data: data)))
+            }
+            record(try translator.finish())
+        } catch {
+            output.append(["error": JSON(String(describing: error))])
+        }
+        return output
+    }
+
+    /// Drops what differs from run to run (`created` timestamps).
+    static func stable(_ json: JSON) -> JSON {
+        switch json.kind {
+        case .object:
+            return JSON(object: json.members.filter { $0.key != "created" }.map { ($0.key, stable($0.value)) })
+        case .array:
+            return JSON(array: json.elements.map(stable))
+        default:
+            return json
+        }
+    }
+}
