@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 CONFIG ?= plugins.json
 
-.PHONY: build release run test unit integration check clean
+.PHONY: build release run model test unit integration check clean
 
 build:
 	swift build
@@ -12,9 +12,15 @@ build:
 release:
 	swift build -c release
 
-## Serve the default manifest with a release build.
-run: release
-	./.build/release/sluice serve --config $(CONFIG)
+## Build a release binary, prepare the local model, and serve the default manifest with it
+## (sluice on 127.0.0.1:8080, SmolLM2-135M on llama-cpp-python at 127.0.0.1:8081). Ctrl-C stops both.
+run:
+	CONFIG=$(CONFIG) ./scripts/run.sh
+
+## The local model for `make run` and the real-model test: .venv-model/ (llama-cpp-python[server],
+## compiled once, ~12 min on 2 cores) and models/SmolLM2-135M-Instruct.Q4_1.gguf. Seconds when done.
+model:
+	./scripts/setup-local-model.sh
 
 ## The whole test suite: Swift unit tests, then the real binary through the integration suite.
 test: build unit integration
@@ -22,7 +28,7 @@ test: build unit integration
 unit:
 	swift test
 
-integration: $(VENV)/.installed build
+integration: $(VENV)/.installed model build
 	SLUICE_BIN="$$(swift build --show-bin-path)/sluice" $(PYTHON) -m pytest Tests/Integration -q -p no:cacheprovider
 
 $(VENV)/.installed: Tests/Integration/requirements.txt
@@ -35,4 +41,4 @@ check: build
 	"$$(swift build --show-bin-path)/sluice" check $(CONFIG)
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(VENV) .venv-model

@@ -280,7 +280,7 @@ def test_slow_reader_does_not_make_the_gateway_buffer(start_sluice, fake):
         rss_after = gw.rss_bytes()
         sent, total = record["chunks_sent"], record["total_chunks"]
         sent_mb = sent * (4096 + 250) / MB
-        assert total == 50_003
+        assert total in (50_003, 50_004)  # +1 when the gateway asks for the usage chunk
         assert sent < 0.2 * total, (f"provider sent {sent}/{total} chunks (~{sent_mb:.0f} MB) to a client "
                                     f"that read {got} bytes: the gateway is not pausing the upstream")
         growth = (rss_after - rss_before) / MB
