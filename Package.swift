@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(
             name: "Kernel",
             dependencies: [
@@ -31,7 +32,13 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "Plugins", dependencies: ["Kernel"]),
+        .target(
+            name: "Plugins",
+            dependencies: [
+                "Kernel", "CHiredis",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -40,7 +47,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio")]),
-        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", .product(name: "NIOHTTP1", package: "swift-nio")],
+                    exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

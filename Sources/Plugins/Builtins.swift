@@ -8,6 +8,8 @@ public enum Builtins {
     public static let types: [any Plugin.Type] = [
         // pipeline
         APIKeyAuth.self,
+        Validation.self,
+        RateLimit.self,
         Router.self,
         // providers
         OpenAICompatibleProvider.self,

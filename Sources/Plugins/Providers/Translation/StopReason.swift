@@ -53,16 +53,3 @@ extension Usage {
         return json
     }
 }
-
-extension JSON {
-    /// The text of an OpenAI content value (a string, or an array of parts of which the text ones count).
-    var plainText: String {
-        if let string { return string }
-        return elements.compactMap { part in part["type"]?.string == "text" ? part["text"]?.string : nil }.joined(separator: "\n")
-    }
-
-    /// Copies `key` from `source` when present and not null.
-    mutating func copy(_ key: String, from source: JSON, as newKey: String? = nil) {
-        if let value = source[key], !value.isNull { self[newKey ?? key] = value }
-    }
-}

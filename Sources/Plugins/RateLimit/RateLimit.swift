@@ -1,0 +1,142 @@
+import Kernel
+import NIOHTTP1
+
+/// Limits requests and tokens per minute (and tokens per day) for each key, each public model,
+/// or the whole gateway. A request reserves one request and an estimate of its tokens up front;
+/// when its answer (or stream) ends the reservation is settled with the usage the provider
+/// reported. With `redis_url` the buckets are shared by every replica.
+public struct RateLimit: Middleware {
+    public static let name = "rate-limit"
+    public static let summary = "requests and tokens per minute (and tokens per day), in memory or shared through Redis"
+    public static let configSchema = ConfigSchema([
+        ConfigField("by", .choice(["key", "model", "global"]), default: "key", "whose budget a request spends: its key, its public model, or one for all"),
+        ConfigField("requests_per_minute", .positiveInteger, "requests allowed per minute"),
+        ConfigField("tokens_per_minute", .positiveInteger, "input + output tokens allowed per minute"),
+        ConfigField("tokens_per_day", .positiveInteger, "input + output tokens allowed per day"),
+        ConfigField("redis_url", .string, "redis://[:password@]host:port/db to share limits between replicas; absent: in this process"),
+        ConfigField("on_store_error", .choice(["allow", "deny"]), default: "allow", "when Redis fails: let requests through (logged) or answer 503"),
+        ConfigField("estimated_output_tokens", .nonNegativeInteger, default: 256, "tokens reserved for the answer of a request that sets no max_tokens"),
+        ConfigField("key_prefix", .string, default: "sluice:rl:", "prefix of the Redis keys"),
+    ])
+
+    let by: String
+    let requestsPerMinute: Int?
+    let tokensPerMinute: Int?
+    let tokensPerDay: Int?
+    let store: any BucketStore
+    let failOpen: Bool
+    let estimatedOutput: Int
+    let prefix: String
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        by = config.string("by") ?? "key"
+        requestsPerMinute = config.int("requests_per_minute")
+        tokensPerMinute = config.int("tokens_per_minute")
+        tokensPerDay = config.int("tokens_per_day")
+        guard requestsPerMinute != nil || tokensPerMinute != nil || tokensPerDay != nil else {
+            throw config.error(nil, "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day")
+        }
+        if let url = config.string("redis_url") {
+            guard let endpoint = RedisEndpoint(url: url) else {
+                throw config.error("redis_url", "expected redis://[:password@]host[:port][/db]")
+            }
+            store = RedisBucketStore(redis: RedisClient(endpoint))
+        } else {
+            store = InMemoryBucketStore()
+        }
+        failOpen = config.string("on_store_error") != "deny"
+        estimatedOutput = config.int("estimated_output_tokens") ?? 256
+        prefix = config.string("key_prefix") ?? "sluice:rl:"
+    }
+
+    public func shutdown() async { await store.shutdown() }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        let subject = switch by {
+        case "model": "model:\(request.model)"
+        case "global": "global"
+        default: "key:\(request.context.identity?.name ?? "anonymous")"
+        }
+        let estimate = Double(Self.estimateTokens(request.body.json, outputEstimate: estimatedOutput))
+        var limits: [(bucket: Bucket, cost: Double, kind: String)] = []
+        if let rpm = requestsPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):rpm", capacity: Double(rpm), period: 60), 1, "requests")) }
+        if let tpm = tokensPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), estimate, "tokens")) }
+        if let tpd = tokensPerDay { limits.append((Bucket(key: "\(prefix)\(subject):tpd", capacity: Double(tpd), period: 86_400), estimate, "tokens_day")) }
+        let buckets = limits.map(\.bucket)
+
+        let reservation: Reservation
+        do {
+            reservation = try await store.reserve(buckets, costs: limits.map(\.cost))
+        } catch {
+            request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
+                                                                              "on_store_error": .string(failOpen ? "allow" : "deny")])
+            guard failOpen else {
+                throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
+                                   code: "rate_limit_store_unavailable")
+            }
+            return try await next(request)
+        }
+        let headers = Self.headers(limits: limits, reservation: reservation)
+        guard reservation.allowed else {
+            let seconds = max(1, Int(reservation.retryAfter.rounded(.up)))
+            var refusal = GatewayError(.tooManyRequests, type: "rate_limit_error",
+                                       "Rate limit reached for \(subject); retry in \(seconds) s.", code: "rate_limit_exceeded", headers: headers)
+            refusal.headers.replaceOrAdd(name: "retry-after", value: String(seconds))
+            throw refusal
+        }
+
+        // From here the reservation is settled exactly once: with real usage, or refunded.
+        let tokenBuckets = limits.filter { $0.kind != "requests" }.map(\.bucket)
+        let settle: @Sendable (Usage?) -> Void = { [store] usage in
+            guard !tokenBuckets.isEmpty else { return }
+            let used = usage.map { Double($0.inputTokens + $0.outputTokens) } ?? 0
+            Task { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
+        }
+        var response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            settle(request.context.usage)
+            throw error
+        }
+        response.headers.add(contentsOf: headers)
+        switch response.body {
+        case .whole:
+            settle(request.context.usage)
+        case .events(let events):
+            let context = request.context
+            response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.usage) }))
+        }
+        return response
+    }
+
+    /// A request's tokens before it runs: about four characters a token for the prompt, plus the
+    /// answer's cap (or the configured estimate).
+    static func estimateTokens(_ body: JSON, outputEstimate: Int) -> Int {
+        var characters = body["messages"]?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
+        characters += body["system"]?.textCharacterCount ?? 0
+        if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + ($1.string?.count ?? 0) } }
+        let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? (body["input"] != nil ? 0 : outputEstimate)
+        return (characters + 3) / 4 + output
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers for the requests and tokens per minute limits.
+    static func headers(limits: [(bucket: Bucket, cost: Double, kind: String)], reservation: Reservation) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        for (index, limit) in limits.enumerated() where limit.kind != "tokens_day" {
+            let remaining = reservation.remaining[index]
+            headers.add(name: "x-ratelimit-limit-\(limit.kind)", value: String(Int(limit.bucket.capacity)))
+            headers.add(name: "x-ratelimit-remaining-\(limit.kind)", value: String(max(0, Int(remaining.rounded(.down)))))
+            headers.add(name: "x-ratelimit-reset-\(limit.kind)", value: Self.duration(limit.bucket.secondsUntilFull(from: remaining)))
+        }
+        return headers
+    }
+
+    /// `20ms`, `1s`, `6m0s` — the spelling OpenAI uses in its reset headers.
+    static func duration(_ seconds: Double) -> String {
+        if seconds < 1 { return "\(Int((seconds * 1000).rounded(.up)))ms" }
+        let whole = Int(seconds.rounded(.up))
+        return whole < 60 ? "\(whole)s" : "\(whole / 60)m\(whole % 60)s"
+    }
+}

@@ -1,0 +1,230 @@
+import Kernel
+
+/// The checks of the `validation` plugin, per operation. Each failure names the JSON path of
+/// the field at fault.
+struct RequestRules {
+    struct Limits: Sendable {
+        var maxTokensCap: Int?
+        var clamp: Bool
+        var maxMessages: Int
+        var maxTotalCharacters: Int?
+        var blockedParams: Set<String>
+        var allowedParams: Set<String>?
+    }
+
+    let limits: Limits
+    let body: JSON
+    /// The body with max_tokens lowered to the cap, when clamping changed it.
+    private(set) var clampedBody: JSON?
+
+    init(limits: Limits, body: JSON) {
+        self.limits = limits
+        self.body = body
+    }
+
+    mutating func check(_ operation: APIOperation) throws {
+        for key in body.keys {
+            if limits.blockedParams.contains(key) || limits.allowedParams.map({ !$0.contains(key) && key != "model" }) == true {
+                throw fail(key, "the parameter \(key) is not allowed on this gateway")
+            }
+        }
+        switch operation {
+        case .chatCompletions: try checkChat()
+        case .embeddings: try checkEmbeddings()
+        case .messages: try checkMessages()
+        case .listModels, .other: break
+        }
+    }
+
+    // MARK: OpenAI chat
+
+    private mutating func checkChat() throws {
+        let messages = try messageList()
+        var toolCallIDs: Set<String> = []
+        var characters = 0
+        for (index, message) in messages.enumerated() {
+            let path = "messages[\(index)]"
+            guard message.isObject else { throw fail(path, "each message must be an object") }
+            let role = message["role"]?.string ?? ""
+            let content = message["content"]
+            switch role {
+            case "system", "developer", "user", "function":
+                guard let content, content.string != nil || content.isArray else {
+                    throw fail("\(path).content", "a \(role) message needs content: a string or an array of parts")
+                }
+            case "assistant":
+                let hasCalls = (message["tool_calls"]?.count ?? 0) > 0
+                if let content, !(content.string != nil || content.isArray || (content.isNull && hasCalls)) {
+                    throw fail("\(path).content", "content must be a string, an array of parts, or null with tool_calls")
+                }
+                if content == nil && !hasCalls { throw fail("\(path).content", "an assistant message needs content or tool_calls") }
+                toolCallIDs = []
+                for (callIndex, call) in (message["tool_calls"]?.elements ?? []).enumerated() {
+                    guard let id = call["id"]?.string, call["function"]?["name"]?.string?.isEmpty == false else {
+                        throw fail("\(path).tool_calls[\(callIndex)]", "a tool call needs an id and function.name")
+                    }
+                    toolCallIDs.insert(id)
+                }
+            case "tool":
+                guard let id = message["tool_call_id"]?.string else { throw fail("\(path).tool_call_id", "a tool message needs tool_call_id") }
+                guard toolCallIDs.contains(id) else {
+                    throw fail("\(path).tool_call_id", "a tool message must answer a tool call of the assistant message before it")
+                }
+            default:
+                throw fail("\(path).role", "role must be one of system, developer, user, assistant, tool")
+            }
+            if role != "tool", role != "assistant" { toolCallIDs = [] }
+            characters += content?.textCharacterCount ?? 0
+        }
+        try checkTotal(characters)
+        try number("temperature", 0...2)
+        try number("top_p", 0...1)
+        try number("presence_penalty", -2...2)
+        try number("frequency_penalty", -2...2)
+        try integer("n", 1...128)
+        try integer("seed", Int.min...Int.max)
+        try integer("top_logprobs", 0...20)
+        try boolean("stream")
+        try boolean("logprobs")
+        try string("user")
+        if let stop = body["stop"], !stop.isNull {
+            guard stop.string != nil || (stop.isArray && stop.count <= 4 && stop.elements.allSatisfy { $0.string != nil }) else {
+                throw fail("stop", "stop must be a string or an array of up to 4 strings")
+            }
+        }
+        if let tools = body["tools"] {
+            guard tools.isArray else { throw fail("tools", "tools must be an array") }
+            for (index, tool) in tools.elements.enumerated() {
+                guard tool["type"]?.string == "function" else { throw fail("tools[\(index)].type", "tool type must be \"function\"") }
+                guard tool["function"]?["name"]?.string?.isEmpty == false else {
+                    throw fail("tools[\(index)].function.name", "a tool needs a function name")
+                }
+            }
+        }
+        try maxTokens("max_tokens")
+        try maxTokens("max_completion_tokens")
+    }
+
+    // MARK: OpenAI embeddings
+
+    private func checkEmbeddings() throws {
+        let input = body["input"] ?? .null
+        let valid: Bool
+        if let string = input.string {
+            valid = !string.isEmpty
+        } else if input.isArray, input.count > 0 {
+            let elements = input.elements
+            valid = elements.allSatisfy { $0.string != nil } || elements.allSatisfy { $0.kind == .integer }
+                || elements.allSatisfy { $0.isArray && $0.count > 0 && $0.elements.allSatisfy { $0.kind == .integer } }
+        } else {
+            valid = false
+        }
+        guard valid else { throw fail("input", "input must be a non-empty string, array of strings, or array of token arrays") }
+        if let format = body["encoding_format"], format.string != "float" && format.string != "base64" {
+            throw fail("encoding_format", "encoding_format must be \"float\" or \"base64\"")
+        }
+        try integer("dimensions", 1...Int.max)
+        try string("user")
+    }
+
+    // MARK: Anthropic messages
+
+    private mutating func checkMessages() throws {
+        let messages = try messageList()
+        var characters = 0
+        for (index, message) in messages.enumerated() {
+            let path = "messages[\(index)]"
+            let role = message["role"]?.string
+            guard role == "user" || role == "assistant" else { throw fail("\(path).role", "role must be \"user\" or \"assistant\"") }
+            if index == 0, role != "user" { throw fail("\(path).role", "the first message must have the user role") }
+            guard let content = message["content"], content.string != nil || content.isArray else {
+                throw fail("\(path).content", "content must be a string or an array of content blocks")
+            }
+            for (blockIndex, block) in content.elements.enumerated() where block["type"]?.string == nil {
+                throw fail("\(path).content[\(blockIndex)].type", "each content block needs a type")
+            }
+            characters += content.textCharacterCount
+        }
+        try checkTotal(characters)
+        guard body["max_tokens"]?.kind == .integer else { throw fail("max_tokens", "max_tokens must be an integer of at least 1") }
+        try maxTokens("max_tokens")
+        try number("temperature", 0...1)
+        try number("top_p", 0...1)
+        try integer("top_k", 0...Int.max)
+        try boolean("stream")
+        if let sequences = body["stop_sequences"], !(sequences.isArray && sequences.elements.allSatisfy { $0.string != nil }) {
+            throw fail("stop_sequences", "stop_sequences must be an array of strings")
+        }
+        if let system = body["system"], !(system.string != nil || (system.isArray && system.elements.allSatisfy { $0["type"]?.string == "text" })) {
+            throw fail("system", "system must be a string or an array of text blocks")
+        }
+        if let tools = body["tools"] {
+            guard tools.isArray else { throw fail("tools", "tools must be an array") }
+            for (index, tool) in tools.elements.enumerated() {
+                guard tool["name"]?.string?.isEmpty == false else { throw fail("tools[\(index)].name", "a tool needs a name") }
+                guard tool["input_schema"]?.isObject == true || tool["type"] != nil else {
+                    throw fail("tools[\(index)].input_schema", "a tool needs an input_schema object")
+                }
+            }
+        }
+    }
+
+    // MARK: Shared checks
+
+    private func messageList() throws -> [JSON] {
+        let messages = body["messages"]?.elements ?? []
+        guard messages.count <= limits.maxMessages else {
+            throw fail("messages", "at most \(limits.maxMessages) messages are accepted, got \(messages.count)")
+        }
+        return messages
+    }
+
+    private func checkTotal(_ characters: Int) throws {
+        if let limit = limits.maxTotalCharacters, characters > limit {
+            throw fail("messages", "the messages hold \(characters) characters; at most \(limit) are accepted")
+        }
+    }
+
+    private mutating func maxTokens(_ key: String) throws {
+        guard let value = body[key], !value.isNull else { return }
+        guard let tokens = value.int, tokens >= 1 else { throw fail(key, "\(key) must be an integer of at least 1") }
+        guard let cap = limits.maxTokensCap, tokens > cap else { return }
+        guard limits.clamp else { throw fail(key, "\(key) is \(tokens); this gateway accepts at most \(cap)") }
+        var clamped = clampedBody ?? body
+        clamped[key] = JSON(cap)
+        clampedBody = clamped
+    }
+
+    private func number(_ key: String, _ range: ClosedRange<Double>) throws {
+        guard let value = body[key], !value.isNull else { return }
+        guard let number = value.double, range.contains(number) else {
+            throw fail(key, "\(key) must be a number from \(range.lowerBound.formattedBound) to \(range.upperBound.formattedBound)")
+        }
+    }
+
+    private func integer(_ key: String, _ range: ClosedRange<Int>) throws {
+        guard let value = body[key], !value.isNull else { return }
+        guard value.kind == .integer, let int = value.int, range.contains(int) else {
+            let bounds = range.upperBound == Int.max ? (range.lowerBound == Int.min ? "" : " of at least \(range.lowerBound)")
+                : " from \(range.lowerBound) to \(range.upperBound)"
+            throw fail(key, "\(key) must be an integer\(bounds)")
+        }
+    }
+
+    private func boolean(_ key: String) throws {
+        if let value = body[key], !value.isNull, value.bool == nil { throw fail(key, "\(key) must be true or false") }
+    }
+
+    private func string(_ key: String) throws {
+        if let value = body[key], !value.isNull, value.string == nil { throw fail(key, "\(key) must be a string") }
+    }
+
+    private func fail(_ param: String, _ message: String) -> GatewayError {
+        GatewayError.invalidRequest(message, param: param, code: "invalid_value")
+    }
+
+}
+
+extension Double {
+    fileprivate var formattedBound: String { rounded() == self ? String(Int(self)) : String(self) }
+}
