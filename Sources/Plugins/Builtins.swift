@@ -8,6 +8,7 @@ public enum Builtins {
     public static let types: [any Plugin.Type] = [
         // pipeline
         APIKeyAuth.self,
+        JWTAuth.self,
         Validation.self,
         RateLimit.self,
         Router.self,

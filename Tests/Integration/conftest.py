@@ -23,6 +23,7 @@ from fakeprovider import FakeProvider
 from harness.constants import SLUICE_TEST_KEY
 from harness.manifest import default_manifest
 from harness.net import free_port
+from harness.redis import RedisError, RedisServer
 from harness.sluice import Sluice, SluiceError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -86,9 +87,9 @@ def make_manifest(fake_provider: FakeProvider) -> Callable[..., dict]:
     return make
 
 
-def _start(binary: Path, manifest: dict, workdir: Path, name: str, env: dict | None) -> Sluice:
+def _start(binary: Path, manifest: dict, workdir: Path, name: str, env: dict | None, **options) -> Sluice:
     try:
-        return Sluice(binary, manifest, workdir, env=env, name=name).start()
+        return Sluice(binary, manifest, workdir, env=env, name=name, **options).start()
     except SluiceError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -104,21 +105,22 @@ def gateway(sluice_bin: Path, fake_provider: FakeProvider, tmp_path_factory: pyt
 
 @pytest.fixture
 def start_sluice(sluice_bin: Path, make_manifest, tmp_path: Path) -> Callable[..., Sluice]:
-    """``start_sluice(manifest=None, env=None, name="custom")``: an extra gateway for this test.
+    """``start_sluice(manifest=None, env=None, name="custom", **options)``: an extra gateway for this test.
 
     ``manifest`` may be a dict (its listen port is used as is) or a callable that edits a copy
-    of the default manifest in place. Stopped at teardown.
+    of the default manifest in place; ``options`` go to ``Sluice`` (socket activation, extra
+    serve flags). Stopped at teardown.
     """
     started: list[Sluice] = []
 
     def start(manifest: dict | Callable[[dict], None] | None = None, env: dict | None = None,
-              name: str = "custom") -> Sluice:
+              name: str = "custom", **options) -> Sluice:
         if manifest is None or callable(manifest):
             edited = make_manifest()
             if manifest is not None:
                 manifest(edited)
             manifest = edited
-        gw = _start(sluice_bin, copy.deepcopy(manifest), tmp_path, f"{name}{len(started)}", env)
+        gw = _start(sluice_bin, copy.deepcopy(manifest), tmp_path, f"{name}{len(started)}", env, **options)
         started.append(gw)
         return gw
 
@@ -126,6 +128,23 @@ def start_sluice(sluice_bin: Path, make_manifest, tmp_path: Path) -> Callable[..
     yield start
     for gw in started:
         gw.stop()
+
+
+# --- redis --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> RedisServer:
+    """A fresh, empty ``redis-server`` on a free loopback port for this test (no persistence).
+
+    ``.url`` goes in the manifest; ``.kill()``/``.restart()`` (same port) and ``.pause()``/
+    ``.resume()`` simulate outages. A missing redis-server is a failure, not a skip.
+    """
+    try:
+        server = RedisServer(tmp_path / "redis").start()
+    except RedisError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
 
 
 # --- clients ------------------------------------------------------------------------------------

@@ -48,6 +48,6 @@ import Testing
     @Test func rendersErrorsInEachDialect() {
         let error = GatewayError.invalidRequest("bad", param: "messages")
         #expect(error.body(for: .openAI).description == #"{"error":{"message":"bad","type":"invalid_request_error","param":"messages","code":null}}"#)
-        #expect(error.body(for: .anthropic).description == #"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#)
+        #expect(error.body(for: .anthropic).description == #"{"type":"error","error":{"type":"invalid_request_error","message":"messages: bad"}}"#)
     }
 }

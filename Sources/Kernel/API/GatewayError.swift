@@ -55,7 +55,9 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
             ])
             return JSON(object: [("error", error)])
         case .anthropic:
-            let error = JSON(object: [("type", JSON(anthropicType)), ("message", JSON(message))])
+            // Anthropic's errors have no param field; like Anthropic, name the field in the message.
+            let text = param.map { "\($0): \(message)" } ?? message
+            let error = JSON(object: [("type", JSON(anthropicType)), ("message", JSON(text))])
             return JSON(object: [("type", "error"), ("error", error)])
         }
     }

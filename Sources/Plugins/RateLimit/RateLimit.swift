@@ -121,14 +121,17 @@ public struct RateLimit: Middleware {
         return (characters + 3) / 4 + output
     }
 
-    /// OpenAI's `x-ratelimit-*` headers for the requests and tokens per minute limits.
+    /// OpenAI's `x-ratelimit-*` headers for the requests and tokens limits.
     static func headers(limits: [(bucket: Bucket, cost: Double, kind: String)], reservation: Reservation) -> HTTPHeaders {
         var headers = HTTPHeaders()
-        for (index, limit) in limits.enumerated() where limit.kind != "tokens_day" {
+        // The tokens trio shows the per-minute limit, or the daily one when that is the only one.
+        let hasMinuteTokens = limits.contains { $0.kind == "tokens" }
+        for (index, limit) in limits.enumerated() where !(limit.kind == "tokens_day" && hasMinuteTokens) {
+            let kind = limit.kind == "requests" ? "requests" : "tokens"
             let remaining = reservation.remaining[index]
-            headers.add(name: "x-ratelimit-limit-\(limit.kind)", value: String(Int(limit.bucket.capacity)))
-            headers.add(name: "x-ratelimit-remaining-\(limit.kind)", value: String(max(0, Int(remaining.rounded(.down)))))
-            headers.add(name: "x-ratelimit-reset-\(limit.kind)", value: Self.duration(limit.bucket.secondsUntilFull(from: remaining)))
+            headers.add(name: "x-ratelimit-limit-\(kind)", value: String(Int(limit.bucket.capacity)))
+            headers.add(name: "x-ratelimit-remaining-\(kind)", value: String(max(0, Int(remaining.rounded(.down)))))
+            headers.add(name: "x-ratelimit-reset-\(kind)", value: Self.duration(limit.bucket.secondsUntilFull(from: remaining)))
         }
         return headers
     }

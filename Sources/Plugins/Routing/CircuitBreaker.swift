@@ -33,6 +33,15 @@ final class CircuitBreaker: Sendable {
         }
     }
 
+    /// Whether `target` is skipped now (open and cooling down, or its half-open trial is under way).
+    func isOpen(_ target: String, now: ContinuousClock.Instant = .now) -> Bool {
+        switch state(of: target) {
+        case .closed: false
+        case .halfOpen: true
+        case .open(let until): now < until
+        }
+    }
+
     func recordSuccess(_ target: String) {
         states.withLockedValue { $0[target] = .closed(failures: 0) }
     }

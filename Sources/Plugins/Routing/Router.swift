@@ -71,8 +71,8 @@ public struct Router: Middleware {
             let key = "\(target.provider)/\(target.model)"
             guard let provider = providers[target.provider], breaker.allows(key) else { continue }
             if let last = lastFailure {
-                try await wait(after: last.error, retryingSameTarget: last.target.provider == target.provider && last.target.model == target.model,
-                               attempt: attempts, until: giveUpAt)
+                let sameTarget = last.target.provider == target.provider && last.target.model == target.model
+                guard try await wait(after: last.error, retryingSameTarget: sameTarget, attempt: attempts, until: giveUpAt) else { break }
             }
             let remaining = giveUpAt - .now
             guard remaining > .zero else { break }
@@ -104,13 +104,14 @@ public struct Router: Middleware {
         throw unavailable
     }
 
-    /// The targets to try, in order: the model's own targets (smooth weighted order, repeated up
-    /// to `retries + 1` attempts), then each fallback model's the same way.
+    /// The targets to try, in order: the model's own targets (smooth weighted order, targets
+    /// with an open circuit left out, repeated up to `retries + 1` attempts), then each fallback
+    /// model's the same way.
     func plan(for route: ModelRoute) -> [ModelRoute.Target] {
         var attempts: [ModelRoute.Target] = []
         for name in [route.name] + route.fallbacks {
             guard let picker = pickers[name] else { continue }
-            let order = picker.order().filter { providers[$0.provider] != nil }
+            let order = picker.order().filter { providers[$0.provider] != nil && !breaker.isOpen("\($0.provider)/\($0.model)") }
             guard !order.isEmpty else { continue }
             attempts += (0...retries).map { order[$0 % order.count] }
         }
@@ -119,19 +120,20 @@ public struct Router: Middleware {
 
     /// Before retrying: a 429's `retry-after` when the same target comes again (up to
     /// `max_retry_after_s`), else exponential backoff with full jitter for the same target, and
-    /// no wait when moving to another target.
-    private func wait(after failure: GatewayError, retryingSameTarget: Bool, attempt: Int, until giveUpAt: ContinuousClock.Instant) async throws {
-        guard retryingSameTarget else { return }
-        var delay: Duration
+    /// no wait when moving to another target. Returns false when the wait would pass the deadline
+    /// (or the retry-after is too long): then the last failure stands.
+    private func wait(after failure: GatewayError, retryingSameTarget: Bool, attempt: Int, until giveUpAt: ContinuousClock.Instant) async throws -> Bool {
+        guard retryingSameTarget else { return true }
+        let delay: Duration
         if failure.status == .tooManyRequests, let seconds = failure.headers.first(name: "retry-after").flatMap(Double.init) {
-            guard .seconds(seconds) <= maxRetryAfter else { throw failure }
+            guard .seconds(seconds) <= maxRetryAfter else { return false }
             delay = .seconds(seconds)
         } else {
-            let ceiling = backoff * Int(1 << min(attempt - 1, 10))
-            delay = ceiling * Double.random(in: 0...1)
+            delay = backoff * Int(1 << min(attempt - 1, 10)) * Double.random(in: 0...1)
         }
-        if ContinuousClock.now + delay >= giveUpAt { throw failure }
+        guard ContinuousClock.now + delay < giveUpAt else { return false }
         try await Task.sleep(for: delay)
+        return true
     }
 
     /// The failure as the client sees it, naming the public model.

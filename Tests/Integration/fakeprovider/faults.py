@@ -18,8 +18,9 @@ class Fault:
     """What to do differently for one request. All fields are optional.
 
     status / body / headers: answer with this canned response instead of the normal one
-        (status defaults to 200 when only a body is given; body defaults to an OpenAI error
-        for the status; a str body is sent verbatim, e.g. to serve broken JSON).
+        (status defaults to 200 when only a body is given; body defaults to an error for the
+        status in the endpoint's dialect, OpenAI's or, on /v1/messages, Anthropic's; a str body
+        is sent verbatim, e.g. to serve broken JSON).
     delay_ms: wait before sending the response headers.
     chunk_delay_ms: wait between SSE events of a stream.
     drop_after_chunks: reset the TCP connection after this many SSE events (0 = before any
@@ -31,7 +32,8 @@ class Fault:
         the fake no memory).
     path: only requests to this path consume the fault (None = any request).
     model: only requests whose JSON body names this model consume the fault (None = any);
-        through the gateway that is the *upstream* model name, i.e. one target.
+        through the gateway that is the *upstream* model name, i.e. one target (for Azure
+        paths, the deployment in the path).
     count: how many requests the fault applies to.
     """
 

@@ -41,6 +41,7 @@ class RequestLog:
             "dropped": False,        # we reset the connection on purpose (fault drop_after_chunks)
             "client_disconnected": False,  # the peer went away before the response was complete
             "stream_aborted": False,       # ... and it happened while streaming
+            "usage": None,           # the usage the answer reports, in the endpoint's own shape
         }
         with self._lock:
             record["seq"] = len(self._records)

@@ -1,18 +1,23 @@
-"""The fake provider's HTTP server: OpenAI endpoints, control endpoints, and the CLI.
+"""The fake provider's HTTP server: OpenAI, Azure OpenAI and Anthropic endpoints, control
+endpoints, and the CLI.
 
 HTTP/1.1 with keep-alive (the gateway pools upstream connections), Content-Length for whole
-answers and chunked transfer for SSE streams, exactly as api.openai.com does.
+answers and chunked transfer for SSE streams, exactly as api.openai.com and api.anthropic.com do.
 
     python -m fakeprovider.server --port 0     # prints "READY <port>" once listening
 
-Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models; control:
-POST /_fake/next (queue a fault, see faults.Fault), GET /_fake/requests, POST /_fake/reset.
+Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models (OpenAI);
+POST /openai/deployments/{deployment}/chat/completions?api-version=V and .../embeddings
+(Azure OpenAI: the deployment is the model, ``api-key`` header); POST /v1/messages (Anthropic:
+``x-api-key`` and ``anthropic-version`` headers). Control: POST /_fake/next (queue a fault, see
+faults.Fault), GET /_fake/requests, POST /_fake/reset.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -21,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
+from . import anthropic_shapes as anthropic
 from . import openai_shapes as shapes
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
 from .faults import Fault, FaultQueue
@@ -28,6 +34,12 @@ from .recorder import RequestLog
 
 DEFAULT_MODELS = ["upstream-local", "upstream-smol", "fake-model"]
 CONTROL_PREFIX = "/_fake/"
+AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)$")
+
+
+def azure_deployment(path: str) -> str | None:
+    match = AZURE_PATH.match(path)
+    return match.group(1) if match else None
 
 
 class _Server(ThreadingHTTPServer):
@@ -52,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     server: _Server
     _record: dict | None = None  # the log record of the request being answered
+    _anthropic = False           # answering in Anthropic's dialect (POST /v1/messages)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -88,8 +101,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache")
         else:
             self.send_header("Content-Length", str(length))
-        self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
-        self.send_header("openai-processing-ms", "1")
+        if self._anthropic:
+            self.send_header("request-id", f"req_{uuid.uuid4().hex[:24]}")
+        else:
+            self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+            self.send_header("openai-processing-ms", "1")
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -111,7 +127,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str, type_: str = "invalid_request_error",
                param: str | None = None, code: str | None = None) -> None:
-        self._send_whole(status, shapes.error_body(message, type_, param, code))
+        if self._anthropic:
+            self._send_whole(status, anthropic.error_body(anthropic.ERROR_TYPES.get(status, type_), message))
+        else:
+            self._send_whole(status, shapes.error_body(message, type_, param, code))
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -127,6 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._record = None
         url = urlsplit(self.path)
+        self._anthropic = url.path == anthropic.PATH
         raw = self._read_body()
         if url.path.startswith(CONTROL_PREFIX):
             self._control(url.path, raw)
@@ -143,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2])
 
         try:
-            model = body.get("model") if isinstance(body, dict) else None
+            model = azure_deployment(url.path) or (body.get("model") if isinstance(body, dict) else None)
             fault = Fault.from_headers(headers) or provider.faults.take(url.path, model if isinstance(model, str) else None)
         except ValueError as exc:
             self._error(400, f"bad x-fake-* header: {exc}")
@@ -160,8 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop(conn)
             elif fault.canned:
                 status = fault.status if fault.status is not None else 200
-                self._send_whole(status, fault.body if fault.body is not None
-                                 else shapes.default_error_for_status(status), fault.headers)
+                default = anthropic.default_error_for_status if self._anthropic else shapes.default_error_for_status
+                self._send_whole(status, fault.body if fault.body is not None else default(status), fault.headers)
             else:
                 self._route(self.command, url.path, raw, body, fault, conn)
         except (PeerGone, *GONE_ERRORS):
@@ -170,7 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _is_stream_request(path: str, body: Any) -> bool:
-        return path.endswith("/chat/completions") and isinstance(body, dict) and body.get("stream") is True
+        return ((path.endswith("/chat/completions") or path == anthropic.PATH)
+                and isinstance(body, dict) and body.get("stream") is True)
 
     def _drop(self, conn: ClientConnection) -> None:
         self._note(dropped=True)
@@ -183,8 +204,12 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,
             ("GET", "/v1/models"): self._models,
+            ("POST", anthropic.PATH): self._messages,
         }
         handler = routes.get((method, path))
+        deployment = azure_deployment(path)
+        if deployment is not None and method == "POST":
+            handler = self._azure(deployment, path.endswith("/embeddings"))
         if handler is None:
             self._error(404, f"Invalid URL ({method} {path})")
         elif method == "POST" and raw and body is None:
@@ -215,23 +240,49 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Invalid 'messages': empty array. Expected an array with minimum length 1.",
                         param="messages", code="empty_array")
             return
-        words = shapes.reply_words(body["messages"], fault.stream_words)
-        text = shapes.join_words(words)
-        usage = shapes.chat_usage(body["messages"], text)
+        problem = shapes.check_messages(body["messages"]) or shapes.check_tools(body.get("tools"))
+        if problem is not None:
+            self._error(400, problem[0], param=problem[1], code=problem[2])
+            return
+        reply = shapes.plan_reply(body, fault.stream_words)
+        usage = shapes.reply_usage(body["messages"], reply)
+        self._note(usage=usage)
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(shapes.iter_chat_stream_events(body["model"], words, usage, include_usage),
-                         shapes.chat_stream_event_count(words, include_usage), fault, conn)
+            self._stream(shapes.iter_chat_stream_events(body["model"], reply, usage, include_usage),
+                         shapes.chat_stream_event_count(reply, include_usage), fault, conn)
         else:
-            self._send_whole(200, shapes.chat_completion(body["model"], text, usage))
+            self._send_whole(200, shapes.chat_completion(body["model"], reply, usage))
 
-    def _stream(self, events: Iterable[dict], event_count: int, fault: Fault, conn: ClientConnection) -> None:
+    def _azure(self, deployment: str, embeddings: bool):
+        """Azure OpenAI: the deployment in the path is the model; ``api-version`` is required, and
+        so is a key (``api-key``, or an Entra ID bearer token)."""
+        def handle(body: dict, fault: Fault, conn: ClientConnection) -> None:
+            query = self._record["query"] if self._record else {}
+            headers = self._record["headers"] if self._record else {}
+            if not query.get("api-version"):
+                self._send_whole(404, {"error": {"code": "404", "message": "Resource not found"}})
+            elif not headers.get("api-key") and not headers.get("authorization"):
+                self._send_whole(401, {"error": {"code": "401", "message": (
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+                    "a valid key for an active subscription and use a correct regional API endpoint for your "
+                    "resource.")}})
+            else:
+                body = {**body, "model": deployment}  # a copy: the record keeps what was sent
+                (self._embeddings if embeddings else self._chat)(body, fault, conn)
+        return handle
+
+    def _stream(self, events: Iterable[dict], event_count: int, fault: Fault, conn: ClientConnection,
+                anthropic_events: bool = False) -> None:
         """Writes SSE events as HTTP chunks, one event per chunk, honouring the fault's pacing.
 
         Events are encoded one at a time, so a padded stream of 50,000 events costs no memory.
-        ``total_chunks`` (the events plus ``[DONE]``) is recorded before the first write.
+        OpenAI streams are ``data: {...}`` events closed by ``data: [DONE]``; Anthropic streams
+        are ``event: TYPE`` + ``data: {...}`` events with no terminator (message_stop is last).
+        ``total_chunks`` (every event, ``[DONE]`` included) is recorded before the first write.
         """
-        self._note(stream=True, total_chunks=event_count + 1)
+        total = event_count if anthropic_events else event_count + 1
+        self._note(stream=True, total_chunks=total)
         if fault.drop_after_chunks == 0:
             self._drop(conn)
             return
@@ -243,19 +294,25 @@ class _Handler(BaseHTTPRequestHandler):
             for event in events:
                 if pad is not None:
                     event["x_fake_pad"] = pad
-                yield b"data: " + json.dumps(event).encode() + b"\n\n"
-            yield b"data: [DONE]\n\n"
+                data = b"data: " + json.dumps(event).encode() + b"\n\n"
+                yield b"event: " + event["type"].encode() + b"\n" + data if anthropic_events else data
+            if not anthropic_events:
+                yield b"data: [DONE]\n\n"
 
-        last = event_count
+        last = total - 1
         for i, payload in enumerate(payloads()):
             if i and fault.chunk_delay_ms:
                 conn.wait(fault.chunk_delay_ms / 1000)
             if i == last:
-                # [DONE] and the last-chunk marker go out in one write, and the record says
-                # completed before it: a client that saw [DONE] may hang up at once.
-                self._note(completed=True)
-                conn.send_chunk(payload, last=True)
-                self._note(chunks_sent=i + 1)
+                # The last event and the last-chunk marker go out in one write, and the record says
+                # completed (and counts the chunk) before it: a client that saw the end may hang up,
+                # and look at the record, at once.
+                self._note(completed=True, chunks_sent=i + 1)
+                try:
+                    conn.send_chunk(payload, last=True)
+                except BaseException:
+                    self._note(chunks_sent=i)  # completed=False is noted by the caller
+                    raise
                 return
             conn.send_chunk(payload)
             self._note(chunks_sent=i + 1)
@@ -287,6 +344,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _models(self, body: Any, fault: Fault, conn: ClientConnection) -> None:
         self._send_whole(200, shapes.models_list(self.server.provider.models))
+
+    # --- Anthropic endpoint -----------------------------------------------------------------
+
+    def _messages(self, body: dict, fault: Fault, conn: ClientConnection) -> None:
+        headers = self._record["headers"] if self._record else {}
+        if not headers.get("x-api-key") and not headers.get("authorization"):  # newer SDKs send a bearer
+            self._error(401, "x-api-key header is required")
+            return
+        if not headers.get("anthropic-version"):
+            self._error(400, "anthropic-version: header is required")
+            return
+        problem = anthropic.check_request(body)
+        if problem is not None:
+            self._error(400, problem)
+            return
+        reply = anthropic.plan_reply(body, fault.stream_words)
+        input_count, output_count = anthropic.input_tokens(body), anthropic.output_tokens(reply)
+        usage = anthropic.usage(input_count, output_count)
+        self._note(usage=usage)
+        if body.get("stream") is True:
+            self._stream(anthropic.iter_stream_events(body["model"], reply, input_count, output_count),
+                         anthropic.stream_event_count(reply), fault, conn, anthropic_events=True)
+        else:
+            self._send_whole(200, anthropic.message(body["model"], reply, usage))
 
     # --- control endpoints ------------------------------------------------------------------
 

