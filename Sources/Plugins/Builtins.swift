@@ -7,6 +7,8 @@ import Kernel
 public enum Builtins {
     public static let types: [any Plugin.Type] = [
         // pipeline
+        AccessLog.self,
+        MetricsPlugin.self,
         APIKeyAuth.self,
         JWTAuth.self,
         Validation.self,

@@ -154,6 +154,8 @@ def test_reservation_is_given_back_when_the_answer_is_small(start_sluice, fake):
     gw = start_sluice(rate_limited(fake, tokens_per_minute=600))
     answers = []
     for _ in range(10):
+        if answers:
+            time.sleep(0.05)  # the settlement may land just after the last byte of the answer
         resp = ask(gw, max_tokens=250)
         assert resp.status_code == 200, f"request {len(answers) + 1}: {resp.status_code} {resp.text[:200]}"
         answers.append(resp)
@@ -161,7 +163,7 @@ def test_reservation_is_given_back_when_the_answer_is_small(start_sluice, fake):
         assert answers[-1].headers.get(name), f"no {name}: {dict(answers[-1].headers)}"
     assert answers[-1].headers["x-ratelimit-limit-tokens"] == "600"
     # Nine settled at 5 tokens each, plus at most this request's reservation (~253), plus slack.
-    assert 600 - 9 * 5 - 253 - 30 <= remaining(answers[-1], "tokens") <= 600 - 9 * 5 + 10, dict(answers[-1].headers)
+    assert 600 - 9 * 5 - 253 - 30 <= remaining(answers[-1], "tokens") <= 600 - 9 * 5 + 20, dict(answers[-1].headers)
     assert [r["usage"]["total_tokens"] for r in upstream_calls(fake)] == [5] * 10
 
 

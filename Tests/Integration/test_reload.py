@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -76,6 +77,16 @@ def replace_manifest(gw, manifest: dict) -> None:
     tmp = gw.config_path.with_suffix(".tmp")
     write_manifest(manifest, tmp)
     os.replace(tmp, gw.config_path)
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.02):
@@ -285,6 +296,8 @@ def test_sigterm_finishes_open_streams_and_cuts_the_rest_with_an_error(start_slu
     signalled = time.monotonic()
     gw.send_signal(signal.SIGTERM)
     assert wait_until(lambda: gw.get("/ready", timeout=0.5)[0] != 200, timeout=1), "/ready still 200 1 s after SIGTERM"
+    assert wait_until(lambda: refuses_connections(gw.port), timeout=1), "still accepting connections 1 s after SIGTERM"
+    assert all(reader.is_alive() for reader in long), "the long streams ended before the listener was checked"
     code = gw.wait_exit(drain_s + 3)
     exited = time.monotonic() - signalled
     for reader in [*short, *long]:

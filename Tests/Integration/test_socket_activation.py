@@ -21,7 +21,7 @@ import pytest
 from fakeprovider import openai_shapes as shapes
 from harness.constants import SLUICE_TEST_KEY
 from harness.net import free_port
-from harness.sluice import listening_socket
+from harness.sluice import listening_socket, sluice_env
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -162,6 +162,13 @@ def test_several_passed_sockets_are_all_served(start_sluice, make_manifest):
         assert refuses_connections(own_port), f"sluice also listens on the manifest's port {own_port}"
         log = gw.stdout_text()
         assert "public" in log and "internal" in log, "the sockets' names (LISTEN_FDNAMES) are not logged"
+
+
+def test_listen_fds_for_another_process_are_ignored(start_sluice, make_manifest):
+    """LISTEN_PID names the process the sockets are for; sluice must not take a parent's fds."""
+    env = sluice_env({"LISTEN_FDS": "1", "LISTEN_PID": "1", "LISTEN_FDNAMES": "http"})
+    gw = start_sluice(make_manifest(), env=env)  # ready means: answering on the manifest's own port
+    assert check_answer("models", *request(gw.port, "GET", "/v1/models")) is None
 
 
 # --- a restart under load on a socket held by the test (as systemd holds it) --------------------

@@ -64,12 +64,16 @@ public struct ModelRoute: Sendable {
     public var targets: [Target]
     /// Public models to try, in order, when every target failed.
     public var fallbacks: [String]
+    /// The price of this public model (a target's own price wins).
+    public var price: Price?
 
     public struct Target: Sendable {
         public var provider: String
         /// The provider's own model (or Azure deployment) name.
         public var model: String
         public var weight: Int
+        /// The price of this upstream model, if the manifest gives one.
+        public var price: Price?
     }
 
     static let schema = ConfigSchema([
@@ -77,7 +81,9 @@ public struct ModelRoute: Sendable {
             ConfigField("provider", .string, required: true, "a key of providers"),
             ConfigField("model", .string, required: true, "the model name the provider knows"),
             ConfigField("weight", .nonNegativeInteger, default: 1, "share of traffic among this model's targets"),
+            ConfigField("price", .object(Price.schema), "what this upstream model costs (overrides the model's price)"),
         ]))), required: true, "where requests for this model go; one is picked by weight"),
         ConfigField("fallbacks", .array(.string), default: [], "public models tried in order when every target failed"),
+        ConfigField("price", .object(Price.schema), "what this model costs, for cost accounting in logs and metrics"),
     ])
 }

@@ -72,7 +72,8 @@ public struct ManifestReader: Sendable {
         let modelNames = top["models"]?.keys ?? []
         for (name, entry) in (top["models"]?.members ?? []) {
             let path = JSONPath.member("models", name)
-            var route = ModelRoute(name: name, targets: [], fallbacks: entry["fallbacks"]?.elements.compactMap(\.string) ?? [])
+            var route = ModelRoute(name: name, targets: [], fallbacks: entry["fallbacks"]?.elements.compactMap(\.string) ?? [],
+                                   price: Price(entry["price"]))
             let targets = entry["targets"]?.elements ?? []
             if entry["targets"] != nil, targets.isEmpty { checker.fail(JSONPath.member(path, "targets"), "needs at least one target") }
             for (index, target) in targets.enumerated() {
@@ -81,7 +82,7 @@ public struct ManifestReader: Sendable {
                     checker.fail(JSONPath.member(JSONPath.element(JSONPath.member(path, "targets"), index), "provider"),
                                  "unknown provider \"\(provider)\"; \(Self.known("providers", providerNames, near: provider))")
                 }
-                route.targets.append(.init(provider: provider, model: model, weight: target["weight"]?.int ?? 1))
+                route.targets.append(.init(provider: provider, model: model, weight: target["weight"]?.int ?? 1, price: Price(target["price"])))
             }
             if !targets.isEmpty, route.targets.allSatisfy({ $0.weight == 0 }) {
                 checker.fail(JSONPath.member(path, "targets"), "at least one target needs a weight above 0")

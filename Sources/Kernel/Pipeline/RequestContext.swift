@@ -14,6 +14,7 @@ public final class RequestContext: Sendable {
     private struct State {
         var identity: CallerIdentity?
         var usage: Usage?
+        var facts = RequestFacts()
         var storage: [ObjectIdentifier: any Sendable] = [:]
     }
 
@@ -38,6 +39,22 @@ public final class RequestContext: Sendable {
     public var usage: Usage? {
         get { state.withLockedValue { $0.usage } }
         set { state.withLockedValue { $0.usage = newValue } }
+    }
+
+    /// What happened to the request so far (provider, attempts, timings, price).
+    public var facts: RequestFacts {
+        get { state.withLockedValue { $0.facts } }
+        set { state.withLockedValue { $0.facts = newValue } }
+    }
+
+    /// Changes the facts in place (one lock, however many fields).
+    public func recordFacts(_ change: (inout RequestFacts) -> Void) {
+        state.withLockedValue { change(&$0.facts) }
+    }
+
+    /// The cost of the answer in US dollars, when both its usage and a price are known.
+    public var cost: Double? {
+        state.withLockedValue { state in state.usage.flatMap { usage in state.facts.price.map { $0.cost(of: usage) } } }
     }
 
     /// Typed per-request storage: `context[MyKey.self] = value`.

@@ -177,9 +177,10 @@ final class UpstreamTransfer: @unchecked Sendable {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
             return .connectFailed(detail)
         case CURLE_OPERATION_TIMEDOUT:
-            var connectTime: curl_off_t = 0
-            sluice_curl_easy_getinfo_off(easy, CURLINFO_CONNECT_TIME_T, &connectTime)
-            return .timedOut(connectTime == 0 ? .connect : (headersComplete ? .total : .firstByte))
+            // Pre-transfer time is set once a connection (new or reused) is ready to send.
+            var readyTime: curl_off_t = 0
+            sluice_curl_easy_getinfo_off(easy, CURLINFO_PRETRANSFER_TIME_T, &readyTime)
+            return .timedOut(readyTime == 0 ? .connect : (headersComplete ? .total : .firstByte))
         default:
             return .failed(detail)
         }

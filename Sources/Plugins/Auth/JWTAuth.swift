@@ -24,6 +24,9 @@ public struct JWTAuth: Middleware {
     ])
 
     let keys: JWTKeyCollection
+    /// Key ids a token may name; a token naming another is refused (jwt-kit would fall back to
+    /// its default key). `nil` in the set: a token without `kid` is accepted (one unnamed secret).
+    let knownKeyIDs: Set<String?>
     let issuer: String?
     let audience: String?
     let leeway: TimeInterval
@@ -48,6 +51,12 @@ public struct JWTAuth: Middleware {
         let loaded = JWTKeysLoader(keys: keys, secrets: secrets.map { ($0.string("kid"), $0.string("secret") ?? "") }, jwks: jwks)
         if let problem = loaded.run() { throw config.error("jwks_file", "not a usable JWKS: \(problem)") }
         self.keys = keys
+        var known = Set<String?>(secrets.map { $0.string("kid") })
+        if let jwks, let set = try? JSON.parse(jwks) {
+            for key in set["keys"]?.elements ?? [] { known.insert(key["kid"]?.string) }
+        }
+        if known.count > 1 || jwks != nil { known.remove(nil) }  // with several keys, tokens must say which
+        knownKeyIDs = known
         issuer = config.string("issuer")
         audience = config.string("audience")
         leeway = config.double("leeway_s") ?? 30
@@ -76,7 +85,10 @@ public struct JWTAuth: Middleware {
 
     func verify(_ token: String) async throws -> TokenClaims {
         let refused = { (why: String) in GatewayError(.unauthorized, type: "authentication_error", "Invalid token: \(why).", code: "invalid_token") }
-        guard let algorithm = Self.headerAlgorithm(token), algorithms.contains(algorithm) else { throw refused("unsupported or missing alg") }
+        guard let header = Self.header(token), let algorithm = header["alg"]?.string, algorithms.contains(algorithm) else {
+            throw refused("unsupported or missing alg")
+        }
+        guard knownKeyIDs.contains(header["kid"]?.string) else { throw refused("unknown key id") }
         let claims: TokenClaims
         do {
             claims = try await keys.verify(token, as: TokenClaims.self)
@@ -99,13 +111,13 @@ public struct JWTAuth: Middleware {
         return String(parts[1]).trimmingCharacters(in: .whitespaces)
     }
 
-    /// The `alg` of the token's header (jwt-kit picks the key; the algorithm list is ours).
-    static func headerAlgorithm(_ token: String) -> String? {
+    /// The token's header (jwt-kit picks the key; the algorithm list and the key ids are ours).
+    static func header(_ token: String) -> JSON? {
         guard let header = token.split(separator: ".").first else { return nil }
         var base64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let json = try? JSON.parse(data) else { return nil }
-        return json["alg"]?.string
+        guard let data = Data(base64Encoded: base64), let json = try? JSON.parse(data), json.isObject else { return nil }
+        return json
     }
 }
 

@@ -64,6 +64,7 @@ public struct Router: Middleware {
         }
 
         let giveUpAt = ContinuousClock.now + deadline
+        request.context.recordFacts { $0.upstreamStartedAt = .now }
         var attempts = 0
         var lastFailure: (target: ModelRoute.Target, error: GatewayError)?
         for target in plan {
@@ -81,6 +82,16 @@ public struct Router: Middleware {
                 var response = try await provider.send(ProviderCall(request: request, upstreamModel: target.model,
                                                                     timeout: min(timeout, remaining), attempt: attempts))
                 breaker.recordSuccess(key)
+                let owner = ([route.name] + route.fallbacks).lazy.compactMap { self.models[$0] }
+                    .first { $0.targets.contains { $0.provider == target.provider && $0.model == target.model } }
+                request.context.recordFacts { facts in
+                    facts.provider = target.provider
+                    facts.upstreamModel = target.model
+                    facts.attempts = attempts
+                    facts.usedFallback = owner?.name != route.name
+                    facts.price = target.price ?? owner?.price
+                    facts.upstreamRespondedAt = .now
+                }
                 response.provider = target.provider
                 response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
                 return response
@@ -92,6 +103,7 @@ public struct Router: Middleware {
                     "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),
                     "status": .stringConvertible(failure.status.code), "error": .string(failure.message),
                 ])
+                request.context.recordFacts { $0.attempts = attempts }
                 guard Self.isRetryable(failure) else { throw named(failure, attempts: attempts, model: request.model) }
                 lastFailure = (target, failure)
             }

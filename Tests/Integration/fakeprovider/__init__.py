@@ -1,7 +1,9 @@
-"""A fake OpenAI-compatible provider for Sluice's integration tests.
+"""A fake provider for Sluice's integration tests: OpenAI, Azure OpenAI and Anthropic.
 
-It speaks the OpenAI wire format closely enough that the gateway cannot tell it from the real
-thing, records every request it receives, and injects faults on demand. Stdlib only, so it also
+It speaks the OpenAI chat/embeddings wire format (also under Azure's deployment paths) and
+Anthropic's Messages API closely enough that the gateway cannot tell it from the real thing,
+answers text or tool calls (see replies.py), records every request it receives, and injects
+faults on demand. Stdlib only, so it also
 runs outside the test venv: ``python -m fakeprovider.server --port 0``.
 """
 

@@ -1,0 +1,138 @@
+import Kernel
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// One structured log line per request, written when the answer is complete (for a stream: when
+/// it ends, however it ends): who, which model and provider, status, attempts, latency split into
+/// upstream time and gateway overhead, time to first token, tokens, cost. Put it first in the
+/// pipeline so it also sees requests that later stages refuse.
+public struct AccessLog: Middleware {
+    public static let name = "access-log"
+    public static let summary = "one JSON line per completed request, streams included"
+    public static let configSchema = ConfigSchema([
+        ConfigField("log_headers", .boolean, default: false, "include request headers (credentials and cookies are always redacted)"),
+        ConfigField("log_bodies", .boolean, default: false, "include the request body and a whole response body (opt-in: prompts may be sensitive)"),
+        ConfigField("max_body_chars", .positiveInteger, default: 2048, "longest body text logged; the rest is cut"),
+    ])
+
+    static let redactedHeaders: Set<String> = ["authorization", "x-api-key", "api-key", "cookie", "set-cookie", "proxy-authorization"]
+
+    let logHeaders: Bool
+    let logBodies: Bool
+    let maxBodyCharacters: Int
+    let logger: Logger
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        logHeaders = config.bool("log_headers") ?? false
+        logBodies = config.bool("log_bodies") ?? false
+        maxBodyCharacters = config.int("max_body_chars") ?? 2048
+        var logger = Logger(label: "sluice.access")
+        logger.logLevel = .info
+        self.logger = logger
+    }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        var response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            write(request, status: GatewayError(error).status.code, error: GatewayError(error), firstTokenAt: nil, responseBody: nil)
+            throw error
+        }
+        switch response.body {
+        case .whole(let body):
+            write(request, status: response.status.code, error: nil, firstTokenAt: nil,
+                  responseBody: logBodies ? String(buffer: body) : nil)
+        case .events(let events):
+            let status = response.status.code
+            let firstEvent = FirstEventClock()
+            response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { error in
+                write(request, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time, responseBody: nil,
+                      streamEnd: error == nil ? "complete" : (error is CancellationError ? "client_gone" : "failed"))
+            }))
+        }
+        return response
+    }
+
+    private func write(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstTokenAt: ContinuousClock.Instant?,
+                       responseBody: String?, streamEnd: String? = nil) {
+        let context = request.context
+        let facts = context.facts
+        let now = ContinuousClock.now
+        var fields: Logger.Metadata = [
+            "request_id": .string(context.requestID),
+            "front_door": .string(request.dialect.rawValue),
+            "operation": .string(request.operation.rawValue),
+            "model": .string(request.model),
+            "status": .stringConvertible(status),
+            "attempts": .stringConvertible(facts.attempts),
+            "stream": .stringConvertible(request.stream),
+            "latency_ms": .stringConvertible(Self.milliseconds(now - context.receivedAt)),
+        ]
+        if let traceParent = request.headers.first(name: "traceparent"), let traceID = TraceParent.traceID(traceParent) {
+            fields["trace_id"] = .string(traceID)
+        }
+        if let name = context.identity?.name { fields["key_name"] = .string(name) }
+        if let provider = facts.provider { fields["provider"] = .string(provider) }
+        if let upstreamModel = facts.upstreamModel { fields["upstream_model"] = .string(upstreamModel) }
+        if facts.usedFallback { fields["fallback"] = .stringConvertible(true) }
+        if let started = facts.upstreamStartedAt {
+            // A stream's upstream time runs to its end; a whole answer's to its arrival.
+            let upstream = (streamEnd != nil ? now : (facts.upstreamRespondedAt ?? now)) - started
+            fields["upstream_ms"] = .stringConvertible(Self.milliseconds(upstream))
+            fields["overhead_ms"] = .stringConvertible(Self.milliseconds(max(.zero, (now - context.receivedAt) - upstream)))
+        }
+        if let firstTokenAt { fields["ttft_ms"] = .stringConvertible(Self.milliseconds(firstTokenAt - context.receivedAt)) }
+        if let usage = context.usage {
+            fields["input_tokens"] = .stringConvertible(usage.inputTokens)
+            fields["output_tokens"] = .stringConvertible(usage.outputTokens)
+            if usage.cachedInputTokens > 0 { fields["cached_input_tokens"] = .stringConvertible(usage.cachedInputTokens) }
+        }
+        if let cost = context.cost { fields["cost_usd"] = .stringConvertible(cost) }
+        if let cache = facts.cacheStatus { fields["cache"] = .string(cache) }
+        if let streamEnd { fields["stream_end"] = .string(streamEnd) }
+        if let error {
+            fields["error_type"] = .string(error.type)
+            if let code = error.code { fields["error_code"] = .string(code) }
+        }
+        if logHeaders {
+            var headers: Logger.Metadata = [:]
+            for (name, value) in request.headers {
+                headers[name.lowercased()] = .string(Self.redactedHeaders.contains(name.lowercased()) ? "[redacted]" : value)
+            }
+            fields["headers"] = .dictionary(headers)
+        }
+        if logBodies {
+            fields["request_body"] = .string(truncated(String(buffer: request.body.raw)))
+            if let responseBody { fields["response_body"] = .string(truncated(responseBody)) }
+        }
+        logger.info("request", metadata: fields)
+    }
+
+    private func truncated(_ text: String) -> String {
+        text.count <= maxBodyCharacters ? text : String(text.prefix(maxBodyCharacters)) + "…[cut]"
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return ((Double(seconds) * 1000 + Double(attoseconds) / 1e15) * 100).rounded() / 100
+    }
+}
+
+/// The time of a stream's first event (its first token, for chat streams).
+final class FirstEventClock: Sendable {
+    private let first = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+    func mark() { first.withLockedValue { if $0 == nil { $0 = .now } } }
+    var time: ContinuousClock.Instant? { first.withLockedValue { $0 } }
+}
+
+/// W3C trace context: the trace id of a `traceparent` header (`00-TRACEID-SPANID-FLAGS`).
+enum TraceParent {
+    static func traceID(_ header: String) -> String? {
+        let parts = header.split(separator: "-")
+        guard parts.count == 4, parts[1].count == 32, parts[1].allSatisfy(\.isHexDigit) else { return nil }
+        return String(parts[1])
+    }
+}

@@ -1,0 +1,99 @@
+import Kernel
+import NIOCore
+
+/// Records every request in Prometheus metrics and serves them at `GET /metrics`. Put it early
+/// in the pipeline (after access-log) so that refused requests are counted too.
+public struct MetricsPlugin: Middleware {
+    public static let name = "metrics"
+    public static let summary = "Prometheus metrics at GET /metrics (OpenTelemetry GenAI names)"
+    public static let configSchema = ConfigSchema([
+        ConfigField("path", .string, default: "/metrics", "where the metrics are served"),
+    ])
+
+    let path: String
+    let metrics = GatewayMetrics.shared
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        path = config.string("path") ?? "/metrics"
+        guard path.hasPrefix("/") else { throw config.error("path", "expected a path starting with /") }
+    }
+
+    public var routes: [PluginRoute] {
+        [PluginRoute(method: "GET", path: path) { [metrics] _ in
+            var bytes: [UInt8] = []
+            metrics.registry.emit(into: &bytes)
+            return GatewayResponse(headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: .whole(ByteBuffer(bytes: bytes)))
+        }]
+    }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        metrics.inFlight.increment()
+        var response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            metrics.inFlight.decrement()
+            record(request, status: GatewayError(error).status.code, error: GatewayError(error), firstEventAt: nil)
+            throw error
+        }
+        switch response.body {
+        case .whole:
+            metrics.inFlight.decrement()
+            record(request, status: response.status.code, error: nil, firstEventAt: nil)
+        case .events(let events):
+            metrics.openStreams.increment()
+            let status = response.status.code, first = FirstEventClock(), metrics = metrics
+            response.body = .events(events.observing({ _ in first.mark() }, finished: { error in
+                metrics.openStreams.decrement()
+                metrics.inFlight.decrement()
+                record(request, status: status, error: error.map { GatewayError($0) }, firstEventAt: first.time ?? .now)
+            }))
+        }
+        return response
+    }
+
+    private func record(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstEventAt: ContinuousClock.Instant?) {
+        let context = request.context, facts = context.facts, now = ContinuousClock.now
+        let model = request.model, provider = facts.provider ?? "none", key = context.identity?.name ?? "none"
+        metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: request.dialect.rawValue).increment()
+        let total = now - context.receivedAt
+        metrics.duration(model: model, provider: provider, status: status).record(total.seconds)
+        if let firstEventAt { metrics.timeToFirstToken(model: model, provider: provider).record((firstEventAt - context.receivedAt).seconds) }
+        if let started = facts.upstreamStartedAt {
+            let upstream = (firstEventAt != nil ? now : (facts.upstreamRespondedAt ?? now)) - started
+            metrics.upstreamDuration(provider: provider).record(upstream.seconds)
+            metrics.overhead.record(max(.zero, total - upstream).seconds)
+        }
+        if facts.attempts > 1 { metrics.retries(model: model).increment(by: Int64(facts.attempts - 1)) }
+        if facts.usedFallback { metrics.fallbacks(model: model).increment() }
+        if let usage = context.usage {
+            metrics.tokenUsage(type: "input", model: model, provider: provider).record(Double(usage.inputTokens))
+            metrics.tokenUsage(type: "output", model: model, provider: provider).record(Double(usage.outputTokens))
+            metrics.tokens(direction: "input", model: model, provider: provider, key: key).increment(by: Int64(usage.inputTokens))
+            metrics.tokens(direction: "output", model: model, provider: provider, key: key).increment(by: Int64(usage.outputTokens))
+            if usage.cachedInputTokens > 0 {
+                metrics.tokens(direction: "cached_input", model: model, provider: provider, key: key).increment(by: Int64(usage.cachedInputTokens))
+            }
+        }
+        if let cost = context.cost { metrics.cost(model: model, provider: provider, key: key).increment(by: cost) }
+        if let error, facts.attempts == 0, let reason = Self.refusalReason(error) {
+            metrics.refused(reason: reason, key: key).increment()
+        }
+    }
+
+    /// Why a request was refused before any provider saw it.
+    static func refusalReason(_ error: GatewayError) -> String? {
+        switch (error.status.code, error.code) {
+        case (429, "rate_limit_exceeded"): "rate_limited"
+        case (400, _), (413, _): "invalid"
+        case (401, _): "unauthorized"
+        case (403, _): "forbidden"
+        default: nil
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
