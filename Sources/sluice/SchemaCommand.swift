@@ -1,0 +1,25 @@
+import ArgumentParser
+import Kernel
+import Plugins
+
+struct SchemaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schema", abstract: "Print a JSON Schema (draft 2020-12) of plugins.json, for editors and validators.")
+
+    func run() {
+        print(pretty(ManifestSchema.generate(for: Builtins.registry())))
+    }
+
+    /// Two-space indented JSON, keys in their order (stable output for diffs).
+    private func pretty(_ json: JSON, indent: String = "") -> String {
+        let inner = indent + "  "
+        switch json.kind {
+        case .object where json.count > 0:
+            return "{\n" + json.members.map { "\(inner)\(JSON($0.key).description): \(pretty($0.value, indent: inner))" }.joined(separator: ",\n") + "\n\(indent)}"
+        case .array where json.count > 0:
+            return "[\n" + json.elements.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        default:
+            return json.description
+        }
+    }
+}
