@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 CONFIG ?= plugins.json
 
-.PHONY: build release run model test unit integration check clean
+.PHONY: build release run model test unit integration check bench clean
 
 build:
 	swift build
@@ -39,6 +39,12 @@ $(VENV)/.installed: Tests/Integration/requirements.txt
 ## Check the default manifest.
 check: build
 	"$$(swift build --show-bin-path)/sluice" check $(CONFIG)
+
+## Benchmarks on 127.0.0.1: sluice against nginx (and LiteLLM with BENCH_ARGS=--with-litellm); ~10 minutes,
+## writes bench/RESULTS.md and bench/out/. Measures .build/release/sluice (`make release` first); BENCH_SECONDS
+## shortens each run, BENCH_ARGS=--quick is a one-minute smoke test.
+bench:
+	./bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf .build $(VENV) .venv-model

@@ -45,7 +45,7 @@ public struct JSONLogHandler: LogHandler {
         case .string(let string): JSON(string)
         case .stringConvertible(let convertible):
             switch convertible {
-            case let int as Int: JSON(int)
+            case let int as any BinaryInteger: JSON(Int(truncatingIfNeeded: int))
             case let double as Double: JSON(double)
             case let bool as Bool: JSON(bool)
             default: JSON(convertible.description)

@@ -15,6 +15,7 @@ public final class RequestContext: Sendable {
         var identity: CallerIdentity?
         var usage: Usage?
         var facts = RequestFacts()
+        var attemptTracer: (any AttemptTracer)?
         var storage: [ObjectIdentifier: any Sendable] = [:]
     }
 
@@ -55,6 +56,12 @@ public final class RequestContext: Sendable {
     /// The cost of the answer in US dollars, when both its usage and a price are known.
     public var cost: Double? {
         state.withLockedValue { state in state.usage.flatMap { usage in state.facts.price.map { $0.cost(of: usage) } } }
+    }
+
+    /// Opens spans around upstream attempts, when a tracing plugin runs.
+    public var attemptTracer: (any AttemptTracer)? {
+        get { state.withLockedValue { $0.attemptTracer } }
+        set { state.withLockedValue { $0.attemptTracer = newValue } }
     }
 
     /// Typed per-request storage: `context[MyKey.self] = value`.

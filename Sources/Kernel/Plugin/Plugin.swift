@@ -1,3 +1,5 @@
+import NIOHTTP1
+
 /// A plugin's life: decode config (checked against `configSchema`) → build (`init`) →
 /// validate/connect (`start`) → serve (shared by all requests) → `shutdown`.
 /// `shutdown` is also called when a later plugin of the same manifest failed to build.
@@ -79,12 +81,15 @@ public struct ProviderCall: Sendable {
     public var timeout: Duration
     /// 1 for the first attempt.
     public var attempt: Int
+    /// Headers every provider sends with this attempt (trace context).
+    public var headers: HTTPHeaders
 
-    public init(request: GatewayRequest, upstreamModel: String, timeout: Duration, attempt: Int = 1) {
+    public init(request: GatewayRequest, upstreamModel: String, timeout: Duration, attempt: Int = 1, headers: HTTPHeaders = [:]) {
         self.request = request
         self.upstreamModel = upstreamModel
         self.timeout = timeout
         self.attempt = attempt
+        self.headers = headers
     }
 }
 

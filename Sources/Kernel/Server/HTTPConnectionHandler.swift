@@ -83,8 +83,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
+            // Requests already on their way are served (with `connection: close`); an idle
+            // keep-alive connection closes now, and a fresh one gets a moment for its first request.
             closeWhenIdle = true
-            if case .idle = state { context.close(promise: nil) }
+            if case .idle = state {
+                if requestNumber > 0 { context.close(promise: nil) } else { armTimer(context: context, .seconds(1)) }
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -113,15 +117,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         let responder = responder
-        let writer = ResponseWriter(channel: context.channel, keepAlive: head.isKeepAlive, version: head.version)
-        guard let ticket = tracker.begin() else {
-            // Draining: no new work. Answer 503 so the client retries elsewhere.
-            let response = GatewayResponse(status: .serviceUnavailable, headers: ["connection": "close", "content-type": "text/plain"],
-                                           body: .whole(ByteBuffer(string: "draining\n")))
-            let refusal = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version)
-            Task { _ = await refusal.write(response) }
-            return
-        }
+        let writer = ResponseWriter(channel: context.channel, keepAlive: head.isKeepAlive && !closeWhenIdle, version: head.version)
+        let ticket = tracker.begin()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         requestNumber += 1

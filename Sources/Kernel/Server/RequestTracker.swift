@@ -15,10 +15,10 @@ public final class RequestTracker: Sendable {
     public var inFlight: Int { state.withLockedValue { $0.tasks.count } }
     public var isDraining: Bool { state.withLockedValue { $0.isDraining } }
 
-    /// Registers a new request; `nil` once draining has begun.
-    func begin() -> Ticket? {
+    /// Registers a new request. Requests that reach an open connection while draining are still
+    /// served (the drain waits for them too); the listeners are what stop new work.
+    func begin() -> Ticket {
         state.withLockedValue { state in
-            guard !state.isDraining else { return nil }
             state.nextID += 1
             state.tasks[state.nextID] = .some(nil)
             return Ticket(id: state.nextID, tracker: self)

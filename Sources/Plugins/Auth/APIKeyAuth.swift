@@ -69,10 +69,10 @@ public struct APIKeyAuth: Middleware {
         guard let identity = identify(presented) else {
             throw GatewayError.authentication("Incorrect API key provided.")
         }
+        request.context.identity = identity  // also for a refusal: logs and metrics name the key
         if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
             throw GatewayError.permission("The key `\(identity.name)` may not use the model `\(request.model)`.")
         }
-        request.context.identity = identity
         var request = request
         for header in Self.keyHeaders { request.headers.remove(name: header) }
         return try await next(request)

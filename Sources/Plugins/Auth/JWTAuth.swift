@@ -74,10 +74,10 @@ public struct JWTAuth: Middleware {
         let name = claims.values[nameClaim]?.text ?? "unnamed"
         let models = modelsClaim.map { claims.values[$0]?.list.map(Set.init) ?? nil } ?? nil
         let identity = CallerIdentity(name: name, allowedModels: models)
+        request.context.identity = identity  // also for a refusal: logs and metrics name the caller
         if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
             throw GatewayError.permission("The token of `\(name)` may not use the model `\(request.model)`.")
         }
-        request.context.identity = identity
         var forwarded = request
         for header in APIKeyAuth.keyHeaders { forwarded.headers.remove(name: header) }
         return try await next(forwarded)

@@ -12,9 +12,12 @@ public struct MetricsPlugin: Middleware {
 
     let path: String
     let metrics = GatewayMetrics.shared
+    /// Model names clients may not invent: any other is counted as "unknown" (bounded label values).
+    let knownModels: Set<String>
 
     public init(config: PluginConfig, context: PluginContext) throws {
         path = config.string("path") ?? "/metrics"
+        knownModels = Set(context.manifest.models.map(\.name))
         guard path.hasPrefix("/") else { throw config.error("path", "expected a path starting with /") }
     }
 
@@ -47,21 +50,23 @@ public struct MetricsPlugin: Middleware {
             response.body = .events(events.observing({ _ in first.mark() }, finished: { error in
                 metrics.openStreams.decrement()
                 metrics.inFlight.decrement()
-                record(request, status: status, error: error.map { GatewayError($0) }, firstEventAt: first.time ?? .now)
+                record(request, status: status, error: error.map { GatewayError($0) }, firstEventAt: first.time, isStream: true)
             }))
         }
         return response
     }
 
-    private func record(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstEventAt: ContinuousClock.Instant?) {
+    private func record(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstEventAt: ContinuousClock.Instant?,
+                        isStream: Bool = false) {
         let context = request.context, facts = context.facts, now = ContinuousClock.now
-        let model = request.model, provider = facts.provider ?? "none", key = context.identity?.name ?? "none"
+        let model = knownModels.contains(request.model) ? request.model : "unknown"
+        let provider = facts.provider ?? "none", key = context.identity?.name ?? "none"
         metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: request.dialect.rawValue).increment()
         let total = now - context.receivedAt
         metrics.duration(model: model, provider: provider, status: status).record(total.seconds)
         if let firstEventAt { metrics.timeToFirstToken(model: model, provider: provider).record((firstEventAt - context.receivedAt).seconds) }
         if let started = facts.upstreamStartedAt {
-            let upstream = (firstEventAt != nil ? now : (facts.upstreamRespondedAt ?? now)) - started
+            let upstream = (isStream ? now : (facts.upstreamRespondedAt ?? now)) - started
             metrics.upstreamDuration(provider: provider).record(upstream.seconds)
             metrics.overhead.record(max(.zero, total - upstream).seconds)
         }

@@ -17,7 +17,7 @@ struct OpenAIWire: Sendable {
             var body = request.body
             patchModel(&body, call.upstreamModel)
             let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
-            request.context.usage = Usage(openAI: try? JSON.parse(Array(response.body.readableBytesView)))
+            request.context.usage = Usage(openAI: try? JSON.parse(Array(response.body.readableBytesView))["usage"])
             return whole(response)
         case (.messages, .anthropic):
             return try await messages(call)
@@ -94,6 +94,7 @@ struct OpenAIWire: Sendable {
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "accept", value: call.request.stream ? "text/event-stream" : "application/json")
         headers.add(name: "x-request-id", value: call.request.context.requestID)
+        headers.add(contentsOf: call.headers)
         let timeout = min(endpoint.timeout, call.timeout)
         return UpstreamRequest(url: endpoint.url(path, call.upstreamModel), headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,

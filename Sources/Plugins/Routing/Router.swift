@@ -78,9 +78,12 @@ public struct Router: Middleware {
             let remaining = giveUpAt - .now
             guard remaining > .zero else { break }
             attempts += 1
+            let span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
             do {
                 var response = try await provider.send(ProviderCall(request: request, upstreamModel: target.model,
-                                                                    timeout: min(timeout, remaining), attempt: attempts))
+                                                                    timeout: min(timeout, remaining), attempt: attempts,
+                                                                    headers: span?.headers ?? [:]))
+                if let span { response = Self.ending(span, with: response, context: request.context) }
                 breaker.recordSuccess(key)
                 let owner = ([route.name] + route.fallbacks).lazy.compactMap { self.models[$0] }
                     .first { $0.targets.contains { $0.provider == target.provider && $0.model == target.model } }
@@ -96,6 +99,7 @@ public struct Router: Middleware {
                 response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
                 return response
             } catch {
+                span?.end(GatewayError(error, provider: target.provider), nil)
                 if error is CancellationError || Task.isCancelled { throw error }
                 let failure = GatewayError(error, provider: target.provider)
                 if Self.countsAgainstBreaker(failure) { breaker.recordFailure(key) } else { breaker.recordSuccess(key) }
@@ -156,6 +160,18 @@ public struct Router: Middleware {
         }
         error.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
         return error
+    }
+
+    /// Ends an attempt's span when its answer ends: now for a whole answer, at the end of a stream.
+    static func ending(_ span: AttemptSpan, with response: GatewayResponse, context: RequestContext) -> GatewayResponse {
+        var response = response
+        switch response.body {
+        case .whole:
+            span.end(nil, context.usage)
+        case .events(let events):
+            response.body = .events(events.observing({ _ in }, finished: { error in span.end(error.map { GatewayError($0) }, context.usage) }))
+        }
+        return response
     }
 
     static func isRetryable(_ error: GatewayError) -> Bool {

@@ -1,0 +1,158 @@
+import Kernel
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import OTel
+import ServiceLifecycle
+import Tracing
+
+/// Distributed tracing: continues the client's W3C trace (`traceparent`/`tracestate`), opens one
+/// server span per request and one client span per upstream attempt (whose context goes to the
+/// provider), with OpenTelemetry GenAI attributes, and exports them by OTLP/HTTP in batches off
+/// the request path. An unreachable collector costs requests nothing: spans queue and are dropped.
+public struct TracingPlugin: Middleware {
+    public static let name = "tracing"
+    public static let summary = "OpenTelemetry traces (W3C trace context in and out, OTLP/HTTP export)"
+    public static let configSchema = ConfigSchema([
+        ConfigField("otlp_endpoint", .string, default: "http://127.0.0.1:4318", "the collector's OTLP/HTTP root; spans go to {otlp_endpoint}/v1/traces"),
+        ConfigField("protocol", .choice(["http/protobuf", "http/json"]), default: "http/protobuf", "the OTLP encoding"),
+        ConfigField("service_name", .string, default: "sluice", "service.name of the spans"),
+        ConfigField("sample_ratio", .number(min: 0, max: 1), default: 1, "share of new traces recorded (a sampled parent is always followed)"),
+        ConfigField("export_interval_ms", .positiveInteger, default: 1000, "how often batches of spans are sent"),
+    ])
+
+    let tracer: any Tracer
+    let exporter: ServiceGroup
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = config.string("service_name") ?? "sluice"
+        configuration.diagnosticLogLevel = .error
+        configuration.propagators = [.traceContext]
+        configuration.metrics.enabled = false
+        configuration.logs.enabled = false
+        configuration.traces.exporter = .otlp
+        var endpoint = config.string("otlp_endpoint") ?? "http://127.0.0.1:4318"
+        if endpoint.hasSuffix("/") { endpoint.removeLast() }
+        configuration.traces.otlpExporter.endpoint = endpoint + "/v1/traces"
+        configuration.traces.otlpExporter.protocol = config.string("protocol") == "http/json" ? .httpJSON : .httpProtobuf
+        configuration.traces.otlpExporter.timeout = .seconds(2)
+        configuration.traces.batchSpanProcessor.scheduleDelay = .milliseconds(config.int("export_interval_ms") ?? 1000)
+        guard let sampler = OTel.Configuration.TracesConfiguration.SamplerConfiguration.parentBasedTraceIDRatio(ratio: config.double("sample_ratio") ?? 1) else {
+            throw config.error("sample_ratio", "expected a number from 0 to 1")
+        }
+        configuration.traces.sampler = sampler
+        do {
+            let backend = try OTel.makeTracingBackend(configuration: configuration)
+            tracer = backend.factory
+            exporter = ServiceGroup(services: [backend.service], logger: context.logger)
+        } catch {
+            throw config.error(nil, "cannot set up the OTLP exporter: \(error)")
+        }
+    }
+
+    public func start() async throws {
+        let exporter = exporter
+        Task { try? await exporter.run() }
+    }
+
+    public func shutdown() async {
+        await exporter.triggerGracefulShutdown()
+    }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        var parent = ServiceContext.topLevel
+        tracer.extract(request.headers, into: &parent, using: HeadersExtractor())
+        let operation = Self.operationName(request.operation)
+        let span = tracer.startAnySpan(request.model.isEmpty ? operation : "\(operation) \(request.model)", context: parent, ofKind: .server)
+        span.attributes["gen_ai.operation.name"] = operation
+        span.attributes["gen_ai.request.model"] = request.model
+        span.attributes["sluice.request_id"] = request.context.requestID
+        span.attributes["sluice.front_door"] = request.dialect.rawValue
+        request.context.attemptTracer = AttemptSpans(tracer: tracer, parent: span.context, operation: operation)
+
+        let response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            finish(span, request: request, status: GatewayError(error).status.code, error: GatewayError(error))
+            throw error
+        }
+        switch response.body {
+        case .whole:
+            finish(span, request: request, status: response.status.code, error: nil)
+            return response
+        case .events(let events):
+            var streamed = response
+            let status = response.status.code
+            streamed.body = .events(events.observing({ _ in }, finished: { error in
+                finish(span, request: request, status: status, error: error.map { GatewayError($0) })
+            }))
+            return streamed
+        }
+    }
+
+    private func finish(_ span: any Span, request: GatewayRequest, status: UInt, error: GatewayError?) {
+        let context = request.context
+        span.attributes["http.response.status_code"] = Int(status)
+        if let identity = context.identity { span.attributes["sluice.key_name"] = identity.name }
+        let facts = context.facts
+        if let provider = facts.provider { span.attributes["gen_ai.provider.name"] = provider }
+        if let model = facts.upstreamModel { span.attributes["gen_ai.response.model"] = model }
+        span.attributes["sluice.attempts"] = facts.attempts
+        if let usage = context.usage {
+            span.attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
+            span.attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+        }
+        if let cost = context.cost { span.attributes["sluice.cost_usd"] = cost }
+        if let error {
+            span.attributes["error.type"] = error.code ?? error.type
+            span.setStatus(SpanStatus(code: .error, message: error.message))
+        }
+        span.end()
+    }
+
+    static func operationName(_ operation: APIOperation) -> String {
+        switch operation {
+        case .chatCompletions, .messages: "chat"
+        case .embeddings: "embeddings"
+        case .listModels: "models"
+        case .other: "request"
+        }
+    }
+}
+
+/// Client spans for a request's upstream attempts, children of its server span.
+struct AttemptSpans: AttemptTracer {
+    let tracer: any Tracer
+    let parent: ServiceContext
+    let operation: String
+
+    func startAttempt(provider: String, upstreamModel: String, attempt: Int) -> AttemptSpan {
+        let span = tracer.startAnySpan("\(operation) \(upstreamModel)", context: parent, ofKind: .client)
+        span.attributes["gen_ai.operation.name"] = operation
+        span.attributes["gen_ai.provider.name"] = provider
+        span.attributes["gen_ai.request.model"] = upstreamModel
+        span.attributes["sluice.attempt"] = attempt
+        var headers = HTTPHeaders()
+        tracer.inject(span.context, into: &headers, using: HeadersInjector())
+        return AttemptSpan(headers: headers) { error, usage in
+            if let usage {
+                span.attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
+                span.attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+            }
+            if let error {
+                span.attributes["error.type"] = error.code ?? error.type
+                span.setStatus(SpanStatus(code: .error, message: error.message))
+            }
+            span.end()
+        }
+    }
+}
+
+struct HeadersExtractor: Extractor {
+    func extract(key: String, from headers: HTTPHeaders) -> String? { headers.first(name: key) }
+}
+
+struct HeadersInjector: Injector {
+    func inject(_ value: String, forKey key: String, into headers: inout HTTPHeaders) { headers.replaceOrAdd(name: key, value: value) }
+}

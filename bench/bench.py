@@ -1,0 +1,1016 @@
+#!/usr/bin/env python3
+"""Sluice benchmark suite: sluice against nginx (the floors) and optionally LiteLLM, on 127.0.0.1.
+
+Run through ``bench/run`` (or ``make bench``); see ``bench/run --help``. Everything is bounded in
+count and time; every process this script starts is stopped by its pid when it ends. Raw output
+goes to bench/out/, the summary to bench/RESULTS.md.
+
+What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
+  +0  nginx: fixed OpenAI chat.completion JSON           (the upstream; "direct" = the physical floor)
+  +1  nginx: fixed SSE stream of 20 chunks + [DONE]       (the fast streaming provider)
+  +2  nginx: proxy_pass to +0 with a keep-alive pool      (the proxy floor)
+  +3  sse_upstream.py: paced SSE (stamped chunks) and slow SSE (1 chunk/s, for many open streams)
+  +4  sluice: api-key-auth + router
+  +5  sluice: the full pipeline (every pipeline plugin `sluice plugins` lists that applies)
+  +6  sluice: start-up timing (started and stopped 10 times)
+  +7  LiteLLM proxy (optional; bench/.venv-litellm)
+  +8  nginx: OTLP/HTTP sink for the tracing plugin (answers 200, discards)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+OUT = BENCH / "out"
+LUA = BENCH / "wrk_chat.lua"
+LITELLM_VENV = BENCH / ".venv-litellm"
+KEY = "sk-bench-" + secrets.token_hex(12)
+
+CHAT_JSON = ('{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-upstream",'
+             '"choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},'
+             '"logprobs":null,"finish_reason":"stop"}],'
+             '"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28},"system_fingerprint":"fp_bench"}')
+
+
+def sse_body() -> str:
+    """20 chunks (role, 18 words, finish) then [DONE], as one nginx config string (\\n escapes)."""
+    head = '{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-upstream","choices":[{"index":0,'
+    words = "Hello there! This is a fixed streamed answer from the benchmark upstream, sent in twenty small chunks.".split()
+    events = [head + '"delta":{"role":"assistant","content":""},"finish_reason":null}]}']
+    events += [head + '"delta":{"content":"%s "},"finish_reason":null}]}' % w for w in words[:18]]
+    events += [head + '"delta":{},"finish_reason":"stop"}]}']
+    events += ["[DONE]"]
+    return "".join(f"data: {e}\\n\\n" for e in events)
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def proc_status(pid: int) -> dict:
+    """VmRSS/VmHWM in MB, threads and open fds of a process."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[name] = round(int(value.split()[0]) / 1024, 1)
+            elif name == "Threads":
+                out["threads"] = int(value)
+        out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def rss_by_mapping(pid: int, top: int = 8) -> list[tuple[str, float]]:
+    """Resident MB per mapped file (anonymous memory as [anon]/[heap]), largest first, from /proc/PID/smaps."""
+    sizes: dict[str, int] = {}
+    name = "?"
+    try:
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            first = line.split(None, 1)[0]
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", first):
+                parts = line.split(None, 5)
+                name = parts[5].strip() if len(parts) > 5 else "[anon]"
+                name = os.path.basename(name) if name.startswith("/") else name
+            elif first == "Rss:":
+                sizes[name] = sizes.get(name, 0) + int(line.split()[1])
+    except OSError:
+        return []
+    return [(n, round(kb / 1024, 1)) for n, kb in sorted(sizes.items(), key=lambda kv: -kv[1])[:top]]
+
+
+def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def chat_once(port: int, key: str | None, model: str = "bench", stream: bool = False) -> tuple[int, dict, bytes]:
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 32}
+    if stream:
+        body["stream"] = True
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json",
+                                          **({"authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+    except OSError as e:
+        return 0, {}, str(e).encode()
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# --- processes --------------------------------------------------------------------------------
+
+class Procs:
+    """Every process the suite starts; stopped by pid (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
+        f = open(log_path, "ab")
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env={**os.environ, **(env or {})}, preexec_fn=raise_nofile, cwd=REPO)
+        f.close()
+        self.items.append((name, p))
+        return p
+
+    def stop(self, p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+            except ProcessLookupError:
+                pass
+        self.items = [(n, q) for n, q in self.items if q is not p]
+
+    def stop_all(self) -> None:
+        for _, p in reversed(list(self.items)):
+            self.stop(p)
+
+
+def wait_until(check, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
+
+
+def ready_200(port: int, path: str = "/ready", timeout: float = 0.5) -> bool:
+    """GET path over a raw socket; True on 200 (cheap enough to poll every half millisecond)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".encode())
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+# --- the suite --------------------------------------------------------------------------------
+
+class Suite:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.procs = Procs()
+        self.notes: list[str] = []
+        self.failures: list[str] = []
+        self.r: dict = {"wrk": {}, "streaming": {}, "memory": {}, "startup": {}, "profile": {}}
+        base = args.port_base
+        self.port = {"json": base, "sse": base + 1, "proxy": base + 2, "py": base + 3,
+                     "ar": base + 4, "full": base + 5, "start": base + 6, "litellm": base + 7, "otlp": base + 8}
+        self.sluice = Path(os.environ.get("SLUICE_BIN", REPO / ".build/release/sluice"))
+        self.pids: dict[str, subprocess.Popen] = {}
+        self.full_plugins: list[str] = []
+
+    # ---- setup
+    def preflight(self) -> None:
+        for tool in ("nginx", "wrk"):
+            if not shutil.which(tool):
+                sys.exit(f"bench: {tool} is missing (bench/run installs it with apt-get)")
+        if not self.sluice.exists():
+            sys.exit(f"bench: no sluice binary at {self.sluice} (run `make release`, or set SLUICE_BIN)")
+        busy = [f"{k}={p}" for k, p in self.port.items() if not port_free(p)]
+        if busy:
+            sys.exit(f"bench: ports in use: {', '.join(busy)} (set BENCH_PORT_BASE to another base)")
+        OUT.mkdir(parents=True, exist_ok=True)
+        for old in OUT.glob("*"):
+            if old.name == "litellm-install.log":
+                continue
+            if old.is_file():
+                old.unlink()
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def machine(self) -> dict:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+        mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+        head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "Sources", "Package.swift"],
+                               capture_output=True, text=True).stdout.strip()
+        versions = {
+            "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: ", ""),
+            "wrk": (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() or ["?"])[0].split(" [")[0],
+            "python": platform.python_version(),
+        }
+        st = self.sluice.stat()
+        return {"nproc": os.cpu_count(), "cpu": model.group(1).strip() if model else "?",
+                "mem_gb": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
+                "kernel": platform.release(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "git": head + (" (+ uncommitted changes in Sources/)" if dirty else ""),
+                "sluice_bin": str(self.sluice.relative_to(REPO) if self.sluice.is_relative_to(REPO) else self.sluice),
+                "sluice_bin_mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "nofile_hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1], **versions}
+
+    def wait_quiet(self) -> None:
+        limit = self.args.quiet_wait
+        start = time.monotonic()
+        load = float(Path("/proc/loadavg").read_text().split()[0])
+        first = load
+        while load >= 0.7 and time.monotonic() - start < limit:
+            if int(time.monotonic() - start) % 60 < 5:
+                log(f"waiting for a quiet machine: 1-min load {load:.2f} (up to {limit:.0f}s)")
+            time.sleep(5)
+            load = float(Path("/proc/loadavg").read_text().split()[0])
+        waited = time.monotonic() - start
+        self.r["load_before"] = {"first": first, "at_start": load, "waited_s": round(waited), "quiet": load < 0.7}
+        if load >= 0.7:
+            top = subprocess.run(["ps", "-eo", "pcpu,pid,comm", "--sort=-pcpu"], capture_output=True, text=True).stdout
+            (OUT / "busy-processes.txt").write_text(top)
+            busiest = ", ".join(" ".join(l.split()[::2][::-1]) + "%" for l in top.splitlines()[1:5])
+            self.notes.append(f"The machine was not quiet: 1-minute load {load:.2f} when measuring started "
+                              f"(waited {waited:.0f}s; busiest then: {busiest}). Figures are noisier than on an idle machine.")
+        log(f"1-min load {load:.2f} after waiting {waited:.0f}s; measuring")
+
+    def write_nginx(self) -> None:
+        for name, workers, servers in (
+            ("nginx-upstream", 1, f"""
+  server {{ listen 127.0.0.1:{self.port['json']} backlog=4096; default_type application/json;
+           location / {{ return 200 '{CHAT_JSON}'; }} }}
+  server {{ listen 127.0.0.1:{self.port['sse']} backlog=4096; default_type text/event-stream;
+           location / {{ add_header cache-control no-cache; return 200 '{sse_body()}'; }} }}
+  # an OTLP/HTTP sink for the tracing plugin: accepts and discards every export
+  server {{ listen 127.0.0.1:{self.port['otlp']}; client_max_body_size 0; default_type application/x-protobuf;
+           location / {{ return 200 ''; }} }}"""),
+            ("nginx-proxy", "auto", f"""
+  upstream fake_provider {{ server 127.0.0.1:{self.port['json']}; keepalive 64; keepalive_requests 1000000; }}
+  server {{ listen 127.0.0.1:{self.port['proxy']} backlog=4096;
+           location / {{ proxy_pass http://fake_provider; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""),
+        ):
+            d = OUT / name
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "nginx.conf").write_text(f"""# generated by bench/bench.py
+user root;
+worker_processes {workers};
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+worker_rlimit_nofile 16384;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path {d}/client_body; proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+{servers}
+}}
+""")
+
+    def sluice_manifest(self, port: int, pipeline: list[dict]) -> dict:
+        def provider(base: str) -> dict:
+            return {"plugin": "openai-compatible", "config": {"base_url": base, "timeout_s": 600}}
+        return {
+            "server": {"listen": [f"127.0.0.1:{port}"], "drain_timeout_s": 1, "idle_timeout_s": 600},
+            "providers": {
+                "fastjson": provider(f"http://127.0.0.1:{self.port['json']}/v1"),
+                "fastsse": provider(f"http://127.0.0.1:{self.port['sse']}/v1"),
+                "paced": provider(f"http://127.0.0.1:{self.port['py']}/paced/v1"),
+                "slow": provider(f"http://127.0.0.1:{self.port['py']}/slow/v1"),
+            },
+            "models": {
+                "bench": {"targets": [{"provider": "fastjson", "model": "bench-upstream"}]},
+                "bench-stream": {"targets": [{"provider": "fastsse", "model": "bench-upstream"}]},
+                "bench-paced": {"targets": [{"provider": "paced", "model": "bench-upstream"}]},
+                "bench-slow": {"targets": [{"provider": "slow", "model": "bench-upstream"}]},
+            },
+            "pipeline": pipeline,
+        }
+
+    def check_manifest(self, manifest: dict, path: Path) -> tuple[bool, str]:
+        path.write_text(json.dumps(manifest, indent=2))
+        p = subprocess.run([str(self.sluice), "check", str(path)], capture_output=True, text=True, timeout=30,
+                           env={**os.environ, "SLUICE_BENCH_KEY": KEY}, cwd=REPO)
+        return p.returncode == 0, (p.stdout + p.stderr).strip()
+
+    def write_sluice(self) -> None:
+        listing = subprocess.run([str(self.sluice), "plugins"], capture_output=True, text=True, timeout=30).stdout
+        (OUT / "sluice-plugins.txt").write_text(listing)
+        kinds = dict(re.findall(r"^(\S+)\s+\((.*?)\)", listing, re.M))
+        pipeline_plugins = [n for n, k in kinds.items() if "pipeline" in k]
+        self.r["plugins_listed"] = pipeline_plugins
+        auth = {"plugin": "api-key-auth", "config": {"keys": [{"name": "bench", "key": {"env": "SLUICE_BENCH_KEY"}}]}}
+        router = {"plugin": "router", "config": {"retries": 1, "timeout_s": 600}}
+        ok, msg = self.check_manifest(self.sluice_manifest(self.port["ar"], [auth, router]), OUT / "sluice-auth-router.json")
+        if not ok:
+            sys.exit(f"bench: the auth + router manifest is refused:\n{msg}")
+        # The full pipeline: observability first (sees every request), then auth and policy, then the router.
+        wanted = {
+            "access-log": {},
+            "metrics": {},
+            "tracing": {"otlp_endpoint": f"http://127.0.0.1:{self.port['otlp']}"},
+            "validation": {"max_tokens_cap": 8192},
+            "rate-limit": {"by": "key", "requests_per_minute": 1_000_000_000, "tokens_per_minute": 1_000_000_000_000},
+        }
+        observability = [n for n in pipeline_plugins if re.search(r"log|metric|trac|otel|telemetry", n)]
+        order = observability + ["api-key-auth"] + [n for n in ("validation", "rate-limit") if n in pipeline_plugins]
+        skipped_known = [n for n in pipeline_plugins if n not in order and n not in ("router", "jwt-auth")]
+        if skipped_known:
+            self.notes.append(f"Pipeline plugins listed but not in the full pipeline (unknown to the suite): {', '.join(skipped_known)}.")
+        for n in ("validation", "rate-limit"):
+            if n not in pipeline_plugins:
+                self.notes.append(f"`sluice plugins` does not list `{n}` (binary older than the source?): the full pipeline runs without it.")
+        chosen: list[str] = []
+        for name in order:
+            trial = chosen + [name]
+            pipe = [auth if n == "api-key-auth" else {"plugin": n, "config": wanted.get(n, {})} for n in trial] + [router]
+            ok, msg = self.check_manifest(self.sluice_manifest(self.port["full"], pipe), OUT / "sluice-full.json")
+            if ok:
+                chosen = trial
+            else:
+                self.notes.append(f"`{name}` left out of the full pipeline: `sluice check` refused its config: {msg[:300]}")
+        self.full_plugins = chosen + ["router"]
+        pipe = [auth if n == "api-key-auth" else {"plugin": n, "config": wanted.get(n, {})} for n in chosen] + [router]
+        ok, msg = self.check_manifest(self.sluice_manifest(self.port["full"], pipe), OUT / "sluice-full.json")
+        assert ok, msg
+        start_manifest = json.loads((OUT / "sluice-auth-router.json").read_text())
+        start_manifest["server"]["listen"] = [f"127.0.0.1:{self.port['start']}"]
+        (OUT / "sluice-startup.json").write_text(json.dumps(start_manifest, indent=2))
+        log(f"full pipeline: {' → '.join(self.full_plugins)}")
+
+    def start_servers(self) -> None:
+        self.write_nginx()
+        self.write_sluice()
+        for name in ("nginx-upstream", "nginx-proxy"):
+            d = OUT / name
+            self.pids[name] = self.procs.start(name, ["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], d / "stdout.log")
+        self.pids["sse_upstream"] = self.procs.start(
+            "sse_upstream", [sys.executable, str(BENCH / "sse_upstream.py"), "--port", str(self.port["py"]),
+                             "--chunks", "20", "--gap-ms", "5", "--slow-max-s", "600", "--max-lifetime-s", "3600"],
+            OUT / "sse_upstream.log")
+        for key, port in (("json", self.port["json"]), ("sse", self.port["sse"]), ("proxy", self.port["proxy"]),
+                          ("py", self.port["py"])):
+            if not wait_until(lambda: ready_200(port, "/v1/models"), 10):
+                raise SystemExit(f"bench: the {key} upstream on {port} did not come up (see bench/out/)")
+        for name, manifest in (("ar", "sluice-auth-router.json"), ("full", "sluice-full.json")):
+            p = self.procs.start(f"sluice-{name}", [str(self.sluice), "serve", "--config", str(OUT / manifest)],
+                                 OUT / f"sluice-{name}.log", env={"SLUICE_BENCH_KEY": KEY})
+            self.pids[name] = p
+            if not wait_until(lambda: ready_200(self.port[name]), 15):
+                raise SystemExit(f"bench: sluice ({name}) did not answer /ready (see bench/out/sluice-{name}.log)")
+        time.sleep(1.0)
+        for name in ("ar", "full"):
+            self.r["memory"].setdefault(name, {})["idle"] = proc_status(self.pids[name].pid)
+        self.r["memory"]["full"]["idle_by_mapping"] = rss_by_mapping(self.pids["full"].pid)
+
+    def start_litellm(self) -> None:
+        exe = LITELLM_VENV / "bin" / "litellm"
+        if not exe.exists():
+            self.notes.append("LiteLLM not measured: bench/.venv-litellm is not installed (`bench/run --with-litellm` installs it).")
+            return
+        cfg = OUT / "litellm.yaml"
+        cfg.write_text(f"""model_list:
+  - model_name: bench
+    litellm_params: {{model: openai/bench-upstream, api_base: "http://127.0.0.1:{self.port['json']}/v1", api_key: sk-upstream}}
+  - model_name: bench-stream
+    litellm_params: {{model: openai/bench-upstream, api_base: "http://127.0.0.1:{self.port['sse']}/v1", api_key: sk-upstream}}
+general_settings:
+  master_key: {KEY}
+litellm_settings:
+  telemetry: false
+  drop_params: true
+""")
+        env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False", "NO_PROXY": "127.0.0.1,localhost",
+               "no_proxy": "127.0.0.1,localhost", "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+               "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "DISABLE_ADMIN_UI": "True",
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TIKTOKEN_CACHE_DIR": str(OUT / "tiktoken")}
+        t0 = time.monotonic()
+        p = self.procs.start("litellm", [str(exe), "--config", str(cfg), "--host", "127.0.0.1", "--port",
+                                         str(self.port["litellm"]), "--num_workers", "1"], OUT / "litellm.log", env=env)
+        self.pids["litellm"] = p
+        if not wait_until(lambda: ready_200(self.port["litellm"], "/health/liveliness", 2), 120, 0.25):
+            self.notes.append("LiteLLM did not answer /health/liveliness within 120 s; not measured (see bench/out/litellm.log).")
+            self.procs.stop(p)
+            del self.pids["litellm"]
+            return
+        self.r["litellm_startup_s"] = round(time.monotonic() - t0, 2)
+        version = subprocess.run([str(LITELLM_VENV / "bin" / "python"), "-c",
+                                  "import importlib.metadata as m; print(m.version('litellm'))"], capture_output=True, text=True)
+        self.r["litellm_version"] = version.stdout.strip()
+
+    def litellm(self) -> None:
+        """LiteLLM last and alone: it is started only for its own runs, so it takes no CPU from the others."""
+        self.start_litellm()
+        if "litellm" not in self.pids:
+            return
+        usable = self.sanity({"litellm": (self.port["litellm"], KEY)})
+        if usable:
+            self.load_runs(usable)
+            log(f"streaming through LiteLLM: {self.args.streams} streams")
+            res = self.stream_timing("fast-litellm", f"http://127.0.0.1:{self.port['litellm']}/v1", KEY, "bench-stream")
+            if res:
+                self.r["streaming"]["fast-litellm"] = res
+            self.r["memory"]["litellm"] = proc_status(self.pids["litellm"].pid)
+        self.procs.stop(self.pids.pop("litellm"))
+
+    # ---- sanity
+    def sanity(self, targets: dict | None = None) -> dict:
+        targets = targets or {"direct": (self.port["json"], None), "nginx": (self.port["proxy"], None),
+                              "sluice-ar": (self.port["ar"], KEY), "sluice-full": (self.port["full"], KEY)}
+        usable = {}
+        for name, (port, key) in targets.items():
+            status, headers, body = chat_once(port, key)
+            ok = status == 200 and b'"choices"' in body
+            (OUT / f"sanity-{name}.txt").write_text(f"HTTP {status}\n{json.dumps(headers, indent=1)}\n{body[:2000].decode(errors='replace')}\n")
+            if ok:
+                usable[name] = (port, key)
+            else:
+                self.failures.append(f"{name}: a single chat request failed before the load runs: HTTP {status} {body[:200]!r}")
+        if "sluice-ar" in usable:  # a wrong key must be refused, or auth is not in the path
+            status, _, _ = chat_once(self.port["ar"], "sk-wrong")
+            if status != 401:
+                self.failures.append(f"sluice-ar answered HTTP {status} to a wrong key (expected 401)")
+        return usable
+
+    # ---- wrk
+    def wrk(self, name: str, port: int, key: str | None, conns: int, seconds: float, tag: str) -> dict | None:
+        threads = 1 if conns == 1 else 2
+        cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds:g}s", "--timeout", "5s",
+               "-s", str(LUA), f"http://127.0.0.1:{port}"]
+        env = {**os.environ, "BENCH_KEY": key or "none", "BENCH_MODEL": "bench"}
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            self.failures.append(f"wrk {name} c{conns} did not finish")
+            return None
+        (OUT / f"wrk-{name}-c{conns}{tag}.txt").write_text(" ".join(cmd) + "\n" + p.stdout + p.stderr)
+        m = re.search(r"^WRK_JSON (.*)$", p.stdout, re.M)
+        if not m:
+            self.failures.append(f"wrk {name} c{conns}: no summary (exit {p.returncode}): {p.stderr[:200]}")
+            return None
+        res = json.loads(m.group(1))
+        res["rps"] = res["requests"] / (res["duration_us"] / 1e6) if res["duration_us"] else 0
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", p.stdout)
+        res["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+        res["error_total"] = sum(res["errors"].values()) + res["non2xx"] - res["errors"]["status"]
+        return res
+
+    def load_runs(self, usable: dict) -> None:
+        secs, warm = self.args.seconds, self.args.warmup
+        for conns in (1, 32):
+            for name, (port, key) in usable.items():
+                log(f"wrk {name} c{conns}: {warm:g}s warm-up + {secs:g}s")
+                self.wrk(name, port, key, conns, warm, "-warmup")
+                res = self.wrk(name, port, key, conns, secs, "")
+                self.truncate_logs()
+                if res is None:
+                    continue
+                self.r["wrk"].setdefault(name, {})[conns] = res
+                if res["error_total"]:
+                    self.failures.append(f"wrk {name} c{conns}: {res['error_total']} errors "
+                                         f"(socket {res['errors']}, non-2xx {res['non2xx']}) in {res['requests']} requests")
+                log(f"  {res['rps']:.0f} req/s, p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs, errors {res['error_total']}")
+
+    def truncate_logs(self) -> None:
+        """Access logs under load would fill the disk: keep the head and any warning/error lines, count the rest."""
+        for name in ("ar", "full"):
+            path = OUT / f"sluice-{name}.log"
+            if not path.exists() or path.stat().st_size < 4 * 1024 * 1024:
+                continue
+            kept, lines, notable = [], 0, []
+            with open(path, "rb") as f:
+                for line in f:
+                    lines += 1
+                    if lines <= 20:
+                        kept.append(line)
+                    elif re.search(rb'"level"\s*:\s*"(warning|error|critical)"', line) and len(notable) < 50:
+                        notable.append(line)
+            with open(OUT / f"sluice-{name}.log.head", "ab") as f:
+                f.write(b"".join(kept) + b"... (%d lines in all; warnings/errors follow)\n" % lines + b"".join(notable))
+            os.truncate(path, 0)  # sluice writes with O_APPEND: it carries on at the new end
+
+    # ---- profile
+    def profile(self) -> None:
+        if not shutil.which("perf"):
+            self.notes.append("No profile: perf is not installed.")
+            return
+        pid = self.pids["ar"].pid
+        secs = self.args.perf_seconds
+        log(f"perf record -g on sluice (auth + router) under wrk c32 for {secs:g}s")
+        env = {**os.environ, "BENCH_KEY": KEY, "BENCH_MODEL": "bench"}
+        wrk = subprocess.Popen(["wrk", "-t", "2", "-c", "32", "-d", f"{secs + 3:g}s", "--timeout", "5s", "-s", str(LUA),
+                                f"http://127.0.0.1:{self.port['ar']}"], stdout=open(OUT / "wrk-perf.txt", "w"),
+                               stderr=subprocess.STDOUT, env=env)
+        time.sleep(1.5)
+        data = OUT / "perf.data"
+        rec = subprocess.run(["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", str(data), "--", "sleep", f"{secs:g}"],
+                             capture_output=True, text=True, timeout=secs + 60)
+        wrk.wait(timeout=secs + 60)
+        self.truncate_logs()
+        if rec.returncode != 0 or not data.exists():
+            self.notes.append(f"perf record failed: {rec.stderr[-300:]}")
+            return
+        demangle = shutil.which("swift-demangle") or next((str(p) for p in (Path(shutil.which("swift") or "/nonexistent").resolve().parent / "swift-demangle",) if p.exists()), None)
+
+        def report(sort: str, extra: list[str] | None = None, demangled: bool = True) -> str:
+            rep = subprocess.run(["perf", "report", "-i", str(data), "-g", "none", "--sort", sort, "--stdio",
+                                  "--percent-limit", "0.3"] + (extra or ["--no-children"]),
+                                 capture_output=True, text=True, timeout=300)
+            text = rep.stdout
+            if demangle and demangled:
+                text = subprocess.run([demangle, "--simplified"], input=text, capture_output=True, text=True).stdout or text
+            return text
+        symbols, dsos, comms = report("symbol"), report("dso"), report("pid")
+        # Threads: the curl thread inherits its creator's name, so find it by its run loop in the call graphs.
+        curl_tids = set(re.findall(r"(\d+):\S+\s+\[\.\]\s+\$s6Kernel14UpstreamClientC3run",
+                                   report("pid,symbol", ["--children"], demangled=False)))
+        comms = "\n".join(
+            re.sub(r"(\d+):(\S.*)$", lambda m: f"{m.group(1)}:" + ("libcurl thread (UpstreamClient.run)" if m.group(1) in curl_tids
+                   else "Swift concurrency pool" if "default-qos" in m.group(2) else m.group(2).strip()), line)
+            for line in comms.splitlines())
+        # Inclusive time of sluice's own modules (Kernel, Plugins, the sluice CLI), picked by mangled prefix.
+        raw = report("dso,symbol", ["--children"], demangled=False)
+        own = [line for line in raw.splitlines()
+               if re.match(rf"\s*[\d.]+%\s+[\d.]+%\s+{re.escape(self.sluice.name)}\s+\[\.\]\s+\$s(6Kernel|7Plugins|6sluice)", line)]
+        inclusive = "\n".join(own)
+        if demangle:
+            inclusive = subprocess.run([demangle, "--simplified"], input=inclusive, capture_output=True, text=True).stdout or inclusive
+        (OUT / "perf-symbols.txt").write_text(symbols)
+        (OUT / "perf-dso.txt").write_text(dsos)
+        (OUT / "perf-threads.txt").write_text(comms)
+        (OUT / "perf-inclusive-sluice.txt").write_text(inclusive)
+
+        def rows(text: str, n: int, skip: str | None = None) -> list[tuple[float, str]]:
+            out = []
+            for line in text.splitlines():
+                m = re.match(r"\s*([\d.]+)%\s+(?:[\d.]+%\s+)?(?:\S+\s+(?=\[[.k]\]))?(.*)$", line)
+                if m:
+                    name = re.split(r"\s{2,}", re.sub(r"^\[[.k]\]\s+", "", m.group(2).strip()))[0]
+                    if skip and re.search(skip, name):
+                        continue
+                    out.append((float(m.group(1)), name))
+            return out[:n]
+        glue = r"^(partial apply|thunk|reabstraction thunk|merged )"
+        self.r["profile"] = {"symbols": rows(symbols, 25), "dsos": rows(dsos, 8), "threads": rows(comms, 8),
+                             "inclusive": rows(inclusive, 25, glue),
+                             "samples_note": f"perf record -g -F 999 -p <sluice> for {secs:g}s under wrk -c32"}
+
+    # ---- streaming
+    def stream_timing(self, label: str, url: str, key: str | None, model: str) -> dict | None:
+        cmd = [sys.executable, str(BENCH / "stream_client.py"), "timing", "--url", url, "--model", model,
+               "--n", str(self.args.streams), "--warmup", "3", "--max-s", "120"] + (["--key", key] if key else [])
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        except subprocess.TimeoutExpired:
+            self.failures.append(f"streaming {label}: client did not finish")
+            return None
+        (OUT / f"stream-{label}.json").write_text(p.stdout + p.stderr)
+        try:
+            res = json.loads(p.stdout)
+        except ValueError:
+            self.failures.append(f"streaming {label}: no result: {p.stderr[-300:]}")
+            return None
+        if res["errors"]:
+            self.failures.append(f"streaming {label}: {len(res['errors'])} failed streams, e.g. {res['errors'][0][:200]}")
+        s = res["streams"]
+        ttfb = [x["ttfb_us"] for x in s]
+        total = [x["total_us"] for x in s]
+        gaps = [g for x in s for g in x["gaps_us"]]
+        delays = [d for x in s for d in x["delays_us"]]
+        return {"n": len(s), "errors": len(res["errors"]), "events_median": statistics.median([x["events"] for x in s]) if s else None,
+                "ttfb_p50": pct(ttfb, 50), "ttfb_p99": pct(ttfb, 99), "total_p50": pct(total, 50), "total_p99": pct(total, 99),
+                "gap_max": max(gaps) if gaps else None, "delay_p50": pct(delays, 50), "delay_p99": pct(delays, 99),
+                "delay_max": max(delays) if delays else None, "delays": len(delays)}
+
+    def streaming(self, usable: dict) -> None:
+        log(f"streaming: {self.args.streams} streams each, fast (nginx SSE) and paced (20 chunks 5 ms apart)")
+        runs = [("fast-direct", f"http://127.0.0.1:{self.port['sse']}/v1", None, "bench-stream"),
+                ("paced-direct", f"http://127.0.0.1:{self.port['py']}/paced/v1", None, "bench-paced")]
+        for name in ("sluice-ar", "sluice-full"):
+            if name in usable:
+                port = usable[name][0]
+                runs += [(f"fast-{name}", f"http://127.0.0.1:{port}/v1", KEY, "bench-stream"),
+                         (f"paced-{name}", f"http://127.0.0.1:{port}/v1", KEY, "bench-paced")]
+        for label, url, key, model in runs:
+            res = self.stream_timing(label, url, key, model)
+            if res:
+                self.r["streaming"][label] = res
+        self.truncate_logs()
+
+    # ---- memory
+    def many_streams(self) -> None:
+        target = self.args.many_streams
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        # sluice holds two descriptors per stream (the client's and the provider's connection).
+        n = min(target, (hard - 200) // 2)
+        if n < target:
+            self.notes.append(
+                f"Open streams: {target:,} asked, {n:,} measured. Each stream costs sluice two file descriptors (client "
+                f"and provider connection), and the hard RLIMIT_NOFILE here is {hard:,} (this container cannot raise it: "
+                f"`ulimit -Hn` is refused without CAP_SYS_RESOURCE), so {target:,} streams need ≥ {2 * target + 100:,}. "
+                f"The 10,000 figure is extrapolated linearly from the measured per-stream cost.")
+        pid = self.pids["full"].pid
+        self.r["memory"]["streams_target"] = target
+        self.r["memory"]["streams_n"] = n
+        before = proc_status(pid)
+        log(f"holding {n:,} open streams through sluice (full pipeline) from the slow upstream")
+        client = subprocess.Popen([sys.executable, str(BENCH / "stream_client.py"), "hold", "--url",
+                                   f"http://127.0.0.1:{self.port['full']}/v1", "--key", KEY, "--model", "bench-slow",
+                                   "--n", str(n), "--open-concurrency", "200", "--open-timeout-s", str(self.args.open_timeout),
+                                   "--hold-s", str(self.args.hold_seconds)],
+                                  stdout=subprocess.PIPE, stderr=open(OUT / "hold-client.stderr", "w"), text=True,
+                                  preexec_fn=raise_nofile)
+        self.procs.items.append(("hold-client", client))
+        lines, ready, alive = [], None, None
+        peak = {}
+        deadline = time.monotonic() + self.args.open_timeout + self.args.hold_seconds + 120
+        try:
+            for line in client.stdout:
+                lines.append(line)
+                if line.startswith("READY "):
+                    ready = json.loads(line[6:])
+                    time.sleep(min(3, self.args.hold_seconds / 2))
+                    peak = proc_status(pid)
+                    peak["upstream_fds"] = proc_status(self.pids["sse_upstream"].pid).get("fds")
+                elif line.startswith("ALIVE "):
+                    alive = json.loads(line[6:])
+                    again = proc_status(pid)
+                    if again.get("VmRSS", 0) > peak.get("VmRSS", 0):
+                        peak.update(again)
+                if time.monotonic() > deadline:
+                    break
+            client.wait(timeout=60)
+        finally:
+            self.procs.stop(client)
+            (OUT / "hold-client.log").write_text("".join(lines))
+        time.sleep(3)
+        after = proc_status(pid)
+        self.r["memory"]["streams"] = {"before": before, "holding": peak, "after_close": after, "ready": ready, "alive": alive}
+        if ready and ready["failed"]:
+            self.failures.append(f"open streams: {ready['failed']} of {n} failed to open: {ready['failures']}")
+        if alive and alive["alive"] < (ready or {}).get("opened", 0):
+            self.failures.append(f"open streams: only {alive['alive']} of {ready['opened']} still received chunks after {self.args.hold_seconds}s")
+        log(f"  opened {ready and ready['opened']}, RSS {before.get('VmRSS')} → {peak.get('VmRSS')} MB → {after.get('VmRSS')} MB after closing")
+
+    # ---- start-up
+    def startup(self) -> None:
+        runs = self.args.startup_runs
+        log(f"start-up: exec → GET /ready 200, {runs} times")
+        times = []
+        manifest = OUT / "sluice-startup.json"
+        for i in range(runs):
+            if not wait_until(lambda: port_free(self.port["start"]), 10):
+                self.failures.append("start-up: the port stayed busy after the previous run")
+                break
+            t0 = time.perf_counter()
+            p = self.procs.start("sluice-startup", [str(self.sluice), "serve", "--config", str(manifest)],
+                                 OUT / "sluice-startup.log", env={"SLUICE_BENCH_KEY": KEY})
+            ok = wait_until(lambda: ready_200(self.port["start"]), 10, 0.0005)
+            t1 = time.perf_counter()
+            self.procs.stop(p)
+            if ok:
+                times.append((t1 - t0) * 1000)
+            else:
+                self.failures.append(f"start-up run {i + 1}: /ready did not answer 200 within 10 s")
+        self.r["startup"] = {"runs_ms": [round(t, 1) for t in times], "median_ms": statistics.median(times) if times else None,
+                             "min_ms": min(times) if times else None, "max_ms": max(times) if times else None}
+
+    # ---- run
+    def run(self) -> None:
+        self.preflight()
+        self.r["machine"] = self.machine()
+        self.r["settings"] = {k: v for k, v in vars(self.args).items()}
+        t_start = time.monotonic()
+        try:
+            self.start_servers()
+            usable = self.sanity()
+            self.wait_quiet()
+            self.load_runs(usable)
+            self.streaming(usable)
+            for name in ("ar", "full"):
+                self.r["memory"][name]["after_load"] = proc_status(self.pids[name].pid)
+            if "metrics" in self.full_plugins:
+                status, body = http_get(self.port["full"], "/metrics")
+                (OUT / "metrics-full.txt").write_bytes(body)
+                if status != 200:
+                    self.failures.append(f"GET /metrics on the full pipeline answered HTTP {status}")
+            if not self.args.no_perf:
+                self.profile()
+            self.many_streams()
+            self.startup()
+            if self.args.with_litellm:
+                self.litellm()
+            else:
+                self.notes.append("LiteLLM not measured (run `bench/run --with-litellm`).")
+            self.r["load_after"] = float(Path("/proc/loadavg").read_text().split()[0])
+            for name in ("ar", "full"):
+                if self.pids[name].poll() is not None:
+                    self.failures.append(f"sluice ({name}) exited during the run with status {self.pids[name].returncode}")
+        finally:
+            self.procs.stop_all()
+            self.truncate_logs()
+        self.r["elapsed_s"] = round(time.monotonic() - t_start)
+        self.r["notes"], self.r["failures"] = self.notes, self.failures
+        self.r["full_pipeline"] = self.full_plugins
+        (OUT / "summary.json").write_text(json.dumps(self.r, indent=2, default=str))
+        results = render(self.r, self.args)
+        (BENCH / "RESULTS.md").write_text(results)
+        print(results)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def fmt(v, digits=0, unit="") -> str:
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def render(r: dict, args) -> str:
+    m = r["machine"]
+    w = r["wrk"]
+    out = []
+    add = out.append
+    lb = r.get("load_before", {})
+    add("# Sluice benchmark results\n")
+    add(f"Generated by `bench/run{' --quick' if args.quick else ''}{' --with-litellm' if args.with_litellm else ''}` "
+        f"on {m['date']} in {r.get('elapsed_s', '?')} s. Raw output: `bench/out/` (wrk text, stream timings, perf report, "
+        f"summary.json). Everything on 127.0.0.1; each wrk figure is one {args.seconds:g} s run after a {args.warmup:g} s warm-up.\n")
+    add("| machine | |\n|---|---|")
+    add(f"| CPU | {m['nproc']} × {m['cpu']} |\n| memory | {m['mem_gb']} GB |\n| kernel | {m['kernel']} |")
+    add(f"| load (1 min) | {fmt(lb.get('at_start'), 2)} when measuring started"
+        f"{' (quiet)' if lb.get('quiet') else ' — **not quiet**'}, waited {lb.get('waited_s', 0)} s; {fmt(r.get('load_after'), 2)} at the end |")
+    add(f"| sluice | `{m['sluice_bin']}` built {m['sluice_bin_mtime']}; HEAD {m['git']} |")
+    add(f"| tools | nginx {m['nginx']}, {m['wrk']}, Python {m['python']}"
+        f"{', LiteLLM ' + r['litellm_version'] if r.get('litellm_version') else ''} |")
+    add(f"| full pipeline | {' → '.join(r.get('full_pipeline', []))} |\n")
+
+    names = {"direct": "upstream direct (physical floor)", "nginx": "nginx proxy_pass (proxy floor)",
+             "sluice-ar": "sluice: auth + router", "sluice-full": "sluice: full pipeline", "litellm": "LiteLLM proxy"}
+    add("## Non-streaming chat completions (wrk)\n")
+    add("| target | conns | req/s | × nginx | × direct | p50 µs | p99 µs | p99.9 µs | errors |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for conns in (1, 32):
+        for name in names:
+            res = w.get(name, {}).get(conns)
+            if not res:
+                continue
+            ng = w.get("nginx", {}).get(conns, {}).get("rps")
+            di = w.get("direct", {}).get(conns, {}).get("rps")
+            lat = res["latency_us"]
+            add(f"| {names[name]} | {conns} | {fmt(res['rps'])} | {fmt(res['rps'] / ng if ng else None, 2)} | "
+                f"{fmt(res['rps'] / di if di else None, 2)} | {lat['p50']} | {lat['p99']} | {lat['p999']} | "
+                f"{res['error_total'] if res['error_total'] else 0}{' ⚠' if res['error_total'] else ''} |")
+    add("")
+    d1 = w.get("direct", {}).get(1)
+    if d1:
+        add("Added latency at 1 connection (percentile of the target minus the same percentile direct):\n")
+        add("| target | added p50 µs | added p99 µs |\n|---|---:|---:|")
+        for name in ("nginx", "sluice-ar", "sluice-full", "litellm"):
+            res = w.get(name, {}).get(1)
+            if res:
+                add(f"| {names[name]} | {res['latency_us']['p50'] - d1['latency_us']['p50']} | "
+                    f"{res['latency_us']['p99'] - d1['latency_us']['p99']} |")
+        add("")
+
+    s = r["streaming"]
+    if s:
+        add(f"## Streaming ({args.streams} streams each, one after another on a kept-alive connection)\n")
+        add("Fast: nginx's fixed 20-chunk SSE answer (all chunks at once). TTFB = request sent → first SSE event "
+            "read; total = → `data: [DONE]`.\n")
+        add("| path | TTFB p50 µs | TTFB p99 µs | + TTFB p50 vs direct | total p50 µs | total p99 µs | errors |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        base = s.get("fast-direct", {})
+        for label, title in (("fast-direct", "direct"), ("fast-sluice-ar", "sluice: auth + router"),
+                             ("fast-sluice-full", "sluice: full pipeline"), ("fast-litellm", "LiteLLM proxy")):
+            x = s.get(label)
+            if x:
+                added = x["ttfb_p50"] - base["ttfb_p50"] if base.get("ttfb_p50") is not None else None
+                add(f"| {title} | {fmt(x['ttfb_p50'])} | {fmt(x['ttfb_p99'])} | {fmt(added) if label != 'fast-direct' else ''} | "
+                    f"{fmt(x['total_p50'])} | {fmt(x['total_p99'])} | {x['errors']} |")
+        add("")
+        add("Paced: 20 chunks 5 ms apart from `sse_upstream.py`, each stamped with CLOCK_MONOTONIC when written; "
+            "delay = arrival at the client − upstream write (same clock). Held back = sluice's delay − the direct median.\n")
+        add("| path | chunks | delay p50 µs | delay p99 µs | delay max µs | held back max µs | max gap µs (sent 5,000 apart) |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        pbase = s.get("paced-direct", {})
+        for label, title in (("paced-direct", "direct"), ("paced-sluice-ar", "sluice: auth + router"),
+                             ("paced-sluice-full", "sluice: full pipeline")):
+            x = s.get(label)
+            if x:
+                held = x["delay_max"] - pbase["delay_p50"] if (x.get("delay_max") is not None and pbase.get("delay_p50") is not None) else None
+                add(f"| {title} | {x['delays']} | {fmt(x['delay_p50'])} | {fmt(x['delay_p99'])} | {fmt(x['delay_max'])} | "
+                    f"{fmt(held) if label != 'paced-direct' else ''} | {fmt(x['gap_max'])} |")
+        add("")
+
+    mem = r["memory"]
+    add("## Memory (VmRSS from /proc)\n")
+    add("| process | idle | after the load runs | peak (VmHWM) | threads |\n|---|---:|---:|---:|---:|")
+
+    def rss(x: dict) -> str:
+        if not x.get("VmRSS"):
+            return "–"
+        return f"{x['VmRSS']:.1f} MB ({x.get('RssAnon', 0):.1f} anon + {x.get('RssFile', 0):.1f} file)"
+    for name, title in (("ar", "sluice: auth + router"), ("full", "sluice: full pipeline")):
+        x = mem.get(name, {})
+        add(f"| {title} | {rss(x.get('idle', {}))} | {rss(x.get('after_load', {}))} | "
+            f"{fmt(x.get('after_load', {}).get('VmHWM'), 1, ' MB')} | {fmt(x.get('after_load', {}).get('threads'))} |")
+    if mem.get("litellm"):
+        x = mem["litellm"]
+        add(f"| LiteLLM proxy (1 worker; started in {fmt(r.get('litellm_startup_s'), 1, ' s')}) | | {rss(x)} | "
+            f"{fmt(x.get('VmHWM'), 1, ' MB')} | {fmt(x.get('threads'))} |")
+    if mem.get("full", {}).get("idle_by_mapping"):
+        add("\nIdle RSS of the full pipeline by mapping (MB): "
+            + ", ".join(f"{n} {mb:.1f}" for n, mb in mem["full"]["idle_by_mapping"]) + ".")
+    st = mem.get("streams")
+    if st:
+        n = mem["streams_n"]
+        before, hold_, after = st["before"], st["holding"], st["after_close"]
+        per = (hold_.get("VmRSS", 0) - before.get("VmRSS", 0)) * 1024 / n if n and hold_.get("VmRSS") else None
+        ext = before.get("VmRSS", 0) + per * 10000 / 1024 if per is not None else None
+        mem["per_stream_kb"], mem["extrapolated_10k_mb"] = per, ext
+        opened = (st.get("ready") or {}).get("opened")
+        alive = (st.get("alive") or {})
+        add("")
+        add(f"Open streams through the full pipeline (slow upstream: one chunk a second): {fmt(opened)} of {n:,} opened "
+            f"in {fmt((st.get('ready') or {}).get('elapsed_s'), 1)} s, {fmt(alive.get('alive'))} still receiving chunks "
+            f"after {args.hold_seconds:g} s.\n")
+        add("| | VmRSS | threads | fds |\n|---|---:|---:|---:|")
+        add(f"| before | {fmt(before.get('VmRSS'), 1, ' MB')} | {fmt(before.get('threads'))} | {fmt(before.get('fds'))} |")
+        add(f"| holding {n:,} streams | {fmt(hold_.get('VmRSS'), 1, ' MB')} | {fmt(hold_.get('threads'))} | {fmt(hold_.get('fds'))} |")
+        add(f"| after they closed | {fmt(after.get('VmRSS'), 1, ' MB')} | {fmt(after.get('threads'))} | {fmt(after.get('fds'))} |")
+        add(f"| per stream | {fmt(per, 1, ' KB')} | | |")
+        if n < 10000:
+            add(f"| 10,000 streams (extrapolated) | {fmt(ext, 1, ' MB')} | | |")
+        add("")
+
+    su = r["startup"]
+    if su.get("runs_ms"):
+        add(f"## Start-up\n\nexec → `GET /ready` 200 (auth + router manifest), {len(su['runs_ms'])} runs: median "
+            f"**{fmt(su['median_ms'], 1)} ms** (min {fmt(su['min_ms'], 1)}, max {fmt(su['max_ms'], 1)}).\n")
+
+    # targets
+    add("## Targets\n")
+    add("| target | goal | measured | |\n|---|---|---|---|")
+    rows = []
+
+    def target(name, goal, value, ok, unit=""):
+        rows.append((name, goal, value, ok))
+
+    ng32 = w.get("nginx", {}).get(32, {}).get("rps")
+    for name, title, goal in (("sluice-full", "full pipeline throughput, 32 conns", 0.5), ("sluice-ar", "auth + router throughput, 32 conns", 0.7)):
+        x = w.get(name, {}).get(32)
+        if x and ng32:
+            ratio = x["rps"] / ng32
+            target(title, f"≥ {goal}× nginx proxy_pass", f"{ratio:.2f}× ({x['rps']:,.0f} vs {ng32:,.0f} req/s)", ratio >= goal and not x["error_total"])
+    a1 = w.get("sluice-ar", {}).get(1)
+    if a1 and d1:
+        p50 = a1["latency_us"]["p50"] - d1["latency_us"]["p50"]
+        p99 = a1["latency_us"]["p99"] - d1["latency_us"]["p99"]
+        target("added latency p50, 1 conn (auth + router)", "≤ 60 µs", f"{p50} µs", p50 <= 60)
+        target("added latency p99, 1 conn (auth + router)", "≤ 200 µs", f"{p99} µs", p99 <= 200)
+    for label, title in (("sluice-ar", "auth + router"), ("sluice-full", "full pipeline")):
+        x, b = s.get(f"fast-{label}"), s.get("fast-direct")
+        if x and b:
+            added = x["ttfb_p50"] - b["ttfb_p50"]
+            target(f"streaming TTFB overhead p50 ({title})", "≤ 1 ms", f"{added / 1000:.3f} ms (p99 {(x['ttfb_p99'] - b['ttfb_p99']) / 1000:.3f} ms)", added <= 1000 and not x["errors"])
+        x, b = s.get(f"paced-{label}"), s.get("paced-direct")
+        if x and b and x.get("delay_max") is not None:
+            held = x["delay_max"] - b["delay_p50"]
+            target(f"longest a chunk was held ({title})", "≤ 1 ms", f"{held / 1000:.3f} ms (p99 {(x['delay_p99'] - b['delay_p50']) / 1000:.3f} ms; direct max {(b['delay_max'] - b['delay_p50']) / 1000:.3f} ms)", held <= 1000 and not x["errors"])
+    full = mem.get("full", {})
+    if full.get("idle"):
+        target("RSS idle (full pipeline)", "≤ 30 MB", f"{full['idle']['VmRSS']} MB", full["idle"]["VmRSS"] <= 30)
+    if full.get("after_load"):
+        target("RSS after load (full pipeline)", "≤ 60 MB", f"{full['after_load']['VmRSS']} MB", full["after_load"]["VmRSS"] <= 60)
+    if st and st["holding"].get("VmRSS"):
+        n = mem["streams_n"]
+        opened = (st.get("ready") or {}).get("opened") or 0
+        if n >= 10000:
+            target("RSS with 10,000 open streams", "≤ 250 MB", f"{st['holding']['VmRSS']} MB", st["holding"]["VmRSS"] <= 250 and opened >= n)
+        elif mem.get("extrapolated_10k_mb") is not None:
+            target("RSS with 10,000 open streams", "≤ 250 MB",
+                   f"{st['holding']['VmRSS']} MB at {opened:,} streams → {mem['extrapolated_10k_mb']:.0f} MB at 10,000 (extrapolated)",
+                   mem["extrapolated_10k_mb"] <= 250 and opened >= n)
+    if su.get("median_ms") is not None:
+        target("exec → /ready (median)", "≤ 150 ms", f"{su['median_ms']:.1f} ms", su["median_ms"] <= 150)
+    for name, goal, value, ok in rows:
+        add(f"| {name} | {goal} | {value} | {'✅ pass' if ok else '❌ fail'} |")
+    add("")
+
+    prof = r.get("profile") or {}
+    if prof.get("symbols"):
+        add(f"## Profile: sluice (auth + router) under wrk -c32\n\n{prof['samples_note']}; self time "
+            f"(`perf report --no-children`), full report in `bench/out/perf-symbols.txt`.\n")
+        add("| self % | symbol |\n|---:|---|")
+        for p, sym in prof["symbols"][:20]:
+            add(f"| {p:.2f} | `{sym[:140]}` |")
+        add("")
+        if prof.get("inclusive"):
+            add("Inclusive time (self + callees, from the call graphs) of sluice's own code (the Kernel, Plugins and "
+                "sluice modules; partial-apply thunks left out), `bench/out/perf-inclusive-sluice.txt`:\n")
+            add("| incl. % | function |\n|---:|---|")
+            for p, sym in prof["inclusive"][:20]:
+                add(f"| {p:.2f} | `{sym[:140]}` |")
+            add("")
+        if prof.get("threads"):
+            add("By thread (tid:role): " + ", ".join(f"{name} {p:.1f}%" for p, name in prof["threads"]) + ".  ")
+        if prof.get("dsos"):
+            add("By object: " + ", ".join(f"{name} {p:.1f}%" for p, name in prof["dsos"]) + ".\n")
+
+    add("## Notes\n")
+    add("- nginx (both) has `access_log off`; the upstream nginx runs 1 worker, the proxy nginx `worker_processes auto` "
+        f"({m['nproc']}); wrk uses 1 thread at 1 connection and 2 at 32. wrk, the upstream, and the proxy under test all "
+        "share the same cores, so the ratios (same machine, same run) matter more than the absolute figures.")
+    add("- sluice's stdout (JSON logs, access log when enabled) goes to a file in bench/out/, trimmed between runs.")
+    for n in r["notes"]:
+        add(f"- {n}")
+    if r["failures"]:
+        add("\n**Problems seen during the run (each is a failure to look at):**\n")
+        for f in r["failures"]:
+            add(f"- ❌ {f}")
+    else:
+        add("- No errors: every wrk run had 0 socket errors and 0 non-2xx responses; every stream ended with `[DONE]`.")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke test: ~1 minute, short runs, 1,000 open streams")
+    p.add_argument("--with-litellm", action="store_true", help="also measure LiteLLM's proxy (installed by bench/run)")
+    p.add_argument("--seconds", type=float, help="each wrk run (default $BENCH_SECONDS or 30; --quick 3)")
+    p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    p.add_argument("--no-perf", action="store_true", help="skip the perf profile")
+    p.add_argument("--many-streams", type=int, help="open streams to hold (default 10000; --quick 1000)")
+    args = p.parse_args()
+    env_secs = os.environ.get("BENCH_SECONDS")
+    q = args.quick
+    args.seconds = args.seconds or (float(env_secs) if env_secs else (3 if q else 30))
+    args.warmup = 1 if q else min(3, max(1, args.seconds / 5))
+    args.streams = 10 if q else 50
+    args.many_streams = args.many_streams or (1000 if q else 10000)
+    args.hold_seconds = 3 if q else 10
+    args.open_timeout = 30 if q else 120
+    args.startup_runs = 3 if q else 10
+    args.perf_seconds = 2 if q else 8
+    args.quiet_wait = 0 if (q or args.no_wait) else 600
+    args.port_base = int(os.environ.get("BENCH_PORT_BASE", "28100"))
+    suite = Suite(args)
+
+    def on_signal(signum, frame):
+        raise SystemExit(f"bench: stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    suite.run()
+
+
+if __name__ == "__main__":
+    main()
