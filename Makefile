@@ -9,8 +9,9 @@ CONFIG ?= plugins.json
 build:
 	swift build
 
+## The release binary, with the Swift runtime linked in (the container image and `make run` use it).
 release:
-	swift build -c release
+	swift build -c release --static-swift-stdlib
 
 ## Build a release binary, prepare the local model, and serve the default manifest with it
 ## (sluice on 127.0.0.1:8080, SmolLM2-135M on llama-cpp-python at 127.0.0.1:8081). Ctrl-C stops both.
@@ -28,8 +29,9 @@ test: build unit integration
 unit:
 	swift test
 
-integration: $(VENV)/.installed model build
-	SLUICE_BIN="$$(swift build --show-bin-path)/sluice" $(PYTHON) -m pytest Tests/Integration -q -p no:cacheprovider
+integration: $(VENV)/.installed model build release
+	SLUICE_BIN="$$(swift build --show-bin-path)/sluice" SLUICE_RELEASE_BIN="$$(swift build -c release --show-bin-path)/sluice" \
+		$(PYTHON) -m pytest Tests/Integration -q -p no:cacheprovider
 
 $(VENV)/.installed: Tests/Integration/requirements.txt
 	python3 -m venv $(VENV)

@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         // OTLP/HTTP only: the gRPC exporter's dependencies are not built.
@@ -43,6 +44,7 @@ let package = Package(
                 "Kernel", "CHiredis",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -58,7 +60,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio")]),
-        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", .product(name: "NIOHTTP1", package: "swift-nio")],
+        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                 .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

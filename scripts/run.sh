@@ -31,8 +31,8 @@ die() { say "error: $*"; exit 1; }
 
 # --- 1. build -----------------------------------------------------------------------------------
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    say "building the release binary: swift build -c release"
-    swift build -c release
+    say "building the release binary: make release"
+    make --no-print-directory release
 fi
 SLUICE_BIN="${SLUICE_BIN:-$ROOT/.build/release/sluice}"
 [ -x "$SLUICE_BIN" ] || die "no sluice binary at $SLUICE_BIN"

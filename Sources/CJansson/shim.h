@@ -9,3 +9,5 @@ static inline void sluice_json_decref(json_t *j) { json_decref(j); }
 /// client wrote with up to 15 digits comes out exactly as written (0.7, not 0.69999999999999996).
 static const size_t sluice_json_encode_flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
 static const size_t sluice_json_decode_flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+/// The same with object keys sorted: a canonical form, for hashing.
+static const size_t sluice_json_encode_sorted_flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15) | JSON_SORT_KEYS;

@@ -14,6 +14,7 @@ public enum Builtins {
         JWTAuth.self,
         Validation.self,
         RateLimit.self,
+        ResponseCache.self,
         Router.self,
         // providers
         OpenAICompatibleProvider.self,

@@ -20,6 +20,9 @@ struct HealthcheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let root = try url ?? defaultURL()
+        // The gateway is asked directly, never through a proxy the environment sets for providers.
+        setenv("no_proxy", "*", 1)
+        setenv("NO_PROXY", "*", 1)
         let upstream = UpstreamClient()
         defer { upstream.shutdown() }
         do {

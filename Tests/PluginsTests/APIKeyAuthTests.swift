@@ -1,3 +1,4 @@
+import Crypto
 import Kernel
 import Logging
 import NIOCore
@@ -11,7 +12,7 @@ import Testing
     init() throws {
         let config = PluginConfig(json: try JSON.parse("""
             {"keys": [{"name": "all", "key": "key-all", "models": ["*"]},
-                      {"name": "hashed", "key_sha256": "\(SHA256.hex(SHA256.hash(Array("key-hashed".utf8))))", "models": ["small"]}]}
+                      {"name": "hashed", "key_sha256": "\(Hex.encode(SHA256.hash(data: Array("key-hashed".utf8))))", "models": ["small"]}]}
             """), path: "pipeline[0].config")
         auth = try APIKeyAuth(config: config, context: testContext())
     }
@@ -70,15 +71,6 @@ import Testing
                 #expect(error.description.hasPrefix(expected), "\(error)")
             } catch { Issue.record("unexpected \(error)") }
         }
-    }
-
-    @Test func sha256MatchesKnownVectors() {
-        #expect(SHA256.hex(SHA256.hash([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        let long = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
-        #expect(SHA256.hex(SHA256.hash(long)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256.hex(SHA256.hash(Array(repeating: UInt8(ascii: "a"), count: 1_000_000)))
-                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
 

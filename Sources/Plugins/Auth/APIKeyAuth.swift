@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Kernel
 import NIOHTTP1
@@ -39,9 +40,9 @@ public struct APIKeyAuth: Middleware {
             switch (entry.string("key"), entry.string("key_sha256")) {
             case (let key?, nil):
                 guard !key.isEmpty else { throw entry.error("key", "must not be empty") }
-                digest = SHA256.hash(Array(key.utf8))
+                digest = Array(SHA256.hash(data: Array(key.utf8)))
             case (nil, let hex?):
-                guard let bytes = SHA256.bytes(fromHex: hex) else {
+                guard let bytes = Hex.decode(hex), bytes.count == 32 else {
                     throw entry.error("key_sha256", "expected 64 hexadecimal characters (the output of sha256sum)")
                 }
                 digest = bytes
@@ -96,7 +97,7 @@ public struct APIKeyAuth: Middleware {
     /// Compares the presented key's digest with every known digest, without stopping early,
     /// so that timing tells nothing about which key (or how much of one) matched.
     func identify(_ presented: String) -> CallerIdentity? {
-        let digest = SHA256.hash(Array(presented.utf8))
+        let digest = Array(SHA256.hash(data: Array(presented.utf8)))
         var match: Int?
         for (index, key) in keys.enumerated() {
             var difference: UInt8 = 0

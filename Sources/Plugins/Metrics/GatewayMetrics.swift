@@ -80,4 +80,17 @@ final class GatewayMetrics: Sendable {
                                               "Requests refused before reaching a provider, by reason (rate_limited, invalid, unauthorized, forbidden)"),
                              labels: [("reason", reason), ("key_name", key)])
     }
+
+    func cacheRequests(result: String) -> Counter {
+        registry.makeCounter(descriptor: name("sluice_cache_requests", "total", "Cacheable requests by result (hit, miss, bypass)"),
+                             labels: [("result", result)])
+    }
+
+    var cacheEvictions: Counter {
+        registry.makeCounter(descriptor: name("sluice_cache_evictions", "total", "Answers dropped from the in-memory cache to make room"), labels: [])
+    }
+
+    var cacheBytes: Gauge {
+        registry.makeGauge(descriptor: name("sluice_cache_bytes", "", "Size of the in-memory cache"), labels: [])
+    }
 }

@@ -1,0 +1,199 @@
+import Kernel
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Exact-match cache of successful answers, in memory or in Redis. The same request asked
+/// again (streamed or not) is answered from the cache; identical requests in flight at once wait
+/// for one upstream call. `cache-control: no-cache` skips the read, `no-store` the write; the
+/// answer says `x-sluice-cache: hit | miss | bypass`. A store that fails only costs misses.
+public struct ResponseCache: Middleware {
+    public static let name = "cache"
+    public static let summary = "answers repeated requests from a cache (memory or Redis), coalescing identical ones"
+    public static let configSchema = ConfigSchema([
+        ConfigField("ttl_s", .number(min: 0.001), default: 300, "how long an answer is kept"),
+        ConfigField("redis_url", .string, "redis://[:password@]host:port/db to share the cache between replicas; absent: in this process"),
+        ConfigField("max_bytes", .positiveInteger, default: 67_108_864, "size of the in-memory cache (least recently used answers go first)"),
+        ConfigField("max_entry_bytes", .positiveInteger, default: 1_048_576, "larger answers are not stored"),
+        ConfigField("models", .array(.string), default: ["*"], "public models whose answers are cached; \"*\" for all"),
+        ConfigField("mode", .choice(["deterministic", "all"]), default: "deterministic",
+                    "deterministic: only requests with temperature 0 (and embeddings); all: every request"),
+        ConfigField("shared", .boolean, default: false, "share entries between keys (default: each key has its own)"),
+        ConfigField("coalesce", .boolean, default: true, "identical requests in flight wait for one upstream call"),
+        ConfigField("coalesce_timeout_s", .number(min: 0.001), default: 30, "longest wait for an identical request in flight"),
+        ConfigField("charge_hits", .boolean, default: false, "report a hit's usage (as cached input) to rate limits and costs; default: a hit is free"),
+        ConfigField("key_prefix", .string, default: "sluice:cache:", "prefix of the Redis keys"),
+    ])
+
+    let store: any CacheStore
+    let ttl: Duration
+    let maxEntryBytes: Int
+    let models: Set<String>?
+    let cachesEverything: Bool
+    let shared: Bool
+    let coalescer: Coalescer?
+    let coalesceTimeout: Duration
+    let chargesHits: Bool
+    let prefix: String
+    let metrics = GatewayMetrics.shared
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        if let url = config.string("redis_url") {
+            guard let endpoint = RedisEndpoint(url: url) else { throw config.error("redis_url", "expected redis://[:password@]host[:port][/db]") }
+            store = RedisCacheStore(redis: RedisClient(endpoint))
+        } else {
+            let metrics = GatewayMetrics.shared
+            store = MemoryCacheStore(maxBytes: config.int("max_bytes") ?? 67_108_864,
+                                     onEviction: { metrics.cacheEvictions.increment(by: Int64($0)) },
+                                     onSize: { metrics.cacheBytes.set(Double($0)) })
+        }
+        ttl = .seconds(config.double("ttl_s") ?? 300)
+        maxEntryBytes = config.int("max_entry_bytes") ?? 1_048_576
+        let listed = config.strings("models")
+        models = listed.contains("*") ? nil : Set(listed)
+        cachesEverything = config.string("mode") == "all"
+        shared = config.bool("shared") ?? false
+        coalescer = config.bool("coalesce") ?? true ? Coalescer() : nil
+        coalesceTimeout = .seconds(config.double("coalesce_timeout_s") ?? 30)
+        chargesHits = config.bool("charge_hits") ?? false
+        prefix = config.string("key_prefix") ?? "sluice:cache:"
+    }
+
+    public func shutdown() async { await store.shutdown() }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard [.chatCompletions, .embeddings, .messages].contains(request.operation) else { return try await next(request) }
+        let control = Set((request.headers.first(name: "cache-control") ?? "").lowercased().split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) })
+        let reads = !control.contains("no-cache"), writes = !control.contains("no-store")
+        guard isCacheable(request), reads || writes else { return try await bypass(request, next: next) }
+
+        let key = CacheKey.make(request, scope: shared ? "*" : (request.context.identity?.name ?? "anonymous"), prefix: prefix)
+        if reads, let hit = await lookup(key, request) { return hit }
+        var leads = false
+        if reads, writes, let coalescer {
+            switch await coalescer.join(key, timeout: coalesceTimeout) {
+            case .leader:
+                leads = true
+            case .follower(let leaderSucceeded):
+                if leaderSucceeded, let hit = await lookup(key, request) { return hit }
+            }
+        }
+        let leader = leads ? coalescer : nil
+        let finish: @Sendable (Bool) -> Void = { succeeded in leader?.finish(key, succeeded: succeeded) }
+
+        var response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            finish(false)
+            throw error
+        }
+        metrics.cacheRequests(result: reads ? "miss" : "bypass").increment()
+        request.context.recordFacts { $0.cacheStatus = reads ? "miss" : "bypass" }
+        response.headers.replaceOrAdd(name: "x-sluice-cache", value: reads ? "miss" : "bypass")
+        guard writes, (200..<300).contains(response.status.code) else {
+            finish(false)
+            return response
+        }
+        switch response.body {
+        case .whole(let body):
+            guard body.readableBytes <= maxEntryBytes, let whole = try? JSON.parse(Array(body.readableBytesView)) else {
+                finish(false)
+                return response
+            }
+            await save(key, CachedAnswer(whole: whole, body: String(buffer: body), events: nil, usage: request.context.usage), request)
+            finish(true)
+        case .events(let events):
+            response.body = .events(recording(events, key: key, request: request, finish: finish))
+        }
+        return response
+    }
+
+    private func bypass(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        var response = try await next(request)
+        metrics.cacheRequests(result: "bypass").increment()
+        request.context.recordFacts { $0.cacheStatus = "bypass" }
+        response.headers.replaceOrAdd(name: "x-sluice-cache", value: "bypass")
+        return response
+    }
+
+    private func isCacheable(_ request: GatewayRequest) -> Bool {
+        if let models, !models.contains(request.model) { return false }
+        if cachesEverything || request.operation == .embeddings { return true }
+        return request.body.json["temperature"]?.double == 0
+    }
+
+    private func lookup(_ key: String, _ request: GatewayRequest) async -> GatewayResponse? {
+        let stored: [UInt8]?
+        do {
+            stored = try await store.get(key)
+        } catch {
+            request.context.logger.warning("cache store failed; treating as a miss", metadata: ["error": .string(String(describing: error))])
+            return nil
+        }
+        guard let stored, let answer = CachedAnswer(decoding: stored) else { return nil }
+        metrics.cacheRequests(result: "hit").increment()
+        request.context.recordFacts { $0.cacheStatus = "hit" }
+        if chargesHits, let usage = answer.usage {
+            request.context.usage = Usage(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cachedInputTokens: usage.inputTokens)
+        }
+        var response = answer.response(streaming: request.stream, dialect: request.dialect,
+                                       includeUsage: request.body.json["stream_options"]?["include_usage"]?.bool == true,
+                                       allocator: request.context.allocator)
+        response.provider = "cache"
+        response.headers.replaceOrAdd(name: "x-sluice-cache", value: "hit")
+        return response
+    }
+
+    private func save(_ key: String, _ answer: CachedAnswer, _ request: GatewayRequest) async {
+        let bytes = answer.encoded()
+        guard bytes.count <= maxEntryBytes * 2 else { return }
+        do {
+            try await store.set(key, bytes, ttl: ttl)
+        } catch {
+            request.context.logger.warning("cache store failed; the answer is not cached", metadata: ["error": .string(String(describing: error))])
+        }
+    }
+
+    /// Passes a stream through while keeping its events; a stream that completes is stored.
+    private func recording(_ events: EventStream, key: String, request: GatewayRequest, finish: @escaping @Sendable (Bool) -> Void) -> EventStream {
+        let recorder = StreamRecorder(limit: maxEntryBytes)
+        let cache = self
+        return events.observing({ recorder.add($0) }, finished: { error in
+            guard error == nil, let recorded = recorder.events,
+                  let whole = StreamAssembler.whole(from: recorded, dialect: request.dialect) else {
+                finish(false)
+                return
+            }
+            let answer = CachedAnswer(whole: whole, events: recorded, usage: request.context.usage)
+            Task {
+                await cache.save(key, answer, request)
+                finish(true)
+            }
+        })
+    }
+}
+
+/// The events of one stream, up to a size; past it nothing is kept (the answer is not stored).
+final class StreamRecorder: Sendable {
+    private let state: NIOLockedValueBox<(events: [SSEEvent], bytes: Int, overflowed: Bool)> = .init(([], 0, false))
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func add(_ event: SSEEvent) {
+        state.withLockedValue { state in
+            guard !state.overflowed else { return }
+            state.bytes += event.data.utf8.count
+            if state.bytes > limit {
+                state.overflowed = true
+                state.events = []
+            } else {
+                state.events.append(event)
+            }
+        }
+    }
+
+    var events: [SSEEvent]? { state.withLockedValue { $0.overflowed ? nil : $0.events } }
+}
