@@ -67,8 +67,7 @@ public final class Gateway: Service, HTTPResponder {
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: self,
                                 timeouts: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
-                                                request: .seconds(manifest.server.headerTimeoutSeconds)),
-                                logger: logger)
+                                                request: .seconds(manifest.server.headerTimeoutSeconds)))
         do {
             try await listen(server, manifest: manifest)
         } catch {

@@ -1,4 +1,3 @@
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -19,16 +18,14 @@ public final class HTTPServer: Sendable {
     private let group: any EventLoopGroup
     private let responder: any HTTPResponder
     private let timeouts: Timeouts
-    private let logger: Logger
     public let tracker = RequestTracker()
     private let listeners = NIOLockedValueBox<[any Channel]>([])
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
-    public init(group: any EventLoopGroup, responder: any HTTPResponder, timeouts: Timeouts, logger: Logger) {
+    public init(group: any EventLoopGroup, responder: any HTTPResponder, timeouts: Timeouts) {
         self.group = group
         self.responder = responder
         self.timeouts = timeouts
-        self.logger = logger
     }
 
     /// Binds `address` and starts accepting. Returns the bound address (useful with port 0).
@@ -49,10 +46,9 @@ public final class HTTPServer: Sendable {
 
     public var boundAddresses: [SocketAddress] { listeners.withLockedValue { $0.compactMap(\.localAddress) } }
 
-    /// Stops accepting, tells idle keep-alive connections to close, and refuses new requests on
-    /// busy ones; requests in flight go on (see `tracker.drain`).
+    /// Stops accepting and tells every connection to close once its current (or first) request
+    /// is answered; requests in flight go on (see `tracker.drain`).
     public func stopAccepting() async {
-        tracker.startDraining()
         let channels = listeners.withLockedValue { state in
             defer { state.removeAll() }
             return state

@@ -7,13 +7,11 @@ public final class RequestTracker: Sendable {
     private struct State {
         var nextID = 0
         var tasks: [Int: Task<Void, Never>?] = [:]
-        var isDraining = false
     }
 
     public init() {}
 
     public var inFlight: Int { state.withLockedValue { $0.tasks.count } }
-    public var isDraining: Bool { state.withLockedValue { $0.isDraining } }
 
     /// Registers a new request. Requests that reach an open connection while draining are still
     /// served (the drain waits for them too); the listeners are what stop new work.
@@ -35,14 +33,10 @@ public final class RequestTracker: Sendable {
         state.withLockedValue { _ = $0.tasks.removeValue(forKey: id) }
     }
 
-    /// Refuses new requests from now on.
-    public func startDraining() { state.withLockedValue { $0.isDraining = true } }
-
     /// Waits until no request is in flight, or until `timeout`; then cancels what is left.
     /// Returns how many were cancelled. (A drain happens once per process: polling is fine.)
     @discardableResult
     public func drain(timeout: Duration) async -> Int {
-        startDraining()
         let deadline = ContinuousClock.now + timeout
         while inFlight > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))

@@ -53,14 +53,24 @@ struct CachedAnswer: Sendable {
             guard let body else { return .json(whole, allocator: allocator) }
             return GatewayResponse(headers: ["content-type": "application/json"], body: .whole(ByteBuffer(string: body)))
         }
-        let replay = events.map { Self.fitting($0, includeUsage: includeUsage, dialect: dialect) }
+        let replay = events.map { fitting($0, includeUsage: includeUsage, dialect: dialect) }
             ?? StreamSynthesizer.events(for: whole, dialect: dialect, includeUsage: includeUsage)
         return GatewayResponse(status: .ok, headers: ["content-type": "text/event-stream"], body: .events(EventStream(replay)))
     }
 
-    /// A recorded OpenAI stream without its usage chunk when this client did not ask for one.
-    private static func fitting(_ events: [SSEEvent], includeUsage: Bool, dialect: APIDialect) -> [SSEEvent] {
-        guard dialect == .openAI, !includeUsage else { return events }
-        return events.filter { event in !(event.data.contains("prompt_tokens") && event.json?["choices"]?.count == 0) }
+    /// A recorded OpenAI stream fitted to this client: its usage chunk only when the client asked
+    /// for one (made from the stored usage when the recording has none).
+    private func fitting(_ events: [SSEEvent], includeUsage: Bool, dialect: APIDialect) -> [SSEEvent] {
+        guard dialect == .openAI else { return events }
+        let isUsageChunk = { (event: SSEEvent) in event.data.contains("prompt_tokens") && event.json?["choices"]?.count == 0 }
+        guard includeUsage else { return events.filter { !isUsageChunk($0) } }
+        guard !events.contains(where: isUsageChunk), let usage = whole["usage"], usage.isObject,
+              let first = events.first?.json else { return events }
+        var chunk: JSON = ["id": first["id"] ?? "", "object": "chat.completion.chunk", "created": first["created"] ?? 0,
+                           "model": first["model"] ?? "", "choices": .array()]
+        chunk["usage"] = usage
+        var fitted = events.filter { !$0.isDone }
+        fitted.append(SSEEvent(data: chunk.description))
+        return fitted + [.done]
     }
 }

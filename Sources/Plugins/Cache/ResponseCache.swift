@@ -102,8 +102,12 @@ public struct ResponseCache: Middleware {
                 finish(false)
                 return response
             }
-            await save(key, CachedAnswer(whole: whole, body: String(buffer: body), events: nil, usage: request.context.usage), request)
-            finish(true)
+            // Stored after the reply is on its way: a slow store never delays the client.
+            let answer = CachedAnswer(whole: whole, body: String(buffer: body), events: nil, usage: request.context.usage)
+            Task {
+                await save(key, answer, request)
+                finish(true)
+            }
         case .events(let events):
             response.body = .events(recording(events, key: key, request: request, finish: finish))
         }
@@ -162,10 +166,12 @@ public struct ResponseCache: Middleware {
         let cache = self
         return events.observing({ recorder.add($0) }, finished: { error in
             guard error == nil, let recorded = recorder.events,
-                  let whole = StreamAssembler.whole(from: recorded, dialect: request.dialect) else {
+                  var whole = StreamAssembler.whole(from: recorded, dialect: request.dialect) else {
                 finish(false)
                 return
             }
+            // The provider hid the usage chunk from a client that did not ask for it; the usage is known all the same.
+            if request.dialect == .openAI, whole["usage"] == nil, let usage = request.context.usage { whole["usage"] = usage.openAIJSON }
             let answer = CachedAnswer(whole: whole, events: recorded, usage: request.context.usage)
             Task {
                 await cache.save(key, answer, request)

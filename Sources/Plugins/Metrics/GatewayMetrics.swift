@@ -93,4 +93,10 @@ final class GatewayMetrics: Sendable {
     var cacheBytes: Gauge {
         registry.makeGauge(descriptor: name("sluice_cache_bytes", "", "Size of the in-memory cache"), labels: [])
     }
+
+    /// 1 while a target's circuit is open (its requests skipped), 0 once closed again.
+    func circuitOpen(provider: String, model: String) -> Gauge {
+        registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
+                           labels: [("provider", provider), ("upstream_model", model)])
+    }
 }

@@ -13,10 +13,13 @@ final class CircuitBreaker: Sendable {
     let failureThreshold: Int
     let cooldown: Duration
     private let states = NIOLockedValueBox<[String: State]>([:])
+    /// Told whether a target's circuit is now open, each time that changes (for metrics).
+    private let onChange: @Sendable (_ target: String, _ isOpen: Bool) -> Void
 
-    init(failureThreshold: Int, cooldown: Duration) {
+    init(failureThreshold: Int, cooldown: Duration, onChange: @escaping @Sendable (_ target: String, _ isOpen: Bool) -> Void = { _, _ in }) {
         self.failureThreshold = failureThreshold
         self.cooldown = cooldown
+        self.onChange = onChange
     }
 
     /// Whether a request may go to `target` now. Moving from open to half-open admits exactly one.
@@ -43,18 +46,29 @@ final class CircuitBreaker: Sendable {
     }
 
     func recordSuccess(_ target: String) {
-        states.withLockedValue { $0[target] = .closed(failures: 0) }
+        let wasOpen = states.withLockedValue { states in
+            defer { states[target] = .closed(failures: 0) }
+            if case .closed = states[target] ?? .closed(failures: 0) { return false }
+            return true
+        }
+        if wasOpen { onChange(target, false) }
     }
 
     func recordFailure(_ target: String, now: ContinuousClock.Instant = .now) {
-        states.withLockedValue { states in
+        let opened = states.withLockedValue { states -> Bool in
             switch states[target] ?? .closed(failures: 0) {
             case .closed(let failures) where failures + 1 < failureThreshold:
                 states[target] = .closed(failures: failures + 1)
+                return false
+            case .closed:
+                states[target] = .open(until: now + cooldown)
+                return true
             default:
                 states[target] = .open(until: now + cooldown)
+                return false
             }
         }
+        if opened { onChange(target, true) }
     }
 
     func state(of target: String) -> State { states.withLockedValue { $0[target] ?? .closed(failures: 0) } }

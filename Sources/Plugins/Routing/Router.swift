@@ -45,8 +45,12 @@ public struct Router: Middleware {
         deadline = .seconds(config.double("deadline_s") ?? 600)
         backoff = .milliseconds(config.double("backoff_ms") ?? 100)
         maxRetryAfter = .seconds(config.double("max_retry_after_s") ?? 30)
+        let metrics = GatewayMetrics.shared
         breaker = CircuitBreaker(failureThreshold: config.int("breaker_failures") ?? 5,
-                                 cooldown: .seconds(config.double("breaker_cooldown_s") ?? 30))
+                                 cooldown: .seconds(config.double("breaker_cooldown_s") ?? 30)) { target, isOpen in
+            let parts = target.split(separator: "/", maxSplits: 1).map(String.init)
+            metrics.circuitOpen(provider: parts.first ?? target, model: parts.count > 1 ? parts[1] : "").set(to: isOpen ? 1.0 : 0.0)
+        }
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
