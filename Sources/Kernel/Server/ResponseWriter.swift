@@ -4,8 +4,8 @@ import NIOHTTP1
 /// Writes a `GatewayResponse` to a connection.
 ///
 /// A whole answer is written in one hop to the event loop. A stream is written event by event,
-/// each flushed at once and awaited: a client that reads slowly holds the writer here, which
-/// stops pulling from the upstream, whose transfer then pauses. Nothing is buffered without bound.
+/// each flushed at once; when the client reads slowly the socket's buffer fills, the writer waits,
+/// stops pulling from the upstream, and the upstream transfer pauses. Nothing is buffered without bound.
 struct ResponseWriter {
     let channel: any Channel
     let keepAlive: Bool
@@ -48,11 +48,14 @@ struct ResponseWriter {
         head.headers.replaceOrAdd(name: "cache-control", value: "no-cache")
         head.headers.replaceOrAdd(name: "x-accel-buffering", value: "no")
         do {
-            try await channel.writeAndFlush(HTTPServerResponsePart.head(head)).get()
+            channel.writeAndFlush(HTTPServerResponsePart.head(head), promise: nil)
             for try await event in events {
                 var buffer = channel.allocator.buffer(capacity: event.data.utf8.count + 16)
                 event.write(to: &buffer)
-                try await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer))).get()
+                let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+                // Each event is flushed at once; the writer waits only when the socket's buffer is
+                // past its high-water mark (a slow reader), which is what pauses the upstream.
+                if !channel.isWritable { try await written.get() }
             }
             try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
             return true
