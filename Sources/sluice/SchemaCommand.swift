@@ -4,10 +4,19 @@ import Plugins
 
 struct SchemaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "schema", abstract: "Print a JSON Schema (draft 2020-12) of plugins.json, for editors and validators.")
+        commandName: "schema",
+        abstract: "Print a JSON Schema (draft 2020-12) of plugins.json for editors and validators, or its reference in Markdown.")
+
+    enum Format: String, ExpressibleByArgument { case json, markdown }
+
+    @Option(help: "json (docs/plugins.schema.json) or markdown (docs/MANIFEST.md).")
+    var format: Format = .json
 
     func run() {
-        print(pretty(ManifestSchema.generate(for: Builtins.registry())))
+        switch format {
+        case .json: print(pretty(ManifestSchema.generate(for: Builtins.registry())))
+        case .markdown: print(ManifestReference.markdown(for: Builtins.registry()), terminator: "")
+        }
     }
 
     /// Two-space indented JSON, keys in their order (stable output for diffs).

@@ -45,3 +45,12 @@ def test_schema_catches_what_check_catches(sluice_bin):
     bad["server"]["max_body_bytes"] = "ten"
     bad["server"]["listne"] = 1
     assert len(list(validator.iter_errors(bad))) >= 3
+
+
+def test_manifest_reference_is_current(sluice_bin):
+    result = run_cli(sluice_bin, "schema", "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    committed = (REPO / "docs" / "MANIFEST.md").read_text()
+    assert committed == result.stdout, "docs/MANIFEST.md is stale: run `sluice schema --format markdown > docs/MANIFEST.md`"
+    for plugin in ("api-key-auth", "router", "cache", "external", "anthropic", "azure-openai"):
+        assert f"### `{plugin}`" in committed

@@ -1,0 +1,112 @@
+import Kernel
+import NIOCore
+import NIOHTTP1
+
+/// Asks an HTTP service of the admin's choosing about each request (and optionally each whole
+/// answer) so that guardrails can be written in any language: the service gets the request as
+/// JSON and answers `{"action": "allow"}`, `{"action": "deny", "message": …}` or
+/// `{"action": "allow", "patch": {…}}` (a JSON merge patch, RFC 7396, applied to the body).
+public struct ExternalPolicy: Middleware {
+    public static let name = "external"
+    public static let summary = "asks an HTTP service to allow, deny or patch each request (and answer)"
+    public static let configSchema = ConfigSchema([
+        ConfigField("url", .string, required: true, "the service's endpoint; it receives a POST with the request as JSON"),
+        ConfigField("stages", .array(.choice(["request", "response"])), default: ["request"],
+                    "when to ask: before the provider (request) and/or after a whole answer (response; streams are not held back)"),
+        ConfigField("timeout_s", .number(min: 0.001), default: 2, "longest wait for the service"),
+        ConfigField("on_error", .choice(["allow", "deny"]), default: "deny", "when the service fails or times out: let the request through, or refuse it (503)"),
+        ConfigField("headers", .map(.string), default: .object(), "headers sent to the service (values may be secret references)"),
+    ])
+
+    let url: String
+    let checksRequests: Bool
+    let checksResponses: Bool
+    let timeout: Duration
+    let failOpen: Bool
+    let headers: [(key: String, value: String)]
+    let upstream: UpstreamClient
+
+    public init(config: PluginConfig, context: PluginContext) throws {
+        guard let url = config.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw config.error("url", "expected an http:// or https:// URL")
+        }
+        self.url = url
+        let stages = config.strings("stages")
+        checksRequests = stages.contains("request")
+        checksResponses = stages.contains("response")
+        timeout = .seconds(config.double("timeout_s") ?? 2)
+        failOpen = config.string("on_error") == "allow"
+        headers = config.stringMap("headers")
+        upstream = context.upstream
+    }
+
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard [.chatCompletions, .embeddings, .messages].contains(request.operation) else { return try await next(request) }
+        var request = request
+        if checksRequests, let patch = try await ask(stage: "request", request, answer: nil) {
+            request.body.json = MergePatch.apply(patch, to: request.body.json)
+        }
+        var response = try await next(request)
+        guard checksResponses, case .whole(let body) = response.body, (200..<300).contains(response.status.code),
+              let answer = try? JSON.parse(Array(body.readableBytesView)) else { return response }
+        if let patch = try await ask(stage: "response", request, answer: answer) {
+            response.body = .whole(MergePatch.apply(patch, to: answer).encoded(using: request.context.allocator))
+            response.headers.remove(name: "content-length")
+        }
+        return response
+    }
+
+    /// Asks the service; returns a patch to apply, nothing to let it pass, or throws a refusal.
+    private func ask(stage: String, _ request: GatewayRequest, answer: JSON?) async throws -> JSON? {
+        var question: JSON = [
+            "stage": JSON(stage), "request_id": JSON(request.context.requestID), "operation": JSON(request.operation.rawValue),
+            "front_door": JSON(request.dialect.rawValue), "model": JSON(request.model), "body": request.body.json,
+        ]
+        if let name = request.context.identity?.name { question["key_name"] = JSON(name) }
+        if let answer { question["response"] = answer }
+        var httpHeaders: HTTPHeaders = ["content-type": "application/json", "accept": "application/json",
+                                        "x-request-id": request.context.requestID]
+        for (name, value) in headers { httpHeaders.replaceOrAdd(name: name, value: value) }
+
+        let verdict: JSON
+        do {
+            let reply = try await upstream.send(UpstreamRequest(
+                url: url, headers: httpHeaders, body: question.encoded(using: request.context.allocator),
+                timeouts: UpstreamTimeouts(connect: timeout, firstByte: timeout, total: timeout)))
+            guard (200..<300).contains(reply.status), let parsed = try? JSON.parse(Array(reply.body.readableBytesView)),
+                  let action = parsed["action"]?.string, action == "allow" || action == "deny" else {
+                throw UpstreamError.failed("the policy service answered \(reply.status) without a valid action")
+            }
+            verdict = parsed
+        } catch {
+            if error is CancellationError || Task.isCancelled { throw error }
+            request.context.logger.warning("policy service failed", metadata: ["error": .string(String(describing: error)),
+                                                                              "on_error": .string(failOpen ? "allow" : "deny")])
+            if failOpen { return nil }
+            throw GatewayError(.serviceUnavailable, type: "server_error", "the request could not be checked by the policy service; retry shortly",
+                               code: "policy_unavailable")
+        }
+        if verdict["action"]?.string == "deny" {
+            let status = verdict["status"]?.int.flatMap { (400..<500).contains($0) ? $0 : nil } ?? 403
+            throw GatewayError(HTTPResponseStatus(statusCode: status), type: status == 403 ? "permission_error" : "invalid_request_error",
+                               verdict["message"]?.string ?? "The request was refused by policy.", code: "policy_denied")
+        }
+        return verdict["patch"].flatMap { $0.isNull ? nil : $0 }
+    }
+}
+
+/// JSON merge patch (RFC 7396): objects merge member by member, `null` removes, anything else replaces.
+enum MergePatch {
+    static func apply(_ patch: JSON, to target: JSON) -> JSON {
+        guard patch.isObject else { return patch }
+        var result = target.isObject ? target : JSON.object()
+        for (key, value) in patch.members {
+            if value.isNull {
+                result[key] = nil
+            } else {
+                result[key] = apply(value, to: result[key] ?? .null)
+            }
+        }
+        return result
+    }
+}
