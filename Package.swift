@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Kernel", targets: ["Kernel"]),
         .library(name: "Plugins", targets: ["Plugins"]),
+        .library(name: "KernelTesting", targets: ["KernelTesting"]),
         .executable(name: "sluice", targets: ["sluice"]),
     ],
     dependencies: [
@@ -52,6 +53,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "KernelTesting",
+            dependencies: [
+                "Kernel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -60,7 +70,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio")]),
-        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", .product(name: "NIOHTTP1", package: "swift-nio"),
+        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
                                                  .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Golden"]),
     ],

@@ -6,8 +6,8 @@ import Testing
 @testable import Plugins
 
 /// A provider that fails with the given statuses, in order, then answers.
-final class ScriptedProvider: Provider, @unchecked Sendable {
-    static let name = "scripted"
+final class SequenceProvider: Provider, @unchecked Sendable {
+    static let name = "sequence"
     static let configSchema = ConfigSchema.empty
     let failures: NIOLockedValueBox<[Int]>
     let calls = NIOLockedValueBox<[String]>([])
@@ -32,14 +32,14 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
          "pipeline": [{"plugin": "router"}]}
         """
 
-    func router(retries: Int, a: ScriptedProvider, b: ScriptedProvider) throws -> Router {
+    func router(retries: Int, a: SequenceProvider, b: SequenceProvider) throws -> Router {
         let manifest = try testManifest(Self.manifestText)
         return try Router(config: PluginConfig(json: ["retries": JSON(retries), "timeout_s": 5, "backoff_ms": 1], path: "pipeline[0].config"),
                           context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
     }
 
     @Test func retriesThenFallsBack() async throws {
-        let a = ScriptedProvider(failures: [502, 503]), b = ScriptedProvider(failures: [])
+        let a = SequenceProvider(failures: [502, 503]), b = SequenceProvider(failures: [])
         let response = try await router(retries: 1, a: a, b: b).handle(testRequest(model: "main")) { _ in fatalError() }
         #expect(response.provider == "b")
         #expect(a.calls.withLockedValue { $0 } == ["a-model", "a-model"])
@@ -47,7 +47,7 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
     }
 
     @Test func doesNotRetryClientErrors() async throws {
-        let a = ScriptedProvider(failures: [400]), b = ScriptedProvider(failures: [])
+        let a = SequenceProvider(failures: [400]), b = SequenceProvider(failures: [])
         await #expect(throws: GatewayError.self) {
             try await router(retries: 2, a: a, b: b).handle(testRequest(model: "main")) { _ in fatalError() }
         }
@@ -88,7 +88,7 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
     }
 
     @Test func openCircuitFailsFastWithoutCallingTheProvider() async throws {
-        let a = ScriptedProvider(failures: [502, 502, 502, 502]), b = ScriptedProvider(failures: [502, 502, 502, 502])
+        let a = SequenceProvider(failures: [502, 502, 502, 502]), b = SequenceProvider(failures: [502, 502, 502, 502])
         let manifest = try testManifest(Self.manifestText)
         let router = try Router(config: PluginConfig(json: ["retries": 0, "breaker_failures": 1, "breaker_cooldown_s": 60, "backoff_ms": 0],
                                                      path: "pipeline[0].config"),

@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOHTTP1
 import NIOConcurrencyHelpers
 
 /// One loaded manifest: its plugins built and started, its pipeline folded. Requests take the
@@ -84,6 +86,14 @@ public final class GatewayGeneration: Sendable {
         let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares)
         generation.health.start()
         return generation
+    }
+
+    /// Answers one HTTP request in-process, exactly as the server would (routing, parsing, the
+    /// pipeline, errors in the front door's shape) but without a socket: for tests and hosts.
+    public func respond(method: HTTPMethod = .POST, uri: String, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer(),
+                        logger: Logger) async -> GatewayResponse {
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+        return await FrontDoor(logger: logger, isDraining: { false }).respond(to: head, body: body, generation: self, isReady: true)
     }
 
     /// Marks the generation as replaced: it shuts down once its last request has finished.
