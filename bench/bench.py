@@ -79,6 +79,7 @@ def pct(values: list[float], p: float) -> float | None:
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -100,6 +101,37 @@ def proc_status(pid: int) -> dict:
     except (OSError, ValueError):
         pass
     return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its children (nginx workers, uvicorn workers)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return [pid] + kids
+
+
+def cpu_snapshot(pids: list[int]) -> tuple[float, int]:
+    """(CPU seconds used, context switches) summed over the processes and all their threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu, switches = 0.0, 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            for task in os.listdir(f"/proc/{pid}/task"):
+                for line in Path(f"/proc/{pid}/task/{task}/status").read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return cpu, switches
 
 
 def rss_by_mapping(pid: int, top: int = 8) -> list[tuple[str, float]]:
@@ -218,6 +250,9 @@ class Suite:
                      "ar": base + 4, "full": base + 5, "start": base + 6, "litellm": base + 7, "otlp": base + 8}
         self.sluice = Path(os.environ.get("SLUICE_BIN", REPO / ".build/release/sluice"))
         self.pids: dict[str, subprocess.Popen] = {}
+        # the process whose CPU a wrk target costs (the server under test, not the upstream)
+        self.server_of = {"direct": "nginx-upstream", "nginx": "nginx-proxy", "sluice-ar": "ar",
+                          "sluice-full": "full", "litellm": "litellm"}
         self.full_plugins: list[str] = []
 
     # ---- setup
@@ -238,6 +273,11 @@ class Suite:
                 old.unlink()
             else:
                 shutil.rmtree(old, ignore_errors=True)
+        # Measure a copy: a rebuild during the run must not swap the binary under the start-up runs.
+        self.sluice_src = self.sluice
+        (OUT / "bin").mkdir()
+        self.sluice = OUT / "bin" / "sluice"
+        shutil.copy2(self.sluice_src, self.sluice)
 
     def machine(self) -> dict:
         cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -251,12 +291,12 @@ class Suite:
             "wrk": (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() or ["?"])[0].split(" [")[0],
             "python": platform.python_version(),
         }
-        st = self.sluice.stat()
+        st = self.sluice_src.stat()
         return {"nproc": os.cpu_count(), "cpu": model.group(1).strip() if model else "?",
                 "mem_gb": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
                 "kernel": platform.release(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "git": head + (" (+ uncommitted changes in Sources/)" if dirty else ""),
-                "sluice_bin": str(self.sluice.relative_to(REPO) if self.sluice.is_relative_to(REPO) else self.sluice),
+                "sluice_bin": str(self.sluice_src.relative_to(REPO) if self.sluice_src.is_relative_to(REPO) else self.sluice_src),
                 "sluice_bin_mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "nofile_hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1], **versions}
 
@@ -378,7 +418,10 @@ http {{
             else:
                 self.notes.append(f"`{name}` left out of the full pipeline: `sluice check` refused its config: {msg[:300]}")
         self.full_plugins = chosen + ["router"]
-        pipe = [auth if n == "api-key-auth" else {"plugin": n, "config": wanted.get(n, {})} for n in chosen] + [router]
+        self.entry = {n: auth if n == "api-key-auth" else {"plugin": n, "config": wanted.get(n, {})} for n in chosen}
+        self.entry["router"] = router
+        self.observability = observability
+        pipe = [self.entry[n] for n in self.full_plugins]
         ok, msg = self.check_manifest(self.sluice_manifest(self.port["full"], pipe), OUT / "sluice-full.json")
         assert ok, msg
         start_manifest = json.loads((OUT / "sluice-auth-router.json").read_text())
@@ -509,10 +552,17 @@ litellm_settings:
             for name, (port, key) in usable.items():
                 log(f"wrk {name} c{conns}: {warm:g}s warm-up + {secs:g}s")
                 self.wrk(name, port, key, conns, warm, "-warmup")
+                pids = process_tree(self.pids[self.server_of[name]].pid)
+                cpu0 = cpu_snapshot(pids)
                 res = self.wrk(name, port, key, conns, secs, "")
+                cpu1 = cpu_snapshot(pids)
                 self.truncate_logs()
                 if res is None:
                     continue
+                if res["requests"]:
+                    res["cpu_us_per_req"] = (cpu1[0] - cpu0[0]) * 1e6 / res["requests"]
+                    res["ctx_per_req"] = (cpu1[1] - cpu0[1]) / res["requests"]
+                    res["cpu_cores"] = (cpu1[0] - cpu0[0]) / (res["duration_us"] / 1e6)
                 self.r["wrk"].setdefault(name, {})[conns] = res
                 if res["error_total"]:
                     self.failures.append(f"wrk {name} c{conns}: {res['error_total']} errors "
@@ -536,6 +586,52 @@ litellm_settings:
             with open(OUT / f"sluice-{name}.log.head", "ab") as f:
                 f.write(b"".join(kept) + b"... (%d lines in all; warnings/errors follow)\n" % lines + b"".join(notable))
             os.truncate(path, 0)  # sluice writes with O_APPEND: it carries on at the new end
+
+    # ---- what each plugin costs
+    def plugin_costs(self) -> None:
+        """auth + router, then auth + router + one plugin each, then the full pipeline: each in a fresh sluice
+        on its own, under wrk -c32; req/s and CPU per request show what each plugin adds."""
+        extras = [n for n in self.full_plugins if n not in ("api-key-auth", "router")]
+        if not extras:
+            return
+        secs = self.args.plugin_seconds
+        variants = [("auth + router", ["api-key-auth", "router"])]
+        for n in extras:
+            variants.append((f"+ {n}", ([n, "api-key-auth"] if n in self.observability else ["api-key-auth", n]) + ["router"]))
+        variants.append(("full pipeline", self.full_plugins))
+        log(f"plugin costs: {len(variants)} pipelines, {secs:g}s each at 32 connections")
+        rows = []
+        for label, names in variants:
+            manifest = self.sluice_manifest(self.port["start"], [self.entry[n] for n in names])
+            path = OUT / f"sluice-cost-{re.sub(r'[^a-z-]', '', label.replace(' ', '-'))}.json"
+            path.write_text(json.dumps(manifest, indent=2))
+            if not wait_until(lambda: port_free(self.port["start"]), 10):
+                self.failures.append("plugin costs: the port stayed busy")
+                break
+            p = self.procs.start("sluice-cost", [str(self.sluice), "serve", "--config", str(path)],
+                                 OUT / "sluice-cost.log", env={"SLUICE_BENCH_KEY": KEY})
+            try:
+                if not wait_until(lambda: ready_200(self.port["start"]), 15):
+                    self.failures.append(f"plugin costs: sluice ({label}) did not answer /ready")
+                    continue
+                self.wrk(f"cost{len(rows)}", self.port["start"], KEY, 32, 1, "-warmup")
+                cpu0 = cpu_snapshot([p.pid])
+                res = self.wrk(f"cost{len(rows)}", self.port["start"], KEY, 32, secs, "")
+                cpu1 = cpu_snapshot([p.pid])
+            finally:
+                self.procs.stop(p)
+            if os.path.exists(OUT / "sluice-cost.log"):
+                os.truncate(OUT / "sluice-cost.log", 0)
+            if not res or not res["requests"]:
+                continue
+            if res["error_total"]:
+                self.failures.append(f"plugin costs ({label}): {res['error_total']} errors (non-2xx {res['non2xx']})")
+            rows.append({"label": label, "pipeline": names, "rps": res["rps"], "p50": res["latency_us"]["p50"],
+                         "errors": res["error_total"],
+                         "cpu_us_per_req": (cpu1[0] - cpu0[0]) * 1e6 / res["requests"],
+                         "ctx_per_req": (cpu1[1] - cpu0[1]) / res["requests"]})
+            log(f"  {label}: {res['rps']:.0f} req/s, {rows[-1]['cpu_us_per_req']:.0f} µs CPU/req")
+        self.r["plugin_costs"] = rows
 
     # ---- profile
     def profile(self) -> None:
@@ -744,6 +840,7 @@ litellm_settings:
                     self.failures.append(f"GET /metrics on the full pipeline answered HTTP {status}")
             if not self.args.no_perf:
                 self.profile()
+            self.plugin_costs()
             self.many_streams()
             self.startup()
             if self.args.with_litellm:
@@ -796,8 +893,11 @@ def render(r: dict, args) -> str:
     names = {"direct": "upstream direct (physical floor)", "nginx": "nginx proxy_pass (proxy floor)",
              "sluice-ar": "sluice: auth + router", "sluice-full": "sluice: full pipeline", "litellm": "LiteLLM proxy"}
     add("## Non-streaming chat completions (wrk)\n")
-    add("| target | conns | req/s | × nginx | × direct | p50 µs | p99 µs | p99.9 µs | errors |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add("CPU/req and switches/req: CPU time (user + system, all threads; /proc/PID/stat) and context switches "
+        "(/proc/PID/task/*/status) of the server under test alone — for the proxies not counting the upstream — "
+        "divided by the requests served. Less sensitive to a busy machine than req/s.\n")
+    add("| target | conns | req/s | × nginx | × direct | p50 µs | p99 µs | p99.9 µs | CPU µs/req | switches/req | cores busy | errors |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for conns in (1, 32):
         for name in names:
             res = w.get(name, {}).get(conns)
@@ -808,6 +908,7 @@ def render(r: dict, args) -> str:
             lat = res["latency_us"]
             add(f"| {names[name]} | {conns} | {fmt(res['rps'])} | {fmt(res['rps'] / ng if ng else None, 2)} | "
                 f"{fmt(res['rps'] / di if di else None, 2)} | {lat['p50']} | {lat['p99']} | {lat['p999']} | "
+                f"{fmt(res.get('cpu_us_per_req'), 1)} | {fmt(res.get('ctx_per_req'), 2)} | {fmt(res.get('cpu_cores'), 2)} | "
                 f"{res['error_total'] if res['error_total'] else 0}{' ⚠' if res['error_total'] else ''} |")
     add("")
     d1 = w.get("direct", {}).get(1)
@@ -819,6 +920,26 @@ def render(r: dict, args) -> str:
             if res:
                 add(f"| {names[name]} | {res['latency_us']['p50'] - d1['latency_us']['p50']} | "
                     f"{res['latency_us']['p99'] - d1['latency_us']['p99']} |")
+        add("")
+
+    ng = w.get("nginx", {}).get(32, {}).get("cpu_us_per_req")
+    if ng:
+        parts = [f"{names[n]} {w[n][32]['cpu_us_per_req']:.1f} µs ({w[n][32]['cpu_us_per_req'] / ng:.1f}× nginx's {ng:.1f} µs)"
+                 for n in ("sluice-ar", "sluice-full", "litellm") if w.get(n, {}).get(32, {}).get("cpu_us_per_req")]
+        if parts:
+            add("CPU per request at 32 connections: " + "; ".join(parts) + ".\n")
+
+    costs = r.get("plugin_costs") or []
+    if costs:
+        add("### What each plugin costs (wrk -c32, a fresh sluice per pipeline, "
+            f"{args.plugin_seconds:g} s each)\n")
+        add("| pipeline | req/s | p50 µs | CPU µs/req | + CPU µs/req vs auth + router | switches/req | errors |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        base = costs[0]["cpu_us_per_req"] if costs[0]["label"] == "auth + router" else None
+        for c in costs:
+            extra = c["cpu_us_per_req"] - base if base is not None and c is not costs[0] else None
+            add(f"| {c['label']} | {fmt(c['rps'])} | {c['p50']} | {fmt(c['cpu_us_per_req'], 1)} | "
+                f"{fmt(extra, 1) if extra is not None else ''} | {fmt(c['ctx_per_req'], 2)} | {c['errors']} |")
         add("")
 
     s = r["streaming"]
@@ -1001,6 +1122,7 @@ def main() -> None:
     args.open_timeout = 30 if q else 120
     args.startup_runs = 3 if q else 10
     args.perf_seconds = 2 if q else 8
+    args.plugin_seconds = 2 if q else 8
     args.quiet_wait = 0 if (q or args.no_wait) else 600
     args.port_base = int(os.environ.get("BENCH_PORT_BASE", "28100"))
     suite = Suite(args)

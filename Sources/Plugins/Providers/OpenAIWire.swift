@@ -32,6 +32,7 @@ struct OpenAIWire: Sendable {
         do {
             var headers = try endpoint.headers()
             headers.add(name: "accept", value: "application/json")
+            headers.add(name: "user-agent", value: "sluice-health-probe")  // tells probes apart in providers' logs
             let response = try await upstream.send(UpstreamRequest(
                 method: .GET, url: endpoint.url("/models", ""), headers: headers,
                 timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5))))

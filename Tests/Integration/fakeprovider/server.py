@@ -454,10 +454,12 @@ class FakeProvider:
         """Queues a fault for the next matching request(s); same fields as POST /_fake/next."""
         self.faults.push(Fault.from_json(fault))
 
-    def requests(self, path: str | None = None) -> list[dict]:
-        """A copy of every request received (optionally only those to ``path``), oldest first."""
+    def requests(self, path: str | None = None, include_probes: bool = False) -> list[dict]:
+        """A copy of every request received (optionally only those to ``path``), oldest first.
+        Gateways' background health probes (user-agent ``sluice-health-probe``) are left out unless asked for."""
         records = self.log.snapshot()
-        return [r for r in records if path is None or r["path"] == path]
+        return [r for r in records if (path is None or r["path"] == path)
+                and (include_probes or r["headers"].get("user-agent") != "sluice-health-probe")]
 
     def wait_for(self, predicate, timeout: float = 5.0):
         """Waits until ``predicate(requests)`` is truthy and returns its value (None on timeout)."""
