@@ -20,9 +20,6 @@ public struct APIKeyAuth: Middleware {
         ]))), required: true, "the accepted keys"),
     ])
 
-    /// Headers a client key may arrive in; removed after authentication.
-    static let keyHeaders = ["authorization", "x-api-key", "api-key"]
-
     struct Key: Sendable {
         var digest: [UInt8]
         var identity: CallerIdentity
@@ -70,13 +67,7 @@ public struct APIKeyAuth: Middleware {
         guard let identity = identify(presented) else {
             throw GatewayError.authentication("Incorrect API key provided.")
         }
-        request.context.identity = identity  // also for a refusal: logs and metrics name the key
-        if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
-            throw GatewayError.permission("The key `\(identity.name)` may not use the model `\(request.model)`.")
-        }
-        var request = request
-        for header in Self.keyHeaders { request.headers.remove(name: header) }
-        return try await next(request)
+        return try await Admission.admit(identity, describedAs: "The key `\(identity.name)`", request, next: next)
     }
 
     /// The key from the first of `Authorization: Bearer`, `x-api-key` or `api-key`.

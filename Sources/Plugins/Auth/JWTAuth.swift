@@ -73,14 +73,8 @@ public struct JWTAuth: Middleware {
         let claims = try await verify(token)
         let name = claims.values[nameClaim]?.text ?? "unnamed"
         let models = modelsClaim.map { claims.values[$0]?.list.map(Set.init) ?? nil } ?? nil
-        let identity = CallerIdentity(name: name, allowedModels: models)
-        request.context.identity = identity  // also for a refusal: logs and metrics name the caller
-        if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
-            throw GatewayError.permission("The token of `\(name)` may not use the model `\(request.model)`.")
-        }
-        var forwarded = request
-        for header in APIKeyAuth.keyHeaders { forwarded.headers.remove(name: header) }
-        return try await next(forwarded)
+        return try await Admission.admit(CallerIdentity(name: name, allowedModels: models), describedAs: "The token of `\(name)`",
+                                         request, next: next)
     }
 
     func verify(_ token: String) async throws -> TokenClaims {
