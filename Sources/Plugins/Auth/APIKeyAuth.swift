@@ -72,17 +72,22 @@ public struct APIKeyAuth: Middleware {
 
     /// The key from the first of `Authorization: Bearer`, `x-api-key` or `api-key`.
     static func presentedKey(in headers: HTTPHeaders) -> String? {
-        if let authorization = headers.first(name: "authorization") {
-            let parts = authorization.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let key = parts[1].trimmingCharacters(in: .whitespaces)
-                if !key.isEmpty { return key }
-            }
-        }
+        if let authorization = headers.first(name: "authorization"), let key = bearerToken(authorization) { return key }
         for name in ["x-api-key", "api-key"] {
             if let key = headers.first(name: name), !key.isEmpty { return key }
         }
         return nil
+    }
+
+    /// `KEY` from `Bearer KEY` (the scheme in any case), without Foundation on the hot path.
+    static func bearerToken(_ value: String) -> String? {
+        let utf8 = value.utf8
+        guard utf8.count > 7, utf8.prefix(6).map({ $0 | 0x20 }).elementsEqual("bearer".utf8),
+              utf8.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
+        let key = utf8.dropFirst(7).drop { $0 == UInt8(ascii: " ") }
+        let trimmed = key.reversed().drop { $0 == UInt8(ascii: " ") }.count
+        let token = String(decoding: key.prefix(trimmed), as: UTF8.self)
+        return token.isEmpty ? nil : token
     }
 
     /// Compares the presented key's digest with every known digest, without stopping early,
