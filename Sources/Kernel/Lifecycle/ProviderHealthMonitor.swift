@@ -60,8 +60,7 @@ final class ProviderHealthMonitor: Sendable {
                 group.addTask {
                     let started = ContinuousClock.now
                     guard let result = await provider.probe() else { return nil }
-                    let elapsed = ContinuousClock.now - started
-                    let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                    let milliseconds = (ContinuousClock.now - started).inSeconds * 1000
                     return (name, Health(status: result.isUp ? "up" : "down", detail: result.detail, checkedAt: Date(),
                                          latencyMilliseconds: milliseconds))
                 }

@@ -16,6 +16,12 @@ public struct RequestFacts: Sendable {
     public var cacheStatus: String?
 
     public init() {}
+
+    /// Time spent on the provider, all attempts: for a stream up to its end (`now`), for a whole
+    /// answer up to its arrival. `nil` when no provider was asked.
+    public func upstreamTime(now: ContinuousClock.Instant, streamed: Bool) -> Duration? {
+        upstreamStartedAt.map { started in (streamed ? now : (upstreamRespondedAt ?? now)) - started }
+    }
 }
 
 /// Prices in US dollars per million tokens.

@@ -46,9 +46,9 @@ final class UpstreamTransfer: @unchecked Sendable {
         sluice_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         sluice_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         sluice_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
-        sluice_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.timeouts.connect.milliseconds)
+        sluice_curl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.timeouts.connect.inMilliseconds)
         if let total = request.timeouts.total {
-            sluice_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.milliseconds))
+            sluice_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.inMilliseconds))
         }
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
 
@@ -195,11 +195,4 @@ private let upstreamHeaderCallback: sluice_curl_data_callback = { pointer, size,
 private let upstreamWriteCallback: sluice_curl_data_callback = { pointer, size, count, userdata in
     let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
     return transfer.onBodyBytes(UnsafeRawBufferPointer(start: pointer, count: size * count))
-}
-
-extension Duration {
-    var milliseconds: Int {
-        let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
-    }
 }

@@ -110,7 +110,7 @@ final class RedisCacheStore: CacheStore {
     }
 
     func set(_ key: String, _ value: [UInt8], ttl: Duration) async throws {
-        let milliseconds = max(1, Int(ttl.components.seconds) * 1000 + Int(ttl.components.attoseconds / 1_000_000_000_000_000))
+        let milliseconds = max(1, ttl.inMilliseconds)
         _ = try await redis.command(["SET", key, String(decoding: value, as: UTF8.self), "PX", String(milliseconds)])
     }
 

@@ -62,7 +62,7 @@ struct CachedAnswer: Sendable {
     /// for one (made from the stored usage when the recording has none).
     private func fitting(_ events: [SSEEvent], includeUsage: Bool, dialect: APIDialect) -> [SSEEvent] {
         guard dialect == .openAI else { return events }
-        let isUsageChunk = { (event: SSEEvent) in event.data.contains("prompt_tokens") && event.json?["choices"]?.count == 0 }
+        let isUsageChunk = { (event: SSEEvent) in event.openAIUsage?.isUsageOnly == true }
         guard includeUsage else { return events.filter { !isUsageChunk($0) } }
         guard !events.contains(where: isUsageChunk), let usage = whole["usage"], usage.isObject,
               let first = events.first?.json else { return events }

@@ -78,9 +78,7 @@ public struct AccessLog: Middleware {
         if let provider = facts.provider { fields["provider"] = .string(provider) }
         if let upstreamModel = facts.upstreamModel { fields["upstream_model"] = .string(upstreamModel) }
         if facts.usedFallback { fields["fallback"] = .stringConvertible(true) }
-        if let started = facts.upstreamStartedAt {
-            // A stream's upstream time runs to its end; a whole answer's to its arrival.
-            let upstream = (streamEnd != nil ? now : (facts.upstreamRespondedAt ?? now)) - started
+        if let upstream = facts.upstreamTime(now: now, streamed: streamEnd != nil) {
             fields["upstream_ms"] = .stringConvertible(Self.milliseconds(upstream))
             fields["overhead_ms"] = .stringConvertible(Self.milliseconds(max(.zero, (now - context.receivedAt) - upstream)))
         }
@@ -115,9 +113,9 @@ public struct AccessLog: Middleware {
         text.count <= maxBodyCharacters ? text : String(text.prefix(maxBodyCharacters)) + "…[cut]"
     }
 
+    /// Milliseconds with two decimals.
     static func milliseconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return ((Double(seconds) * 1000 + Double(attoseconds) / 1e15) * 100).rounded() / 100
+        (duration.inSeconds * 100_000).rounded() / 100
     }
 }
 

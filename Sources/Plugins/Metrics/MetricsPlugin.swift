@@ -63,12 +63,11 @@ public struct MetricsPlugin: Middleware {
         let provider = facts.provider ?? "none", key = context.identity?.name ?? "none"
         metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: request.dialect.rawValue).increment()
         let total = now - context.receivedAt
-        metrics.duration(model: model, provider: provider, status: status).record(total.seconds)
-        if let firstEventAt { metrics.timeToFirstToken(model: model, provider: provider).record((firstEventAt - context.receivedAt).seconds) }
-        if let started = facts.upstreamStartedAt {
-            let upstream = (isStream ? now : (facts.upstreamRespondedAt ?? now)) - started
-            metrics.upstreamDuration(provider: provider).record(upstream.seconds)
-            metrics.overhead.record(max(.zero, total - upstream).seconds)
+        metrics.duration(model: model, provider: provider, status: status).record(total.inSeconds)
+        if let firstEventAt { metrics.timeToFirstToken(model: model, provider: provider).record((firstEventAt - context.receivedAt).inSeconds) }
+        if let upstream = facts.upstreamTime(now: now, streamed: isStream) {
+            metrics.upstreamDuration(provider: provider).record(upstream.inSeconds)
+            metrics.overhead.record(max(.zero, total - upstream).inSeconds)
         }
         if facts.attempts > 1 { metrics.retries(model: model).increment(by: Int64(facts.attempts - 1)) }
         if facts.usedFallback { metrics.fallbacks(model: model).increment() }
@@ -97,8 +96,4 @@ public struct MetricsPlugin: Middleware {
         default: nil
         }
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -135,10 +135,9 @@ struct OpenAIUsageTap: EventTranslator {
     let onUsage: @Sendable (Usage) -> Void
 
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
-        // Only the usage chunk names prompt_tokens: a substring test spares parsing every chunk.
-        guard event.data.contains("prompt_tokens"), let json = event.json, let usage = Usage(openAI: json["usage"]) else { return [event] }
-        onUsage(usage)
-        return hidesUsageChunk && json["choices"]?.count == 0 ? [] : [event]
+        guard let found = event.openAIUsage else { return [event] }
+        onUsage(found.usage)
+        return hidesUsageChunk && found.isUsageOnly ? [] : [event]
     }
 
     mutating func finish() throws -> [SSEEvent] { [] }

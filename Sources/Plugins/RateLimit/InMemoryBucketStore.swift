@@ -9,7 +9,7 @@ final class InMemoryBucketStore: BucketStore {
         let now = ContinuousClock.now
         return states.withLockedValue { states in
             let current = buckets.map { bucket in
-                states[bucket.key].map { bucket.refilled($0.tokens, after: Self.seconds(now - $0.updatedAt)) } ?? bucket.capacity
+                states[bucket.key].map { bucket.refilled($0.tokens, after: (now - $0.updatedAt).inSeconds) } ?? bucket.capacity
             }
             let wait = zip(zip(buckets, current), costs).map { pair, cost in
                 pair.1 >= cost ? 0 : (cost - pair.1) / pair.0.refillPerSecond
@@ -25,15 +25,11 @@ final class InMemoryBucketStore: BucketStore {
         let now = ContinuousClock.now
         states.withLockedValue { states in
             for (bucket, delta) in zip(buckets, deltas) {
-                let tokens = states[bucket.key].map { bucket.refilled($0.tokens, after: Self.seconds(now - $0.updatedAt)) } ?? bucket.capacity
+                let tokens = states[bucket.key].map { bucket.refilled($0.tokens, after: (now - $0.updatedAt).inSeconds) } ?? bucket.capacity
                 states[bucket.key] = State(tokens: min(bucket.capacity, tokens + delta), updatedAt: now)
             }
         }
     }
 
     func shutdown() async {}
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }
