@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 CONFIG ?= plugins.json
 
-.PHONY: build release run model test unit integration check bench clean
+.PHONY: build release run model test unit example integration check bench clean
 
 build:
 	swift build
@@ -29,8 +29,16 @@ test: build unit integration
 unit:
 	swift test
 
-integration: $(VENV)/.installed model build release
-	SLUICE_BIN="$$(swift build --show-bin-path)/sluice" SLUICE_RELEASE_BIN="$$(swift build -c release --show-bin-path)/sluice" \
+## The plugin-authoring example, Examples/CustomGateway: a package of its own that depends on this one.
+## Its Swift tests, then its `acme-gateway` binary for the integration suite. It builds in this
+## package's .build, so Sluice and its dependencies are not compiled a second time.
+example:
+	swift test --package-path Examples/CustomGateway --scratch-path "$(CURDIR)/.build"
+	swift build --package-path Examples/CustomGateway --scratch-path "$(CURDIR)/.build" --product acme-gateway
+
+integration: $(VENV)/.installed model build release example
+	SLUICE_BIN="$(CURDIR)/.build/debug/sluice" SLUICE_RELEASE_BIN="$(CURDIR)/.build/release/sluice" \
+		ACME_GATEWAY_BIN="$(CURDIR)/.build/debug/acme-gateway" \
 		$(PYTHON) -m pytest Tests/Integration -q -p no:cacheprovider
 
 $(VENV)/.installed: Tests/Integration/requirements.txt

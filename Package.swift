@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Kernel", targets: ["Kernel"]),
         .library(name: "Plugins", targets: ["Plugins"]),
         .library(name: "KernelTesting", targets: ["KernelTesting"]),
+        .library(name: "SluiceCLI", targets: ["SluiceCLI"]),
         .executable(name: "sluice", targets: ["sluice"]),
     ],
     dependencies: [
@@ -62,13 +63,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "sluice",
+        .target(
+            name: "SluiceCLI",
             dependencies: [
-                "Kernel", "Plugins",
+                "Kernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
                                                  .product(name: "Crypto", package: "swift-crypto")],

@@ -1,10 +1,10 @@
-import ArgumentParser
+import Kernel
+import Plugins
+import SluiceCLI
 
 @main
-struct Sluice: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "sluice",
-        abstract: "An embeddable, plugin-based AI API gateway.",
-        subcommands: [ServeCommand.self, CheckCommand.self, ReloadCommand.self, HealthcheckCommand.self, PluginsCommand.self, SchemaCommand.self]
-    )
+struct Sluice: GatewayProgram {
+    static let commandName = "sluice"
+    static let abstract = "An embeddable, plugin-based AI API gateway."
+    static func registry() -> PluginRegistry { Builtins.registry() }
 }

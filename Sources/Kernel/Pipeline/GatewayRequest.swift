@@ -16,6 +16,9 @@ public struct GatewayRequest: Sendable {
     public var model: String
     /// Whether the client asked for a server-sent-event stream.
     public var stream: Bool
+    /// Headers a middleware wants sent to the provider with every attempt (a tenant id, a
+    /// routing hint). A name the provider sets itself (credentials, content type) is not sent.
+    public var upstreamHeaders: HTTPHeaders = [:]
     public let context: RequestContext
 
     public init(operation: APIOperation, dialect: APIDialect, method: HTTPMethod, uri: String, headers: HTTPHeaders,

@@ -81,7 +81,7 @@ public struct ProviderCall: Sendable {
     public var timeout: Duration
     /// 1 for the first attempt.
     public var attempt: Int
-    /// Headers every provider sends with this attempt (trace context).
+    /// Headers every provider sends with this attempt: the request's `upstreamHeaders`, then trace context.
     public var headers: HTTPHeaders
 
     public init(request: GatewayRequest, upstreamModel: String, timeout: Duration, attempt: Int = 1, headers: HTTPHeaders = [:]) {

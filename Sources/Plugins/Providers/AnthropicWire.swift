@@ -59,7 +59,7 @@ struct AnthropicWire: Sendable {
             "x-api-key": settings.apiKey, "anthropic-version": settings.version, "x-request-id": call.request.context.requestID,
         ]
         if let beta = call.request.headers.first(name: "anthropic-beta") { headers.add(name: "anthropic-beta", value: beta) }
-        headers.add(contentsOf: call.headers)
+        headers.addCallHeaders(call.headers)
         for (name, value) in settings.headers { headers.replaceOrAdd(name: name, value: value) }
         let timeout = min(settings.timeout, call.timeout)
         return UpstreamRequest(url: settings.baseURL + "/v1/messages", headers: headers, body: body,

@@ -95,7 +95,7 @@ struct OpenAIWire: Sendable {
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "accept", value: call.request.stream ? "text/event-stream" : "application/json")
         headers.add(name: "x-request-id", value: call.request.context.requestID)
-        headers.add(contentsOf: call.headers)
+        headers.addCallHeaders(call.headers)
         let timeout = min(endpoint.timeout, call.timeout)
         return UpstreamRequest(url: endpoint.url(path, call.upstreamModel), headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,

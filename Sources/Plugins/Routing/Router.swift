@@ -84,9 +84,11 @@ public struct Router: Middleware {
             attempts += 1
             let span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
             do {
+                var headers = request.upstreamHeaders
+                if let span { headers.add(contentsOf: span.headers) }
                 var response = try await provider.send(ProviderCall(request: request, upstreamModel: target.model,
                                                                     timeout: min(timeout, remaining), attempt: attempts,
-                                                                    headers: span?.headers ?? [:]))
+                                                                    headers: headers))
                 if let span { response = Self.ending(span, with: response, context: request.context) }
                 breaker.recordSuccess(key)
                 let owner = ([route.name] + route.fallbacks).lazy.compactMap { self.models[$0] }

@@ -20,7 +20,8 @@ class Fault:
     status / body / headers: answer with this canned response instead of the normal one
         (status defaults to 200 when only a body is given; body defaults to an error for the
         status in the endpoint's dialect, OpenAI's or, on /v1/messages, Anthropic's; a str body
-        is sent verbatim, e.g. to serve broken JSON).
+        is sent verbatim, e.g. to serve broken JSON, or a scripted stream with headers
+        ``{"content-type": "text/event-stream"}``).
     delay_ms: wait before sending the response headers.
     chunk_delay_ms: wait between SSE events of a stream.
     drop_after_chunks: reset the TCP connection after this many SSE events (0 = before any

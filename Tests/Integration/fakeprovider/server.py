@@ -117,7 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
         that holds the whole answer always finds ``completed`` already true.
         """
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        self._start(status, "application/json", len(data), extra)
+        extra = dict(extra or {})
+        content_type = next((extra.pop(name) for name in list(extra) if name.lower() == "content-type"), "application/json")
+        self._start(status, content_type, len(data), extra)
         self._note(status=status, completed=True)
         self.wfile.write(data)
 

@@ -1,11 +1,10 @@
 import ArgumentParser
 import Kernel
-import Plugins
 
-struct SchemaCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+struct SchemaCommand<Program: GatewayProgram>: ParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "schema",
-        abstract: "Print a JSON Schema (draft 2020-12) of plugins.json for editors and validators, or its reference in Markdown.")
+        abstract: "Print a JSON Schema (draft 2020-12) of plugins.json for editors and validators, or its reference in Markdown.") }
 
     enum Format: String, ExpressibleByArgument { case json, markdown }
 
@@ -14,8 +13,8 @@ struct SchemaCommand: ParsableCommand {
 
     func run() {
         switch format {
-        case .json: print(pretty(ManifestSchema.generate(for: Builtins.registry())))
-        case .markdown: print(ManifestReference.markdown(for: Builtins.registry()), terminator: "")
+        case .json: print(pretty(ManifestSchema.generate(for: Program.registry())))
+        case .markdown: print(ManifestReference.markdown(for: Program.registry()), terminator: "")
         }
     }
 

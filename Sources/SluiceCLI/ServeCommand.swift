@@ -2,13 +2,12 @@ import ArgumentParser
 import Foundation
 import Kernel
 import Logging
-import Plugins
 import ServiceLifecycle
 
-struct ServeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+struct ServeCommand<Program: GatewayProgram>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "serve",
-        abstract: "Load the manifest and serve. SIGHUP reloads it; SIGTERM or SIGINT drains and exits.")
+        abstract: "Load the manifest and serve. SIGHUP reloads it; SIGTERM or SIGINT drains and exits.") }
 
     @Option(name: .shortAndLong, help: "The manifest to load.")
     var config = "plugins.json"
@@ -27,13 +26,13 @@ struct ServeCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let logger = Logger(label: "sluice")
+        let logger = Logger(label: Program.commandName)
         if let pidFile {
             try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
         }
         defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
 
-        let gateway = Gateway(configFile: config, registry: Builtins.registry(), logger: logger)
+        let gateway = Gateway(configFile: config, registry: Program.registry(), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: gateway)],
             gracefulShutdownSignals: [.sigterm, .sigint],

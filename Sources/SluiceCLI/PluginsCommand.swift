@@ -1,13 +1,12 @@
 import ArgumentParser
 import Kernel
-import Plugins
 
-struct PluginsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "plugins", abstract: "List every registered plugin with its config fields.")
+struct PluginsCommand<Program: GatewayProgram>: ParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(
+        commandName: "plugins", abstract: "List every registered plugin with its config fields.") }
 
     func run() {
-        for type in Builtins.registry().all {
+        for type in Program.registry().all {
             let kind = switch type {
             case let middleware as any Middleware.Type: middleware.isTerminal ? "pipeline, terminal" : "pipeline"
             default: "provider"

@@ -1,14 +1,13 @@
 import ArgumentParser
 import Foundation
 import Kernel
-import Plugins
 
 /// Asks a running gateway to reload its manifest (SIGHUP), after checking the manifest here so
 /// that the admin sees its errors at once.
-struct ReloadCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+struct ReloadCommand<Program: GatewayProgram>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "reload",
-        abstract: "Check the manifest, then send SIGHUP to a running gateway so that it reloads it.")
+        abstract: "Check the manifest, then send SIGHUP to a running gateway so that it reloads it.") }
 
     @Option(help: "The gateway's process id.")
     var pid: Int32?
@@ -25,7 +24,7 @@ struct ReloadCommand: AsyncParsableCommand {
         }
         if let config {
             do {
-                _ = try ManifestReader(registry: Builtins.registry(), environment: ProcessInfo.processInfo.environment).read(file: config)
+                _ = try ManifestReader(registry: Program.registry(), environment: ProcessInfo.processInfo.environment).read(file: config)
             } catch {
                 FileHandle.standardError.write(Data((error.description + "\n\(config): not reloaded\n").utf8))
                 throw ExitCode(1)

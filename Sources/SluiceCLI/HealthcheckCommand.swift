@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Kernel
-import Plugins
 
 /// The container's HEALTHCHECK: asks a running gateway's `/ready`.
 struct HealthcheckCommand: AsyncParsableCommand {

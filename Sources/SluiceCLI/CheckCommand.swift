@@ -2,19 +2,18 @@ import ArgumentParser
 import Foundation
 import Kernel
 import Logging
-import Plugins
 
-struct CheckCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "check",
-        abstract: "Check a manifest: print every error (file, JSON path, what is expected) and exit non-zero if any.")
+        abstract: "Check a manifest: print every error (file, JSON path, what is expected) and exit non-zero if any.") }
 
     @Argument(help: "The manifest to check.")
     var file = "plugins.json"
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let registry = Builtins.registry()
+        let registry = Program.registry()
         let logger = Logger(label: "sluice.check") { _ in SwiftLogNoOpLogHandler() }
         let upstream = UpstreamClient()
         defer { upstream.shutdown() }

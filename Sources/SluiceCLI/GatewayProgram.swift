@@ -1,0 +1,44 @@
+import ArgumentParser
+import Kernel
+
+/// A gateway program: `sluice` itself, or a platform team's own binary with its own plugins.
+/// Conform a `@main` type and the program gets the whole `sluice` command line (`serve`,
+/// `check`, `reload`, `healthcheck`, `plugins`, `schema`) working on its own registry:
+///
+///     @main
+///     struct AcmeGateway: GatewayProgram {
+///         static let commandName = "acme-gateway"
+///         static func registry() -> PluginRegistry {
+///             var registry = Program.registry()
+///             registry.register(PIIMask.self)
+///             return registry
+///         }
+///     }
+public protocol GatewayProgram {
+    /// The program's name in help, usage lines and logs.
+    static var commandName: String { get }
+    /// One line for `--help`.
+    static var abstract: String { get }
+    /// Every plugin type the program knows: usually `Program.registry()` plus its own.
+    static func registry() -> PluginRegistry
+}
+
+extension GatewayProgram {
+    public static var abstract: String { "An AI API gateway built on Sluice." }
+
+    /// Parses the command line and runs the command.
+    public static func main() async {
+        await GatewayCommand<Self>.main()
+    }
+}
+
+/// The root command; each subcommand is generic over the program so it sees its registry.
+struct GatewayCommand<Program: GatewayProgram>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: Program.commandName,
+            abstract: Program.abstract,
+            subcommands: [ServeCommand<Program>.self, CheckCommand<Program>.self, ReloadCommand<Program>.self,
+                          HealthcheckCommand.self, PluginsCommand<Program>.self, SchemaCommand<Program>.self])
+    }
+}
