@@ -73,6 +73,10 @@ public final class GatewayGeneration: Sendable {
             for plugin in built {
                 do {
                     try await plugin.start()
+                } catch var error as ManifestError {  // `config.error(…)` from start: a problem of the config's
+                    error.file = manifest.file
+                    errors.append(error)
+                    break
                 } catch {
                     errors.append(ManifestError(file: manifest.file, path: "", "plugin \"\(type(of: plugin).name)\" failed to start: \(error)"))
                     break

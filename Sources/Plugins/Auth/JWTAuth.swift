@@ -24,6 +24,10 @@ public struct JWTAuth: Middleware {
     ])
 
     let keys: JWTKeyCollection
+    /// What `start` adds to `keys` (an actor, so not from the synchronous `init`).
+    let secrets: [(kid: String?, secret: String)]
+    let jwks: String?
+    let config: PluginConfig
     /// Key ids a token may name; a token naming another is refused (jwt-kit would fall back to
     /// its default key). `nil` in the set: a token without `kid` is accepted (one unnamed secret).
     let knownKeyIDs: Set<String?>
@@ -46,11 +50,10 @@ public struct JWTAuth: Middleware {
             }
             jwks = text
         }
-        // JWTKeyCollection is an actor; keys are added once here, before any request, and a
-        // blocking hop at load time is fine.
-        let loaded = JWTKeysLoader(keys: keys, secrets: secrets.map { ($0.string("kid"), $0.string("secret") ?? "") }, jwks: jwks)
-        if let problem = loaded.run() { throw config.error("jwks_file", "not a usable JWKS: \(problem)") }
         self.keys = keys
+        self.secrets = secrets.map { ($0.string("kid"), $0.string("secret") ?? "") }
+        self.jwks = jwks
+        self.config = config
         var known = Set<String?>(secrets.map { $0.string("kid") })
         if let jwks, let set = try? JSON.parse(jwks) {
             for key in set["keys"]?.elements ?? [] { known.insert(key["kid"]?.string) }
@@ -63,6 +66,15 @@ public struct JWTAuth: Middleware {
         nameClaim = config.string("name_claim") ?? "sub"
         modelsClaim = config.string("models_claim")
         algorithms = Set(config.strings("algorithms"))
+    }
+
+    public func start() async throws {
+        for (kid, secret) in secrets {
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: kid.map { JWKIdentifier(string: $0) })
+        }
+        if let jwks {
+            do { try await keys.add(jwksJSON: jwks) } catch { throw config.error("jwks_file", "not a usable JWKS: \(error)") }
+        }
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
@@ -113,32 +125,6 @@ public struct JWTAuth: Middleware {
         guard let data = Data(base64Encoded: base64), let json = try? JSON.parse(data), json.isObject else { return nil }
         return json
     }
-}
-
-/// Adds keys to a `JWTKeyCollection` (an actor) from synchronous plugin construction.
-private struct JWTKeysLoader: @unchecked Sendable {
-    let keys: JWTKeyCollection
-    let secrets: [(kid: String?, secret: String)]
-    let jwks: String?
-
-    /// Returns a problem description, or nil when every key was added.
-    func run() -> String? {
-        let semaphore = DispatchSemaphore(value: 0)
-        let outcome = OutcomeBox()
-        Task {
-            for (kid, secret) in secrets {
-                await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: kid.map { JWKIdentifier(string: $0) })
-            }
-            if let jwks {
-                do { try await keys.add(jwksJSON: jwks) } catch { outcome.problem = String(describing: error) }
-            }
-            semaphore.signal()
-        }
-        semaphore.wait()
-        return outcome.problem
-    }
-
-    private final class OutcomeBox: @unchecked Sendable { var problem: String? }
 }
 
 /// Every claim of a verified token, whatever the names the admin chose.
