@@ -1,7 +1,5 @@
 import ArgumentParser
 import Kernel
-import NIOCore
-import NIOPosix
 
 /// A gateway program: `sluice` itself, or a platform team's own binary with its own plugins.
 /// Conform a `@main` type and the program gets the whole `sluice` command line (`serve`,
@@ -29,11 +27,11 @@ extension GatewayProgram {
     public static var abstract: String { "An AI API gateway built on Sluice." }
 
     /// Parses the command line and runs the command. Swift concurrency runs on the server's
-    /// event loops, so a request's task starts on its connection's thread with no hand-over to
-    /// a second pool and back; in exchange, no task may block its thread (I/O that blocks goes
-    /// to an `NIOThreadPool`, as the Redis client does).
+    /// event loops (`EventLoopExecutor`), so a request's task starts on its connection's thread
+    /// with no hand-over to a second pool and back; in exchange, no task may block its thread
+    /// (I/O that blocks goes to an `NIOThreadPool`, as the Redis client does).
     public static func main() async {
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        EventLoopExecutor.install()
         await GatewayCommand<Self>.main()
     }
 }

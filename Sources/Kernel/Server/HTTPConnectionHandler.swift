@@ -123,15 +123,33 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         requestNumber += 1
         let number = requestNumber
+        let loop = context.eventLoop
         task = Task {
             let response = await responder.respond(to: head, body: body)
-            await writer.write(response).whenComplete { result in
-                ticket.end()
-                let reusable = (try? result.get()) == true && writer.keepAlive
-                handler.value.responseFinished(number, context: loopContext.value, reusable: reusable)
+            let write: @Sendable () async -> Void = {
+                await writer.write(response).whenComplete { result in
+                    ticket.end()
+                    let reusable = (try? result.get()) == true && writer.keepAlive
+                    handler.value.responseFinished(number, context: loopContext.value, reusable: reusable)
+                }
             }
+            guard case .events = response.body else { return await write() }
+            // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
+            // call grew (the pipeline's async frames, some 20 KB) until the task ends. So a fresh
+            // task writes the stream and this one ends now.
+            let streaming = Task(operation: write)
+            loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
         tracker.attach(task!, to: ticket)
+    }
+
+    /// The stream's own task replaces the request's. Run on the loop, as `channelInactive` is: a
+    /// client that left (or a drain that cancelled the request) before this cancels the stream.
+    private func handOver(to streaming: Task<Void, Never>, _ number: Int, ticket: RequestTracker.Ticket) {
+        tracker.attach(streaming, to: ticket)
+        guard number == requestNumber else { return }
+        if task?.isCancelled == true { streaming.cancel() }
+        task = streaming
     }
 
     private func responseFinished(_ number: Int, context: ChannelHandlerContext, reusable: Bool) {
