@@ -22,7 +22,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private let idleTimeout: TimeAmount
     private let requestTimeout: TimeAmount
     private var state = State.idle
+    /// The idle or request timeout: the connection closes at `deadline` (none while responding).
+    /// One scheduled check serves many deadlines: moving a deadline later, as every request
+    /// does, costs nothing; the check that finds it moved schedules itself again.
+    private var deadline: NIODeadline?
     private var timer: Scheduled<Void>?
+    private var timerFiresAt = NIODeadline.distantFuture
     private var task: Task<Void, Never>?
     private var closeWhenIdle = false
     /// Counts requests on this connection, so a late `responseFinished` cannot clobber a newer one.
@@ -71,7 +76,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
-            timer?.cancel()
+            deadline = nil
             state = .responding
             startResponding(head, body: body, context: context)
         case (_, .discarding):
@@ -99,15 +104,33 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func armTimer(context: ChannelHandlerContext, _ delay: TimeAmount) {
+        let deadline = NIODeadline.now() + delay
+        self.deadline = deadline
+        if timer == nil || deadline < timerFiresAt { scheduleCheck(context: context, at: deadline) }
+    }
+
+    private func scheduleCheck(context: ChannelHandlerContext, at time: NIODeadline) {
         timer?.cancel()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: delay) {
-            loopBound.value.close(promise: nil)
+        timerFiresAt = time
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: time) {
+            handler.value.checkDeadline(context: loopContext.value)
+        }
+    }
+
+    private func checkDeadline(context: ChannelHandlerContext) {
+        timer = nil
+        guard let deadline else { return }
+        if deadline <= .now() {
+            context.close(promise: nil)
+        } else {
+            scheduleCheck(context: context, at: deadline)
         }
     }
 
     private func refuseOversized(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        timer?.cancel()
+        deadline = nil
         state = .discarding
         var response = responder.bodyTooLarge(head)
         response.headers.replaceOrAdd(name: "connection", value: "close")

@@ -64,10 +64,13 @@ public struct TracingPlugin: Middleware {
         tracer.extract(request.headers, into: &parent, using: HeadersExtractor())
         let operation = Self.operationName(request.operation)
         let span = tracer.startAnySpan(request.model.isEmpty ? operation : "\(operation) \(request.model)", context: parent, ofKind: .server)
-        span.attributes["gen_ai.operation.name"] = operation
-        span.attributes["gen_ai.request.model"] = request.model
-        span.attributes["sluice.request_id"] = request.context.requestID
-        span.attributes["sluice.front_door"] = request.dialect.rawValue
+        // One update each time: every `span.attributes[…] =` copies all attributes under a lock.
+        span.updateAttributes { attributes in
+            attributes["gen_ai.operation.name"] = operation
+            attributes["gen_ai.request.model"] = request.model
+            attributes["sluice.request_id"] = request.context.requestID
+            attributes["sluice.front_door"] = request.dialect.rawValue
+        }
         request.context.attemptTracer = AttemptSpans(tracer: tracer, parent: span.context, operation: operation)
 
         let response: GatewayResponse
@@ -93,21 +96,21 @@ public struct TracingPlugin: Middleware {
 
     private func finish(_ span: any Span, request: GatewayRequest, status: UInt, error: GatewayError?) {
         let context = request.context
-        span.attributes["http.response.status_code"] = Int(status)
-        if let identity = context.identity { span.attributes["sluice.key_name"] = identity.name }
         let facts = context.facts
-        if let provider = facts.provider { span.attributes["gen_ai.provider.name"] = provider }
-        if let model = facts.upstreamModel { span.attributes["gen_ai.response.model"] = model }
-        span.attributes["sluice.attempts"] = facts.attempts
-        if let usage = context.usage {
-            span.attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
-            span.attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+        span.updateAttributes { attributes in
+            attributes["http.response.status_code"] = Int(status)
+            if let identity = context.identity { attributes["sluice.key_name"] = identity.name }
+            if let provider = facts.provider { attributes["gen_ai.provider.name"] = provider }
+            if let model = facts.upstreamModel { attributes["gen_ai.response.model"] = model }
+            attributes["sluice.attempts"] = facts.attempts
+            if let usage = context.usage {
+                attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
+                attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+            }
+            if let cost = context.cost { attributes["sluice.cost_usd"] = cost }
+            if let error { attributes["error.type"] = error.code ?? error.type }
         }
-        if let cost = context.cost { span.attributes["sluice.cost_usd"] = cost }
-        if let error {
-            span.attributes["error.type"] = error.code ?? error.type
-            span.setStatus(SpanStatus(code: .error, message: error.message))
-        }
+        if let error { span.setStatus(SpanStatus(code: .error, message: error.message)) }
         span.end()
     }
 
@@ -129,21 +132,23 @@ struct AttemptSpans: AttemptTracer {
 
     func startAttempt(provider: String, upstreamModel: String, attempt: Int) -> AttemptSpan {
         let span = tracer.startAnySpan("\(operation) \(upstreamModel)", context: parent, ofKind: .client)
-        span.attributes["gen_ai.operation.name"] = operation
-        span.attributes["gen_ai.provider.name"] = provider
-        span.attributes["gen_ai.request.model"] = upstreamModel
-        span.attributes["sluice.attempt"] = attempt
+        span.updateAttributes { attributes in
+            attributes["gen_ai.operation.name"] = operation
+            attributes["gen_ai.provider.name"] = provider
+            attributes["gen_ai.request.model"] = upstreamModel
+            attributes["sluice.attempt"] = attempt
+        }
         var headers = HTTPHeaders()
         tracer.inject(span.context, into: &headers, using: HeadersInjector())
         return AttemptSpan(headers: headers) { error, usage in
-            if let usage {
-                span.attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
-                span.attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+            span.updateAttributes { attributes in
+                if let usage {
+                    attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
+                    attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
+                }
+                if let error { attributes["error.type"] = error.code ?? error.type }
             }
-            if let error {
-                span.attributes["error.type"] = error.code ?? error.type
-                span.setStatus(SpanStatus(code: .error, message: error.message))
-            }
+            if let error { span.setStatus(SpanStatus(code: .error, message: error.message)) }
             span.end()
         }
     }
