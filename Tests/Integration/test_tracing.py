@@ -4,7 +4,10 @@ provider receives the attempt's traceparent, and a dead collector costs requests
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +15,9 @@ import pytest
 from harness.constants import SLUICE_TEST_KEY
 from harness.net import free_port
 from harness.otlp import OTLPReceiver
+from harness.sluice import run_cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHAT = "/v1/chat/completions"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -90,3 +96,21 @@ def test_a_dead_collector_costs_requests_nothing(start_sluice, fake):
             assert answer.status_code == 200
         elapsed = time.monotonic() - started
     assert elapsed < 5, f"50 requests took {elapsed:.2f}s with the collector down"
+
+
+@pytest.mark.parametrize("binary", ["debug", "release"])
+def test_building_and_shutting_down_a_tracing_pipeline_is_clean(binary, sluice_bin, make_manifest, tmp_path, request):
+    # swift-otel's exporter stops its HTTP client synchronously when it is freed, which
+    # AsyncHTTPClient turns into a crash on an event loop, where sluice's tasks run. `sluice
+    # check` builds, starts and shuts down every plugin; it crashed about one run in three when
+    # the exporter was freed there (the static release binary showed it most).
+    path = sluice_bin if binary == "debug" else Path(os.environ.get("SLUICE_RELEASE_BIN") or REPO_ROOT / ".build" / "release" / "sluice")
+    if not path.is_file():
+        pytest.fail(f"no {binary} binary at {path}", pytrace=False)
+    manifest = make_manifest()
+    with_tracing(f"http://127.0.0.1:{free_port()}")(manifest)
+    config = tmp_path / "tracing.json"
+    config.write_text(json.dumps(manifest))
+    for run in range(12):
+        checked = run_cli(path, "check", str(config))
+        assert checked.returncode == 0, f"run {run}: exit {checked.returncode}\n{checked.stdout}{checked.stderr}"

@@ -20,8 +20,7 @@ public struct TracingPlugin: Middleware {
         ConfigField("export_interval_ms", .positiveInteger, default: 1000, "how often batches of spans are sent"),
     ])
 
-    let tracer: any Tracer
-    let exporter: ServiceGroup
+    let backend: TracingBackend
 
     public init(config: PluginConfig, context: PluginContext) throws {
         var configuration = OTel.Configuration.default
@@ -42,25 +41,24 @@ public struct TracingPlugin: Middleware {
         }
         configuration.traces.sampler = sampler
         do {
-            let backend = try OTel.makeTracingBackend(configuration: configuration)
-            tracer = backend.factory
-            exporter = ServiceGroup(services: [backend.service], logger: context.logger)
+            let otel = try OTel.makeTracingBackend(configuration: configuration)
+            backend = TracingBackend(tracer: otel.factory, exporter: ServiceGroup(services: [otel.service], logger: context.logger))
         } catch {
             throw config.error(nil, "cannot set up the OTLP exporter: \(error)")
         }
     }
 
     public func start() async throws {
-        let exporter = exporter
-        Task { try? await exporter.run() }
+        backend.start()
     }
 
     public func shutdown() async {
-        await exporter.triggerGracefulShutdown()
+        await backend.shutdown()
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         var parent = ServiceContext.topLevel
+        let tracer = backend.tracer
         tracer.extract(request.headers, into: &parent, using: HeadersExtractor())
         let operation = Self.operationName(request.operation)
         let span = tracer.startAnySpan(request.model.isEmpty ? operation : "\(operation) \(request.model)", context: parent, ofKind: .server)
@@ -71,7 +69,7 @@ public struct TracingPlugin: Middleware {
             attributes["sluice.request_id"] = request.context.requestID
             attributes["sluice.front_door"] = request.dialect.rawValue
         }
-        request.context.attemptTracer = AttemptSpans(tracer: tracer, parent: span.context, operation: operation)
+        request.context.attemptTracer = AttemptSpans(backend: backend, parent: span.context, operation: operation)
 
         let response: GatewayResponse
         do {
@@ -126,11 +124,12 @@ public struct TracingPlugin: Middleware {
 
 /// Client spans for a request's upstream attempts, children of its server span.
 struct AttemptSpans: AttemptTracer {
-    let tracer: any Tracer
+    let backend: TracingBackend
     let parent: ServiceContext
     let operation: String
 
     func startAttempt(provider: String, upstreamModel: String, attempt: Int) -> AttemptSpan {
+        let tracer = backend.tracer
         let span = tracer.startAnySpan("\(operation) \(upstreamModel)", context: parent, ofKind: .client)
         span.updateAttributes { attributes in
             attributes["gen_ai.operation.name"] = operation
