@@ -32,9 +32,10 @@ unit:
 ## The plugin-authoring example, Examples/CustomGateway: a package of its own that depends on this one.
 ## Its Swift tests, then its `acme-gateway` binary for the integration suite. It builds in this
 ## package's .build, so Sluice and its dependencies are not compiled a second time.
+## (`cd`, not --package-path: with a shared --scratch-path, `swift test --package-path` runs this package's tests.)
 example:
-	swift test --package-path Examples/CustomGateway --scratch-path "$(CURDIR)/.build"
-	swift build --package-path Examples/CustomGateway --scratch-path "$(CURDIR)/.build" --product acme-gateway
+	cd Examples/CustomGateway && swift test --scratch-path "$(CURDIR)/.build"
+	cd Examples/CustomGateway && swift build --scratch-path "$(CURDIR)/.build" --product acme-gateway
 
 integration: $(VENV)/.installed model build release example
 	SLUICE_BIN="$(CURDIR)/.build/debug/sluice" SLUICE_RELEASE_BIN="$(CURDIR)/.build/release/sluice" \
