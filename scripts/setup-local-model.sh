@@ -9,7 +9,7 @@
 # so even a re-created .venv-model installs in seconds afterwards.
 #
 # Environment: PYTHON (interpreter for the venv, default python3), LLAMA_CPP_PYTHON_VERSION,
-# CMAKE_BUILD_PARALLEL_LEVEL (default 2), SLUICE_MODEL_VENV, SLUICE_MODELS_DIR.
+# CMAKE_BUILD_PARALLEL_LEVEL (default 2), CMAKE_ARGS (added to -DLLAVA_BUILD=OFF), SLUICE_MODEL_VENV, SLUICE_MODELS_DIR.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +37,8 @@ else
     say "installing llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION into $VENV"
     say "  (the first time this compiles llama.cpp from source: ~12 min on 2 cores; later installs reuse pip's wheel cache)"
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+    # Text only: the multimodal library (mtmd, for image models) is not built, which saves compile time.
+    export CMAKE_ARGS="-DLLAVA_BUILD=OFF${CMAKE_ARGS:+ $CMAKE_ARGS}"
     start=$SECONDS
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \

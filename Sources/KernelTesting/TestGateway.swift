@@ -31,7 +31,7 @@ public struct TestGateway: Sendable {
         let response = await generation.respond(method: method, uri: path, headers: headers, body: bytes, logger: logger)
         switch response.body {
         case .whole(let buffer):
-            return TestResponse(status: response.status, headers: response.headers, body: try? JSON.parse(Array(buffer.readableBytesView)),
+            return TestResponse(status: response.status, headers: response.headers, body: try? JSON.parse(buffer),
                                 events: nil)
         case .events(let stream):
             var events: [SSEEvent] = []

@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 @testable import Kernel
 
@@ -25,6 +26,18 @@ import Testing
         #expect(String(decoding: json.encoded(), as: UTF8.self) == #"{"z":1,"model":"upstream","a":{"new_param":[1,2]},"m":"x","added":true}"#)
         json["z"] = nil
         #expect(json.keys == ["model", "a", "m", "added"])
+    }
+
+    @Test func encodesIntoABufferWhateverTheSizeHint() throws {
+        let long = String(repeating: "é", count: 3000)
+        let json: JSON = ["model": "m", "text": JSON(long)]
+        let expected = #"{"model":"m","text":"\#(long)"}"#
+        for hint in [0, 10, 4096, 100_000] {
+            let buffer = json.encoded(using: ByteBufferAllocator(), sizeHint: hint)
+            #expect(buffer.getString(at: 0, length: buffer.readableBytes) == expected)
+            #expect(try JSON.parse(buffer)["text"]?.string == long)
+        }
+        #expect(JSON.null.encoded(using: ByteBufferAllocator()).readableBytes == 4)
     }
 
     @Test func hasValueSemantics() throws {

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -126,7 +125,7 @@ struct FrontDoor: Sendable {
         }
         let json: JSON
         do {
-            json = try body.withUnsafeReadableBytes { try JSON.parse(UnsafeRawBufferPointerBytes($0)) }
+            json = try JSON.parse(body)
         } catch {
             throw GatewayError.invalidRequest("the request body is not valid JSON (\(error))")
         }
@@ -163,11 +162,4 @@ struct FrontDoor: Sendable {
             break
         }
     }
-}
-
-/// Lets jansson read a `ByteBuffer`'s bytes in place (no copy).
-struct UnsafeRawBufferPointerBytes: ContiguousBytes {
-    let pointer: UnsafeRawBufferPointer
-    init(_ pointer: UnsafeRawBufferPointer) { self.pointer = pointer }
-    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(pointer) }
 }

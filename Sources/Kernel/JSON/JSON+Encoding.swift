@@ -14,13 +14,21 @@ extension JSON {
         }
     }
 
-    /// The compact encoding written straight into a new `ByteBuffer`.
-    public func encoded(using allocator: ByteBufferAllocator) -> ByteBuffer {
-        let size = json_dumpb(pointer, nil, 0, Self.encodingFlags)
-        var buffer = allocator.buffer(capacity: max(size, 4))
-        guard size > 0 else { buffer.writeString("null"); return buffer }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-            json_dumpb(pointer, raw.baseAddress!.assumingMemoryBound(to: CChar.self), size, Self.encodingFlags)
+    /// The compact encoding written straight into a new `ByteBuffer`. jansson writes it in one
+    /// pass when `sizeHint` is enough (it measures first otherwise, which costs a second pass).
+    public func encoded(using allocator: ByteBufferAllocator, sizeHint: Int = 1024) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: max(sizeHint, 16))
+        var size = 0
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { raw in
+            size = json_dumpb(pointer, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count, Self.encodingFlags)
+            return size <= raw.count ? size : 0
+        }
+        if size == 0 {
+            buffer.writeString("null")
+        } else if buffer.readableBytes == 0 {
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+                json_dumpb(pointer, raw.baseAddress!.assumingMemoryBound(to: CChar.self), size, Self.encodingFlags)
+            }
         }
         return buffer
     }

@@ -86,6 +86,7 @@ public final class Gateway: Service, HTTPResponder {
             "config": .string(configFile),
         ])
         SystemdNotifier.notify("READY=1\nSTATUS=\(status(server))")
+        StartupPages.release()
 
         let reloads = Task { await reloadOnHangup() }
         let watchdog = Task { await SystemdWatchdog(group: MultiThreadedEventLoopGroup.singleton).run { [self] in status(server) } }

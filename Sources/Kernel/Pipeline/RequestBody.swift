@@ -18,6 +18,6 @@ public struct RequestBody: Sendable {
 
     /// The bytes to send upstream: the client's own unless something changed the JSON.
     public func bytes(allocator: ByteBufferAllocator) -> ByteBuffer {
-        isModified ? json.encoded(using: allocator) : raw
+        isModified ? json.encoded(using: allocator, sizeHint: raw.readableBytes + 256) : raw
     }
 }

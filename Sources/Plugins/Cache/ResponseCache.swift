@@ -98,7 +98,7 @@ public struct ResponseCache: Middleware {
         }
         switch response.body {
         case .whole(let body):
-            guard body.readableBytes <= maxEntryBytes, let whole = try? JSON.parse(Array(body.readableBytesView)) else {
+            guard body.readableBytes <= maxEntryBytes, let whole = try? JSON.parse(body) else {
                 finish(false)
                 return response
             }

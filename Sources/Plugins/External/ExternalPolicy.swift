@@ -48,7 +48,7 @@ public struct ExternalPolicy: Middleware {
         }
         var response = try await next(request)
         guard checksResponses, case .whole(let body) = response.body, (200..<300).contains(response.status.code),
-              let answer = try? JSON.parse(Array(body.readableBytesView)) else { return response }
+              let answer = try? JSON.parse(body) else { return response }
         if let patch = try await ask(stage: "response", request, answer: answer) {
             response.body = .whole(MergePatch.apply(patch, to: answer).encoded(using: request.context.allocator))
             response.headers.remove(name: "content-length")
@@ -73,7 +73,7 @@ public struct ExternalPolicy: Middleware {
             let reply = try await upstream.send(UpstreamRequest(
                 url: url, headers: httpHeaders, body: question.encoded(using: request.context.allocator),
                 timeouts: UpstreamTimeouts(connect: timeout, firstByte: timeout, total: timeout)))
-            guard (200..<300).contains(reply.status), let parsed = try? JSON.parse(Array(reply.body.readableBytesView)),
+            guard (200..<300).contains(reply.status), let parsed = try? JSON.parse(reply.body),
                   let action = parsed["action"]?.string, action == "allow" || action == "deny" else {
                 throw UpstreamError.failed("the policy service answered \(reply.status) without a valid action")
             }

@@ -17,7 +17,7 @@ struct AnthropicWire: Sendable {
             let bytes = body.bytes(allocator: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)
-                context.usage = Usage(anthropic: try? JSON.parse(Array(response.body.readableBytesView))["usage"])
+                context.usage = Usage(anthropic: try? JSON.parse(response.body)["usage"])
                 return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(response.body))
             }
             return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })
@@ -27,7 +27,7 @@ struct AnthropicWire: Sendable {
             let bytes = translated.encoded(using: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)
-                guard let message = try? JSON.parse(Array(response.body.readableBytesView)) else {
+                guard let message = try? JSON.parse(response.body) else {
                     throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
                 }
                 context.usage = Usage(anthropic: message["usage"])

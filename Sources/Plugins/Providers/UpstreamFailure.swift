@@ -9,7 +9,7 @@ enum UpstreamFailure {
         switch status {
         case 400, 404, 409, 413, 422:
             // The request itself was refused: the client can fix it, so it sees the provider's words.
-            let upstream = try? JSON.parse(Array(body.readableBytesView))
+            let upstream = try? JSON.parse(body)
             let error = upstream?["error"]
             return GatewayError(HTTPResponseStatus(statusCode: status), type: error?["type"]?.string ?? "invalid_request_error",
                                 detail ?? "the provider refused the request (\(status))",
@@ -36,7 +36,7 @@ enum UpstreamFailure {
 
     /// The provider's error message, from an OpenAI- or Anthropic-shaped body.
     static func message(in body: ByteBuffer) -> String? {
-        guard let json = try? JSON.parse(Array(body.readableBytesView)) else { return nil }
+        guard let json = try? JSON.parse(body) else { return nil }
         return json["error"]?["message"]?.string ?? json["error"]?.string ?? json["message"]?.string
     }
 }

@@ -28,7 +28,7 @@ public struct PIIMask: Middleware {
         switch response.body {
         case .whole(let bytes):
             guard bytes.readableBytesView.contains(UInt8(ascii: "@")),
-                  let answer = try? JSON.parse(Array(bytes.readableBytesView)) else { return response }
+                  let answer = try? JSON.parse(bytes) else { return response }
             response.body = .whole(maskedAnswer(answer).encoded(using: request.context.allocator))
             response.headers.remove(name: "content-length")
         case .events(let events):
