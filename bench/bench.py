@@ -995,10 +995,11 @@ def render(r: dict, args) -> str:
     if st:
         n = mem["streams_n"]
         before, hold_, after = st["before"], st["holding"], st["after_close"]
-        per = (hold_.get("VmRSS", 0) - before.get("VmRSS", 0)) * 1024 / n if n and hold_.get("VmRSS") else None
+        opened = (st.get("ready") or {}).get("opened")
+        held = opened or n  # the cost is per stream actually held, when some failed to open
+        per = (hold_.get("VmRSS", 0) - before.get("VmRSS", 0)) * 1024 / held if held and hold_.get("VmRSS") else None
         ext = before.get("VmRSS", 0) + per * 10000 / 1024 if per is not None else None
         mem["per_stream_kb"], mem["extrapolated_10k_mb"] = per, ext
-        opened = (st.get("ready") or {}).get("opened")
         alive = (st.get("alive") or {})
         add("")
         add(f"Open streams through the full pipeline (slow upstream: one chunk a second): {fmt(opened)} of {n:,} opened "
@@ -1006,7 +1007,7 @@ def render(r: dict, args) -> str:
             f"after {args.hold_seconds:g} s.\n")
         add("| | VmRSS | threads | fds |\n|---|---:|---:|---:|")
         add(f"| before | {fmt(before.get('VmRSS'), 1, ' MB')} | {fmt(before.get('threads'))} | {fmt(before.get('fds'))} |")
-        add(f"| holding {n:,} streams | {fmt(hold_.get('VmRSS'), 1, ' MB')} | {fmt(hold_.get('threads'))} | {fmt(hold_.get('fds'))} |")
+        add(f"| holding {held:,} streams | {fmt(hold_.get('VmRSS'), 1, ' MB')} | {fmt(hold_.get('threads'))} | {fmt(hold_.get('fds'))} |")
         add(f"| after they closed | {fmt(after.get('VmRSS'), 1, ' MB')} | {fmt(after.get('threads'))} | {fmt(after.get('fds'))} |")
         add(f"| per stream | {fmt(per, 1, ' KB')} | | |")
         if n < 10000:
