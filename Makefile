@@ -24,16 +24,7 @@ model:
 	./scripts/setup-local-model.sh
 
 ## The whole test suite: Swift unit tests, then the real binary through the integration suite.
-## The local model (C++, minutes on a fresh machine) compiles alongside the Swift builds, which leave
-## cores idle for part of the time; its output is shown when it is done (log: .build/model-setup.log).
-test:
-	@mkdir -p .build
-	@setsid ./scripts/setup-local-model.sh > .build/model-setup.log 2>&1 & model=$$!; \
-	trap 'kill -- -$$model 2>/dev/null' EXIT; \
-	$(MAKE) build unit release example $(VENV)/.installed || exit 1; \
-	wait $$model || { trap - EXIT; cat .build/model-setup.log; exit 1; }; \
-	trap - EXIT; cat .build/model-setup.log; \
-	$(MAKE) integration
+test: build unit integration
 
 unit:
 	swift test
