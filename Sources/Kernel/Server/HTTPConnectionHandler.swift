@@ -32,6 +32,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var closeWhenIdle = false
     /// Counts requests on this connection, so a late `responseFinished` cannot clobber a newer one.
     private var requestNumber = 0
+    /// The connection's loop, where its tasks run.
+    private var loopExecutor: EventLoopTaskExecutor?
 
     init(responder: any HTTPResponder, tracker: RequestTracker, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.responder = responder
@@ -41,6 +43,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        loopExecutor = EventLoopTaskExecutor.of(context.eventLoop)
         armTimer(context: context, idleTimeout)
     }
 
@@ -135,7 +138,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         var response = responder.bodyTooLarge(head)
         response.headers.replaceOrAdd(name: "connection", value: "close")
         let writer = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version)
-        Task { _ = await writer.write(response) }
+        Task(executorPreference: loopExecutor) { _ = await writer.write(response) }
     }
 
     private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
@@ -147,7 +150,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         requestNumber += 1
         let number = requestNumber
         let loop = context.eventLoop
-        task = Task {
+        let executor = loopExecutor
+        task = Task(executorPreference: executor) {
             let response = await responder.respond(to: head, body: body)
             let write: @Sendable () async -> Void = {
                 await writer.write(response).whenComplete { result in
@@ -160,7 +164,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
             // call grew (the pipeline's async frames, some 20 KB) until the task ends. So a fresh
             // task writes the stream and this one ends now.
-            let streaming = Task(operation: write)
+            let streaming = Task(executorPreference: executor, operation: write)
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
         tracker.attach(task!, to: ticket)

@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// Writes a `GatewayResponse` to a connection.
 ///
-/// A whole answer is written in one hop to the event loop. A stream is written event by event,
+/// A whole answer is written at once on the connection's event loop. A stream is written event by event,
 /// each flushed at once; when the client reads slowly the socket's buffer fills, the writer waits,
 /// stops pulling from the upstream, and the upstream transfer pauses. Nothing is buffered without bound.
 struct ResponseWriter {
@@ -33,11 +33,13 @@ struct ResponseWriter {
         withLength.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
         let head = withLength, channel = channel
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.eventLoop.execute {
+        let writeParts: @Sendable () -> Void = {
             channel.write(HTTPServerResponsePart.head(head), promise: nil)
             if body.readableBytes > 0 { channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil) }
             channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: promise)
         }
+        // Request tasks run on their connection's loop; from elsewhere, the parts go in one hop.
+        if channel.eventLoop.inEventLoop { writeParts() } else { channel.eventLoop.execute(writeParts) }
         return promise.futureResult.map { true }.recover { _ in false }
     }
 

@@ -16,6 +16,11 @@ public final class UpstreamClient: @unchecked Sendable {
     private let commands = NIOLockedValueBox<(queue: [Command], isRunning: Bool)>(([], true))
     private var active: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
     private let stopped = ConditionLock(value: false)
+    /// Easy handles kept for the next requests. `curl_easy_reset` keeps a handle's buffers, so a
+    /// request does not allocate and free curl's ~22 KB of per-transfer state (its receive buffer,
+    /// the handle itself) or set its defaults up again. `nil` once the client has stopped.
+    private let idleHandles = NIOLockedValueBox<[UnsafeMutableRawPointer]?>([])
+    private static let maxIdleHandles = 64
     let allocator = ByteBufferAllocator()
 
     enum Command {
@@ -92,6 +97,22 @@ public final class UpstreamClient: @unchecked Sendable {
         }
     }
 
+    /// A handle with curl's defaults: a kept one, or a new one.
+    func makeHandle() -> UnsafeMutableRawPointer? {
+        idleHandles.withLockedValue { $0?.popLast() } ?? curl_easy_init()
+    }
+
+    /// Takes back a handle that is in no multi handle any more.
+    func recycle(_ easy: UnsafeMutableRawPointer) {
+        curl_easy_reset(easy)
+        let kept = idleHandles.withLockedValue { handles in
+            guard let count = handles?.count, count < Self.maxIdleHandles else { return false }
+            handles?.append(easy)
+            return true
+        }
+        if !kept { curl_easy_cleanup(easy) }
+    }
+
     // MARK: - The curl thread
 
     private func run() {
@@ -113,6 +134,11 @@ public final class UpstreamClient: @unchecked Sendable {
             if case .add(let transfer) = command { transfer.complete(.shutdown) }
         }
         curl_multi_cleanup(multi)
+        let idle = idleHandles.withLockedValue { handles in
+            defer { handles = nil }
+            return handles ?? []
+        }
+        for easy in idle { curl_easy_cleanup(easy) }
         stopped.lock()
         stopped.unlock(withValue: true)
     }

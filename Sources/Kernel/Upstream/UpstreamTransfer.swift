@@ -36,7 +36,7 @@ final class UpstreamTransfer: @unchecked Sendable {
     }
 
     init(_ request: UpstreamRequest, client: UpstreamClient) throws {
-        guard let easy = curl_easy_init() else { throw UpstreamError.failed("could not create a curl handle") }
+        guard let easy = client.makeHandle() else { throw UpstreamError.failed("could not create a curl handle") }
         self.easy = easy
         self.client = client
         firstByteTimeout = request.timeouts.firstByte
@@ -83,7 +83,7 @@ final class UpstreamTransfer: @unchecked Sendable {
     }
 
     deinit {
-        curl_easy_cleanup(easy)
+        client.recycle(easy)
         curl_slist_free_all(headerList)
         errorBuffer.deallocate()
     }
