@@ -52,6 +52,50 @@ import Testing
         #expect(original["outer"]?["inner"]?.int == 1)
     }
 
+    @Test func copiesOnlyWhatIsWritten() throws {
+        let original = try JSON.parse(#"{"model":"a","messages":[{"role":"user","content":"hi"}],"o":{"k":[1]}}"#)
+        var copy = original
+        copy["model"] = "b"  // the copy shares the other members with the original...
+        copy["messages"]?[0]?["content"] = "changed"  // ...until one of them is written
+        copy["o"]?["k"]?.append(2)
+        var again = copy
+        again["messages"]?.append(["role": "assistant"])
+        #expect(original.description == #"{"model":"a","messages":[{"role":"user","content":"hi"}],"o":{"k":[1]}}"#)
+        #expect(copy.description == #"{"model":"b","messages":[{"role":"user","content":"changed"}],"o":{"k":[1,2]}}"#)
+        #expect(again["messages"]?.elements.count == 2)
+        #expect(copy["messages"]?.elements.count == 1)
+    }
+
+    @Test func readsOneMemberAsAWholeParseWould() throws {
+        let documents = [
+            #"{"id":"x","choices":[{"message":{"content":"{\"usage\": 1} ]}"}}],"usage":{"prompt_tokens":19,"total_tokens":28}}"#,
+            #"{"usage":{"a":1},"choices":[{"usage":{"nested":true}}]}"#,
+            #"{"choices":[{"usage":{"nested":true}}]}"#,
+            #"{"usage":1,"usage":{"last":true}}"#,
+            " \n{ \"usage\" :\t[ 1, -2.5e3, \"]\" , {\"}\":null} ] ,\"b\" : false }\r\n",
+            #"{"usag\u0065":{"escaped":true}}"#,
+            #"{"usage":null}"#,
+            #"{"text":"\\","usage":"\\\""}"#,
+            #"{"é":"ü","usage":{"t":"日本"}}"#,
+            "{}", "[]", "[{\"usage\":1}]", "\"usage\"", "7", "",
+            #"{"usage":{"a":1}} trailing"#, #"{"usage":{"a":1}"#, #"{"usage":}"#, #"{"usage" 1}"#,
+        ]
+        for document in documents {
+            let buffer = ByteBuffer(string: document)
+            #expect(JSON.member("usage", in: buffer) == (try? JSON.parse(buffer))?["usage"], "\(document)")
+        }
+        #expect(JSON.member("usage", in: ByteBuffer(string: documents[0]))?["total_tokens"]?.int == 28)
+
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,01-.e truenl\ua"#.utf8) + [0x80, 0xff]
+        for _ in 0..<5000 {
+            let bytes = (0..<Int.random(in: 0..<40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let buffer = ByteBuffer(bytes: bytes)
+            let member = JSON.member("a", in: buffer)
+            if let whole = try? JSON.parse(buffer) { #expect(member == whole["a"], "\(String(decoding: bytes, as: UTF8.self))") }
+        }
+    }
+
     @Test func reportsLineAndColumn() {
         #expect(throws: JSONParseError.self) { try JSON.parse("{\n  \"a\": 1,\n  \"b\": }") }
         do {

@@ -4,7 +4,7 @@ import CJansson
 ///
 /// A gateway must forward fields it does not know untouched, so requests are kept as a dynamic
 /// tree (key order preserved) rather than decoded into structs. `JSON` has value semantics:
-/// reads share the tree, and the first write to a shared tree copies it (copy-on-write).
+/// reads share the tree, and the first write to a shared value copies it (copy-on-write).
 public struct JSON: @unchecked Sendable {
     // Safe to share across threads: jansson's reference counts are atomic, reads do not mutate,
     // and every mutation goes through `makeUnique()` first.
@@ -15,10 +15,13 @@ public struct JSON: @unchecked Sendable {
 
     var pointer: UnsafeMutablePointer<json_t> { node.pointer }
 
-    /// Gives this value a tree nobody else can see, so that it may be mutated in place.
+    /// Gives this value a top level nobody else can see, so that it may be mutated in place.
+    /// The copy is shallow: members stay shared (their reference counts say so), and a write
+    /// into one goes through that member's own `makeUnique` first. Patching a request's `model`
+    /// copies five members, not every message.
     mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&node) || node.pointer.pointee.refcount > 1 {
-            node = JSONNode(owning: json_deep_copy(node.pointer))
+            node = JSONNode(owning: json_copy(node.pointer))
         }
     }
 }

@@ -17,7 +17,7 @@ struct OpenAIWire: Sendable {
             var body = request.body
             patchModel(&body, call.upstreamModel)
             let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
-            request.context.usage = Usage(openAI: try? JSON.parse(response.body)["usage"])
+            request.context.usage = Usage(openAI: JSON.member("usage", in: response.body))
             return whole(response)
         case (.messages, .anthropic):
             return try await messages(call)
@@ -51,7 +51,7 @@ struct OpenAIWire: Sendable {
         let context = request.context
         guard request.stream else {
             let response = try await post("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
-            context.usage = Usage(openAI: try? JSON.parse(response.body)["usage"])
+            context.usage = Usage(openAI: JSON.member("usage", in: response.body))
             return whole(response)
         }
         let clientAskedForUsage = body.json["stream_options"]?["include_usage"]?.bool == true

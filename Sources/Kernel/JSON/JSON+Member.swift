@@ -1,0 +1,130 @@
+import CJansson
+import NIOCore
+
+extension JSON {
+    /// One member of the object a document holds, parsed alone: the rest of the document is
+    /// skimmed, never built. Reading an answer's `usage` this way costs a scan of its bytes instead
+    /// of a tree of every value in it. For a well-formed document it agrees with
+    /// `(try? JSON.parse(buffer))?[key]`: `nil` when the document is not an object or has no such
+    /// member; duplicate keys keep the last.
+    public static func member(_ key: String, in buffer: ByteBuffer) -> JSON? {
+        let found: Range<Int>?? = buffer.withUnsafeReadableBytes { bytes in
+            var skimmer = JSONSkimmer(bytes: bytes)
+            switch skimmer.valueRange(ofMember: key) {
+            case .found(let range): return .some(range)
+            case .absent: return .some(nil)
+            case .unsure: return nil
+            }
+        }
+        guard let found else { return (try? JSON.parse(buffer))?[key] }  // an escaped key: let jansson read it
+        guard let range = found else { return nil }
+        return try? JSON.parse(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
+    }
+}
+
+/// Walks a document's top-level object without building values.
+private struct JSONSkimmer {
+    enum Outcome {
+        case found(Range<Int>)
+        case absent
+        /// A key is written with escapes, so comparing bytes cannot tell.
+        case unsure
+    }
+
+    let bytes: UnsafeRawBufferPointer
+    var index = 0
+
+    /// Where the value of the last top-level member `key` lies.
+    mutating func valueRange(ofMember key: String) -> Outcome {
+        var found: Range<Int>?
+        var unsure = false
+        skipWhitespace()
+        guard take(UInt8(ascii: "{")) else { return .absent }
+        skipWhitespace()
+        if !take(UInt8(ascii: "}")) {
+            while true {
+                skipWhitespace()
+                guard let name = skipString() else { return .absent }
+                let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[name])
+                if nameBytes.contains(UInt8(ascii: "\\")) { unsure = true }
+                skipWhitespace()
+                guard take(UInt8(ascii: ":")) else { return .absent }
+                skipWhitespace()
+                let start = index
+                guard skipValue() else { return .absent }
+                if nameBytes.elementsEqual(key.utf8) { found = start..<index }
+                skipWhitespace()
+                if take(UInt8(ascii: ",")) { continue }
+                guard take(UInt8(ascii: "}")) else { return .absent }
+                break
+            }
+        }
+        skipWhitespace()
+        guard index == bytes.count else { return .absent }
+        if unsure { return .unsure }
+        return found.map { .found($0) } ?? .absent
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
+    }
+
+    private static func isDelimiter(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: ",") || byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") || isWhitespace(byte)
+    }
+
+    private mutating func take(_ byte: UInt8) -> Bool {
+        guard index < bytes.count, bytes[index] == byte else { return false }
+        index += 1
+        return true
+    }
+
+    private mutating func skipWhitespace() {
+        while index < bytes.count, Self.isWhitespace(bytes[index]) { index += 1 }
+    }
+
+    /// Skips a string; returns the range of its contents (escapes left as written).
+    private mutating func skipString() -> Range<Int>? {
+        guard take(UInt8(ascii: "\"")) else { return nil }
+        let start = index
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\\"): index += 2
+            case UInt8(ascii: "\""):
+                index += 1
+                return start..<(index - 1)
+            default: index += 1
+            }
+        }
+        return nil
+    }
+
+    /// Skips a value: strings and brackets are matched, scalars run to the next delimiter.
+    /// jansson reads the one value that matters; the others need only be found, not checked.
+    private mutating func skipValue() -> Bool {
+        guard index < bytes.count else { return false }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            return skipString() != nil
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "\""):
+                    guard skipString() != nil else { return false }
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+                default: break
+                }
+                index += 1
+                if depth == 0 { return true }
+            }
+            return false
+        default:
+            let start = index
+            while index < bytes.count, !Self.isDelimiter(bytes[index]) { index += 1 }
+            return index > start
+        }
+    }
+}
