@@ -8,33 +8,37 @@ extension JSON {
     /// `(try? JSON.parse(buffer))?[key]`: `nil` when the document is not an object or has no such
     /// member; duplicate keys keep the last.
     public static func member(_ key: String, in buffer: ByteBuffer) -> JSON? {
-        let found: Range<Int>?? = buffer.withUnsafeReadableBytes { bytes in
-            var skimmer = JSONSkimmer(bytes: bytes)
-            switch skimmer.valueRange(ofMember: key) {
-            case .found(let range): return .some(range)
-            case .absent: return .some(nil)
-            case .unsure: return nil
-            }
+        switch valueRange(ofMember: key, in: buffer) {
+        case .found(let range): return try? JSON.parse(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
+        case .absent: return nil
+        case .unsure: return (try? JSON.parse(buffer))?[key]  // let jansson read it
         }
-        guard let found else { return (try? JSON.parse(buffer))?[key] }  // an escaped key: let jansson read it
-        guard let range = found else { return nil }
-        return try? JSON.parse(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
+    }
+
+    /// Where the value of the top-level member `key` lies in a buffer's readable bytes.
+    static func valueRange(ofMember key: String, in buffer: ByteBuffer) -> JSONSkimmer.Outcome {
+        buffer.withUnsafeReadableBytes { bytes in
+            var skimmer = JSONSkimmer(bytes: bytes)
+            return skimmer.valueRange(ofMember: key)
+        }
     }
 }
 
 /// Walks a document's top-level object without building values.
-private struct JSONSkimmer {
+struct JSONSkimmer {
     enum Outcome {
+        /// The member is there once, and its value is at these offsets.
         case found(Range<Int>)
+        /// The document is no well-formed object, or has no such member.
         case absent
-        /// A key is written with escapes, so comparing bytes cannot tell.
+        /// The member is there more than once, or a key is written with escapes (bytes cannot tell).
         case unsure
     }
 
     let bytes: UnsafeRawBufferPointer
     var index = 0
 
-    /// Where the value of the last top-level member `key` lies.
+    /// Where the value of the top-level member `key` lies.
     mutating func valueRange(ofMember key: String) -> Outcome {
         var found: Range<Int>?
         var unsure = false
@@ -52,7 +56,10 @@ private struct JSONSkimmer {
                 skipWhitespace()
                 let start = index
                 guard skipValue() else { return .absent }
-                if nameBytes.elementsEqual(key.utf8) { found = start..<index }
+                if nameBytes.elementsEqual(key.utf8) {
+                    if found != nil { unsure = true }
+                    found = start..<index
+                }
                 skipWhitespace()
                 if take(UInt8(ascii: ",")) { continue }
                 guard take(UInt8(ascii: "}")) else { return .absent }

@@ -13,7 +13,7 @@ struct AnthropicWire: Sendable {
         switch (request.operation, request.dialect) {
         case (.messages, .anthropic):
             var body = request.body
-            if body.json["model"]?.string != call.upstreamModel { body.json["model"] = JSON(call.upstreamModel) }
+            if body.json["model"]?.string != call.upstreamModel { body.replaceMember("model", with: JSON(call.upstreamModel)) }
             let bytes = body.bytes(allocator: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)

@@ -87,7 +87,7 @@ struct OpenAIWire: Sendable {
     // MARK: Transport
 
     private func patchModel(_ body: inout RequestBody, _ model: String) {
-        if body.json["model"]?.string != model { body.json["model"] = JSON(model) }
+        if body.json["model"]?.string != model { body.replaceMember("model", with: JSON(model)) }
     }
 
     private func upstreamRequest(_ path: String, body: ByteBuffer, call: ProviderCall) throws -> UpstreamRequest {
