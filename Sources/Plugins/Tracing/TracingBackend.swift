@@ -8,28 +8,41 @@ import Tracing
 /// AsyncHTTPClient refuses (it stops the process) on an event loop, and Sluice's tasks run there.
 /// Everything that needs the tracer reaches it through this object, so this is its last owner.
 final class TracingBackend: Sendable {
-    let tracer: any Tracer
-    private let exporter: ServiceGroup
+    private final class Parts: Sendable {
+        let tracer: any Tracer
+        let exporter: ServiceGroup
+
+        init(tracer: any Tracer, exporter: ServiceGroup) {
+            self.tracer = tracer
+            self.exporter = exporter
+        }
+    }
+
+    /// Retained by hand: `deinit` gives the one reference to a thread of its own, which is then
+    /// surely the last owner. (A stored strong reference is released after `deinit` returns, and
+    /// so on the event loop whenever that thread happened to let go first.)
+    private let parts: Unmanaged<Parts>
     private let running = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
+    var tracer: any Tracer { parts.takeUnretainedValue().tracer }
+
     init(tracer: any Tracer, exporter: ServiceGroup) {
-        self.tracer = tracer
-        self.exporter = exporter
+        parts = .passRetained(Parts(tracer: tracer, exporter: exporter))
     }
 
     func start() {
-        let exporter = exporter
+        let exporter = parts.takeUnretainedValue().exporter
         running.withLockedValue { $0 = Task { try? await exporter.run() } }
     }
 
     /// Flushes what is queued and stops exporting; returns once the exporter has stopped.
     func shutdown() async {
-        await exporter.triggerGracefulShutdown()
+        await parts.takeUnretainedValue().exporter.triggerGracefulShutdown()
         await running.withLockedValue { $0 }?.value
     }
 
     deinit {
-        let parts: (any Tracer, ServiceGroup) = (tracer, exporter)
-        Thread.detachNewThread { withExtendedLifetime(parts) {} }
+        let parts = parts
+        Thread.detachNewThread { parts.release() }
     }
 }
