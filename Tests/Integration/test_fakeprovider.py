@@ -283,7 +283,7 @@ def test_chunked_request_body(raw, fake):
 
 def test_request_log_and_reset(raw, fake):
     raw.get("/v1/models?x=1")
-    fake.enqueue(status=500)
+    fake.enqueue(status=500, path="/v1/never-asked")  # a path no request takes: the fake is shared
     [req] = raw.get("/_fake/requests").json()
     assert req["query"] == {"x": "1"} and req["method"] == "GET"
     assert raw.get("/_fake/faults").json()[0]["status"] == 500
