@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// swift-log handler writing one JSON object per line to stdout: time, level, message, label
 /// and metadata. Plugins must never put secrets in metadata; the Kernel never logs headers.
@@ -9,6 +10,7 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     private let label: String
     private static let output = NIOLockedValueBox(())
+    private static let allocator = ByteBufferAllocator()
 
     public init(label: String) { self.label = label }
 
@@ -23,13 +25,14 @@ public struct JSONLogHandler: LogHandler {
         line["level"] = JSON(event.level.rawValue)
         line["msg"] = JSON(event.message.description)
         line["logger"] = JSON(label)
-        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
-            line[key] = Self.json(value)
-        }
-        var bytes = line.encoded()
-        bytes.append(UInt8(ascii: "\n"))
+        // The event's fields win over the handler's (usually none): no merged dictionary is built.
+        let fields = event.metadata ?? [:]
+        for (key, value) in fields { line[key] = Self.json(value) }
+        for (key, value) in metadata where fields[key] == nil { line[key] = Self.json(value) }
+        var bytes = line.encoded(using: Self.allocator, sizeHint: 1024)  // one jansson pass
+        bytes.writeInteger(UInt8(ascii: "\n"))
         Self.output.withLockedValue { _ in
-            bytes.withUnsafeBytes { raw in
+            bytes.withUnsafeReadableBytes { raw in
                 var offset = 0
                 while offset < raw.count {
                     let written = write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
@@ -44,7 +47,9 @@ public struct JSONLogHandler: LogHandler {
         switch value {
         case .string(let string): JSON(string)
         case .stringConvertible(let convertible):
-            switch convertible {
+            switch convertible {  // the concrete types first: a cast to a protocol costs a conformance search
+            case let int as Int: JSON(int)
+            case let int as UInt: JSON(Int(truncatingIfNeeded: int))
             case let int as any BinaryInteger: JSON(Int(truncatingIfNeeded: int))
             case let double as Double: JSON(double)
             case let bool as Bool: JSON(bool)
