@@ -29,7 +29,7 @@ struct JSONSkimmer {
     enum Outcome {
         /// The member is there once, and its value is at these offsets.
         case found(Range<Int>)
-        /// The document is no well-formed object, or has no such member.
+        /// The document is not a well-formed object, or has no such member.
         case absent
         /// The member is there more than once, or a key is written with escapes (bytes cannot tell).
         case unsure
