@@ -1,4 +1,5 @@
 import Kernel
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// The gateway's Prometheus metrics, in one registry for the whole process (counts survive a
@@ -17,86 +18,151 @@ final class GatewayMetrics: Sendable {
         MetricNameDescriptor(metricName: metric, unitName: unit, helpText: help)
     }
 
+    /// Handles already made, by metric and label values. On every make call the registry joins the
+    /// name, checks it, the help text and each label, and takes its lock; a request records up to a
+    /// dozen series, and asking the registry each time cost more than the rest of the plugin.
+    private let made = NIOLockedValueBox<[Series: any AnyObject & Sendable]>([:])
+
+    private enum Metric: UInt8 {
+        case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
+        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen
+    }
+
+    private struct Series: Hashable {
+        let metric: Metric
+        var labels: (String, String, String, String, String)
+        static func == (a: Series, b: Series) -> Bool { a.metric == b.metric && a.labels == b.labels }
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(metric)
+            hasher.combine(labels.0); hasher.combine(labels.1); hasher.combine(labels.2); hasher.combine(labels.3); hasher.combine(labels.4)
+        }
+    }
+
+    /// The handle for `metric` with these label values, made by `make` the first time. Two threads
+    /// may both make it: the registry hands both the same handle.
+    private func handle<Handle: AnyObject & Sendable>(_ metric: Metric, _ l0: String = "", _ l1: String = "", _ l2: String = "",
+                                                      _ l3: String = "", _ l4: String = "", make: () -> Handle) -> Handle {
+        let series = Series(metric: metric, labels: (l0, l1, l2, l3, l4))
+        if let known = made.withLockedValue({ $0[series] }) { return unsafeDowncast(known, to: Handle.self) }
+        let made = make()
+        self.made.withLockedValue { $0[series] = made }
+        return made
+    }
+
     func requests(model: String, provider: String, status: UInt, key: String, frontDoor: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_requests", "total", "Requests answered, by public model, provider, status, key and front door"),
-                             labels: [("model", model), ("provider", provider), ("status", String(status)), ("key_name", key), ("front_door", frontDoor)])
+        handle(.requests, model, provider, String(status), key, frontDoor) {
+            registry.makeCounter(descriptor: name("sluice_requests", "total", "Requests answered, by public model, provider, status, key and front door"),
+                                 labels: [("model", model), ("provider", provider), ("status", String(status)), ("key_name", key), ("front_door", frontDoor)])
+        }
     }
 
     func duration(model: String, provider: String, status: UInt) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: name("gen_ai_server_request_duration", "seconds", "Time from request to the end of the answer"),
-                                    labels: [("gen_ai_request_model", model), ("gen_ai_provider_name", provider), ("status", String(status))],
-                                    buckets: Self.secondsBuckets)
+        handle(.duration, model, provider, String(status)) {
+            registry.makeValueHistogram(descriptor: name("gen_ai_server_request_duration", "seconds", "Time from request to the end of the answer"),
+                                        labels: [("gen_ai_request_model", model), ("gen_ai_provider_name", provider), ("status", String(status))],
+                                        buckets: Self.secondsBuckets)
+        }
     }
 
     func timeToFirstToken(model: String, provider: String) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: name("gen_ai_server_time_to_first_token", "seconds", "Time from request to the first event of a stream"),
-                                    labels: [("gen_ai_request_model", model), ("gen_ai_provider_name", provider)], buckets: Self.secondsBuckets)
+        handle(.timeToFirstToken, model, provider) {
+            registry.makeValueHistogram(descriptor: name("gen_ai_server_time_to_first_token", "seconds", "Time from request to the first event of a stream"),
+                                        labels: [("gen_ai_request_model", model), ("gen_ai_provider_name", provider)], buckets: Self.secondsBuckets)
+        }
     }
 
     func upstreamDuration(provider: String) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: name("sluice_upstream_duration", "seconds", "Time spent waiting on the provider, all attempts"),
-                                    labels: [("gen_ai_provider_name", provider)], buckets: Self.secondsBuckets)
+        handle(.upstreamDuration, provider) {
+            registry.makeValueHistogram(descriptor: name("sluice_upstream_duration", "seconds", "Time spent waiting on the provider, all attempts"),
+                                        labels: [("gen_ai_provider_name", provider)], buckets: Self.secondsBuckets)
+        }
     }
 
     var overhead: ValueHistogram {
-        registry.makeValueHistogram(descriptor: name("sluice_gateway_overhead", "seconds", "Request time not spent waiting on a provider"),
-                                    labels: [], buckets: Self.overheadBuckets)
+        handle(.overhead) {
+            registry.makeValueHistogram(descriptor: name("sluice_gateway_overhead", "seconds", "Request time not spent waiting on a provider"),
+                                        labels: [], buckets: Self.overheadBuckets)
+        }
     }
 
     func tokenUsage(type: String, model: String, provider: String) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: name("gen_ai_client_token_usage", "", "Tokens per answer, by type (input or output)"),
-                                    labels: [("gen_ai_token_type", type), ("gen_ai_request_model", model), ("gen_ai_provider_name", provider)],
-                                    buckets: Self.tokenBuckets)
+        handle(.tokenUsage, type, model, provider) {
+            registry.makeValueHistogram(descriptor: name("gen_ai_client_token_usage", "", "Tokens per answer, by type (input or output)"),
+                                        labels: [("gen_ai_token_type", type), ("gen_ai_request_model", model), ("gen_ai_provider_name", provider)],
+                                        buckets: Self.tokenBuckets)
+        }
     }
 
     func tokens(direction: String, model: String, provider: String, key: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_tokens", "total", "Tokens used, by direction (input, output, cached_input)"),
-                             labels: [("direction", direction), ("model", model), ("provider", provider), ("key_name", key)])
+        handle(.tokens, direction, model, provider, key) {
+            registry.makeCounter(descriptor: name("sluice_tokens", "total", "Tokens used, by direction (input, output, cached_input)"),
+                                 labels: [("direction", direction), ("model", model), ("provider", provider), ("key_name", key)])
+        }
     }
 
     func cost(model: String, provider: String, key: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_cost_usd", "total", "Cost in US dollars from the manifest's prices"),
-                             labels: [("model", model), ("provider", provider), ("key_name", key)])
+        handle(.cost, model, provider, key) {
+            registry.makeCounter(descriptor: name("sluice_cost_usd", "total", "Cost in US dollars from the manifest's prices"),
+                                 labels: [("model", model), ("provider", provider), ("key_name", key)])
+        }
     }
 
     var inFlight: Gauge {
-        registry.makeGauge(descriptor: name("sluice_requests_in_flight", "", "Requests being answered (streams included)"), labels: [])
+        handle(.inFlight) {
+            registry.makeGauge(descriptor: name("sluice_requests_in_flight", "", "Requests being answered (streams included)"), labels: [])
+        }
     }
 
     var openStreams: Gauge {
-        registry.makeGauge(descriptor: name("sluice_streams_open", "", "Streams being sent to clients"), labels: [])
+        handle(.openStreams) {
+            registry.makeGauge(descriptor: name("sluice_streams_open", "", "Streams being sent to clients"), labels: [])
+        }
     }
 
     func retries(model: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_retries", "total", "Upstream attempts beyond the first"), labels: [("model", model)])
+        handle(.retries, model) {
+            registry.makeCounter(descriptor: name("sluice_retries", "total", "Upstream attempts beyond the first"), labels: [("model", model)])
+        }
     }
 
     func fallbacks(model: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_fallbacks", "total", "Answers that came from a fallback model"), labels: [("model", model)])
+        handle(.fallbacks, model) {
+            registry.makeCounter(descriptor: name("sluice_fallbacks", "total", "Answers that came from a fallback model"), labels: [("model", model)])
+        }
     }
 
     func refused(reason: String, key: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_refused_requests", "total",
-                                              "Requests refused before reaching a provider, by reason (rate_limited, invalid, unauthorized, forbidden)"),
-                             labels: [("reason", reason), ("key_name", key)])
+        handle(.refused, reason, key) {
+            registry.makeCounter(descriptor: name("sluice_refused_requests", "total",
+                                                  "Requests refused before reaching a provider, by reason (rate_limited, invalid, unauthorized, forbidden)"),
+                                 labels: [("reason", reason), ("key_name", key)])
+        }
     }
 
     func cacheRequests(result: String) -> Counter {
-        registry.makeCounter(descriptor: name("sluice_cache_requests", "total", "Cacheable requests by result (hit, miss, bypass)"),
-                             labels: [("result", result)])
+        handle(.cacheRequests, result) {
+            registry.makeCounter(descriptor: name("sluice_cache_requests", "total", "Cacheable requests by result (hit, miss, bypass)"),
+                                 labels: [("result", result)])
+        }
     }
 
     var cacheEvictions: Counter {
-        registry.makeCounter(descriptor: name("sluice_cache_evictions", "total", "Answers dropped from the in-memory cache to make room"), labels: [])
+        handle(.cacheEvictions) {
+            registry.makeCounter(descriptor: name("sluice_cache_evictions", "total", "Answers dropped from the in-memory cache to make room"), labels: [])
+        }
     }
 
     var cacheBytes: Gauge {
-        registry.makeGauge(descriptor: name("sluice_cache_bytes", "", "Size of the in-memory cache"), labels: [])
+        handle(.cacheBytes) {
+            registry.makeGauge(descriptor: name("sluice_cache_bytes", "", "Size of the in-memory cache"), labels: [])
+        }
     }
 
     /// 1 while a target's circuit is open (its requests skipped), 0 once closed again.
     func circuitOpen(provider: String, model: String) -> Gauge {
-        registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
+        handle(.circuitOpen, provider, model) {
+            registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
                            labels: [("provider", provider), ("upstream_model", model)])
+        }
     }
 }
