@@ -102,6 +102,7 @@ final class UpstreamTransfer: @unchecked Sendable {
             let digits = bytes.drop { $0 != UInt8(ascii: " ") }.dropFirst().prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
             status = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
             headers = HTTPHeaders()
+            headers.reserveCapacity(16)  // providers send 10–20 headers: one allocation, not five regrowths
         } else if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
             let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
             let name = bytes[..<colon]
