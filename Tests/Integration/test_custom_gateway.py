@@ -85,7 +85,7 @@ def test_the_provider_sees_masked_prompts_and_injected_headers(acme: Sluice, fak
 
 
 def test_an_address_split_over_stream_chunks_never_reaches_the_client(acme: Sluice, fake):
-    fake.enqueue(status=200, headers={"content-type": "text/event-stream"},
+    fake.enqueue(path="/v1/chat/completions", status=200, headers={"content-type": "text/event-stream"},
                  body=openai_stream(["Write ", "to ", "ali", "ce@exa", "mple.", "com", " today."]))
     client = openai.OpenAI(base_url=acme.base_url, api_key=SLUICE_TEST_KEY, max_retries=0)
     pieces = [c.choices[0].delta.content for c in client.chat.completions.create(
@@ -97,7 +97,7 @@ def test_an_address_split_over_stream_chunks_never_reaches_the_client(acme: Slui
 def test_anthropic_clients_get_masked_streams_too(acme: Sluice, fake):
     # The provider speaks OpenAI; sluice translates for the Anthropic client, and pii-mask,
     # standing before the router, masks the translated events.
-    fake.enqueue(status=200, headers={"content-type": "text/event-stream"},
+    fake.enqueue(path="/v1/chat/completions", status=200, headers={"content-type": "text/event-stream"},
                  body=openai_stream(["Mail carol", "@example", ".com now"]))
     client = anthropic.Anthropic(base_url=acme.url, api_key=SLUICE_TEST_KEY, max_retries=0)
     with client.messages.stream(model="local", max_tokens=32, messages=[{"role": "user", "content": "who?"}]) as stream:

@@ -22,6 +22,9 @@ from fakeprovider import FakeProvider, embedding_for
 HERE = Path(__file__).resolve().parent
 KEY = "prov-direct-key"
 HELLO = [{"role": "user", "content": "hello there"}]
+# The model these tests ask for. The fake is shared with the session's gateway, so faults name it:
+# a fault open to any request could be taken by the gateway's traffic instead of the test's.
+M = "m"
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def raw(fake: FakeProvider) -> httpx.Client:
 
 
 def chat_body(**extra) -> dict:
-    return {"model": "m", "messages": HELLO, **extra}
+    return {"model": M, "messages": HELLO, **extra}
 
 
 def test_chat_completion(sdk, fake):
@@ -59,16 +62,16 @@ def test_chat_completion(sdk, fake):
 
 
 def test_content_parts_are_echoed(sdk):
-    answer = sdk.chat.completions.create(model="m", messages=[
+    answer = sdk.chat.completions.create(model=M, messages=[
         {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "you"}]}])
     assert answer.choices[0].message.content == "echo: hi you"
 
 
 def test_chat_stream_via_sdk(sdk, fake):
-    chunks = list(sdk.chat.completions.create(model="m", messages=HELLO, stream=True,
+    chunks = list(sdk.chat.completions.create(model=M, messages=HELLO, stream=True,
                                               stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert all(c.object == "chat.completion.chunk" and c.model == "m" for c in chunks)
+    assert all(c.object == "chat.completion.chunk" and c.model == M for c in chunks)
     assert len({c.id for c in chunks}) == 1
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: hello there"
@@ -94,9 +97,9 @@ def test_chat_stream_wire_format(raw):
 
 
 def test_stream_words_override(sdk, fake):
-    fake.enqueue(stream_words=7)
+    fake.enqueue(model=M, stream_words=7)
     text = "".join(c.choices[0].delta.content or "" for c in
-                   sdk.chat.completions.create(model="m", messages=HELLO, stream=True))
+                   sdk.chat.completions.create(model=M, messages=HELLO, stream=True))
     assert text == "echo: hello there echo: hello there echo:"
 
 
@@ -148,19 +151,19 @@ def test_fault_queue_count_then_normal(sdk, raw, fake):
     assert raw.post("/_fake/next", json={"status": 500, "count": 2}).json() == {"queued": 1}
     for _ in range(2):
         with pytest.raises(openai.InternalServerError) as err:
-            sdk.chat.completions.create(model="m", messages=HELLO)
+            sdk.chat.completions.create(model=M, messages=HELLO)
         assert err.value.status_code == 500 and err.value.body["type"] == "server_error"
-    assert sdk.chat.completions.create(model="m", messages=HELLO).choices[0].message.content == "echo: hello there"
+    assert sdk.chat.completions.create(model=M, messages=HELLO).choices[0].message.content == "echo: hello there"
     assert [r["status"] for r in fake.requests()] == [500, 500, 200]
     assert fake.requests()[0]["fault"]["status"] == 500
 
 
 def test_fault_custom_body_and_headers(sdk, fake):
-    fake.enqueue(status=429, headers={"retry-after": "7"},
+    fake.enqueue(model=M, status=429, headers={"retry-after": "7"},
                  body={"error": {"message": "slow down", "type": "requests", "param": None,
                                  "code": "rate_limit_exceeded"}})
     with pytest.raises(openai.RateLimitError) as err:
-        sdk.chat.completions.create(model="m", messages=HELLO)
+        sdk.chat.completions.create(model=M, messages=HELLO)
     assert err.value.response.headers["retry-after"] == "7"
     assert err.value.message.endswith("slow down")
 
@@ -168,7 +171,7 @@ def test_fault_custom_body_and_headers(sdk, fake):
 def test_fault_path_filter(sdk, fake):
     fake.enqueue(status=503, path="/v1/embeddings")
     sdk.models.list()
-    sdk.chat.completions.create(model="m", messages=HELLO)
+    sdk.chat.completions.create(model=M, messages=HELLO)
     with pytest.raises(openai.APIStatusError) as err:
         sdk.embeddings.create(model="e", input="x")
     assert err.value.status_code == 503
@@ -180,21 +183,21 @@ def test_fault_via_headers(raw):
 
 
 def test_delay_before_headers(sdk, fake):
-    fake.enqueue(delay_ms=300)
+    fake.enqueue(model=M, delay_ms=300)
     start = time.monotonic()
-    sdk.chat.completions.create(model="m", messages=HELLO)
+    sdk.chat.completions.create(model=M, messages=HELLO)
     assert time.monotonic() - start >= 0.3
 
 
 def test_chunk_delay(sdk, fake):
-    fake.enqueue(chunk_delay_ms=50)
+    fake.enqueue(model=M, chunk_delay_ms=50)
     start = time.monotonic()
-    list(sdk.chat.completions.create(model="m", messages=HELLO, stream=True))
+    list(sdk.chat.completions.create(model=M, messages=HELLO, stream=True))
     assert time.monotonic() - start >= 0.05 * 5  # 5 events + [DONE] => 5 pauses
 
 
 def test_chunk_padding(raw, fake):
-    fake.enqueue(chunk_pad_bytes=1000, stream_words=3)
+    fake.enqueue(model=M, chunk_pad_bytes=1000, stream_words=3)
     with raw.stream("POST", "/v1/chat/completions", json=chat_body(stream=True)) as resp:
         events = [e for e in resp.read().decode().split("\n\n") if e]
     assert events[-1] == "data: [DONE]"
@@ -214,26 +217,26 @@ def test_fault_model_filter(sdk, fake):
 
 
 def test_drop_mid_stream(sdk, fake):
-    fake.enqueue(drop_after_chunks=2)
+    fake.enqueue(model=M, drop_after_chunks=2)
     got = []
     with pytest.raises(openai.APIError):
-        for chunk in sdk.chat.completions.create(model="m", messages=HELLO, stream=True):
+        for chunk in sdk.chat.completions.create(model=M, messages=HELLO, stream=True):
             got.append(chunk)
     assert len(got) == 2
     [req] = fake.requests()
     assert req["dropped"] and not req["completed"] and req["chunks_sent"] == 2
-    assert sdk.chat.completions.create(model="m", messages=HELLO).choices[0].message.content  # still serving
+    assert sdk.chat.completions.create(model=M, messages=HELLO).choices[0].message.content  # still serving
 
 
 def test_drop_non_stream(sdk, fake):
-    fake.enqueue(drop_after_chunks=0)
+    fake.enqueue(model=M, drop_after_chunks=0)
     with pytest.raises(openai.APIConnectionError):
-        sdk.chat.completions.create(model="m", messages=HELLO)
+        sdk.chat.completions.create(model=M, messages=HELLO)
 
 
 def test_client_abort_is_detected(fake):
     """Reading 2 events of a slow stream and hanging up must mark the request stream_aborted."""
-    fake.enqueue(chunk_delay_ms=100, stream_words=200)
+    fake.enqueue(model=M, chunk_delay_ms=100, stream_words=200)
     with httpx.Client(timeout=10, trust_env=False) as c:
         with c.stream("POST", f"{fake.base_url}/chat/completions", json=chat_body(stream=True)) as resp:
             events = 0
@@ -251,7 +254,7 @@ def test_client_abort_is_detected(fake):
 
 def test_client_reset_is_detected(fake):
     """Same, but the client resets the connection (RST, as a killed process would) instead of FIN."""
-    fake.enqueue(chunk_delay_ms=100, stream_words=200)
+    fake.enqueue(model=M, chunk_delay_ms=100, stream_words=200)
     body = json.dumps(chat_body(stream=True)).encode()
     with socket.create_connection(("127.0.0.1", fake.port), timeout=10) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -326,7 +329,7 @@ WEATHER_Q = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 def test_tool_call_whole_then_tool_result(sdk):
-    first = sdk.chat.completions.create(model="m", messages=WEATHER_Q, tools=[WEATHER_TOOL])
+    first = sdk.chat.completions.create(model=M, messages=WEATHER_Q, tools=[WEATHER_TOOL])
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     [call] = choice.message.tool_calls
@@ -335,13 +338,13 @@ def test_tool_call_whole_then_tool_result(sdk):
 
     follow_up = WEATHER_Q + [choice.message.model_dump(exclude_none=True),
                              {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"}]
-    second = sdk.chat.completions.create(model="m", messages=follow_up, tools=[WEATHER_TOOL])
+    second = sdk.chat.completions.create(model=M, messages=follow_up, tools=[WEATHER_TOOL])
     assert second.choices[0].finish_reason == "stop"
     assert second.choices[0].message.content == "echo: 18 degrees and sunny"
 
 
 def test_tool_call_streamed_in_pieces(sdk):
-    chunks = list(sdk.chat.completions.create(model="m", messages=WEATHER_Q, tools=[WEATHER_TOOL], stream=True))
+    chunks = list(sdk.chat.completions.create(model=M, messages=WEATHER_Q, tools=[WEATHER_TOOL], stream=True))
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert calls[0].id.startswith("call_") and calls[0].function.name == "get_weather"
     pieces = [tc.function.arguments for tc in calls[1:]]
@@ -350,9 +353,9 @@ def test_tool_call_streamed_in_pieces(sdk):
 
 
 def test_tool_choice_none_and_required(sdk):
-    assert sdk.chat.completions.create(model="m", messages=WEATHER_Q, tools=[WEATHER_TOOL],
+    assert sdk.chat.completions.create(model=M, messages=WEATHER_Q, tools=[WEATHER_TOOL],
                                        tool_choice="none").choices[0].message.tool_calls is None
-    forced = sdk.chat.completions.create(model="m", messages=HELLO, tools=[WEATHER_TOOL], tool_choice="required")
+    forced = sdk.chat.completions.create(model=M, messages=HELLO, tools=[WEATHER_TOOL], tool_choice="required")
     assert forced.choices[0].message.tool_calls[0].function.name == "get_weather"
 
 
@@ -375,21 +378,21 @@ def test_unanswered_tool_call_is_400(raw):
 def test_stop_cuts_the_reply(sdk, stream):
     if stream:
         text = "".join(c.choices[0].delta.content or "" for c in
-                       sdk.chat.completions.create(model="m", messages=HELLO, stop=["there"], stream=True))
+                       sdk.chat.completions.create(model=M, messages=HELLO, stop=["there"], stream=True))
     else:
-        answer = sdk.chat.completions.create(model="m", messages=HELLO, stop="there")
+        answer = sdk.chat.completions.create(model=M, messages=HELLO, stop="there")
         assert answer.choices[0].finish_reason == "stop" and answer.usage.completion_tokens == 2
         text = answer.choices[0].message.content
     assert text == "echo: hello "
 
 
 def test_max_tokens_cuts_with_length(sdk):
-    answer = sdk.chat.completions.create(model="m", messages=HELLO, max_tokens=2)
+    answer = sdk.chat.completions.create(model=M, messages=HELLO, max_tokens=2)
     assert answer.choices[0].message.content == "echo: hello" and answer.choices[0].finish_reason == "length"
 
 
 def test_usage_is_recorded(sdk, fake):
-    answer = sdk.chat.completions.create(model="m", messages=HELLO)
+    answer = sdk.chat.completions.create(model=M, messages=HELLO)
     assert fake.requests()[0]["usage"] == answer.usage.model_dump(exclude_none=True)
 
 
