@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 KEY = "prov-direct-key"
 HELLO = [{"role": "user", "content": "hello there"}]
 # The model these tests ask for. The fake is shared with the session's gateway, so faults name it:
-# a fault open to any request could be taken by the gateway's traffic instead of the test's.
+# a fault open to any request could be taken by the gateway's requests or health probes instead.
 M = "m"
 
 

@@ -28,25 +28,21 @@ final class GatewayMetrics: Sendable {
         case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen
     }
 
+    /// A metric and up to five label values, in the order its make call names them.
     private struct Series: Hashable {
         let metric: Metric
-        var labels: (String, String, String, String, String)
-        static func == (a: Series, b: Series) -> Bool { a.metric == b.metric && a.labels == b.labels }
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(metric)
-            hasher.combine(labels.0); hasher.combine(labels.1); hasher.combine(labels.2); hasher.combine(labels.3); hasher.combine(labels.4)
-        }
+        let l0, l1, l2, l3, l4: String
     }
 
     /// The handle for `metric` with these label values, made by `make` the first time. Two threads
     /// may both make it: the registry hands both the same handle.
     private func handle<Handle: AnyObject & Sendable>(_ metric: Metric, _ l0: String = "", _ l1: String = "", _ l2: String = "",
                                                       _ l3: String = "", _ l4: String = "", make: () -> Handle) -> Handle {
-        let series = Series(metric: metric, labels: (l0, l1, l2, l3, l4))
+        let series = Series(metric: metric, l0: l0, l1: l1, l2: l2, l3: l3, l4: l4)
         if let known = made.withLockedValue({ $0[series] }) { return unsafeDowncast(known, to: Handle.self) }
-        let made = make()
-        self.made.withLockedValue { $0[series] = made }
-        return made
+        let fresh = make()
+        made.withLockedValue { $0[series] = fresh }
+        return fresh
     }
 
     func requests(model: String, provider: String, status: UInt, key: String, frontDoor: String) -> Counter {
@@ -162,7 +158,7 @@ final class GatewayMetrics: Sendable {
     func circuitOpen(provider: String, model: String) -> Gauge {
         handle(.circuitOpen, provider, model) {
             registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
-                           labels: [("provider", provider), ("upstream_model", model)])
+                               labels: [("provider", provider), ("upstream_model", model)])
         }
     }
 }
