@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import select
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -794,3 +797,56 @@ def test_log_bodies_cut_and_custom_metrics_path(start_sluice, fake):
     assert "response_body" not in second, "a stream's body is not logged"
     assert second["request_body"].startswith("{") and second["request_body"].endswith("…[cut]")
     assert SLUICE_TEST_KEY not in gw.stdout_text() + gw.stderr_text()
+
+
+# --- a reader of stdout that falls behind ------------------------------------------------------
+
+LOG_BUFFER_KIB = 16   # with the pipe's own 64 KiB, some 200 access lines wait; the rest are dropped
+STALLED_REQUESTS = 600
+_STDOUT_TO_FIFO = ("import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); os.dup2(fd, 1); os.close(fd); "
+                   "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def _read_lines_until(reader: int, data: bytearray, done, timeout_s: float) -> list[dict]:
+    """Reads ``reader`` into ``data`` until ``done(lines)`` holds for all whole JSON lines read."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if select.select([reader], [], [], 0.1)[0]:
+            data += os.read(reader, 1 << 16)
+        lines = [json.loads(line) for line in bytes(data).split(b"\n")[:-1] if line.strip()]
+        if done(lines):
+            return lines
+    pytest.fail(f"stdout: not done after {timeout_s}s; last bytes: {bytes(data[-600:])!r}", pytrace=False)
+
+
+def test_a_stalled_log_reader_costs_log_lines_not_requests(start_sluice, fake, tmp_path):
+    """stdout is a FIFO nobody reads while 600 requests pass: every request is answered (no
+    event loop waits on the pipe), the lines that do not fit are dropped whole and counted, and
+    once the reader catches up a notice says how many and logging goes on."""
+    fifo = tmp_path / "stdout.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader that reads nothing yet
+    data = bytearray()
+    try:
+        gw = start_sluice(lambda m: m["pipeline"].insert(0, {"plugin": "access-log", "config": {}}),
+                          name="stalled-log", wrapper=[sys.executable, "-c", _STDOUT_TO_FIFO, str(fifo)],
+                          serve_args=("--log-buffer-kib", str(LOG_BUFFER_KIB)))
+        body = {"model": "local", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=gw.url, timeout=TIMEOUT_S, trust_env=False) as c:
+            statuses = Counter(c.post(CHAT, json=body, headers=bearer(SLUICE_TEST_KEY)).status_code
+                               for _ in range(STALLED_REQUESTS))
+            assert statuses == {200: STALLED_REQUESTS}, f"with stdout stalled: {statuses}"
+
+            lines = _read_lines_until(reader, data, lambda ls: any("dropped_lines" in x for x in ls), timeout_s=10)
+            notice = next(x for x in lines if "dropped_lines" in x)
+            assert notice["level"] == "warning" and "fell behind" in notice["msg"], notice
+            access = [x for x in lines if x.get("logger") == "sluice.access"]
+            assert 0 < len(access) < STALLED_REQUESTS, f"{len(access)} access lines"
+            assert len(access) + notice["dropped_lines"] >= STALLED_REQUESTS, \
+                f"{len(access)} logged + {notice['dropped_lines']} dropped < {STALLED_REQUESTS} requests"
+
+            after = c.post(CHAT, json=body, headers=bearer(SLUICE_TEST_KEY))
+            request_id = after.headers["x-request-id"]
+            _read_lines_until(reader, data, lambda ls: any(x.get("request_id") == request_id for x in ls), timeout_s=5)
+    finally:
+        os.close(reader)

@@ -1,16 +1,17 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// swift-log handler writing one JSON object per line to stdout: time, level, message, label
 /// and metadata. Plugins must never put secrets in metadata; the Kernel never logs headers.
+/// Lines are made on the caller's thread and written by `LogLineWriter.standardOutput`'s.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     private let label: String
-    private static let output = NIOLockedValueBox(())
     private static let allocator = ByteBufferAllocator()
+    /// Made once: making the style costs as much as formatting with it.
+    private static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     public init(label: String) { self.label = label }
 
@@ -20,27 +21,27 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        let line = Self.line(level: event.level, message: event.message.description, label: label,
+                             metadata: event.metadata ?? [:], handlerMetadata: metadata)
+        LogLineWriter.standardOutput.write(line)
+        // The process may be about to stop: a critical line must be out before that.
+        if event.level == .critical { LogLineWriter.standardOutput.flush(timeout: .seconds(2)) }
+    }
+
+    /// One log line, its newline included. The event's fields win over the handler's (usually
+    /// none): no merged dictionary is built.
+    static func line(level: Logger.Level, message: String, label: String, metadata fields: Logger.Metadata,
+                     handlerMetadata: Logger.Metadata = [:]) -> ByteBuffer {
         var line = JSON.object()
-        line["time"] = JSON(Date.now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
-        line["level"] = JSON(event.level.rawValue)
-        line["msg"] = JSON(event.message.description)
+        line["time"] = JSON(Date.now.formatted(timeFormat))
+        line["level"] = JSON(level.rawValue)
+        line["msg"] = JSON(message)
         line["logger"] = JSON(label)
-        // The event's fields win over the handler's (usually none): no merged dictionary is built.
-        let fields = event.metadata ?? [:]
-        for (key, value) in fields { line[key] = Self.json(value) }
-        for (key, value) in metadata where fields[key] == nil { line[key] = Self.json(value) }
-        var bytes = line.encoded(using: Self.allocator, sizeHint: 1024)  // one jansson pass
+        for (key, value) in fields { line[key] = json(value) }
+        for (key, value) in handlerMetadata where fields[key] == nil { line[key] = json(value) }
+        var bytes = line.encoded(using: allocator, sizeHint: 1024)  // one jansson pass
         bytes.writeInteger(UInt8(ascii: "\n"))
-        Self.output.withLockedValue { _ in
-            bytes.withUnsafeReadableBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let written = write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                    if written <= 0 { if errno == EINTR { continue } else { break } }
-                    offset += written
-                }
-            }
-        }
+        return bytes
     }
 
     static func json(_ value: Logger.Metadata.Value) -> JSON {

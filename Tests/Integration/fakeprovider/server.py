@@ -60,6 +60,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm the body would wait for the
+    # client's delayed ACK of the headers, 40 ms per answer on a kept-alive connection.
+    disable_nagle_algorithm = True
     server_version = "fake-openai/1.0"
     sys_version = ""
     server: _Server
