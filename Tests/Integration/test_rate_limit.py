@@ -312,6 +312,9 @@ def test_redis_killed_and_restarted(start_sluice, fake, redis_server):
     logged_before = len(allow.log_lines())
     redis_server.kill()
     _store_down_behaviour(allow, deny, fake, rpm)
+    deadline = time.monotonic() + 2  # the gateway's log thread writes a moment after the event
+    while not _warned_since(allow, logged_before) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert _warned_since(allow, logged_before), "allow served without the store and logged nothing about it"
 
     redis_server.restart()  # same port, empty

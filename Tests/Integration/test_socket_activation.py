@@ -147,7 +147,7 @@ def test_systemd_socket_activate_serves_on_the_passed_socket(start_sluice, make_
     assert check_answer("chat", *request(port, "POST", CHAT, {"model": "local", "messages": HELLO})) is None
     assert check_answer("stream", *request(port, "POST", CHAT, {"model": "local", "messages": HELLO, "stream": True})) is None
     assert refuses_connections(own_port), f"sluice also listens on the manifest's port {own_port}"
-    assert "front-door" in gw.stdout_text(), "the socket's name (LISTEN_FDNAMES) is not logged"
+    assert gw.wait_for_log("front-door"), "the socket's name (LISTEN_FDNAMES) is not logged"
 
 
 def test_several_passed_sockets_are_all_served(start_sluice, make_manifest):
@@ -160,8 +160,7 @@ def test_several_passed_sockets_are_all_served(start_sluice, make_manifest):
             assert check_answer("models", *request(port, "GET", "/v1/models")) is None, f"socket on {port}"
             assert check_answer("stream", *request(port, "POST", CHAT, {"model": "local", "messages": HELLO, "stream": True})) is None
         assert refuses_connections(own_port), f"sluice also listens on the manifest's port {own_port}"
-        log = gw.stdout_text()
-        assert "public" in log and "internal" in log, "the sockets' names (LISTEN_FDNAMES) are not logged"
+        assert gw.wait_for_log("public") and gw.wait_for_log("internal"), "the sockets' names (LISTEN_FDNAMES) are not logged"
 
 
 def test_listen_fds_for_another_process_are_ignored(start_sluice, make_manifest):

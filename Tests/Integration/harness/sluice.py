@@ -249,8 +249,19 @@ class Sluice:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
     def log_lines(self) -> list[dict]:
-        """stdout parsed as JSON lines (the process contract); a non-JSON line raises ValueError."""
-        return [json.loads(line) for line in self.stdout_text().splitlines() if line.strip()]
+        """stdout's whole lines parsed as JSON (the process contract); a non-JSON line raises
+        ValueError. A last line without its newline is still being written and is left out."""
+        return [json.loads(line) for line in self.stdout_text().split("\n")[:-1] if line.strip()]
+
+    def wait_for_log(self, text: str, timeout: float = 5) -> bool:
+        """Whether ``text`` shows up on stdout within ``timeout``: a thread of the gateway's own
+        writes the lines, a moment after the event they tell of."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stdout_text():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def log_report(self, tail: int = 80) -> str:
         parts = []
