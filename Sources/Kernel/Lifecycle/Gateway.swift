@@ -193,8 +193,7 @@ public final class Gateway: Service, HTTPResponder {
             state.isReady = false
             state.isDraining = true
         }
-        await server.stopAccepting()
-        let cancelled = await server.tracker.drain(timeout: drainTimeout)
+        let cancelled = await server.drain(timeout: drainTimeout)
         if cancelled > 0 {
             logger.warning("drain timeout: cancelled requests still in flight", metadata: ["cancelled": .stringConvertible(cancelled)])
             // Let cancelled streams write their error event before connections close.

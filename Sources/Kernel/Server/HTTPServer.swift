@@ -46,13 +46,34 @@ public final class HTTPServer: Sendable {
 
     public var boundAddresses: [SocketAddress] { listeners.withLockedValue { $0.compactMap(\.localAddress) } }
 
+    /// Stops accepting and waits, up to `timeout`, for the requests in flight and for every
+    /// connection to close itself: each does once its current request is answered, and a fresh
+    /// one first gets a moment for its first request, which may already be on its way (closing
+    /// it at once would reset a client that did nothing wrong). Then cancels the requests left,
+    /// and returns how many.
+    public func drain(timeout: Duration) async -> Int {
+        let deadline = ContinuousClock.now + timeout
+        await stopAccepting()
+        // A drain happens once per process: polling is fine.
+        while tracker.inFlight > 0 || !connections.withLockedValue(\.isEmpty), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return tracker.cancelAll()
+    }
+
     /// Stops accepting and tells every connection to close once its current (or first) request
-    /// is answered; requests in flight go on (see `tracker.drain`).
-    public func stopAccepting() async {
+    /// is answered; requests in flight go on.
+    private func stopAccepting() async {
         let channels = listeners.withLockedValue { state in
             defer { state.removeAll() }
             return state
         }
+        // First stop taking connections, and let those taken finish their setup, which goes to
+        // the connection's loop and back: NIO closes a connection whose listener closed in the
+        // meantime, resetting a client whose request may already be on its way.
+        for channel in channels { try? await channel.setOption(ChannelOptions.autoRead, value: false).get() }
+        for loop in group.makeIterator() { try? await loop.submit {}.get() }
+        for channel in channels { try? await channel.eventLoop.submit {}.get() }
         for channel in channels { try? await channel.close() }
         for connection in connections.withLockedValue({ Array($0.values) }) {
             connection.pipeline.fireUserInboundEventTriggered(DrainEvent())

@@ -33,14 +33,8 @@ public final class RequestTracker: Sendable {
         state.withLockedValue { _ = $0.tasks.removeValue(forKey: id) }
     }
 
-    /// Waits until no request is in flight, or until `timeout`; then cancels what is left.
-    /// Returns how many were cancelled. (A drain happens once per process: polling is fine.)
-    @discardableResult
-    public func drain(timeout: Duration) async -> Int {
-        let deadline = ContinuousClock.now + timeout
-        while inFlight > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+    /// Cancels the requests still in flight (at the end of a drain); returns how many.
+    func cancelAll() -> Int {
         let leftovers = state.withLockedValue { $0.tasks.values.compactMap { $0 } }
         for task in leftovers { task.cancel() }
         return leftovers.count
