@@ -15,7 +15,7 @@ struct ServeCommand<Program: GatewayProgram>: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical (or $SLUICE_LOG_LEVEL).")
     var logLevel: String?
 
-    @Option(help: ArgumentHelp("KiB of log lines that may wait for a slow reader of stdout; beyond it lines are dropped and counted (or $SLUICE_LOG_BUFFER_KIB).", valueName: "KiB"))
+    @Option(help: ArgumentHelp("KiB of log records that may wait for a slow reader of stdout or the journal; beyond it records are dropped and counted (or $SLUICE_LOG_BUFFER_KIB).", valueName: "KiB"))
     var logBufferKib: Int?
 
     @Option(help: "Write the process id here (for `sluice reload --pid-file`); removed on exit.")
@@ -26,7 +26,8 @@ struct ServeCommand<Program: GatewayProgram>: AsyncParsableCommand {
         let toJournal = JournalLogHandler.isJournalStream
         if let kib = logBufferKib ?? ProcessInfo.processInfo.environment["SLUICE_LOG_BUFFER_KIB"].flatMap(Int.init) {
             guard kib > 0 else { throw ValidationError("--log-buffer-kib must be a positive number of KiB") }
-            LogLineWriter.standardOutput.limit = kib << 10
+            LogWriter.standardOutput.limit = kib << 10
+            LogWriter.journal.limit = kib << 10
         }
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = toJournal ? JournalLogHandler(label: label) : JSONLogHandler(label: label)

@@ -4,7 +4,7 @@ import NIOCore
 
 /// swift-log handler writing one JSON object per line to stdout: time, level, message, label
 /// and metadata. Plugins must never put secrets in metadata; the Kernel never logs headers.
-/// Lines are made on the caller's thread and written by `LogLineWriter.standardOutput`'s.
+/// Lines are made on the caller's thread and written by `LogWriter.standardOutput`'s.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
@@ -23,9 +23,9 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         let line = Self.line(level: event.level, message: event.message.description, label: label,
                              metadata: event.metadata ?? [:], handlerMetadata: metadata)
-        LogLineWriter.standardOutput.write(line)
+        LogWriter.standardOutput.write(line)
         // The process may be about to stop: a critical line must be out before that.
-        if event.level == .critical { LogLineWriter.standardOutput.flush(timeout: .seconds(2)) }
+        if event.level == .critical { LogWriter.standardOutput.flush(timeout: .seconds(2)) }
     }
 
     /// One log line, its newline included. The event's fields win over the handler's (usually

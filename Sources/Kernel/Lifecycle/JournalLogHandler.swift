@@ -1,10 +1,10 @@
-import CSystemd
 import Foundation
 import Logging
 
 /// swift-log handler writing to the systemd journal with structured fields: the message, the
 /// priority, and each metadata key as an upper-case field (`request_id` → `REQUEST_ID`), so
-/// `journalctl -u sluice REQUEST_ID=…` finds a request.
+/// `journalctl -u sluice REQUEST_ID=…` finds a request. Records are sent by `LogWriter.journal`'s
+/// thread, so a stalled journald never stops an event loop.
 public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
@@ -39,14 +39,9 @@ public struct JournalLogHandler: LogHandler {
             }
             fields.append("\(Self.fieldName(key))=\(text)")
         }
-        let buffers = fields.map { field in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: field.utf8.count, alignment: 1)
-            buffer.copyBytes(from: field.utf8)
-            return buffer
-        }
-        defer { buffers.forEach { $0.deallocate() } }
-        var vectors = buffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
-        _ = sd_journal_sendv(&vectors, Int32(vectors.count))
+        LogWriter.journal.write(LogWriter.journalRecord(fields))
+        // The process may be about to stop: a critical record must be out before that.
+        if event.level == .critical { LogWriter.journal.flush(timeout: .seconds(2)) }
     }
 
     /// Journal field names: upper-case letters, digits and underscores, not starting with `_`.
