@@ -15,7 +15,7 @@ struct ServeCommand<Program: GatewayProgram>: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical (or $SLUICE_LOG_LEVEL).")
     var logLevel: String?
 
-    @Option(help: ArgumentHelp("KiB of log records that may wait for a slow reader of stdout or the journal; beyond it records are dropped and counted (or $SLUICE_LOG_BUFFER_KIB).", valueName: "KiB"))
+    @Option(help: ArgumentHelp("KiB of log records that may wait for a slow reader of stdout or the journal; beyond it records are dropped and counted (default 4096, or $SLUICE_LOG_BUFFER_KIB).", valueName: "KiB"))
     var logBufferKib: Int?
 
     @Option(help: "Write the process id here (for `sluice reload --pid-file`); removed on exit.")

@@ -153,7 +153,7 @@ public final class LogWriter: @unchecked Sendable {
         var vectors: [iovec] = []
         while let count = batch.readInteger(as: UInt32.self) {
             vectors.removeAll(keepingCapacity: true)
-            batch.withUnsafeReadableBytes { raw in
+            let recordLength = batch.withUnsafeReadableBytes { raw in
                 var offset = 0
                 for _ in 0..<count {
                     let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self).bigEndian)
@@ -161,8 +161,9 @@ public final class LogWriter: @unchecked Sendable {
                     offset += 4 + length
                 }
                 _ = sd_journal_sendv(&vectors, Int32(vectors.count))
-                batch.moveReaderIndex(forwardBy: offset)
+                return offset
             }
+            batch.moveReaderIndex(forwardBy: recordLength)
         }
     }
 }
