@@ -23,9 +23,7 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         let line = Self.line(level: event.level, message: event.message.description, label: label,
                              metadata: event.metadata ?? [:], handlerMetadata: metadata)
-        LogWriter.standardOutput.write(line)
-        // The process may be about to stop: a critical line must be out before that.
-        if event.level == .critical { LogWriter.standardOutput.flush(timeout: .seconds(2)) }
+        LogWriter.standardOutput.write(line, waitForDelivery: event.level == .critical)
     }
 
     /// One log line, its newline included. The event's fields win over the handler's (usually

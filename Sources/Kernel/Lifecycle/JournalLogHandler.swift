@@ -39,9 +39,7 @@ public struct JournalLogHandler: LogHandler {
             }
             fields.append("\(Self.fieldName(key))=\(text)")
         }
-        LogWriter.journal.write(LogWriter.journalRecord(fields))
-        // The process may be about to stop: a critical record must be out before that.
-        if event.level == .critical { LogWriter.journal.flush(timeout: .seconds(2)) }
+        LogWriter.journal.write(LogWriter.journalRecord(fields), waitForDelivery: event.level == .critical)
     }
 
     /// Journal field names: upper-case letters, digits and underscores, not starting with `_`.

@@ -1,5 +1,6 @@
 import CSystemd
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Hands log records to their destination from a thread of its own, so that a reader that falls
@@ -55,8 +56,14 @@ public final class LogWriter: @unchecked Sendable {
         set { condition.withLock { _limit = newValue } }
     }
 
-    /// Queues one whole record (a line with its newline, for stdout) and returns at once.
-    public func write(_ record: ByteBuffer) {
+    /// Queues one whole record (a line with its newline, for stdout). Returns at once, or with
+    /// `waitForDelivery` (for a critical record: the process may be about to stop) once it is out.
+    public func write(_ record: ByteBuffer, waitForDelivery: Bool = false) {
+        queue(record)
+        if waitForDelivery { flush(timeout: .seconds(2)) }
+    }
+
+    private func queue(_ record: ByteBuffer) {
         condition.lock()
         defer { condition.unlock() }
         guard queued.readableBytes + record.readableBytes <= _limit else {
@@ -70,11 +77,16 @@ public final class LogWriter: @unchecked Sendable {
             let thread = Thread { [self] in run() }
             thread.name = name
             thread.start()
-            if self === Self.standardOutput { atexit { LogWriter.standardOutput.flush(timeout: .seconds(2)) } }
-            if self === Self.journal { atexit { LogWriter.journal.flush(timeout: .seconds(2)) } }
+            Self.flushedAtExit.withLockedValue { $0.append(self) }
         }
         if writerIsWaiting { flushers > 0 ? condition.broadcast() : condition.signal() }
     }
+
+    /// Every writer that has started; `exit` delivers what they still hold.
+    private static let flushedAtExit: NIOLockedValueBox<[LogWriter]> = {
+        atexit { for writer in LogWriter.flushedAtExit.withLockedValue({ $0 }) { writer.flush(timeout: .seconds(2)) } }
+        return NIOLockedValueBox([])
+    }()
 
     /// Returns once every record queued so far is delivered, or after `timeout` if the reader is stuck.
     public func flush(timeout: Duration) {
