@@ -293,6 +293,24 @@ def test_slow_reader_does_not_make_the_gateway_buffer(start_sluice, fake):
     assert not aborted[-1]["completed"]
 
 
+def test_events_larger_than_the_receive_buffer_arrive_whole(gateway, fake):
+    # A streamed body is read in 2 KiB pieces (UpstreamTransfer.streamingReceiveBufferBytes):
+    # events ten times that size are cut across many reads and must come out whole and in order.
+    fake.enqueue(chunk_pad_bytes=20_000, path=CHAT)
+    with httpx.Client(base_url=gateway.base_url, headers=AUTH, timeout=10) as http:
+        body = {"model": "local", "messages": [{"role": "user", "content": "one two three four five six seven eight"}],
+                "stream": True}
+        with http.stream("POST", "/chat/completions", json=body) as resp:
+            assert resp.status_code == 200
+            events = [e for e in resp.read().decode().split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    payloads = [json.loads(e[len("data: "):]) for e in events[:-1]]
+    assert len(payloads) >= 9  # a role chunk, eight words, a finish chunk
+    assert all(p["x_fake_pad"] == "x" * 20_000 for p in payloads)
+    text = "".join(p["choices"][0]["delta"].get("content") or "" for p in payloads if p.get("choices"))
+    assert text == "echo: one two three four five six seven eight"
+
+
 # --- 7. drain on SIGTERM ----------------------------------------------------------------------
 
 class StreamReader(threading.Thread):

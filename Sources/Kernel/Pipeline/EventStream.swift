@@ -1,104 +1,82 @@
 /// A response stream of server-sent events. Pull-based: the next event is produced only when the
 /// client side asks for it, so a slow reader slows the upstream instead of filling memory.
+///
+/// The wrappers plugins add (`observing`, `translating`, `catchingErrors`, `rewriting`) are
+/// synchronous stages run by the stream's one iterator, not async iterators wrapping each other:
+/// a stream waiting for its upstream then holds one async frame instead of one per wrapper, which
+/// is most of what an open stream costs in memory.
 public struct EventStream: AsyncSequence, Sendable {
     public typealias Element = SSEEvent
-    private let makeIterator: @Sendable () -> Iterator
+    private let makeSource: @Sendable () -> () async throws -> SSEEvent?
+    private var stages: [@Sendable () -> any EventStage] = []
 
     public init<Base: AsyncSequence & Sendable>(_ base: Base) where Base.Element == SSEEvent {
-        makeIterator = {
+        makeSource = {
             var iterator = base.makeAsyncIterator()
-            return Iterator { try await iterator.next() }
+            return { try await iterator.next() }
         }
     }
 
     /// A stream of the given events (for tests, errors and replays).
     public init(_ events: [SSEEvent]) {
-        makeIterator = {
+        makeSource = {
             var remaining = events[...]
-            return Iterator { remaining.popFirst() }
+            return { remaining.popFirst() }
         }
     }
 
-    public func makeAsyncIterator() -> Iterator { makeIterator() }
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(source: makeSource(), chain: StageChain(stages.map { $0() }))
+    }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let nextEvent: () async throws -> SSEEvent?
-        public mutating func next() async throws -> SSEEvent? { try await nextEvent() }
+        let source: () async throws -> SSEEvent?
+        let chain: StageChain
+
+        public mutating func next() async throws -> SSEEvent? {
+            while true {
+                if let event = try chain.nextOutput() { return event }
+                if chain.isEnded { return nil }
+                let event: SSEEvent?
+                do {
+                    event = try await source()
+                } catch {
+                    chain.fail(error, at: 0)
+                    continue
+                }
+                if let event { chain.push(event, at: 0) } else { chain.finish(at: 0) }
+            }
+        }
+    }
+
+    private func adding(_ stage: @escaping @Sendable () -> any EventStage) -> EventStream {
+        var copy = self
+        copy.stages.append(stage)
+        return copy
     }
 
     /// Rewrites each event as it passes; returning `nil` drops it.
-    public func rewriting(_ transform: @escaping @Sendable (SSEEvent) async throws -> SSEEvent?) -> EventStream {
-        let source = self
-        return EventStream(makeIterator: {
-            var iterator = source.makeAsyncIterator()
-            return Iterator {
-                while let event = try await iterator.next() {
-                    if let rewritten = try await transform(event) { return rewritten }
-                }
-                return nil
-            }
-        })
+    public func rewriting(_ transform: @escaping @Sendable (SSEEvent) throws -> SSEEvent?) -> EventStream {
+        adding { Rewriter(transform) }
     }
 
     /// Lets `observe` see each event, and `finished` learn how the stream ended: `nil` when it
     /// ran to its end, the error when it failed, `CancellationError` when the client went away.
     public func observing(_ observe: @escaping @Sendable (SSEEvent) -> Void,
                           finished: @escaping @Sendable ((any Error)?) -> Void = { _ in }) -> EventStream {
-        let source = self
-        return EventStream(makeIterator: {
-            var iterator = source.makeAsyncIterator()
-            let end = StreamEnd(finished)
-            return Iterator {
-                do {
-                    guard let event = try await iterator.next() else {
-                        end.report(nil)
-                        return nil
-                    }
-                    observe(event)
-                    return event
-                } catch {
-                    end.report(error)
-                    throw error
-                }
-            }
-        })
+        adding { Observer(observe, finished: finished) }
     }
 
-    init(makeIterator: @escaping @Sendable () -> Iterator) { self.makeIterator = makeIterator }
-}
-
-/// Reports a stream's end exactly once; an iterator dropped before its end counts as cancelled.
-private final class StreamEnd: @unchecked Sendable {
-    // Touched only by the one task that iterates the stream (and by deinit after it).
-    private var callback: (@Sendable ((any Error)?) -> Void)?
-    init(_ callback: @escaping @Sendable ((any Error)?) -> Void) { self.callback = callback }
-    func report(_ error: (any Error)?) {
-        callback?(error)
-        callback = nil
-    }
-    deinit { callback?(CancellationError()) }
-}
-
-extension EventStream {
     /// Ends the stream with the event `replacement(error)` instead of throwing, so a failure after
     /// the status line was sent still reaches the client in the API's own shape. When the
     /// replacement is `nil` the error is thrown on.
     public func catchingErrors(_ replacement: @escaping @Sendable (any Error) -> SSEEvent?) -> EventStream {
-        let source = self
-        return EventStream(makeIterator: {
-            var iterator = source.makeAsyncIterator()
-            var failed = false
-            return Iterator {
-                guard !failed else { return nil }
-                do {
-                    return try await iterator.next()
-                } catch {
-                    failed = true
-                    guard let event = replacement(error) else { throw error }
-                    return event
-                }
-            }
-        })
+        adding { ErrorCatcher(replacement) }
+    }
+
+    /// Runs each event through a fresh translator made for this iteration.
+    public func translating<Translator: EventTranslator>(_ makeTranslator: @escaping @Sendable () -> Translator) -> EventStream {
+        adding { Translation(makeTranslator()) }
     }
 }
 
@@ -110,32 +88,147 @@ public protocol EventTranslator {
     mutating func finish() throws -> [SSEEvent]
 }
 
-extension EventStream {
-    public func translating<Translator: EventTranslator>(_ makeTranslator: @escaping @Sendable () -> Translator) -> EventStream {
-        let source = self
-        return EventStream(makeIterator: {
-            var iterator = source.makeAsyncIterator()
-            var translator = makeTranslator()
-            var pending: [SSEEvent] = []
-            var pendingIndex = 0
-            var finished = false
-            return Iterator {
-                while true {
-                    if pendingIndex < pending.count {
-                        defer { pendingIndex += 1 }
-                        return pending[pendingIndex]
-                    }
-                    if finished { return nil }
-                    pending.removeAll(keepingCapacity: true)
-                    pendingIndex = 0
-                    if let event = try await iterator.next() {
-                        pending = try translator.translate(event)
-                    } else {
-                        finished = true
-                        pending = try translator.finish()
-                    }
-                }
-            }
-        })
+// MARK: - Stages
+
+/// One step of a stream: passes events on through `emit`, learns of the end and of failures.
+/// A class, so that a stage emitting into the next does not hold the chain's stages exclusively.
+protocol EventStage: AnyObject {
+    func receive(_ event: SSEEvent, emit: (SSEEvent) -> Void) throws
+    /// After the last event; may emit closing events, or throw.
+    func finish(emit: (SSEEvent) -> Void) throws
+    /// A stage before this one failed: rethrow (the default), or emit replacement events, which
+    /// end the stream.
+    func fail(_ error: any Error, emit: (SSEEvent) -> Void) throws
+}
+
+extension EventStage {
+    func finish(emit: (SSEEvent) -> Void) throws {}
+    func fail(_ error: any Error, emit: (SSEEvent) -> Void) throws { throw error }
+}
+
+/// The stages of one iteration, with the events they have let through and not yet handed out.
+/// An event runs through every stage before the next is pulled from the source. Once a stage has
+/// finished or failed, the stream is over: what stages before it would still emit is dropped, as
+/// an async wrapper would never have pulled it.
+final class StageChain {
+    private let stages: [any EventStage]
+    private var output: [SSEEvent] = []
+    private var outputIndex = 0
+    /// Stages before this index have ended and take no more events.
+    private var firstLive = 0
+    private var error: (any Error)?
+    private(set) var isEnded = false
+
+    init(_ stages: [any EventStage]) {
+        self.stages = stages
+        output.reserveCapacity(2)
+    }
+
+    /// The next event let through, or the stream's error once those before it were handed out.
+    func nextOutput() throws -> SSEEvent? {
+        if outputIndex < output.count {
+            defer { outputIndex += 1 }
+            return output[outputIndex]
+        }
+        output.removeAll(keepingCapacity: true)
+        outputIndex = 0
+        if let error {
+            self.error = nil
+            throw error
+        }
+        return nil
+    }
+
+    func push(_ event: SSEEvent, at index: Int) {
+        guard index >= firstLive else { return }
+        guard index < stages.count else { return output.append(event) }
+        do {
+            try stages[index].receive(event) { push($0, at: index + 1) }
+        } catch {
+            // A stage that throws ends the stream (unless it had already ended behind it), though
+            // the stages behind it may still catch.
+            if index >= firstLive { fail(error, at: index + 1) }
+        }
+    }
+
+    func finish(at index: Int) {
+        firstLive = max(firstLive, index + 1)
+        guard index < stages.count else { return isEnded = true }
+        do {
+            try stages[index].finish { push($0, at: index + 1) }
+        } catch {
+            if !isEnded { fail(error, at: index + 1) }
+            return
+        }
+        if !isEnded { finish(at: index + 1) }  // unless a later stage failed on what this one emitted
+    }
+
+    func fail(_ error: any Error, at index: Int) {
+        firstLive = max(firstLive, index + 1)
+        guard index < stages.count else {
+            self.error = error
+            isEnded = true
+            return
+        }
+        do {
+            try stages[index].fail(error) { push($0, at: index + 1) }
+        } catch {
+            if !isEnded { fail(error, at: index + 1) }
+            return
+        }
+        if !isEnded { finish(at: index + 1) }  // unless a later stage failed on what this one emitted
+    }
+}
+
+private final class Rewriter: EventStage {
+    let transform: @Sendable (SSEEvent) throws -> SSEEvent?
+    init(_ transform: @escaping @Sendable (SSEEvent) throws -> SSEEvent?) { self.transform = transform }
+    func receive(_ event: SSEEvent, emit: (SSEEvent) -> Void) throws {
+        if let rewritten = try transform(event) { emit(rewritten) }
+    }
+}
+
+/// Reports the stream's end exactly once; an iteration dropped before its end counts as cancelled.
+private final class Observer: EventStage {
+    let observe: @Sendable (SSEEvent) -> Void
+    private var finished: (@Sendable ((any Error)?) -> Void)?
+    init(_ observe: @escaping @Sendable (SSEEvent) -> Void, finished: @escaping @Sendable ((any Error)?) -> Void) {
+        self.observe = observe
+        self.finished = finished
+    }
+    func receive(_ event: SSEEvent, emit: (SSEEvent) -> Void) {
+        observe(event)
+        emit(event)
+    }
+    func finish(emit: (SSEEvent) -> Void) { report(nil) }
+    func fail(_ error: any Error, emit: (SSEEvent) -> Void) throws {
+        report(error)
+        throw error
+    }
+    private func report(_ error: (any Error)?) {
+        finished?(error)
+        finished = nil
+    }
+    deinit { finished?(CancellationError()) }
+}
+
+private final class ErrorCatcher: EventStage {
+    let replacement: @Sendable (any Error) -> SSEEvent?
+    init(_ replacement: @escaping @Sendable (any Error) -> SSEEvent?) { self.replacement = replacement }
+    func receive(_ event: SSEEvent, emit: (SSEEvent) -> Void) { emit(event) }
+    func fail(_ error: any Error, emit: (SSEEvent) -> Void) throws {
+        guard let event = replacement(error) else { throw error }
+        emit(event)
+    }
+}
+
+private final class Translation<Translator: EventTranslator>: EventStage {
+    var translator: Translator
+    init(_ translator: Translator) { self.translator = translator }
+    func receive(_ event: SSEEvent, emit: (SSEEvent) -> Void) throws {
+        for translated in try translator.translate(event) { emit(translated) }
+    }
+    func finish(emit: (SSEEvent) -> Void) throws {
+        for closing in try translator.finish() { emit(closing) }
     }
 }

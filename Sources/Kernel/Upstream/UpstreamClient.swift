@@ -43,7 +43,7 @@ public final class UpstreamClient: @unchecked Sendable {
 
     /// Sends a request and returns the whole response. Cancelling the task aborts the transfer.
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        let transfer = try UpstreamTransfer(request, client: self)
+        let transfer = try UpstreamTransfer(request, client: self, streaming: false)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 transfer.mode = .whole(continuation)
@@ -56,7 +56,7 @@ public final class UpstreamClient: @unchecked Sendable {
 
     /// Sends a request and returns once the response headers are in; the body follows as read.
     public func stream(_ request: UpstreamRequest) async throws -> UpstreamStreamingResponse {
-        let transfer = try UpstreamTransfer(request, client: self)
+        let transfer = try UpstreamTransfer(request, client: self, streaming: true)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 transfer.mode = .streaming(continuation)
