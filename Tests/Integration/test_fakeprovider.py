@@ -158,6 +158,19 @@ def test_fault_queue_count_then_normal(sdk, raw, fake):
     assert fake.requests()[0]["fault"]["status"] == 500
 
 
+def test_health_probes_take_only_faults_that_name_their_path(raw, sdk, fake):
+    probe = {"user-agent": "sluice-health-probe"}
+    fake.enqueue(status=503)
+    fake.enqueue(status=500, path="/v1/models")
+    # Another test's gateway probing the shared fake leaves the unscoped fault to the test.
+    assert raw.get("/v1/models", headers=probe).status_code == 500
+    assert raw.get("/v1/models", headers=probe).status_code == 200
+    with pytest.raises(openai.InternalServerError) as err:
+        sdk.chat.completions.create(model=M, messages=HELLO)
+    assert err.value.status_code == 503
+    assert fake.faults.pending() == []
+
+
 def test_fault_custom_body_and_headers(sdk, fake):
     fake.enqueue(model=M, status=429, headers={"retry-after": "7"},
                  body={"error": {"message": "slow down", "type": "requests", "param": None,

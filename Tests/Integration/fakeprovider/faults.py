@@ -31,7 +31,8 @@ class Fault:
     chunk_pad_bytes: add a string field of this many bytes to every SSE event of a stream
         (bulk, for back-pressure tests; the events are encoded lazily, so a huge stream costs
         the fake no memory).
-    path: only requests to this path consume the fault (None = any request).
+    path: only requests to this path consume the fault (None = any request but a gateway's
+        background health probe, which would otherwise take a fault meant for a test's request).
     model: only requests whose JSON body names this model consume the fault (None = any);
         through the gateway that is the *upstream* model name, i.e. one target (for Azure
         paths, the deployment in the path).
@@ -108,11 +109,13 @@ class FaultQueue:
             self._faults.append(fault)
             return len(self._faults)
 
-    def take(self, path: str, model: str | None = None) -> Fault | None:
-        """The first queued fault matching ``path`` (and the body's ``model``), consuming one use."""
+    def take(self, path: str, model: str | None = None, probe: bool = False) -> Fault | None:
+        """The first queued fault matching ``path`` (and the body's ``model``), consuming one use.
+        A health ``probe`` takes only a fault that names its path."""
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if (fault.path is None or fault.path == path) and (fault.model is None or fault.model == model):
+                on_path = fault.path == path if probe else fault.path in (None, path)
+                if on_path and (fault.model is None or fault.model == model):
                     fault.count -= 1
                     if fault.count <= 0:
                         del self._faults[i]

@@ -34,6 +34,7 @@ from .recorder import RequestLog
 
 DEFAULT_MODELS = ["upstream-local", "upstream-smol", "fake-model"]
 CONTROL_PREFIX = "/_fake/"
+HEALTH_PROBE_USER_AGENT = "sluice-health-probe"  # what the gateways' health probes send (OpenAIWire)
 AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)$")
 
 
@@ -169,7 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             model = azure_deployment(url.path) or (body.get("model") if isinstance(body, dict) else None)
-            fault = Fault.from_headers(headers) or provider.faults.take(url.path, model if isinstance(model, str) else None)
+            fault = Fault.from_headers(headers) or provider.faults.take(
+                url.path, model if isinstance(model, str) else None,
+                probe=headers.get("user-agent") == HEALTH_PROBE_USER_AGENT)
         except ValueError as exc:
             self._error(400, f"bad x-fake-* header: {exc}")
             return
@@ -464,7 +467,7 @@ class FakeProvider:
         Gateways' background health probes (user-agent ``sluice-health-probe``) are left out unless asked for."""
         records = self.log.snapshot()
         return [r for r in records if (path is None or r["path"] == path)
-                and (include_probes or r["headers"].get("user-agent") != "sluice-health-probe")]
+                and (include_probes or r["headers"].get("user-agent") != HEALTH_PROBE_USER_AGENT)]
 
     def wait_for(self, predicate, timeout: float = 5.0):
         """Waits until ``predicate(requests)`` is truthy and returns its value (None on timeout)."""
