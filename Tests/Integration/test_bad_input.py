@@ -8,6 +8,7 @@ Tests run in file order; the last one checks the gateway survived all of them.
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import httpx
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 from harness.constants import LIMITED_KEY, MAX_BODY_BYTES, PUBLIC_MODELS, SLUICE_TEST_KEY
-from harness.net import as_chunks, request_head, send_and_read
+from harness.net import as_chunks, parse_response, request_head, send_and_read
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -121,6 +122,31 @@ def test_oversized_body_is_413(gateway, fake, framing):
     assert_openai_error(answer.json(), "invalid_request_error")
     assert fake.requests(CHAT) == []
     assert gateway.get("/health")[0] == 200
+
+
+@pytest.mark.parametrize("raw", [
+    b"BLAH BLAH\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+], ids=["method", "header", "content-length", "chunk-size"])
+def test_malformed_http_is_an_openai_400(gateway, fake, raw):
+    answer = send_and_read(gateway.port, raw, [], timeout=5)
+    assert answer.status == 400, (answer.status, answer.body[:300], answer.notes)
+    assert answer.headers.get("connection") == "close"
+    error = assert_openai_error(answer.json(), "invalid_request_error")
+    assert error["code"] == "malformed_http_request" and "not valid HTTP/1.1" in error["message"], error
+    assert fake.requests(CHAT) == []
+
+
+def test_garbage_after_a_request_ends_the_connection_after_its_answer(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(request_head("GET", "/ready", gateway.port, {}) + b"GARBAGE\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):  # the gateway closes the connection: no timeout
+            received += chunk
+    answer = parse_response(received, eof=True)
+    assert answer is not None and answer.status == 200 and answer.json() == {"status": "ready"}, received[:300]
 
 
 # --- failing upstreams ------------------------------------------------------------------------

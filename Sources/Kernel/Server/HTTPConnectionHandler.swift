@@ -103,7 +103,32 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        guard let parserError = error as? HTTPParserError else { return context.close(promise: nil) }
+        switch state {
+        case .idle, .receiving:
+            refuseMalformed(parserError, context: context)
+            context.close(promise: nil)
+        case .responding:
+            // Bytes after a request were not HTTP. NIO's pipelining handler passes the error on
+            // once the answer before them is written; that answer finishes, then the connection closes.
+            closeWhenIdle = true
+        case .discarding:
+            context.close(promise: nil)
+        }
+    }
+
+    /// Bytes that are not an HTTP/1.1 request get a 400 in the API's error shape before the
+    /// connection closes (NIO's own error handler answered with an empty body). Written at once,
+    /// before the connection closes.
+    private func refuseMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
+        state = .discarding
+        deadline = nil
+        let refusal = GatewayError(.badRequest, type: "invalid_request_error",
+                                   "the request is not valid HTTP/1.1 (\(error))", code: "malformed_http_request")
+        var response = refusal.response(for: .openAI, allocator: context.channel.allocator)
+        response.headers.replaceOrAdd(name: "x-request-id", value: RequestID.make())
+        guard case .whole(let body) = response.body else { return }
+        _ = ResponseWriter(channel: context.channel, keepAlive: false, version: .http1_1).writeWhole(response, body: body)
     }
 
     private func armTimer(context: ChannelHandlerContext, _ delay: TimeAmount) {

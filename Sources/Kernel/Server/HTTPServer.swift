@@ -100,7 +100,7 @@ public final class HTTPServer: Sendable {
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true)
+                        withPipeliningAssistance: true, withErrorHandling: false)  // HTTPConnectionHandler answers
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPConnectionHandler(responder: responder, tracker: tracker, idleTimeout: idle, requestTimeout: request))
                 }

@@ -15,7 +15,7 @@ struct ResponseWriter {
     func write(_ response: GatewayResponse) async -> EventLoopFuture<Bool> {
         switch response.body {
         case .whole(let body):
-            return writeWhole(head(for: response), body: body)
+            return writeWhole(response, body: body)
         case .events(let events):
             let finished = await writeStream(head(for: response), events: events)
             return channel.eventLoop.makeSucceededFuture(finished)
@@ -28,8 +28,9 @@ struct ResponseWriter {
         return head
     }
 
-    private func writeWhole(_ head: HTTPResponseHead, body: ByteBuffer) -> EventLoopFuture<Bool> {
-        var withLength = head
+    /// Writes a whole answer; called on the connection's loop, it has written it when it returns.
+    func writeWhole(_ response: GatewayResponse, body: ByteBuffer) -> EventLoopFuture<Bool> {
+        var withLength = head(for: response)
         withLength.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
         let head = withLength, channel = channel
         let promise = channel.eventLoop.makePromise(of: Void.self)
