@@ -819,6 +819,18 @@ def _read_lines_until(reader: int, data: bytearray, done, timeout_s: float) -> l
     pytest.fail(f"stdout: not done after {timeout_s}s; last bytes: {bytes(data[-600:])!r}", pytrace=False)
 
 
+def test_the_gateways_own_threads_are_named(start_sluice):
+    """top, ps and perf show what a thread is: the upstream client's and the log writer's threads
+    carry their names (Foundation's Thread.name alone does not name them on Linux)."""
+    gw = start_sluice(lambda m: m["pipeline"].insert(0, {"plugin": "access-log", "config": {}}), name="threads")
+    body = {"model": "local", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=gw.url, timeout=TIMEOUT_S, trust_env=False) as c:
+        assert c.post(CHAT, json=body, headers=bearer(SLUICE_TEST_KEY)).status_code == 200
+    tasks = f"/proc/{gw.proc.pid}/task"
+    names = {open(f"{tasks}/{tid}/comm").read().strip() for tid in os.listdir(tasks)}
+    assert {"sluice-upstream", "sluice-log"} <= names, names
+
+
 def test_a_stalled_log_reader_costs_log_lines_not_requests(start_sluice, fake, tmp_path):
     """stdout is a FIFO nobody reads while 600 requests pass: every request is answered (no
     event loop waits on the pipe), the lines that do not fit are dropped whole and counted, and

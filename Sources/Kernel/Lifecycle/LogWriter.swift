@@ -74,9 +74,7 @@ public final class LogWriter: @unchecked Sendable {
         queued.writeBuffer(&record)
         if !started {
             started = true
-            let thread = Thread { [self] in run() }
-            thread.name = name
-            thread.start()
+            Thread.start(named: name) { [self] in run() }
             Self.flushedAtExit.withLockedValue { $0.append(self) }
         }
         if writerIsWaiting { flushers > 0 ? condition.broadcast() : condition.signal() }

@@ -36,9 +36,7 @@ public final class UpstreamClient: @unchecked Sendable {
         multi = curl_multi_init()
         sluice_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, maxConnections)
         sluice_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
-        let thread = Thread { [self] in run() }
-        thread.name = "sluice-upstream"
-        thread.start()
+        Thread.start(named: "sluice-upstream") { [self] in run() }
     }
 
     /// Sends a request and returns the whole response. Cancelling the task aborts the transfer.
