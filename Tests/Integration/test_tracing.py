@@ -98,6 +98,35 @@ def test_a_dead_collector_costs_requests_nothing(start_sluice, fake):
     assert elapsed < 5, f"50 requests took {elapsed:.2f}s with the collector down"
 
 
+def thread_cpu_ns(pid: int) -> dict[str, int]:
+    """Time on CPU (ns, /proc/PID/task/TID/schedstat) of each of a process's threads, by name."""
+    times: dict[str, int] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            times[name] = times.get(name, 0) + int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return times
+
+
+def test_spans_are_batched_and_exported_off_the_event_loops(start_sluice, fake, collector):
+    """Encoding and sending a batch takes milliseconds: on an event loop it held every request
+    on that loop (a 10 ms 99th percentile at one connection). It runs on sluice-bgwork."""
+    gw = start_sluice(with_tracing(collector.url))
+    with httpx.Client(base_url=gw.url, headers=AUTH, timeout=10) as client:
+        for _ in range(100):
+            assert client.post(CHAT, json={"model": "local", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    wait_for_spans(collector, 200)
+    before = thread_cpu_ns(gw.proc.pid).get("sluice-bgwork", 0)
+    assert before > 0, f"no sluice-bgwork thread at work: {thread_cpu_ns(gw.proc.pid)}"
+    with httpx.Client(base_url=gw.url, headers=AUTH, timeout=10) as client:
+        for _ in range(100):
+            assert client.post(CHAT, json={"model": "local", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    wait_for_spans(collector, 400)
+    assert thread_cpu_ns(gw.proc.pid)["sluice-bgwork"] > before
+
+
 @pytest.mark.parametrize("binary", ["debug", "release"])
 def test_building_and_shutting_down_a_tracing_pipeline_is_clean(binary, sluice_bin, make_manifest, tmp_path, request):
     # swift-otel's exporter stops its HTTP client synchronously when it is freed, which

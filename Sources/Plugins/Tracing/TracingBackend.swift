@@ -1,4 +1,5 @@
 import Foundation
+import Kernel
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Tracing
@@ -32,7 +33,8 @@ final class TracingBackend: Sendable {
 
     func start() {
         let exporter = parts.takeUnretainedValue().exporter
-        running.withLockedValue { $0 = Task { try? await exporter.run() } }
+        // Off the event loops: encoding and sending a batch takes milliseconds.
+        running.withLockedValue { $0 = Task(executorPreference: BackgroundExecutor.shared) { try? await exporter.run() } }
     }
 
     /// Flushes what is queued and stops exporting; returns once the exporter has stopped.
