@@ -3,8 +3,7 @@
 ///
 /// The wrappers plugins add (`observing`, `translating`, `catchingErrors`, `rewriting`) are
 /// synchronous stages run by the stream's one iterator, not async iterators wrapping each other:
-/// a stream waiting for its upstream then holds one async frame instead of one per wrapper, which
-/// is most of what an open stream costs in memory.
+/// a stream waiting for its upstream holds one async frame instead of one per wrapper.
 public struct EventStream: AsyncSequence, Sendable {
     public typealias Element = SSEEvent
     private let makeSource: @Sendable () -> () async throws -> SSEEvent?

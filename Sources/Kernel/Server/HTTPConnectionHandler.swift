@@ -117,9 +117,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    /// Bytes that are not an HTTP/1.1 request get a 400 in the API's error shape before the
-    /// connection closes (NIO's own error handler answered with an empty body). Written at once,
-    /// before the connection closes.
+    /// Bytes that are not an HTTP/1.1 request get a 400 in the API's error shape (NIO's own error
+    /// handler answered with an empty body), written before the connection closes.
     private func refuseMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
         state = .discarding
         deadline = nil
