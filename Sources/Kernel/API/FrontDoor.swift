@@ -72,6 +72,16 @@ struct FrontDoor: Sendable {
         return response
     }
 
+    /// No request line could be read, so no path names a dialect: the answer is OpenAI-shaped.
+    func malformedRequest(_ reason: String) -> GatewayResponse {
+        let error = GatewayError(.badRequest, type: "invalid_request_error",
+                                 "the request is not valid HTTP/1.1 (\(reason))", code: "malformed_http_request")
+        var response = error.response(for: .openAI, allocator: allocator)
+        response.headers.replaceOrAdd(name: "x-request-id", value: RequestID.make())
+        response.headers.replaceOrAdd(name: "x-sluice-provider", value: "none")
+        return response
+    }
+
     private func route(_ head: HTTPRequestHead, path: Substring, endpoint: Endpoint?, body: ByteBuffer, requestID: String,
                        generation: GatewayGeneration?, isReady: Bool) async throws -> GatewayResponse {
         switch (head.method, path) {

@@ -58,6 +58,10 @@ public final class Gateway: Service, HTTPResponder {
         frontDoor.bodyTooLarge(head, limit: maxBodyBytes)
     }
 
+    public func malformedRequest(_ reason: String) -> GatewayResponse {
+        frontDoor.malformedRequest(reason)
+    }
+
     // MARK: Service
 
     public func run() async throws {

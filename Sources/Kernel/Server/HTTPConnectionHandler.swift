@@ -117,15 +117,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    /// Bytes that are not an HTTP/1.1 request get a 400 in the API's error shape (NIO's own error
-    /// handler answered with an empty body), written before the connection closes.
+    /// Bytes that are not an HTTP/1.1 request get the responder's 400 (NIO's own error handler
+    /// answered with an empty body), written before the connection closes.
     private func refuseMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
         state = .discarding
         deadline = nil
-        let refusal = GatewayError(.badRequest, type: "invalid_request_error",
-                                   "the request is not valid HTTP/1.1 (\(error))", code: "malformed_http_request")
-        var response = refusal.response(for: .openAI, allocator: context.channel.allocator)
-        response.headers.replaceOrAdd(name: "x-request-id", value: RequestID.make())
+        let response = responder.malformedRequest(String(describing: error))
         guard case .whole(let body) = response.body else { return }
         _ = ResponseWriter(channel: context.channel, keepAlive: false, version: .http1_1).writeWhole(response, body: body)
     }

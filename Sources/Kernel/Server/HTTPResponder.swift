@@ -9,4 +9,6 @@ public protocol HTTPResponder: Sendable {
     func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> GatewayResponse
     /// The 413 answer for a body over `maxBodyBytes`, in the shape the path's API expects.
     func bodyTooLarge(_ head: HTTPRequestHead) -> GatewayResponse
+    /// The 400 answer for bytes that are not an HTTP/1.1 request; `reason` is the parser's.
+    func malformedRequest(_ reason: String) -> GatewayResponse
 }
