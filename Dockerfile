@@ -17,7 +17,7 @@ FROM ${SWIFT_IMAGE} AS builder
 # Debian's own versions of the -dev packages are the ones to build against: not pinned (DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libcurl4-openssl-dev libjansson-dev libsystemd-dev libhiredis-dev \
+    && apt-get install -y --no-install-recommends libcurl4-openssl-dev libjansson-dev libsystemd-dev libhiredis-dev libmimalloc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so that a source change does not fetch them again.
@@ -36,7 +36,7 @@ FROM ${RUNTIME_IMAGE}
 # HTTPS to providers, and time zones. Versions are Debian 12's (DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libcurl4 libjansson4 libsystemd0 libhiredis0.14 ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends libcurl4 libjansson4 libsystemd0 libhiredis0.14 libmimalloc2.0 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 sluice \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -14,7 +14,8 @@
 #
 # What ROOTFS gets (and so the image, besides Debian's packages):
 #   usr/local/bin/sluice                              built with --static-swift-stdlib: it needs
-#                                                     only libc, libstdc++, libcurl4, libjansson4, libsystemd0, libhiredis0.14
+#                                                     only libc, libstdc++, libcurl4, libjansson4, libsystemd0, libhiredis0.14,
+#                                                     libmimalloc2.0
 #   usr/local/libexec/sluice/swift-backtrace-static   crash backtraces (SWIFT_BACKTRACE), if the toolchain has it
 #   etc/sluice/plugins.json                           deploy/container-plugins.json (secrets only by reference)
 # No secret is ever copied: the manifest names its secrets as {"env": ...}, and the tests check the tree.

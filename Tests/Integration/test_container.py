@@ -34,8 +34,8 @@ CONTAINER_MANIFEST = DEPLOY / "container-plugins.json"
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "container-build.sh"
 VENV_BIN = Path(sys.executable).parent
 
-RUNTIME_PACKAGES = {"libcurl4", "libjansson4", "libsystemd0", "libhiredis0.14", "ca-certificates", "tzdata"}
-BUILD_PACKAGES = {"libcurl4-openssl-dev", "libjansson-dev", "libsystemd-dev", "libhiredis-dev"}
+RUNTIME_PACKAGES = {"libcurl4", "libjansson4", "libsystemd0", "libhiredis0.14", "libmimalloc2.0", "ca-certificates", "tzdata"}
+BUILD_PACKAGES = {"libcurl4-openssl-dev", "libjansson-dev", "libsystemd-dev", "libhiredis-dev", "libmimalloc-dev"}
 # In debian:bookworm-slim already: libc6 and libgcc-s1 are essential, and apt needs libstdc++6.
 BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}
 UID = 10001
