@@ -47,7 +47,8 @@ final class UpstreamTransfer: @unchecked Sendable {
         firstByteTimeout = request.timeouts.firstByte
         errorBuffer[0] = 0
 
-        sluice_curl_easy_setopt_string(easy, CURLOPT_URL, request.url)
+        // `withCString` lends the String's own bytes; passing a String to a C parameter copies them.
+        request.url.withCString { sluice_curl_easy_setopt_string(easy, CURLOPT_URL, $0) }
         sluice_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         sluice_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         sluice_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
@@ -80,7 +81,7 @@ final class UpstreamTransfer: @unchecked Sendable {
         }
 
         for (name, value) in request.headers {
-            headerList = curl_slist_append(headerList, "\(name): \(value)")
+            headerList = Self.appending(name: name, value: value, to: headerList)
         }
         headerList = curl_slist_append(headerList, "Expect:")  // no 100-continue round trip
         sluice_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList)
@@ -90,6 +91,22 @@ final class UpstreamTransfer: @unchecked Sendable {
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, userdata)
         sluice_curl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, upstreamWriteCallback)
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, userdata)
+    }
+
+    /// Adds "name: value" to a curl header list, the line built on the stack (curl copies it).
+    private static func appending(name: String, value: String, to list: UnsafeMutablePointer<curl_slist>?) -> UnsafeMutablePointer<curl_slist>? {
+        var name = name, value = value
+        return name.withUTF8 { name in
+            value.withUTF8 { value in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: name.count + value.count + 3) { line in
+                    var end = line.initialize(fromContentsOf: name)
+                    end = line[end...].initialize(fromContentsOf: ": ".utf8)
+                    end = line[end...].initialize(fromContentsOf: value)
+                    line[end] = 0
+                    return line.withMemoryRebound(to: CChar.self) { curl_slist_append(list, $0.baseAddress) }
+                }
+            }
+        }
     }
 
     deinit {
