@@ -237,6 +237,17 @@ def test_binary_links_only_the_runtime_packages(rootfs: Path):
     assert all(p == "$ORIGIN" for p in search_paths), f"the binary searches libraries outside the image: {search_paths}"
 
 
+def test_binary_allocates_with_mimalloc(rootfs: Path):
+    """Linking libmimalloc is not enough: its malloc must be the one every library binds to."""
+    binary = rootfs / "usr/local/bin/sluice"
+    done = run(str(binary), "--help", env={"PATH": "/usr/bin:/bin", "LD_DEBUG": "bindings"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    bindings = re.findall(r"to (\S+) \[\d+\]: normal symbol `(malloc|free)'", done.stderr)
+    assert bindings, done.stderr[-2000:]
+    providers = {Path(library).name for library, _ in bindings}
+    assert providers == {"libmimalloc.so.2"}, f"malloc and free bind to {providers}"
+
+
 SECRET_PATTERNS = [
     re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(rb"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"),       # OpenAI / Anthropic keys
