@@ -8,13 +8,26 @@ import NIOHTTP1
 ///
 /// Callers never block: they await continuations that the curl thread resumes. Everything that
 /// touches a curl handle runs on that thread; other threads talk to it through a command queue
-/// and `curl_multi_wakeup`. libcurl brings connection reuse, HTTP/2 over TLS (ALPN), and the
-/// proxy environment variables (`https_proxy`, `no_proxy`, …).
+/// and an eventfd. libcurl brings connection reuse, HTTP/2 over TLS (ALPN), and the proxy
+/// environment variables (`https_proxy`, `no_proxy`, …).
+///
+/// The thread uses curl's socket interface: it waits in `epoll_wait` on the sockets curl names
+/// and hands curl only those that are ready. `curl_multi_perform` visits every transfer on each
+/// wake-up (a `poll` per transfer), so with thousands of open streams most of the thread's time
+/// went to streams that had nothing to read.
 public final class UpstreamClient: @unchecked Sendable {
-    // `multi` and `active` belong to the curl thread; `commands` and `isRunning` are locked.
+    // `multi`, `active`, `awaitingFirstByte` and `timerDeadline` belong to the curl thread;
+    // `commands` and `isRunning` are locked.
     private let multi: UnsafeMutableRawPointer
     private let commands = NIOLockedValueBox<(queue: [Command], isRunning: Bool)>(([], true))
     private var active: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
+    /// The transfers with a first-byte deadline whose headers have not all come yet.
+    private var awaitingFirstByte: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
+    /// When curl wants `curl_multi_socket_action(CURL_SOCKET_TIMEOUT)`; nil when it wants nothing.
+    private var timerDeadline: NIODeadline?
+    private let epoll: Int32
+    /// Written by other threads to wake the curl thread; the epoll set watches it.
+    private let wakeUp: Int32
     private let stopped = ConditionLock(value: false)
     /// Easy handles kept for the next requests. `curl_easy_reset` keeps a handle's buffers, so a
     /// request does not allocate and free curl's ~22 KB of per-transfer state (its receive buffer,
@@ -34,8 +47,16 @@ public final class UpstreamClient: @unchecked Sendable {
     public init(maxConnections: Int = 512) {
         _ = Self.globalInit
         multi = curl_multi_init()
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeUp = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        precondition(epoll >= 0 && wakeUp >= 0, "cannot create the upstream client's epoll set: errno \(errno)")
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = wakeUp
+        epoll_ctl(epoll, EPOLL_CTL_ADD, wakeUp, &event)
         sluice_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, maxConnections)
         sluice_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+        sluice_curl_multi_set_callbacks(multi, upstreamSocketCallback, upstreamTimerCallback, Unmanaged.passUnretained(self).toOpaque())
         Thread.start(named: "sluice-upstream") { [self] in run() }
     }
 
@@ -72,7 +93,7 @@ public final class UpstreamClient: @unchecked Sendable {
             return state.isRunning
         }
         guard wasRunning else { return }
-        curl_multi_wakeup(multi)
+        wake()
         stopped.lock(whenValue: true)
         stopped.unlock()
     }
@@ -89,7 +110,7 @@ public final class UpstreamClient: @unchecked Sendable {
             return true
         }
         if accepted {
-            curl_multi_wakeup(multi)
+            wake()
         } else if case .add(let transfer) = command {
             transfer.complete(.shutdown)
         }
@@ -111,10 +132,17 @@ public final class UpstreamClient: @unchecked Sendable {
         if !kept { curl_easy_cleanup(easy) }
     }
 
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeUp, &one, MemoryLayout<UInt64>.size)
+    }
+
     // MARK: - The curl thread
 
     private func run() {
         var running: Int32 = 0
+        let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: 256)
+        defer { events.deallocate() }
         while true {
             let (queue, isRunning) = commands.withLockedValue { state in
                 defer { state.queue.removeAll(keepingCapacity: true) }
@@ -122,10 +150,27 @@ public final class UpstreamClient: @unchecked Sendable {
             }
             guard isRunning else { break }
             for command in queue { execute(command) }
-            curl_multi_perform(multi, &running)
+            if let deadline = timerDeadline, deadline <= .now() {
+                timerDeadline = nil
+                curl_multi_socket_action(multi, sluice_curl_socket_timeout(), 0, &running)
+            }
             collectFinished()
             expireFirstByteDeadlines()
-            curl_multi_poll(multi, nil, 0, pollTimeoutMilliseconds(), nil)
+            let ready = epoll_wait(epoll, events.baseAddress, Int32(events.count), waitMilliseconds())
+            for event in events.prefix(max(0, Int(ready))) {
+                let socket = event.data.fd
+                if socket == wakeUp {
+                    var count: UInt64 = 0
+                    _ = read(wakeUp, &count, MemoryLayout<UInt64>.size)
+                    continue
+                }
+                var flags: Int32 = 0
+                if event.events & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
+                if event.events & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
+                if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
+                curl_multi_socket_action(multi, socket, flags, &running)
+            }
+            collectFinished()
         }
         for (_, transfer) in active { finish(transfer, with: .shutdown) }
         for command in commands.withLockedValue({ $0.queue }) {
@@ -137,6 +182,8 @@ public final class UpstreamClient: @unchecked Sendable {
             return handles ?? []
         }
         for easy in idle { curl_easy_cleanup(easy) }
+        close(epoll)
+        close(wakeUp)
         stopped.lock()
         stopped.unlock(withValue: true)
     }
@@ -150,7 +197,8 @@ public final class UpstreamClient: @unchecked Sendable {
             }
             active[transfer.easy] = transfer
             transfer.startedAt = .now()
-            curl_multi_add_handle(multi, transfer.easy)
+            if transfer.firstByteDeadline != nil { awaitingFirstByte[transfer.easy] = transfer }
+            curl_multi_add_handle(multi, transfer.easy)  // curl asks for a timeout of 0 to start it
         case .resume(let transfer):
             guard active[transfer.easy] != nil else { return }
             transfer.wantsMore = true
@@ -175,23 +223,62 @@ public final class UpstreamClient: @unchecked Sendable {
     }
 
     private func expireFirstByteDeadlines() {
+        guard !awaitingFirstByte.isEmpty else { return }
         let now = NIODeadline.now()
-        for transfer in active.values where !transfer.headersComplete {
-            if let deadline = transfer.firstByteDeadline, deadline < now {
+        for transfer in Array(awaitingFirstByte.values) {
+            if transfer.headersComplete {
+                awaitingFirstByte[transfer.easy] = nil
+            } else if let deadline = transfer.firstByteDeadline, deadline < now {
                 finish(transfer, with: .timedOut(.firstByte))
             }
         }
     }
 
-    private func pollTimeoutMilliseconds() -> Int32 {
-        let waiting = active.values.contains { !$0.headersComplete && $0.firstByteDeadline != nil }
-        return waiting ? 50 : 1000
+    /// Until curl's timer is due; every 50 ms while a first-byte deadline is pending.
+    private func waitMilliseconds() -> Int32 {
+        var wait: Int64 = awaitingFirstByte.isEmpty ? 1000 : 50
+        if let deadline = timerDeadline {
+            let left = (deadline - .now()).nanoseconds
+            wait = min(wait, max(0, (left + 999_999) / 1_000_000))
+        }
+        return Int32(wait)
+    }
+
+    /// curl's socket callback: watch `socket` for what curl now waits for, or stop watching it.
+    fileprivate func watch(_ socket: Int32, for what: Int32) {
+        guard what != CURL_POLL_REMOVE else {
+            epoll_ctl(epoll, EPOLL_CTL_DEL, socket, nil)
+            return
+        }
+        var event = epoll_event()
+        if what & CURL_POLL_IN != 0 { event.events |= EPOLLIN.rawValue }
+        if what & CURL_POLL_OUT != 0 { event.events |= EPOLLOUT.rawValue }
+        event.data.fd = socket
+        if epoll_ctl(epoll, EPOLL_CTL_MOD, socket, &event) != 0 {
+            epoll_ctl(epoll, EPOLL_CTL_ADD, socket, &event)
+        }
+    }
+
+    /// curl's timer callback: -1 cancels the timer, 0 asks to act at once.
+    fileprivate func setTimer(milliseconds: Int) {
+        timerDeadline = milliseconds < 0 ? nil : .now() + .milliseconds(Int64(milliseconds))
     }
 
     /// Removes a transfer from the multi handle and reports its outcome.
     private func finish(_ transfer: UpstreamTransfer, with error: UpstreamError?) {
         active[transfer.easy] = nil
+        awaitingFirstByte[transfer.easy] = nil
         curl_multi_remove_handle(multi, transfer.easy)
         transfer.complete(error)
     }
+}
+
+private let upstreamSocketCallback: sluice_curl_socket_callback = { _, socket, what, userdata, _ in
+    Unmanaged<UpstreamClient>.fromOpaque(userdata!).takeUnretainedValue().watch(socket, for: what)
+    return 0
+}
+
+private let upstreamTimerCallback: sluice_curl_timer_callback = { _, milliseconds, userdata in
+    Unmanaged<UpstreamClient>.fromOpaque(userdata!).takeUnretainedValue().setTimer(milliseconds: milliseconds)
+    return 0
 }

@@ -48,7 +48,7 @@ final class UpstreamTransfer: @unchecked Sendable {
         errorBuffer[0] = 0
 
         // `withCString` lends the String's own bytes; passing a String to a C parameter copies them.
-        request.url.withCString { sluice_curl_easy_setopt_string(easy, CURLOPT_URL, $0) }
+        _ = request.url.withCString { sluice_curl_easy_setopt_string(easy, CURLOPT_URL, $0) }
         sluice_curl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         sluice_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         sluice_curl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
