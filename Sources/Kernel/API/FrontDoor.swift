@@ -66,18 +66,21 @@ struct FrontDoor: Sendable {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
         let error = GatewayError(.payloadTooLarge, type: "invalid_request_error",
                                  "the request body is larger than this gateway accepts (\(limit) bytes)", code: "request_too_large")
-        var response = error.response(for: Self.endpoints[path]?.dialect ?? .openAI, allocator: allocator)
-        response.headers.replaceOrAdd(name: "x-request-id", value: RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make())
-        response.headers.replaceOrAdd(name: "x-sluice-provider", value: "none")
-        return response
+        return refusal(error, dialect: Self.endpoints[path]?.dialect ?? .openAI,
+                       requestID: RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make())
     }
 
     /// No request line could be read, so no path names a dialect: the answer is OpenAI-shaped.
     func malformedRequest(_ reason: String) -> GatewayResponse {
         let error = GatewayError(.badRequest, type: "invalid_request_error",
                                  "the request is not valid HTTP/1.1 (\(reason))", code: "malformed_http_request")
-        var response = error.response(for: .openAI, allocator: allocator)
-        response.headers.replaceOrAdd(name: "x-request-id", value: RequestID.make())
+        return refusal(error, dialect: .openAI, requestID: RequestID.make())
+    }
+
+    /// An answer the server gives before any request reaches the pipeline.
+    private func refusal(_ error: GatewayError, dialect: APIDialect, requestID: String) -> GatewayResponse {
+        var response = error.response(for: dialect, allocator: allocator)
+        response.headers.replaceOrAdd(name: "x-request-id", value: requestID)
         response.headers.replaceOrAdd(name: "x-sluice-provider", value: "none")
         return response
     }

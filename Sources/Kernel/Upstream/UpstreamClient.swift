@@ -150,12 +150,7 @@ public final class UpstreamClient: @unchecked Sendable {
             }
             guard isRunning else { break }
             for command in queue { execute(command) }
-            if let deadline = timerDeadline, deadline <= .now() {
-                timerDeadline = nil
-                curl_multi_socket_action(multi, sluice_curl_socket_timeout(), 0, &running)
-            }
-            collectFinished()
-            expireFirstByteDeadlines()
+            // An added or resumed transfer has set curl's timer to 0, so this does not wait.
             let ready = epoll_wait(epoll, events.baseAddress, Int32(events.count), waitMilliseconds())
             for event in events.prefix(max(0, Int(ready))) {
                 let socket = event.data.fd
@@ -170,7 +165,12 @@ public final class UpstreamClient: @unchecked Sendable {
                 if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
                 curl_multi_socket_action(multi, socket, flags, &running)
             }
+            if let deadline = timerDeadline, deadline <= .now() {
+                timerDeadline = nil
+                curl_multi_socket_action(multi, sluice_curl_socket_timeout(), 0, &running)
+            }
             collectFinished()
+            expireFirstByteDeadlines()
         }
         for (_, transfer) in active { finish(transfer, with: .shutdown) }
         for command in commands.withLockedValue({ $0.queue }) {
