@@ -25,9 +25,15 @@ import time
 import urllib.parse
 
 
-def request_body(model: str) -> bytes:
-    return json.dumps({"model": model, "stream": True, "max_tokens": 64,
-                       "messages": [{"role": "user", "content": "Say hello in one short sentence."}]}).encode()
+def request_body(model: str, history_bytes: int = 0) -> bytes:
+    """A chat request; with history_bytes, earlier turns of about that size come first, as a chat
+    client sends them."""
+    messages = []
+    turn = "Tell me more about the history of the printing press and its effect on Europe. " * 8
+    while sum(len(m["content"]) for m in messages) < history_bytes:
+        messages += [{"role": "user", "content": turn}, {"role": "assistant", "content": turn}]
+    messages.append({"role": "user", "content": "Say hello in one short sentence."})
+    return json.dumps({"model": model, "stream": True, "max_tokens": 64, "messages": messages}).encode()
 
 
 def headers_for(key: str | None) -> dict:
@@ -111,7 +117,7 @@ async def hold(args) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     url = urllib.parse.urlsplit(args.url)
     path = url.path.rstrip("/") + "/chat/completions"
-    body = request_body(args.model)
+    body = request_body(args.model, args.history_bytes)
     head = (f"POST {path} HTTP/1.1\r\nhost: {url.hostname}:{url.port}\r\ncontent-type: application/json\r\n"
             f"accept: text/event-stream\r\nauthorization: Bearer {args.key}\r\ncontent-length: {len(body)}\r\n\r\n").encode()
     opened = 0
@@ -204,6 +210,7 @@ def main() -> None:
     h.add_argument("--open-timeout-s", type=float, default=120)
     h.add_argument("--hold-s", type=float, default=10)
     h.add_argument("--expect-interval-s", type=float, default=1.0)
+    h.add_argument("--history-bytes", type=int, default=0, help="earlier turns of about this size in each request")
     args = p.parse_args()
     if args.mode == "timing":
         timing(args)

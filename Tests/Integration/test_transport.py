@@ -293,6 +293,49 @@ def test_slow_reader_does_not_make_the_gateway_buffer(start_sluice, fake):
     assert not aborted[-1]["completed"]
 
 
+def test_open_streams_keep_nothing_of_their_request_bodies(start_sluice, fake):
+    # A chat body carries the whole conversation and a stream lasts minutes. Once the provider
+    # answers, the gateway needs none of the body: not the client's bytes, not their parsed tree,
+    # not curl's. The plugins whose stream-end closures hold the request are all in the pipeline.
+    # Held, 100 streams of ~256 KB bodies cost some 75 MB here; given back, about 15.
+    def pipeline(manifest: dict) -> None:
+        manifest["server"]["max_body_bytes"] = 1 << 20
+        manifest["pipeline"][:0] = [
+            {"plugin": "access-log", "config": {}},
+            {"plugin": "metrics", "config": {}},
+            {"plugin": "tracing", "config": {"otlp_endpoint": f"http://127.0.0.1:{free_port()}"}},
+        ]
+    gw = start_sluice(pipeline)
+    turn = "An earlier turn of a long conversation, sent again with every request. " * 64
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": turn} for i in range(56)]
+    request = chat_request(gw.port, {"model": "local", "messages": history + HELLO, "stream": True})
+    assert len(request) > 250_000
+
+    def open_stream() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        sock.sendall(request)
+        got = b""
+        while b"data: " not in got.partition(b"\r\n\r\n")[2]:  # the head and the first event
+            data = sock.recv(65536)
+            assert data, f"closed before the first event: {got[:200]!r}"
+            got += data
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
+        return sock
+
+    n = 100
+    fake.enqueue(stream_words=20, chunk_delay_ms=1000, count=n + 2, path=CHAT)
+    socks = [open_stream() for _ in range(2)]  # warm up the allocator and the pools
+    rss_before = gw.rss_bytes()
+    try:
+        socks += [open_stream() for _ in range(n)]
+        time.sleep(1)
+        growth = (gw.rss_bytes() - rss_before) / MB
+        assert growth < 40, f"{n} open streams grew the gateway by {growth:.0f} MB: their request bodies are held"
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def test_events_larger_than_the_receive_buffer_arrive_whole(gateway, fake):
     # A streamed body is read in 2 KiB pieces (UpstreamTransfer.streamingReceiveBufferBytes):
     # events ten times that size are cut across many reads and must come out whole and in order.

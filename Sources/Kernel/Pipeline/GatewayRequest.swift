@@ -34,6 +34,15 @@ public struct GatewayRequest: Sendable {
         self.context = context
     }
 
+    /// This request without its body: what a closure that outlives the forwarding should keep,
+    /// such as a stream's `finished`, which runs minutes later. A chat body carries the whole
+    /// conversation, and a closure that holds the request holds its bytes and their parsed tree.
+    public var withoutBody: GatewayRequest {
+        var copy = self
+        copy.body = .empty
+        return copy
+    }
+
     /// The path without the query string.
     public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
 }

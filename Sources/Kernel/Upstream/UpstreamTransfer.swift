@@ -16,6 +16,9 @@ final class UpstreamTransfer: @unchecked Sendable {
     private var status = 0
     private var headers = HTTPHeaders()
     private var body = ByteBuffer()
+    /// The request body, lent to curl without a copy (CURLOPT_POSTFIELDS) and given back once
+    /// curl has sent it: a stream runs for minutes, and a chat body carries the whole conversation.
+    private var upload: (storage: Unmanaged<AnyObject>, size: curl_off_t)?
     private(set) var headersComplete = false
     let firstByteTimeout: Duration?
     var firstByteDeadline: NIODeadline?
@@ -72,11 +75,13 @@ final class UpstreamTransfer: @unchecked Sendable {
             sluice_curl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method.rawValue)
         }
         if let requestBody = request.body {
-            // curl copies the bytes, so the buffer need not outlive this call.
-            sluice_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(requestBody.readableBytes))
-            requestBody.withUnsafeReadableBytes { bytes in
+            let size = curl_off_t(requestBody.readableBytes)
+            sluice_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, size)
+            // The retained storage keeps the bytes where they are until `releaseUploadIfSent`.
+            requestBody.withUnsafeReadableBytesWithStorageManagement { bytes, storage in
+                upload = (storage.retain(), size)
                 let base = bytes.baseAddress ?? UnsafeRawPointer(("" as StaticString).utf8Start)
-                sluice_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: base))
+                sluice_curl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: base))
             }
         }
 
@@ -111,6 +116,7 @@ final class UpstreamTransfer: @unchecked Sendable {
 
     deinit {
         client.recycle(easy)
+        upload?.storage.release()
         curl_slist_free_all(headerList)
         errorBuffer.deallocate()
     }
@@ -143,6 +149,7 @@ final class UpstreamTransfer: @unchecked Sendable {
 
     func onBodyBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
         if !headersComplete { headersDidComplete() }
+        if upload != nil { releaseUploadIfSent() }
         switch mode {
         case .whole:
             body.writeBytes(bytes)
@@ -164,6 +171,7 @@ final class UpstreamTransfer: @unchecked Sendable {
 
     private func headersDidComplete() {
         headersComplete = true
+        releaseUploadIfSent()
         guard case .streaming(let continuation) = mode else { return }
         let producer = UpstreamBody.Producer.makeSequence(
             elementType: ByteBuffer.self,
@@ -173,6 +181,18 @@ final class UpstreamTransfer: @unchecked Sendable {
         )
         mode = .streamingBody(producer.source)
         continuation.resume(returning: UpstreamStreamingResponse(status: status, headers: headers, body: UpstreamBody(producer.sequence)))
+    }
+
+    /// Gives the request body back once curl has sent all of it and the final answer has begun.
+    /// curl reads the bytes again only to send the request anew (a reused connection that died,
+    /// a redirect, an auth challenge, a 417): all before an answer, or not used here.
+    private func releaseUploadIfSent() {
+        guard let upload else { return }
+        var sent: curl_off_t = 0
+        sluice_curl_easy_getinfo_off(easy, CURLINFO_SIZE_UPLOAD_T, &sent)
+        guard sent >= upload.size else { return }
+        upload.storage.release()
+        self.upload = nil
     }
 
     // MARK: outcome

@@ -163,7 +163,7 @@ public struct ResponseCache: Middleware {
     /// Passes a stream through while keeping its events; a stream that completes is stored.
     private func recording(_ events: EventStream, key: String, request: GatewayRequest, finish: @escaping @Sendable (Bool) -> Void) -> EventStream {
         let recorder = StreamRecorder(limit: maxEntryBytes)
-        let cache = self
+        let cache = self, request = request.withoutBody
         return events.observing({ recorder.add($0) }, finished: { error in
             guard error == nil, let recorded = recorder.events,
                   var whole = StreamAssembler.whole(from: recorded, dialect: request.dialect) else {

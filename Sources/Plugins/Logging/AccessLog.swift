@@ -34,22 +34,26 @@ public struct AccessLog: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        // Cut now: a stream's line is written when it ends, and must not hold the whole body till then.
+        let requestBody = logBodies ? truncated(String(buffer: request.body.raw)) : nil
         var response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            write(request, status: GatewayError(error).status.code, error: GatewayError(error), firstTokenAt: nil, responseBody: nil)
+            write(request, status: GatewayError(error).status.code, error: GatewayError(error), firstTokenAt: nil,
+                  requestBody: requestBody, responseBody: nil)
             throw error
         }
         switch response.body {
         case .whole(let body):
             write(request, status: response.status.code, error: nil, firstTokenAt: nil,
-                  responseBody: logBodies ? String(buffer: body) : nil)
+                  requestBody: requestBody, responseBody: logBodies ? String(buffer: body) : nil)
         case .events(let events):
-            let status = response.status.code
+            let status = response.status.code, request = request.withoutBody
             let firstEvent = FirstEventClock()
             response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { error in
-                write(request, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time, responseBody: nil,
+                write(request, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time,
+                      requestBody: requestBody, responseBody: nil,
                       streamEnd: error == nil ? "complete" : (error is CancellationError ? "client_gone" : "failed"))
             }))
         }
@@ -57,7 +61,7 @@ public struct AccessLog: Middleware {
     }
 
     private func write(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstTokenAt: ContinuousClock.Instant?,
-                       responseBody: String?, streamEnd: String? = nil) {
+                       requestBody: String?, responseBody: String?, streamEnd: String? = nil) {
         let context = request.context
         let facts = context.facts
         let now = ContinuousClock.now
@@ -102,10 +106,8 @@ public struct AccessLog: Middleware {
             }
             fields["headers"] = .dictionary(headers)
         }
-        if logBodies {
-            fields["request_body"] = .string(truncated(String(buffer: request.body.raw)))
-            if let responseBody { fields["response_body"] = .string(truncated(responseBody)) }
-        }
+        if let requestBody { fields["request_body"] = .string(requestBody) }
+        if let responseBody { fields["response_body"] = .string(truncated(responseBody)) }
         logger.info("request", metadata: fields)
     }
 

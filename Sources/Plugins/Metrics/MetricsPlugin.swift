@@ -46,7 +46,7 @@ public struct MetricsPlugin: Middleware {
             record(request, status: response.status.code, error: nil, firstEventAt: nil)
         case .events(let events):
             metrics.openStreams.increment()
-            let status = response.status.code, first = FirstEventClock(), metrics = metrics
+            let status = response.status.code, first = FirstEventClock(), metrics = metrics, request = request.withoutBody
             response.body = .events(events.observing({ _ in first.mark() }, finished: { error in
                 metrics.openStreams.decrement()
                 metrics.inFlight.decrement()

@@ -84,7 +84,7 @@ public struct TracingPlugin: Middleware {
             return response
         case .events(let events):
             var streamed = response
-            let status = response.status.code
+            let status = response.status.code, request = request.withoutBody
             streamed.body = .events(events.observing({ _ in }, finished: { error in
                 finish(span, request: request, status: status, error: error.map { GatewayError($0) })
             }))

@@ -49,6 +49,8 @@ final class DownstreamHandler: ChannelInboundHandler {
         head.headers.replaceOrAdd(name: "host", value: pool.host)
         head.headers.remove(name: "connection")
         let body = body
+        self.head = nil
+        self.body = nil  // a proxy keeps nothing of a request it has sent on
         pool.acquire().assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
