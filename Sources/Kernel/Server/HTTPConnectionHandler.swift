@@ -158,8 +158,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         state = .discarding
         var response = responder.bodyTooLarge(head)
         response.headers.replaceOrAdd(name: "connection", value: "close")
-        let writer = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version)
-        Task(executorPreference: loopExecutor) { _ = await writer.write(response) }
+        guard case .whole(let body) = response.body else { return }
+        _ = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version).writeWhole(response, body: body)
     }
 
     private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
@@ -174,18 +174,21 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let executor = loopExecutor
         task = Task(executorPreference: executor) {
             let response = await responder.respond(to: head, body: body)
-            let write: @Sendable () async -> Void = {
-                await writer.write(response).whenComplete { result in
-                    ticket.end()
-                    let reusable = (try? result.get()) == true && writer.keepAlive
-                    handler.value.responseFinished(number, context: loopContext.value, reusable: reusable)
-                }
+            let finished: @Sendable (Result<Bool, any Error>) -> Void = { result in
+                ticket.end()
+                let reusable = (try? result.get()) == true && writer.keepAlive
+                handler.value.responseFinished(number, context: loopContext.value, reusable: reusable)
             }
-            guard case .events = response.body else { return await write() }
+            let events: EventStream
+            switch response.body {
+            case .whole(let body): return writer.writeWhole(response, body: body).whenComplete(finished)
+            case .events(let stream): events = stream
+            }
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
-            // call grew (the pipeline's async frames, some 20 KB) until the task ends. So a fresh
-            // task writes the stream and this one ends now.
-            let streaming = Task(executorPreference: executor, operation: write)
+            // call grew (the pipeline's async frames, some 20 KB) until the task ends. So this task
+            // sends the head and ends now, and a fresh one, which holds only the events, writes them.
+            writer.writeStreamHead(response)
+            let streaming = Task(executorPreference: executor) { await writer.writeEvents(events).whenComplete(finished) }
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
         tracker.attach(task!, to: ticket)

@@ -11,17 +11,6 @@ struct ResponseWriter {
     let keepAlive: Bool
     let version: HTTPVersion
 
-    /// Writes the response; the future tells (on the event loop) whether all of it was written.
-    func write(_ response: GatewayResponse) async -> EventLoopFuture<Bool> {
-        switch response.body {
-        case .whole(let body):
-            return writeWhole(response, body: body)
-        case .events(let events):
-            let finished = await writeStream(head(for: response), events: events)
-            return channel.eventLoop.makeSucceededFuture(finished)
-        }
-    }
-
     private func head(for response: GatewayResponse) -> HTTPResponseHead {
         var head = HTTPResponseHead(version: version, status: response.status, headers: response.headers)
         if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
@@ -44,14 +33,25 @@ struct ResponseWriter {
         return promise.futureResult.map { true }.recover { _ in false }
     }
 
-    private func writeStream(_ head: HTTPResponseHead, events: EventStream) async -> Bool {
-        var head = head
+    /// Sends a stream's status line and headers; its events follow with `writeEvents`. A separate
+    /// step so that the task writing the events, which lives as long as the stream, holds no head.
+    func writeStreamHead(_ response: GatewayResponse) {
+        var head = head(for: response)
         head.headers.remove(name: "content-length")
         head.headers.replaceOrAdd(name: "content-type", value: "text/event-stream")
         head.headers.replaceOrAdd(name: "cache-control", value: "no-cache")
         head.headers.replaceOrAdd(name: "x-accel-buffering", value: "no")
+        channel.writeAndFlush(HTTPServerResponsePart.head(head), promise: nil)
+    }
+
+    /// Writes a stream's events after its head; the future tells (on the event loop) whether all
+    /// of them were written.
+    func writeEvents(_ events: EventStream) async -> EventLoopFuture<Bool> {
+        channel.eventLoop.makeSucceededFuture(await writeEventsToEnd(events))
+    }
+
+    private func writeEventsToEnd(_ events: EventStream) async -> Bool {
         do {
-            channel.writeAndFlush(HTTPServerResponsePart.head(head), promise: nil)
             for try await event in events {
                 var buffer = channel.allocator.buffer(capacity: event.data.utf8.count + 16)
                 event.write(to: &buffer)

@@ -62,13 +62,6 @@ public struct TracingPlugin: Middleware {
         tracer.extract(request.headers, into: &parent, using: HeadersExtractor())
         let operation = Self.operationName(request.operation)
         let span = tracer.startAnySpan(request.model.isEmpty ? operation : "\(operation) \(request.model)", context: parent, ofKind: .server)
-        // One update each time: every `span.attributes[…] =` copies all attributes under a lock.
-        span.updateAttributes { attributes in
-            attributes["gen_ai.operation.name"] = operation
-            attributes["gen_ai.request.model"] = request.model
-            attributes["sluice.request_id"] = request.context.requestID
-            attributes["sluice.front_door"] = request.dialect.rawValue
-        }
         request.context.attemptTracer = AttemptSpans(backend: backend, parent: span.context, operation: operation)
 
         let response: GatewayResponse
@@ -92,10 +85,16 @@ public struct TracingPlugin: Middleware {
         }
     }
 
+    /// Sets every attribute at once, at the end: each update copies the attributes under a lock,
+    /// and a span without them is smaller for as long as its stream is open.
     private func finish(_ span: any Span, request: GatewayRequest, status: UInt, error: GatewayError?) {
         let context = request.context
         let facts = context.facts
         span.updateAttributes { attributes in
+            attributes["gen_ai.operation.name"] = Self.operationName(request.operation)
+            attributes["gen_ai.request.model"] = request.model
+            attributes["sluice.request_id"] = context.requestID
+            attributes["sluice.front_door"] = request.dialect.rawValue
             attributes["http.response.status_code"] = Int(status)
             if let identity = context.identity { attributes["sluice.key_name"] = identity.name }
             if let provider = facts.provider { attributes["gen_ai.provider.name"] = provider }
@@ -131,16 +130,16 @@ struct AttemptSpans: AttemptTracer {
     func startAttempt(provider: String, upstreamModel: String, attempt: Int) -> AttemptSpan {
         let tracer = backend.tracer
         let span = tracer.startAnySpan("\(operation) \(upstreamModel)", context: parent, ofKind: .client)
-        span.updateAttributes { attributes in
-            attributes["gen_ai.operation.name"] = operation
-            attributes["gen_ai.provider.name"] = provider
-            attributes["gen_ai.request.model"] = upstreamModel
-            attributes["sluice.attempt"] = attempt
-        }
         var headers = HTTPHeaders()
         tracer.inject(span.context, into: &headers, using: HeadersInjector())
+        let operation = operation
         return AttemptSpan(headers: headers) { error, usage in
+            // All at the end, as for the server span.
             span.updateAttributes { attributes in
+                attributes["gen_ai.operation.name"] = operation
+                attributes["gen_ai.provider.name"] = provider
+                attributes["gen_ai.request.model"] = upstreamModel
+                attributes["sluice.attempt"] = attempt
                 if let usage {
                     attributes["gen_ai.usage.input_tokens"] = usage.inputTokens
                     attributes["gen_ai.usage.output_tokens"] = usage.outputTokens
