@@ -18,6 +18,7 @@ What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
   +9  nio-floor: a bare SwiftNIO proxy to +0                (the framework floor; bench/nio-floor)
   +10 nio-floor: the same, to +3                            (its paced streams and open streams)
   +11 nginx: proxy_pass to +3, buffering off               (nginx's paced streams)
+  +12 sluice: the full pipeline again, fresh, for the long-conversation hold
 
 The floors say what a target costs before any gateway logic: nginx is the proxy floor; nio-floor,
 a minimal HTTP/1.1 proxy written directly on SwiftNIO (the server sluice is built on), is the
@@ -52,6 +53,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "wrk_chat.lua"
 LITELLM_VENV = BENCH / ".venv-litellm"
 KEY = "sk-bench-" + secrets.token_hex(12)
+HISTORY_BYTES = 16_000  # earlier turns sent with each request in the long-conversation hold
 
 CHAT_JSON = ('{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-upstream",'
              '"choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},'
@@ -256,7 +258,7 @@ class Suite:
         base = args.port_base
         self.port = {"json": base, "sse": base + 1, "proxy": base + 2, "py": base + 3,
                      "ar": base + 4, "full": base + 5, "start": base + 6, "litellm": base + 7, "otlp": base + 8,
-                     "floor": base + 9, "floor-py": base + 10, "proxy-py": base + 11}
+                     "floor": base + 9, "floor-py": base + 10, "proxy-py": base + 11, "history": base + 12}
         self.sluice = Path(os.environ.get("SLUICE_BIN", REPO / ".build/release/sluice"))
         self.floor = Path(os.environ.get("NIO_FLOOR_BIN", BENCH / "nio-floor/.build/release/nio-floor"))
         self.pids: dict[str, subprocess.Popen] = {}
@@ -798,14 +800,35 @@ litellm_settings:
             fl = self.hold_streams("floor", self.pids["floor-py"].pid, f"http://127.0.0.1:{self.port['floor-py']}/slow/v1", None, n)
             self.r["memory"]["streams_floor"] = fl
             log(f"  opened {fl['ready'] and fl['ready']['opened']}, RSS {fl['before'].get('VmRSS')} → {fl['holding'].get('VmRSS')} MB")
+        # Chat clients send the whole conversation with every request: the same streams with a long
+        # one, through a fresh sluice (memory freed by the hold above would hide the cost).
+        m = min(n, 2000)
+        log(f"holding {m:,} open streams through a fresh sluice (full pipeline), each request carrying a "
+            f"{HISTORY_BYTES // 1000} KB conversation")
+        manifest = json.loads((OUT / "sluice-full.json").read_text())
+        manifest["server"]["listen"] = [f"127.0.0.1:{self.port['history']}"]
+        (OUT / "sluice-history.json").write_text(json.dumps(manifest, indent=2))
+        fresh = self.procs.start("sluice-history", [str(self.sluice), "serve", "--config", str(OUT / "sluice-history.json")],
+                                 OUT / "sluice-history.log", env={"SLUICE_BENCH_KEY": KEY})
+        if not wait_until(lambda: ready_200(self.port["history"]), 15):
+            self.failures.append("the long-conversation hold: sluice did not answer /ready (bench/out/sluice-history.log)")
+            self.procs.stop(fresh)
+            return
+        self.r["memory"]["streams_history"] = self.hold_streams(
+            "history", fresh.pid, f"http://127.0.0.1:{self.port['history']}/v1", KEY, m,
+            ["--history-bytes", str(HISTORY_BYTES)])
+        self.procs.stop(fresh)
+        hready = self.r["memory"]["streams_history"]["ready"]
+        if not hready or hready["failed"]:
+            self.failures.append(f"open streams with a long conversation: {hready and hready['failed']} of {m} failed to open")
 
-    def hold_streams(self, label: str, pid: int, url: str, key: str | None, n: int) -> dict:
+    def hold_streams(self, label: str, pid: int, url: str, key: str | None, n: int, extra: list[str] | None = None) -> dict:
         """Opens n slow streams through the server `pid` and reads its memory before, while holding, and after."""
         before = proc_status(pid)
         client = subprocess.Popen([sys.executable, str(BENCH / "stream_client.py"), "hold", "--url", url,
                                    "--key", key or "none", "--model", "bench-slow",
                                    "--n", str(n), "--open-concurrency", "200", "--open-timeout-s", str(self.args.open_timeout),
-                                   "--hold-s", str(self.args.hold_seconds)],
+                                   "--hold-s", str(self.args.hold_seconds)] + (extra or []),
                                   stdout=subprocess.PIPE, stderr=open(OUT / f"hold-{label}-client.stderr", "w"), text=True,
                                   preexec_fn=raise_nofile)
         self.procs.items.append(("hold-client", client))
@@ -1054,6 +1077,15 @@ def render(r: dict, args) -> str:
         if n < 10000:
             add(f"| 10,000 streams (extrapolated) | {fmt(ext, 1, ' MB')} | | |")
         add("")
+        hi = mem.get("streams_history")
+        if hi and hi["holding"].get("VmRSS"):
+            h_opened = (hi.get("ready") or {}).get("opened") or 0
+            h_per = (hi["holding"]["VmRSS"] - hi["before"].get("VmRSS", 0)) * 1024 / h_opened if h_opened else None
+            mem["history_per_stream_kb"] = h_per
+            add(f"Through a fresh sluice with the same pipeline, {h_opened:,} streams whose requests each carry a "
+                f"{HISTORY_BYTES // 1000} KB conversation (as chat clients send): {fmt(hi['before'].get('VmRSS'), 1, ' MB')} → {fmt(hi['holding']['VmRSS'], 1, ' MB')}, "
+                f"{fmt(h_per, 1, ' KB')} per stream. An open stream keeps nothing of its request's body; NIO keeps the "
+                "receive buffer a large request grew on its connection.\n")
         fl = mem.get("streams_floor")
         if fl and fl["holding"].get("VmRSS"):
             f_opened = (fl.get("ready") or {}).get("opened") or 0
