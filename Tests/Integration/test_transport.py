@@ -297,7 +297,7 @@ def test_open_streams_keep_nothing_of_their_request_bodies(start_sluice, fake):
     # A chat body carries the whole conversation and a stream lasts minutes. Once the provider
     # answers, the gateway needs none of the body: not the client's bytes, not their parsed tree,
     # not curl's. The plugins whose stream-end closures hold the request are all in the pipeline.
-    # Held, 100 streams of ~256 KB bodies cost some 75 MB here; given back, about 15.
+    # Held, 100 streams of ~256 KB bodies cost some 100 MB here; given back, about 12.
     def pipeline(manifest: dict) -> None:
         manifest["server"]["max_body_bytes"] = 1 << 20
         manifest["pipeline"][:0] = [

@@ -93,6 +93,10 @@ public final class HTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // A connection keeps the receive buffer its largest read grew to, and an open stream keeps
+            // its connection: NIO's default cap (64 KiB) would leave a long conversation's worth of
+            // buffer on every stream. Larger bodies arrive in more reads.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 8 * 1024))
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
