@@ -441,9 +441,12 @@ http {{
         pipe = [self.entry[n] for n in self.full_plugins]
         ok, msg = self.check_manifest(self.sluice_manifest(self.port["full"], pipe), OUT / "sluice-full.json")
         assert ok, msg
-        start_manifest = json.loads((OUT / "sluice-auth-router.json").read_text())
-        start_manifest["server"]["listen"] = [f"127.0.0.1:{self.port['start']}"]
-        (OUT / "sluice-startup.json").write_text(json.dumps(start_manifest, indent=2))
+        # The same manifests on other ports: start-up timing, and the long-conversation hold's fresh sluice.
+        for source, port, target in (("sluice-auth-router.json", "start", "sluice-startup.json"),
+                                     ("sluice-full.json", "history", "sluice-history.json")):
+            manifest = json.loads((OUT / source).read_text())
+            manifest["server"]["listen"] = [f"127.0.0.1:{self.port[port]}"]
+            (OUT / target).write_text(json.dumps(manifest, indent=2))
         log(f"full pipeline: {' → '.join(self.full_plugins)}")
 
     def start_servers(self) -> None:
@@ -805,9 +808,6 @@ litellm_settings:
         m = min(n, 2000)
         log(f"holding {m:,} open streams through a fresh sluice (full pipeline), each request carrying a "
             f"{HISTORY_BYTES // 1000} KB conversation")
-        manifest = json.loads((OUT / "sluice-full.json").read_text())
-        manifest["server"]["listen"] = [f"127.0.0.1:{self.port['history']}"]
-        (OUT / "sluice-history.json").write_text(json.dumps(manifest, indent=2))
         fresh = self.procs.start("sluice-history", [str(self.sluice), "serve", "--config", str(OUT / "sluice-history.json")],
                                  OUT / "sluice-history.log", env={"SLUICE_BENCH_KEY": KEY})
         if not wait_until(lambda: ready_200(self.port["history"]), 15):

@@ -47,10 +47,6 @@ struct ResponseWriter {
     /// Writes a stream's events after its head; the future tells (on the event loop) whether all
     /// of them were written.
     func writeEvents(_ events: EventStream) async -> EventLoopFuture<Bool> {
-        channel.eventLoop.makeSucceededFuture(await writeEventsToEnd(events))
-    }
-
-    private func writeEventsToEnd(_ events: EventStream) async -> Bool {
         do {
             for try await event in events {
                 var buffer = channel.allocator.buffer(capacity: event.data.utf8.count + 16)
@@ -61,12 +57,12 @@ struct ResponseWriter {
                 if !channel.isWritable { try await written.get() }
             }
             try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
-            return true
+            return channel.eventLoop.makeSucceededFuture(true)
         } catch {
             // The client left, or the stream failed after its status line was sent: close the
             // connection so that the truncation is visible to the client.
             channel.close(promise: nil)
-            return false
+            return channel.eventLoop.makeSucceededFuture(false)
         }
     }
 }

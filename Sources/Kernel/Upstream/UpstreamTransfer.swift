@@ -149,7 +149,7 @@ final class UpstreamTransfer: @unchecked Sendable {
 
     func onBodyBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
         if !headersComplete { headersDidComplete() }
-        if upload != nil { releaseUploadIfSent() }
+        releaseUploadIfSent()
         switch mode {
         case .whole:
             body.writeBytes(bytes)

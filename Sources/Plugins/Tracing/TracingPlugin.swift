@@ -68,18 +68,18 @@ public struct TracingPlugin: Middleware {
         do {
             response = try await next(request)
         } catch {
-            finish(span, request: request, status: GatewayError(error).status.code, error: GatewayError(error))
+            finish(span, request: request, operation: operation, status: GatewayError(error).status.code, error: GatewayError(error))
             throw error
         }
         switch response.body {
         case .whole:
-            finish(span, request: request, status: response.status.code, error: nil)
+            finish(span, request: request, operation: operation, status: response.status.code, error: nil)
             return response
         case .events(let events):
             var streamed = response
             let status = response.status.code, request = request.withoutBody
             streamed.body = .events(events.observing({ _ in }, finished: { error in
-                finish(span, request: request, status: status, error: error.map { GatewayError($0) })
+                finish(span, request: request, operation: operation, status: status, error: error.map { GatewayError($0) })
             }))
             return streamed
         }
@@ -87,11 +87,11 @@ public struct TracingPlugin: Middleware {
 
     /// Sets every attribute at once, at the end: each update copies the attributes under a lock,
     /// and a span without them is smaller for as long as its stream is open.
-    private func finish(_ span: any Span, request: GatewayRequest, status: UInt, error: GatewayError?) {
+    private func finish(_ span: any Span, request: GatewayRequest, operation: String, status: UInt, error: GatewayError?) {
         let context = request.context
         let facts = context.facts
         span.updateAttributes { attributes in
-            attributes["gen_ai.operation.name"] = Self.operationName(request.operation)
+            attributes["gen_ai.operation.name"] = operation
             attributes["gen_ai.request.model"] = request.model
             attributes["sluice.request_id"] = context.requestID
             attributes["sluice.front_door"] = request.dialect.rawValue
