@@ -11,3 +11,7 @@ static const size_t sluice_json_encode_flags = JSON_COMPACT | JSON_ENCODE_ANY | 
 static const size_t sluice_json_decode_flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
 /// The same with object keys sorted: a canonical form, for hashing.
 static const size_t sluice_json_encode_sorted_flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15) | JSON_SORT_KEYS;
+
+/// Request bodies also refuse duplicate keys: a gateway that checks one `"model"` and forwards
+/// bytes holding two would let the provider's parser pick the other.
+static const size_t sluice_json_decode_request_flags = JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES;

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// Turns HTTP requests into `GatewayRequest`s: picks the operation from the path, parses the JSON
 /// body once, checks the few fields every request must have, assigns the request id, runs the
@@ -24,16 +25,24 @@ struct FrontDoor: Sendable {
         "/v1/messages": Endpoint(operation: .messages, dialect: .anthropic, method: .POST),
     ]
 
-    func respond(to head: HTTPRequestHead, body: ByteBuffer, generation: GatewayGeneration?, isReady: Bool) async -> GatewayResponse {
+    /// Reaches the authenticators' verdicts from the head alone, on the event loop, as the head
+    /// arrives: a request they refuse is answered without reading its body.
+    static func screen(_ head: HTTPRequestHead, generation: GatewayGeneration?) -> RequestScreening {
+        guard let generation, endpoints[path(of: head.uri)] != nil else { return RequestScreening(generation: generation, verdicts: []) }
+        return RequestScreening(generation: generation, verdicts: generation.pipeline.authenticators.map { $0.screen(head.headers) })
+    }
+
+    func respond(to head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening, isReady: Bool) async -> GatewayResponse {
         let requestID = RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make()
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let path = Self.path(of: head.uri)
         let endpoint = Self.endpoints[path]
         let dialect = endpoint?.dialect ?? .openAI
+        let generation = screening.generation
         var response: GatewayResponse
         let lease = generation.map(GenerationLease.init)
         do {
             response = try await route(head, path: path, endpoint: endpoint, body: body, requestID: requestID,
-                                       generation: generation, isReady: isReady)
+                                       screening: screening, isReady: isReady)
         } catch {
             let gatewayError = GatewayError(error)
             if gatewayError.status == .internalServerError {
@@ -63,7 +72,7 @@ struct FrontDoor: Sendable {
     }
 
     func bodyTooLarge(_ head: HTTPRequestHead, limit: Int) -> GatewayResponse {
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let path = Self.path(of: head.uri)
         let error = GatewayError(.payloadTooLarge, type: "invalid_request_error",
                                  "the request body is larger than this gateway accepts (\(limit) bytes)", code: "request_too_large")
         return refusal(error, dialect: Self.endpoints[path]?.dialect ?? .openAI,
@@ -77,6 +86,13 @@ struct FrontDoor: Sendable {
         return refusal(error, dialect: .openAI, requestID: RequestID.make())
     }
 
+    /// No request was read: the connection itself is one too many.
+    func tooManyConnections() -> GatewayResponse {
+        let error = GatewayError(.serviceUnavailable, type: "server_error",
+                                 "the gateway has as many connections open as it accepts; retry shortly", code: "too_many_connections")
+        return refusal(error, dialect: .openAI, requestID: RequestID.make())
+    }
+
     /// An answer the server gives before any request reaches the pipeline.
     private func refusal(_ error: GatewayError, dialect: APIDialect, requestID: String) -> GatewayResponse {
         var response = error.response(for: dialect, allocator: allocator)
@@ -86,14 +102,18 @@ struct FrontDoor: Sendable {
     }
 
     private func route(_ head: HTTPRequestHead, path: Substring, endpoint: Endpoint?, body: ByteBuffer, requestID: String,
-                       generation: GatewayGeneration?, isReady: Bool) async throws -> GatewayResponse {
+                       screening: RequestScreening, isReady: Bool) async throws -> GatewayResponse {
+        let generation = screening.generation
         switch (head.method, path) {
         case (.GET, "/health"), (.HEAD, "/health"):
             return .json(["status": "ok"], allocator: allocator)
         case (.GET, "/ready"), (.HEAD, "/ready"):
             let ready = isReady && generation != nil
             var report: JSON = ["status": ready ? "ready" : "not ready"]
-            if let generation, Self.isVerbose(head.uri) { report["providers"] = generation.health.report }
+            if let generation, Self.isVerbose(head.uri) {
+                try Self.checkOperator(head.headers, keys: generation.manifest.server.adminKeys)
+                report["providers"] = generation.health.report
+            }
             return .json(report, status: ready ? .ok : .serviceUnavailable, allocator: allocator)
         default:
             break
@@ -101,8 +121,9 @@ struct FrontDoor: Sendable {
         guard let generation else {
             throw GatewayError(.serviceUnavailable, type: "server_error", "the gateway is starting", code: "not_ready")
         }
-        let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator)
         if let route = generation.routes["\(head.method.rawValue) \(path)"] {
+            if route.access == .operator { try Self.checkOperator(head.headers, keys: generation.manifest.server.adminKeys) }
+            let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator)
             return try await route.handler(GatewayRequest(
                 operation: .other, dialect: .openAI, method: head.method, uri: head.uri, headers: head.headers,
                 body: RequestBody(raw: body, json: .null), model: "", stream: false, context: context))
@@ -114,11 +135,17 @@ struct FrontDoor: Sendable {
         guard head.method == endpoint.method else {
             throw GatewayError(.methodNotAllowed, type: "invalid_request_error", "\(path) takes \(endpoint.method.rawValue), not \(head.method.rawValue)")
         }
+        // Who is calling is settled before the body is parsed; a refused request goes down the
+        // pipeline without it, to the authenticator that delivers the refusal.
+        let verdicts = await authenticate(head.headers, screening: screening, authenticators: generation.pipeline.authenticators)
+        let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: verdicts)
         var request = GatewayRequest(operation: endpoint.operation, dialect: endpoint.dialect, method: head.method, uri: head.uri,
                                      headers: head.headers, body: .empty, model: "", stream: false, context: context)
-        if endpoint.method == .POST {
-            let json = try Self.parseBody(body)
+        let admitted = verdicts.allSatisfy { if case .success = $0 { true } else { false } }
+        if endpoint.method == .POST, admitted {
+            let json = try await Self.parseBody(body, memoryBudget: generation.manifest.server.maxJSONMemoryBytes)
             try Self.checkShape(json, for: endpoint.operation)
+            try RequestNumbers.check(json, dialect: endpoint.dialect)
             request.body = RequestBody(raw: body, json: json)
             request.model = json["model"]?.string ?? ""
             request.stream = json["stream"]?.bool ?? false
@@ -126,20 +153,68 @@ struct FrontDoor: Sendable {
         return try await generation.pipeline.handle(request)
     }
 
+    /// The verdict of every authenticator, in pipeline order: those `screen` left undecided are
+    /// verified now. After a refusal the rest are not asked (the pipeline stops there).
+    private func authenticate(_ headers: HTTPHeaders, screening: RequestScreening,
+                              authenticators: [any Authenticator]) async -> [Result<CallerIdentity, GatewayError>] {
+        var verdicts: [Result<CallerIdentity, GatewayError>] = []
+        verdicts.reserveCapacity(authenticators.count)
+        for (index, authenticator) in authenticators.enumerated() {
+            let verdict: Result<CallerIdentity, GatewayError>
+            switch index < screening.verdicts.count ? screening.verdicts[index] : authenticator.screen(headers) {
+            case .identified(let identity): verdict = .success(identity)
+            case .refused(let error): verdict = .failure(error)
+            case .undecided:
+                do { verdict = .success(try await authenticator.verify(headers)) } catch { verdict = .failure(GatewayError(error)) }
+            }
+            verdicts.append(verdict)
+            if case .failure = verdict { break }
+        }
+        return verdicts
+    }
+
+    /// An operator route (`/metrics`, `/ready?verbose=1`) needs one of `server.admin_keys`, when there are any.
+    private static func checkOperator(_ headers: HTTPHeaders, keys: [NamedKey]) throws {
+        guard !keys.isEmpty else { return }
+        guard let presented = headers.bearerToken else {
+            throw GatewayError(.unauthorized, type: "authentication_error", "This route needs an admin key: send `Authorization: Bearer KEY`.",
+                               code: "missing_admin_key")
+        }
+        guard KeyDigest.match(presented, in: keys.map(\.digest)) != nil else {
+            throw GatewayError(.unauthorized, type: "authentication_error", "Incorrect admin key provided.", code: "invalid_admin_key")
+        }
+    }
+
+    static func path(of uri: String) -> Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+
     /// `?verbose=1` (or `true`) on the query string.
     static func isVerbose(_ uri: String) -> Bool {
         guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return false }
         return query.split(separator: "&").contains { $0 == "verbose=1" || $0 == "verbose=true" || $0 == "verbose" }
     }
 
-    static func parseBody(_ body: ByteBuffer) throws -> JSON {
+    /// Bodies larger than this are parsed on NIO's thread pool, so that a big body never holds
+    /// the event loop its connection shares with many others.
+    static let offLoopParseBytes = 256 * 1024
+
+    static func parseBody(_ body: ByteBuffer, memoryBudget: Int) async throws -> JSON {
         guard body.readableBytes > 0 else {
             throw GatewayError.invalidRequest("the request body is empty; expected a JSON object")
         }
+        let parsed: Result<JSON, JSONParseError>
+        if body.readableBytes > offLoopParseBytes {
+            parsed = try await NIOThreadPool.singleton.runIfActive { Result { () throws(JSONParseError) in try JSON.parseRequest(body, memoryBudget: memoryBudget) } }
+        } else {
+            parsed = Result { () throws(JSONParseError) in try JSON.parseRequest(body, memoryBudget: memoryBudget) }
+        }
         let json: JSON
-        do {
-            json = try JSON.parse(body)
-        } catch {
+        switch parsed {
+        case .success(let value): json = value
+        case .failure(let error) where error.exceededBudget:
+            throw GatewayError(.payloadTooLarge, type: "invalid_request_error",
+                               "the request body's JSON needs more memory than this gateway allows (\(memoryBudget) bytes); send fewer or smaller values",
+                               code: "request_too_large")
+        case .failure(let error):
             throw GatewayError.invalidRequest("the request body is not valid JSON (\(error))")
         }
         guard json.isObject else { throw GatewayError.invalidRequest("the request body must be a JSON object") }

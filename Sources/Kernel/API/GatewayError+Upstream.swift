@@ -20,6 +20,12 @@ extension GatewayError {
                 self = GatewayError(.init(statusCode: 499, reasonPhrase: "Client Closed Request"), type: "cancelled", "the request was cancelled")
             case .failed:
                 self = GatewayError(.badGateway, type: "upstream_error", "the provider connection failed", code: "upstream_failed")
+            case .responseTooLarge(let limit):
+                self = GatewayError(.badGateway, type: "upstream_error", "the provider's answer is larger than this gateway accepts (\(limit) bytes)",
+                                    code: "upstream_response_too_large")
+            case .eventTooLarge(let limit):
+                self = GatewayError(.badGateway, type: "upstream_error", "the provider sent an event larger than this gateway accepts (\(limit) bytes)",
+                                    code: "upstream_event_too_large")
             }
         case is CancellationError:
             self = GatewayError(.init(statusCode: 499, reasonPhrase: "Client Closed Request"), type: "cancelled", "the request was cancelled")

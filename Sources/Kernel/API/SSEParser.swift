@@ -2,7 +2,11 @@ import NIOCore
 
 /// Incremental `text/event-stream` parser (WHATWG HTML §9.2): events may be split across reads
 /// at any byte; lines end in LF, CRLF or CR; `:` lines are comments; data lines accumulate.
+/// An event (or a line) longer than `maxEventBytes` stops the parser: `overflowed` is set, and
+/// nothing more is kept, so an upstream cannot make the gateway buffer without bound.
 public struct SSEParser: Sendable {
+    public let maxEventBytes: Int
+    public private(set) var overflowed = false
     private var pending: [UInt8] = []
     private var sawCR = false
     private var event: String?
@@ -10,11 +14,12 @@ public struct SSEParser: Sendable {
     private var hasData = false
     private var id: String?
 
-    public init() {}
+    public init(maxEventBytes: Int = 1 << 20) { self.maxEventBytes = maxEventBytes }
 
     /// Feeds bytes, returning the events they complete.
     public mutating func feed(_ buffer: ByteBuffer) -> [SSEEvent] {
         var events: [SSEEvent] = []
+        guard !overflowed else { return events }
         buffer.withUnsafeReadableBytes { bytes in
             for byte in bytes {
                 if sawCR {
@@ -26,6 +31,12 @@ public struct SSEParser: Sendable {
                     sawCR = byte == UInt8(ascii: "\r")
                     if let event = endLine() { events.append(event) }
                 default:
+                    guard pending.count + data.count < maxEventBytes else {
+                        overflowed = true
+                        pending = []
+                        data = []
+                        return
+                    }
                     pending.append(byte)
                 }
             }
@@ -35,6 +46,7 @@ public struct SSEParser: Sendable {
 
     /// The event left when the stream ends without a final blank line.
     public mutating func finish() -> SSEEvent? {
+        guard !overflowed else { return nil }
         if !pending.isEmpty { _ = endLine() }
         return dispatch()
     }
@@ -75,14 +87,19 @@ public struct SSEParser: Sendable {
 public struct SSEEventSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
     public typealias Element = SSEEvent
     let base: Base
+    let maxEventBytes: Int
 
-    public init(_ base: Base) { self.base = base }
+    public init(_ base: Base, maxEventBytes: Int = 1 << 20) {
+        self.base = base
+        self.maxEventBytes = maxEventBytes
+    }
 
-    public func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), parser: SSEParser(maxEventBytes: maxEventBytes)) }
 
+    /// Delivers the events before an overlong one, then fails with `UpstreamError.eventTooLarge`.
     public struct Iterator: AsyncIteratorProtocol {
         var base: Base.AsyncIterator
-        var parser = SSEParser()
+        var parser: SSEParser
         var ready: [SSEEvent] = []
         var readyIndex = 0
         var ended = false
@@ -93,6 +110,7 @@ public struct SSEEventSequence<Base: AsyncSequence & Sendable>: AsyncSequence, S
                     defer { readyIndex += 1 }
                     return ready[readyIndex]
                 }
+                if parser.overflowed { throw UpstreamError.eventTooLarge(limit: parser.maxEventBytes) }
                 if ended { return nil }
                 ready.removeAll(keepingCapacity: true)
                 readyIndex = 0

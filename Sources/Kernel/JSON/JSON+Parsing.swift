@@ -1,4 +1,5 @@
 import CJansson
+import CJSONBudget
 import Foundation
 import NIOCore
 
@@ -7,8 +8,13 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
     public let line: Int
     public let column: Int
     public let message: String
+    /// The document needed more memory than the parse's budget allowed.
+    public var exceededBudget = false
     public var description: String { "line \(line), column \(column): \(message)" }
 }
+
+/// jansson allocates through the budget check from the first budgeted parse on.
+private let budgetInstalled: Void = sluice_json_install_budget()
 
 extension JSON {
     /// Parses a whole document (any value at the top). Strings may hold `\u0000`; duplicate keys
@@ -23,6 +29,27 @@ extension JSON {
     public static func parse(_ buffer: ByteBuffer) throws(JSONParseError) -> JSON {
         var error = json_error_t()
         let pointer = buffer.withUnsafeReadableBytes { load($0, &error) }
+        return try owning(pointer, error)
+    }
+
+    /// Parses a client's request body: duplicate keys are refused, and jansson may allocate at
+    /// most `memoryBudget` bytes for the tree (more fails with `exceededBudget`), so what a
+    /// body costs is bounded by more than its size.
+    public static func parseRequest(_ buffer: ByteBuffer, memoryBudget: Int) throws(JSONParseError) -> JSON {
+        _ = budgetInstalled
+        var error = json_error_t()
+        sluice_json_budget_begin(max(0, memoryBudget))
+        let pointer = buffer.withUnsafeReadableBytes { raw -> UnsafeMutablePointer<json_t>? in
+            guard let base = raw.baseAddress else { return json_loadb("", 0, sluice_json_decode_request_flags, &error) }
+            return json_loadb(base.assumingMemoryBound(to: CChar.self), raw.count, sluice_json_decode_request_flags, &error)
+        }
+        let exceeded = sluice_json_budget_end() != 0
+        guard !exceeded else {
+            if let pointer { sluice_json_decref(pointer) }
+            var failure = JSONParseError(line: Int(error.line), column: Int(error.column), message: "out of memory budget")
+            failure.exceededBudget = true
+            throw failure
+        }
         return try owning(pointer, error)
     }
 

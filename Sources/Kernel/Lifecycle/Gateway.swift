@@ -49,9 +49,15 @@ public final class Gateway: Service, HTTPResponder {
 
     public var maxBodyBytes: Int { generation?.manifest.server.maxBodyBytes ?? 8_388_608 }
 
-    public func respond(to head: HTTPRequestHead, body: ByteBuffer) async -> GatewayResponse {
+    public func screen(_ head: HTTPRequestHead) -> RequestScreening {
+        FrontDoor.screen(head, generation: generation)
+    }
+
+    public func respond(to head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening) async -> GatewayResponse {
         let (generation, isReady) = state.withLockedValue { ($0.generation, $0.isReady) }
-        return await frontDoor.respond(to: head, body: body, generation: generation, isReady: isReady)
+        // A reload between the head and the body: the request is served, and screened again, by the new manifest.
+        let current = screening.generation === generation ? screening : FrontDoor.screen(head, generation: generation)
+        return await frontDoor.respond(to: head, body: body, screening: current, isReady: isReady)
     }
 
     public func bodyTooLarge(_ head: HTTPRequestHead) -> GatewayResponse {
@@ -62,6 +68,10 @@ public final class Gateway: Service, HTTPResponder {
         frontDoor.malformedRequest(reason)
     }
 
+    public func tooManyConnections() -> GatewayResponse {
+        frontDoor.tooManyConnections()
+    }
+
     // MARK: Service
 
     public func run() async throws {
@@ -70,8 +80,9 @@ public final class Gateway: Service, HTTPResponder {
         state.withLockedValue { $0.generation = generation }
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: self,
-                                timeouts: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
-                                                request: .seconds(manifest.server.headerTimeoutSeconds)))
+                                limits: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
+                                              request: .seconds(manifest.server.headerTimeoutSeconds),
+                                              maxConnections: manifest.server.maxConnections))
         do {
             try await listen(server, manifest: manifest)
         } catch {
@@ -155,8 +166,9 @@ public final class Gateway: Service, HTTPResponder {
     }
 
     private func warnAboutRestartOnlySettings(old: ServerSettings, new: ServerSettings) {
-        if old.listen != new.listen || old.idleTimeoutSeconds != new.idleTimeoutSeconds || old.headerTimeoutSeconds != new.headerTimeoutSeconds {
-            logger.warning("server.listen, idle_timeout_s and header_timeout_s take effect on restart; the running listeners are kept")
+        if old.listen != new.listen || old.idleTimeoutSeconds != new.idleTimeoutSeconds || old.headerTimeoutSeconds != new.headerTimeoutSeconds
+            || old.maxConnections != new.maxConnections {
+            logger.warning("server.listen, idle_timeout_s, header_timeout_s and max_connections take effect on restart; the running listeners are kept")
         }
     }
 

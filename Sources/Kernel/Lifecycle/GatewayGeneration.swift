@@ -97,7 +97,8 @@ public final class GatewayGeneration: Sendable {
     public func respond(method: HTTPMethod = .POST, uri: String, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer(),
                         logger: Logger) async -> GatewayResponse {
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
-        return await FrontDoor(logger: logger, isDraining: { false }).respond(to: head, body: body, generation: self, isReady: true)
+        return await FrontDoor(logger: logger, isDraining: { false })
+            .respond(to: head, body: body, screening: FrontDoor.screen(head, generation: self), isReady: true)
     }
 
     /// Marks the generation as replaced: it shuts down once its last request has finished.

@@ -55,6 +55,12 @@ public struct ManifestReader: Sendable {
         let top = checker.check(json, against: Self.schema, at: "") ?? json
         var manifest = Manifest(file: file, server: ServerSettings(top["server"] ?? .object()), providers: [], models: [], pipeline: [])
 
+        for (index, entry) in (top["server"]?["admin_keys"]?.elements ?? []).enumerated() {
+            do { _ = try NamedKey(entry) } catch {
+                let path = JSONPath.element("server.admin_keys", index)
+                checker.fail(error.field.map { JSONPath.member(path, $0) } ?? path, error.message)
+            }
+        }
         for address in manifest.server.listen.enumerated() where ListenAddress(address.element) == nil {
             checker.fail(JSONPath.element("server.listen", address.offset), "expected host:port such as \"127.0.0.1:8080\" or \"[::1]:8080\", got \"\(address.element)\"")
         }

@@ -33,16 +33,36 @@ public enum ResponseBody: Sendable {
     case events(EventStream)
 }
 
-/// Input and output tokens of one answer, in one shape whatever the provider.
+/// Input and output tokens of one answer, in one shape whatever the provider. The counts come
+/// from providers, so every one is held within `0...Usage.maxTokens`: whatever an upstream
+/// reports, sums, costs and counters computed from them cannot overflow or go negative.
 public struct Usage: Sendable, Equatable {
-    public var inputTokens: Int
-    public var outputTokens: Int
-    /// Input tokens served from the provider's prompt cache.
-    public var cachedInputTokens: Int
+    /// 2^40 tokens: far beyond any answer, and a sum of millions of them still fits an `Int`.
+    public static let maxTokens = 1 << 40
+
+    public var inputTokens: Int { didSet { inputTokens = Self.bounded(inputTokens) } }
+    public var outputTokens: Int { didSet { outputTokens = Self.bounded(outputTokens) } }
+    /// Input tokens served from the provider's prompt cache (never more than `inputTokens`).
+    public var cachedInputTokens: Int { didSet { cachedInputTokens = Self.bounded(cachedInputTokens) } }
 
     public init(inputTokens: Int, outputTokens: Int, cachedInputTokens: Int = 0) {
-        self.inputTokens = inputTokens
-        self.outputTokens = outputTokens
-        self.cachedInputTokens = cachedInputTokens
+        self.inputTokens = Self.bounded(inputTokens)
+        self.outputTokens = Self.bounded(outputTokens)
+        self.cachedInputTokens = Self.bounded(cachedInputTokens)
+    }
+
+    public var totalTokens: Int { inputTokens + outputTokens }
+
+    /// `count` held within `0...maxTokens`.
+    public static func bounded(_ count: Int) -> Int { min(max(count, 0), maxTokens) }
+}
+
+extension JSON {
+    /// A token count as a provider reported it, held within `0...Usage.maxTokens`; `nil` when
+    /// the value is not a number.
+    public var tokenCount: Int? {
+        if let int { return Usage.bounded(int) }
+        guard let double, !double.isNaN else { return nil }
+        return double <= 0 ? 0 : double >= Double(Usage.maxTokens) ? Usage.maxTokens : Int(double)
     }
 }

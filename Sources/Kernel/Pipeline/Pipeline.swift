@@ -1,6 +1,6 @@
 //  How a request flows (the onion model; the chain is folded once, when a manifest is loaded):
 //
-//    client ─▶ Server ─▶ FrontDoor (route, parse JSON once, request id)
+//    client ─▶ Server ─▶ FrontDoor (route, authenticate from the head, parse JSON once, request id)
 //                           │
 //                           ▼
 //             pipeline[0].handle ─▶ pipeline[1].handle ─▶ … ─▶ router (terminal)
@@ -14,13 +14,29 @@
 /// A manifest's pipeline, folded into one function.
 public struct Pipeline: Sendable {
     public let middlewares: [any Middleware]
+    /// The pipeline's authenticators, in order: the front door asks them before reading a body.
+    public let authenticators: [any Authenticator]
     public let handle: Next
 
     public init(_ middlewares: [any Middleware]) {
         self.middlewares = middlewares
+        let authenticators = middlewares.compactMap { $0 as? any Authenticator }
+        self.authenticators = authenticators
         let end: Next = { _ in throw GatewayError.internalError("the pipeline ended without a terminal plugin") }
+        var ordinal = authenticators.count
         handle = middlewares.reversed().reduce(end) { next, middleware in
-            { request in try await middleware.handle(request, next: next) }
+            guard let authenticator = middleware as? any Authenticator else {
+                return { request in try await middleware.handle(request, next: next) }
+            }
+            // The verdict the front door reached before the body was read, delivered here.
+            ordinal -= 1
+            let index = ordinal
+            return { request in
+                guard let verdict = request.context.authentication(at: index) else {
+                    return try await authenticator.handle(request, next: next)
+                }
+                return try await authenticator.admit(request, as: try verdict.get(), next: next)
+            }
         }
     }
 }

@@ -9,6 +9,8 @@ public final class RequestContext: Sendable {
     public let receivedAt: ContinuousClock.Instant
     public let logger: Logger
     public let allocator: ByteBufferAllocator
+    /// The front door's authentication verdicts, one per authenticator of the pipeline, in order.
+    let authentication: [Result<CallerIdentity, GatewayError>]
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -19,8 +21,14 @@ public final class RequestContext: Sendable {
         var storage: [ObjectIdentifier: any Sendable] = [:]
     }
 
-    public init(requestID: String, logger: Logger, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+    public convenience init(requestID: String, logger: Logger, allocator: ByteBufferAllocator = ByteBufferAllocator(),
                 receivedAt: ContinuousClock.Instant = .now) {
+        self.init(requestID: requestID, logger: logger, allocator: allocator, receivedAt: receivedAt, authentication: [])
+    }
+
+    init(requestID: String, logger: Logger, allocator: ByteBufferAllocator, receivedAt: ContinuousClock.Instant = .now,
+         authentication: [Result<CallerIdentity, GatewayError>]) {
+        self.authentication = authentication
         self.requestID = requestID
         self.receivedAt = receivedAt
         var logger = logger
@@ -62,6 +70,12 @@ public final class RequestContext: Sendable {
     public var attemptTracer: (any AttemptTracer)? {
         get { state.withLockedValue { $0.attemptTracer } }
         set { state.withLockedValue { $0.attemptTracer = newValue } }
+    }
+
+    /// The verdict the front door reached for the pipeline's authenticator at `index`, before
+    /// the body was read; `nil` for a request built without one.
+    func authentication(at index: Int) -> Result<CallerIdentity, GatewayError>? {
+        index < authentication.count ? authentication[index] : nil
     }
 
     /// Typed per-request storage: `context[MyKey.self] = value`.

@@ -95,13 +95,25 @@ public struct ProviderCall: Sendable {
 
 /// An HTTP route a plugin serves outside the pipeline.
 public struct PluginRoute: Sendable {
+    /// Who may call a route.
+    public enum Access: Sendable {
+        /// What operators look at (`GET /metrics`): once `server.admin_keys` lists keys, one of
+        /// them is required; without any, the route is public.
+        case `operator`
+        /// Anyone (a webhook that checks its own signature, say).
+        case `public`
+    }
+
     public var method: String
     public var path: String
+    public var access: Access
     public var handler: @Sendable (GatewayRequest) async throws -> GatewayResponse
 
-    public init(method: String, path: String, handler: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse) {
+    public init(method: String, path: String, access: Access = .operator,
+                handler: @escaping @Sendable (GatewayRequest) async throws -> GatewayResponse) {
         self.method = method
         self.path = path
+        self.access = access
         self.handler = handler
     }
 }

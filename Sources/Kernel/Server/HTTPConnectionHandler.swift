@@ -3,29 +3,45 @@ import NIOCore
 import NIOHTTP1
 
 /// Reads one request at a time from a connection (NIO's pipelining handler queues the next),
-/// enforces the body limit and timeouts, runs the responder in a task, and writes the answer
-/// with back-pressure. A connection that closes cancels the task, and with it the upstream call.
+/// screens its head before reading its body, enforces the body limit and timeouts, runs the
+/// responder in a task, and writes the answer with back-pressure. A connection that closes
+/// cancels the task, and with it the upstream call.
+///
+/// A request refused before it was read whole (413, a refusal from its head, bytes that are not
+/// HTTP) is answered with `connection: close`; then the connection stops sending, drops what the
+/// client still sends for a moment (so the client reads the answer instead of a reset), and closes.
 final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    private enum DeadlineKind { case idle, request, linger }
+
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
+        case receiving(HTTPRequestHead, ByteBuffer, RequestScreening)
         case responding
-        /// A refused request whose remaining body is ignored until the connection closes.
-        case discarding
+        /// Answering a request whose body is not read; the rest of it is dropped.
+        case refusing
+        /// The last answer is written and the output closed; input is dropped until the client
+        /// closes or `lingerTimeout` passes.
+        case closing
     }
+
+    /// How long a refused connection drops input before it closes.
+    static let lingerTimeout = TimeAmount.seconds(2)
 
     private let responder: any HTTPResponder
     private let tracker: RequestTracker
     private let idleTimeout: TimeAmount
     private let requestTimeout: TimeAmount
     private var state = State.idle
-    /// The idle or request timeout: the connection closes at `deadline` (none while responding).
-    /// One scheduled check serves many deadlines: moving a deadline later, as every request
-    /// does, costs nothing; the check that finds it moved schedules itself again.
+    /// The connection closes at `deadline`: the idle timeout between requests, the request
+    /// timeout from the accept (or a request's first byte) until the request is read, the linger
+    /// after a refusal; none while responding. One scheduled check serves many deadlines: moving
+    /// a deadline later, as every request does, costs nothing; the check that finds it moved
+    /// schedules itself again.
     private var deadline: NIODeadline?
+    private var deadlineKind = DeadlineKind.request
     private var timer: Scheduled<Void>?
     private var timerFiresAt = NIODeadline.distantFuture
     private var task: Task<Void, Never>?
@@ -34,6 +50,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var requestNumber = 0
     /// The connection's loop, where its tasks run.
     private var loopExecutor: EventLoopTaskExecutor?
+    /// Tells this handler when the bytes of a new request begin to arrive (see `RequestStartWatch`).
+    let watch = RequestStartWatch()
 
     init(responder: any HTTPResponder, tracker: RequestTracker, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.responder = responder
@@ -44,16 +62,22 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         loopExecutor = EventLoopTaskExecutor.of(context.eventLoop)
-        armTimer(context: context, idleTimeout)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        watch.onRequestStart = { handler.value.requestStarted(context: loopContext.value) }
+        // The first request must arrive, whole, within the request timeout of the accept.
+        armTimer(context: context, requestTimeout, .request)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        watch.onRequestStart = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         task?.cancel()
+        watch.onRequestStart = nil
         context.fireChannelInactive()
     }
 
@@ -62,42 +86,57 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case (.head(let head), .idle), (.head(let head), .responding):
             // NIO's pipelining handler passes the next head on as soon as the previous `.end` is
             // written, which can be before `responseFinished` ran: that is a new request too.
+            requestStarted(context: context)
             let limit = responder.maxBodyBytes
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
-                refuseOversized(head, context: context)
+            let length = head.headers.first(name: "content-length").flatMap(Int.init)
+            if let length, length > limit {
+                refuse(responder.bodyTooLarge(head), version: head.version, context: context)
                 return
             }
-            let expected = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
-            state = .receiving(head, context.channel.allocator.buffer(capacity: min(expected, limit)))
-            armTimer(context: context, requestTimeout)
-        case (.body(var chunk), .receiving(let head, var body)):
+            let screening = responder.screen(head)
+            if screening.isRefused {
+                state = .refusing
+                deadline = nil
+                startResponding(head, body: ByteBuffer(), screening: screening, keepAlive: false, context: context)
+                return
+            }
+            state = .receiving(head, context.channel.allocator.buffer(capacity: min(max(length ?? 0, 0), limit)), screening)
+        case (.body(var chunk), .receiving(let head, var body, let screening)):
             guard body.readableBytes + chunk.readableBytes <= responder.maxBodyBytes else {
-                refuseOversized(head, context: context)
+                refuse(responder.bodyTooLarge(head), version: head.version, context: context)
                 return
             }
             state = .responding  // release the buffer's reference before appending (no copy-on-write)
             body.writeBuffer(&chunk)
-            state = .receiving(head, body)
-        case (.end, .receiving(let head, let body)):
+            state = .receiving(head, body, screening)
+        case (.end, .receiving(let head, let body, let screening)):
             deadline = nil
             state = .responding
-            startResponding(head, body: body, context: context)
-        case (_, .discarding):
-            break
+            startResponding(head, body: body, screening: screening, keepAlive: head.isKeepAlive && !closeWhenIdle, context: context)
+        case (.body, .refusing), (.end, .refusing), (_, .closing):
+            break  // the rest of a refused request, or input after the last answer
         default:
             context.close(promise: nil)
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is DrainEvent {
+        switch event {
+        case is DrainEvent:
             // Requests already on their way are served (with `connection: close`); an idle
             // keep-alive connection closes now, and a fresh one gets a moment for its first request.
             closeWhenIdle = true
             if case .idle = state {
-                if requestNumber > 0 { context.close(promise: nil) } else { armTimer(context: context, .seconds(1)) }
+                if requestNumber > 0 { context.close(promise: nil) } else { armTimer(context: context, .seconds(1), .request) }
             }
-        } else {
+        case ChannelEvent.inputClosed:
+            // The client will send nothing more. A request read whole is still answered; one
+            // half-sent never will be whole.
+            switch state {
+            case .responding, .refusing: closeWhenIdle = true
+            case .idle, .receiving, .closing: context.close(promise: nil)
+            }
+        default:
             context.fireUserInboundEventTriggered(event)
         }
     }
@@ -106,30 +145,29 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let parserError = error as? HTTPParserError else { return context.close(promise: nil) }
         switch state {
         case .idle, .receiving:
-            refuseMalformed(parserError, context: context)
-            context.close(promise: nil)
-        case .responding:
+            // Bytes that are not an HTTP/1.1 request get the responder's 400 (NIO's own error
+            // handler answers with an empty body).
+            refuse(responder.malformedRequest(String(describing: parserError)), version: .http1_1, context: context)
+        case .responding, .refusing:
             // Bytes after a request were not HTTP. NIO's pipelining handler passes the error on
             // once the answer before them is written; that answer finishes, then the connection closes.
             closeWhenIdle = true
-        case .discarding:
-            context.close(promise: nil)
+        case .closing:
+            break
         }
     }
 
-    /// Bytes that are not an HTTP/1.1 request get the responder's 400 (NIO's own error handler
-    /// answered with an empty body), written before the connection closes.
-    private func refuseMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
-        state = .discarding
-        deadline = nil
-        let response = responder.malformedRequest(String(describing: error))
-        guard case .whole(let body) = response.body else { return }
-        _ = ResponseWriter(channel: context.channel, keepAlive: false, version: .http1_1).writeWhole(response, body: body)
+    /// The bytes of a request begin: it must be read whole within the request timeout (which
+    /// already runs for a connection's first request, from its accept).
+    private func requestStarted(context: ChannelHandlerContext) {
+        guard deadline == nil || deadlineKind == .idle else { return }
+        armTimer(context: context, requestTimeout, .request)
     }
 
-    private func armTimer(context: ChannelHandlerContext, _ delay: TimeAmount) {
+    private func armTimer(context: ChannelHandlerContext, _ delay: TimeAmount, _ kind: DeadlineKind) {
         let deadline = NIODeadline.now() + delay
         self.deadline = deadline
+        deadlineKind = kind
         if timer == nil || deadline < timerFiresAt { scheduleCheck(context: context, at: deadline) }
     }
 
@@ -153,18 +191,35 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    private func refuseOversized(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// Answers a request that will not be read whole, then closes the connection gracefully.
+    private func refuse(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext) {
+        state = .refusing
         deadline = nil
-        state = .discarding
-        var response = responder.bodyTooLarge(head)
-        response.headers.replaceOrAdd(name: "connection", value: "close")
-        guard case .whole(let body) = response.body else { return }
-        _ = ResponseWriter(channel: context.channel, keepAlive: false, version: head.version).writeWhole(response, body: body)
+        guard case .whole(let body) = response.body else { return context.close(promise: nil) }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        ResponseWriter(channel: context.channel, keepAlive: false, version: version).writeWhole(response, body: body).whenComplete { _ in
+            handler.value.closeGracefully(context: loopContext.value)
+        }
     }
 
-    private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+    /// Stops sending and drops input until the client closes or the linger ends: closing with
+    /// unread input would reset the connection, and the client could lose the answer.
+    private func closeGracefully(context: ChannelHandlerContext) {
+        if case .closing = state { return }
+        state = .closing
+        task = nil
+        armTimer(context: context, Self.lingerTimeout, .linger)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        promise.futureResult.whenFailure { _ in loopContext.value.close(promise: nil) }
+        context.close(mode: .output, promise: promise)
+    }
+
+    private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening, keepAlive: Bool,
+                                 context: ChannelHandlerContext) {
         let responder = responder
-        let writer = ResponseWriter(channel: context.channel, keepAlive: head.isKeepAlive && !closeWhenIdle, version: head.version)
+        let writer = ResponseWriter(channel: context.channel, keepAlive: keepAlive, version: head.version)
         let ticket = tracker.begin()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -173,7 +228,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let loop = context.eventLoop
         let executor = loopExecutor
         task = Task(executorPreference: executor) {
-            let response = await responder.respond(to: head, body: body)
+            let response = await responder.respond(to: head, body: body, screening: screening)
             let finished: @Sendable (Result<Bool, any Error>) -> Void = { result in
                 ticket.end()
                 let reusable = (try? result.get()) == true && writer.keepAlive
@@ -204,6 +259,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func responseFinished(_ number: Int, context: ChannelHandlerContext, reusable: Bool) {
+        if case .refusing = state, number == requestNumber { return closeGracefully(context: context) }
         if !reusable { context.close(promise: nil) }
         guard number == requestNumber, case .responding = state else { return }  // the next request has begun
         task = nil
@@ -211,8 +267,27 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         if closeWhenIdle {
             context.close(promise: nil)
         } else {
-            armTimer(context: context, idleTimeout)
+            armTimer(context: context, idleTimeout, .idle)
+            watch.isWaiting = true
         }
+    }
+}
+
+/// Sits before the HTTP decoder and tells the connection handler when the first bytes of a
+/// request arrive after an idle spell, so that the request timeout runs from a request's first
+/// byte rather than from its complete head (a client trickling a head byte by byte is bounded
+/// by it too). It looks at nothing but whether it is waiting.
+final class RequestStartWatch: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    var isWaiting = false
+    var onRequestStart: (() -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if isWaiting {
+            isWaiting = false
+            onRequestStart?()
+        }
+        context.fireChannelRead(data)
     }
 }
 

@@ -6,26 +6,32 @@ import NIOPosix
 /// The SwiftNIO HTTP/1.1 server: listeners (bound by address or adopted from systemd), and the
 /// per-connection pipeline. It knows nothing of APIs; it hands requests to an `HTTPResponder`.
 public final class HTTPServer: Sendable {
-    public struct Timeouts: Sendable {
+    public struct Limits: Sendable {
+        /// A keep-alive connection closes after this long without a request.
         public var idle: Duration
+        /// A request must be read whole this long after its connection's accept (the first
+        /// request) or its first byte.
         public var request: Duration
-        public init(idle: Duration, request: Duration) {
+        /// Open connections at most; one more is answered 503 and closed.
+        public var maxConnections: Int
+        public init(idle: Duration, request: Duration, maxConnections: Int = 10_000) {
             self.idle = idle
             self.request = request
+            self.maxConnections = maxConnections
         }
     }
 
     private let group: any EventLoopGroup
     private let responder: any HTTPResponder
-    private let timeouts: Timeouts
+    private let limits: Limits
     public let tracker = RequestTracker()
     private let listeners = NIOLockedValueBox<[any Channel]>([])
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
-    public init(group: any EventLoopGroup, responder: any HTTPResponder, timeouts: Timeouts) {
+    public init(group: any EventLoopGroup, responder: any HTTPResponder, limits: Limits) {
         self.group = group
         self.responder = responder
-        self.timeouts = timeouts
+        self.limits = limits
     }
 
     /// Binds `address` and starts accepting. Returns the bound address (useful with port 0).
@@ -86,13 +92,15 @@ public final class HTTPServer: Sendable {
     }
 
     private func bootstrap() -> ServerBootstrap {
-        let responder = responder, tracker = tracker, connections = connections
-        let idle = TimeAmount(timeouts.idle), request = TimeAmount(timeouts.request)
+        let responder = responder, tracker = tracker, connections = connections, maxConnections = limits.maxConnections
+        let idle = TimeAmount(limits.idle), request = TimeAmount(limits.request)
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // A client that shuts its sending side after a request still gets the answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             // A connection keeps the receive buffer its largest read grew to, and an open stream keeps
             // its connection: NIO's default cap (64 KiB) would leave a long conversation's worth of
             // buffer on every stream. Larger bodies arrive in more reads.
@@ -100,15 +108,37 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)
-                connections.withLockedValue { $0[id] = channel }
+                let admitted = connections.withLockedValue { open in
+                    guard open.count < maxConnections else { return false }
+                    open[id] = channel
+                    return true
+                }
+                guard admitted else { return Self.refuseConnection(channel, answer: responder.tooManyConnections()) }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: false)  // HTTPConnectionHandler answers
-                    try channel.pipeline.syncOperations.addHandler(
-                        HTTPConnectionHandler(responder: responder, tracker: tracker, idleTimeout: idle, requestTimeout: request))
+                    let handler = HTTPConnectionHandler(responder: responder, tracker: tracker, idleTimeout: idle, requestTimeout: request)
+                    try channel.pipeline.syncOperations.addHandler(handler.watch, position: .first)
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
+    }
+
+    /// A connection over the limit gets its 503 as soon as it is accepted, and is closed at once:
+    /// it holds a file descriptor only as long as writing the answer takes.
+    private static func refuseConnection(_ channel: any Channel, answer: GatewayResponse) -> EventLoopFuture<Void> {
+        guard case .whole(let body) = answer.body else { return channel.close() }
+        var head = HTTPResponseHead(version: .http1_1, status: answer.status, headers: answer.headers)
+        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        head.headers.replaceOrAdd(name: "connection", value: "close")
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+        }.flatMap {
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
+            return channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+        }.always { _ in channel.close(promise: nil) }
     }
 }
 

@@ -8,14 +8,18 @@ public struct UpstreamRequest: Sendable {
     public var headers: HTTPHeaders
     public var body: ByteBuffer?
     public var timeouts: UpstreamTimeouts
+    /// The largest whole answer read; a longer one fails with `responseTooLarge` (a stream's
+    /// events are bounded by its event parser instead).
+    public var maxResponseBytes: Int
 
     public init(method: HTTPMethod = .POST, url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
-                timeouts: UpstreamTimeouts = .init()) {
+                timeouts: UpstreamTimeouts = .init(), maxResponseBytes: Int = 64 << 20) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeouts = timeouts
+        self.maxResponseBytes = maxResponseBytes
     }
 }
 
@@ -69,6 +73,10 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case cancelled
     case shutdown
     case failed(String)
+    /// A whole answer longer than the request's `maxResponseBytes`.
+    case responseTooLarge(limit: Int)
+    /// A server-sent event longer than its parser's `maxEventBytes`.
+    case eventTooLarge(limit: Int)
 
     public enum Phase: String, Sendable { case connect, firstByte = "first byte", total }
 
@@ -79,6 +87,8 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cancelled: "cancelled"
         case .shutdown: "the gateway is shutting down"
         case .failed(let why): why
+        case .responseTooLarge(let limit): "the answer is larger than \(limit) bytes"
+        case .eventTooLarge(let limit): "an event of the stream is larger than \(limit) bytes"
         }
     }
 }

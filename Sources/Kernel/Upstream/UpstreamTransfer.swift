@@ -20,6 +20,9 @@ final class UpstreamTransfer: @unchecked Sendable {
     /// curl has sent it: a stream runs for minutes, and a chat body carries the whole conversation.
     private var upload: (storage: Unmanaged<AnyObject>, size: curl_off_t)?
     private(set) var headersComplete = false
+    private let maxResponseBytes: Int
+    /// Set when a whole answer passed `maxResponseBytes` and the transfer was aborted for it.
+    private var overflowed = false
     let firstByteTimeout: Duration?
     var firstByteDeadline: NIODeadline?
     var startedAt = NIODeadline.now() {
@@ -48,6 +51,7 @@ final class UpstreamTransfer: @unchecked Sendable {
         self.easy = easy
         self.client = client
         firstByteTimeout = request.timeouts.firstByte
+        maxResponseBytes = request.maxResponseBytes
         errorBuffer[0] = 0
 
         // `withCString` lends the String's own bytes; passing a String to a C parameter copies them.
@@ -152,6 +156,10 @@ final class UpstreamTransfer: @unchecked Sendable {
         releaseUploadIfSent()
         switch mode {
         case .whole:
+            guard body.readableBytes + bytes.count <= maxResponseBytes else {
+                overflowed = true
+                return 0  // abort: the answer will not be buffered whole
+            }
             body.writeBytes(bytes)
         case .streamingBody(let source):
             guard wantsMore else {
@@ -220,6 +228,7 @@ final class UpstreamTransfer: @unchecked Sendable {
 
     func error(for code: CURLcode) -> UpstreamError {
         if cancelRequested.withLockedValue({ $0 }) { return .cancelled }
+        if overflowed { return .responseTooLarge(limit: maxResponseBytes) }
         let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
         switch code {
         case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:

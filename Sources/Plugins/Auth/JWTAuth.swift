@@ -1,12 +1,14 @@
 import Foundation
 import JWTKit
 import Kernel
+import NIOHTTP1
 
 /// Authenticates callers by JSON Web Token (`Authorization: Bearer`): HS256 with shared
 /// secrets, RS256/ES256 with public keys from a JWKS file. Signatures are checked by jwt-kit;
 /// `exp`/`nbf` (with leeway), `iss` and `aud` here. One claim names the caller, another may list
-/// the public models it may use.
-public struct JWTAuth: Middleware {
+/// the public models it may use. A token's header is checked on the request's head (its
+/// algorithm must be one its key verifies); its signature and claims before the body is parsed.
+public struct JWTAuth: Authenticator {
     public static let name = "jwt-auth"
     public static let summary = "requires a valid JSON Web Token (HS256, RS256, ES256)"
     public static let configSchema = ConfigSchema([
@@ -19,7 +21,9 @@ public struct JWTAuth: Middleware {
         ConfigField("audience", .string, "a value the aud claim must hold"),
         ConfigField("leeway_s", .number(min: 0), default: 30, "clock skew allowed for exp and nbf"),
         ConfigField("name_claim", .string, default: "sub", "the claim that names the caller"),
-        ConfigField("models_claim", .string, "a claim listing the public models the caller may use (array or space-separated); absent: all"),
+        ConfigField("models_claim", .string, "a claim listing the public models the caller may use (array or space-separated)"),
+        ConfigField("models_claim_absent", .choice(["refuse", "all"]), default: "refuse",
+                    "a token without the models claim: may use no model (403), or every model"),
         ConfigField("algorithms", .array(.choice(["HS256", "RS256", "ES256"])), default: ["HS256", "RS256", "ES256"], "accepted algorithms"),
     ])
 
@@ -28,14 +32,17 @@ public struct JWTAuth: Middleware {
     let secrets: [(kid: String?, secret: String)]
     let jwks: String?
     let config: PluginConfig
-    /// Key ids a token may name; a token naming another is refused (jwt-kit would fall back to
-    /// its default key). `nil` in the set: a token without `kid` is accepted (one unnamed secret).
-    let knownKeyIDs: Set<String?>
+    /// The algorithms each key id verifies: a key's type fixes them (an HMAC secret HS256, an
+    /// RSA key RS256, an EC key ES256), so a token cannot have its HMAC signature checked as
+    /// "RS256". A token naming another key id is refused (jwt-kit would fall back to its default
+    /// key). A `nil` id: a token without `kid` is accepted (one unnamed secret).
+    let algorithmsByKeyID: [String?: Set<String>]
     let issuer: String?
     let audience: String?
     let leeway: TimeInterval
     let nameClaim: String
     let modelsClaim: String?
+    let absentModelsMeansAll: Bool
     let algorithms: Set<String>
 
     public init(config: PluginConfig, context: PluginContext) throws {
@@ -54,17 +61,22 @@ public struct JWTAuth: Middleware {
         self.secrets = secrets.map { ($0.string("kid"), $0.string("secret") ?? "") }
         self.jwks = jwks
         self.config = config
-        var known = Set<String?>(secrets.map { $0.string("kid") })
+        var known: [String?: Set<String>] = [:]
+        for secret in secrets { known[secret.string("kid"), default: []].insert("HS256") }
         if let jwks, let set = try? JSON.parse(jwks) {
-            for key in set["keys"]?.elements ?? [] { known.insert(key["kid"]?.string) }
+            for key in set["keys"]?.elements ?? [] {
+                let algorithm: String? = switch key["kty"]?.string { case "RSA": "RS256"; case "EC": "ES256"; default: nil }
+                if let algorithm { known[key["kid"]?.string, default: []].insert(algorithm) }
+            }
         }
-        if known.count > 1 || jwks != nil { known.remove(nil) }  // with several keys, tokens must say which
-        knownKeyIDs = known
+        if known.count > 1 || jwks != nil { known[nil] = nil }  // with several keys, tokens must say which
+        algorithmsByKeyID = known
         issuer = config.string("issuer")
         audience = config.string("audience")
         leeway = config.double("leeway_s") ?? 30
         nameClaim = config.string("name_claim") ?? "sub"
         modelsClaim = config.string("models_claim")
+        absentModelsMeansAll = config.string("models_claim_absent") == "all"
         algorithms = Set(config.strings("algorithms"))
     }
 
@@ -77,24 +89,46 @@ public struct JWTAuth: Middleware {
         }
     }
 
-    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        guard let token = Self.bearerToken(request) else {
-            throw GatewayError(.unauthorized, type: "authentication_error", "A bearer token is required: send `Authorization: Bearer TOKEN`.",
-                               code: "missing_token")
+    /// The token's header: present, of an accepted algorithm that its key verifies.
+    public func screen(_ headers: HTTPHeaders) -> AuthVerdict {
+        guard let token = headers.bearerToken else {
+            return .refused(GatewayError(.unauthorized, type: "authentication_error", "A bearer token is required: send `Authorization: Bearer TOKEN`.",
+                                         code: "missing_token"))
         }
-        let claims = try await verify(token)
-        let name = claims.values[nameClaim]?.text ?? "unnamed"
-        let models = modelsClaim.map { claims.values[$0]?.list.map(Set.init) ?? nil } ?? nil
-        return try await Admission.admit(CallerIdentity(name: name, allowedModels: models), describedAs: "The token of `\(name)`",
-                                         request, next: next)
+        guard let header = Self.header(token), let algorithm = header["alg"]?.string, algorithms.contains(algorithm) else {
+            return .refused(Self.refusal("unsupported or missing alg"))
+        }
+        let keyID = header["kid"]?.string
+        guard let keyAlgorithms = algorithmsByKeyID[keyID] else { return .refused(Self.refusal("unknown key id")) }
+        guard keyAlgorithms.contains(algorithm) else { return .refused(Self.refusal("its alg does not match its key")) }
+        return .undecided
     }
 
-    func verify(_ token: String) async throws -> TokenClaims {
-        let refused = { (why: String) in GatewayError(.unauthorized, type: "authentication_error", "Invalid token: \(why).", code: "invalid_token") }
-        guard let header = Self.header(token), let algorithm = header["alg"]?.string, algorithms.contains(algorithm) else {
-            throw refused("unsupported or missing alg")
+    /// The signature and the claims.
+    public func verify(_ headers: HTTPHeaders) async throws -> CallerIdentity {
+        let claims = try await verify(headers.bearerToken ?? "")
+        guard let name = claims.values[nameClaim]?.identity else {
+            throw Self.refusal("its \(nameClaim) claim does not name the caller (a string or an integer is needed)")
         }
-        guard knownKeyIDs.contains(header["kid"]?.string) else { throw refused("unknown key id") }
+        guard let modelsClaim else { return CallerIdentity(name: name, allowedModels: nil) }
+        switch claims.values[modelsClaim] {
+        case nil:
+            // No claim may mean every model only where the admin said so; a malformed one never does.
+            return CallerIdentity(name: name, allowedModels: absentModelsMeansAll ? nil : [])
+        case let claim?:
+            return CallerIdentity(name: name, allowedModels: claim.list.map(Set.init) ?? [])
+        }
+    }
+
+    public func describe(_ identity: CallerIdentity) -> String { "The token of `\(identity.name)`" }
+
+    static func refusal(_ why: String) -> GatewayError {
+        GatewayError(.unauthorized, type: "authentication_error", "Invalid token: \(why).", code: "invalid_token")
+    }
+
+    /// The claims of a token whose header `screen` accepted, once its signature verifies.
+    func verify(_ token: String) async throws -> TokenClaims {
+        let refused = Self.refusal
         let claims: TokenClaims
         do {
             claims = try await keys.verify(token, as: TokenClaims.self)
@@ -108,13 +142,6 @@ public struct JWTAuth: Middleware {
         if let issuer, claims.values["iss"]?.text != issuer { throw refused("wrong issuer") }
         if let audience, !(claims.values["aud"]?.list ?? []).contains(audience) { throw refused("wrong audience") }
         return claims
-    }
-
-    static func bearerToken(_ request: GatewayRequest) -> String? {
-        guard let header = request.headers.first(name: "authorization") else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1]).trimmingCharacters(in: .whitespaces)
     }
 
     /// The token's header (jwt-kit picks the key; the algorithm list and the key ids are ours).
@@ -164,8 +191,17 @@ enum ClaimValue: Decodable, Sendable {
     }
 
     var text: String? { if case .string(let string) = self { string } else { nil } }
+    /// Who a name claim names: a string, or an integer written as its decimal digits.
+    var identity: String? {
+        switch self {
+        case .string(let string): string.isEmpty ? nil : string
+        case .number(let number): number.isFinite && number.rounded() == number && abs(number) < 9.0e15 ? String(Int(number)) : nil
+        default: nil
+        }
+    }
     var number: Double? { if case .number(let number) = self { number } else { nil } }
-    /// An array claim, or a space-separated string (the OAuth `scope` style).
+    /// An array claim of strings only, or a space-separated string (the OAuth `scope` style);
+    /// anything else (a number, an object, a mixed array) is no list.
     var list: [String]? {
         switch self {
         case .strings(let strings): strings

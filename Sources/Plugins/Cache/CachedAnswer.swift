@@ -43,7 +43,9 @@ struct CachedAnswer: Sendable {
             list.elements.map { SSEEvent(event: $0["event"]?.string, data: $0["data"]?.string ?? "") }
         }
         usage = json["usage"].flatMap { usage in
-            usage["input"]?.int.map { Usage(inputTokens: $0, outputTokens: usage["output"]?.int ?? 0, cachedInputTokens: usage["cached"]?.int ?? 0) }
+            usage["input"]?.tokenCount.map {
+                Usage(inputTokens: $0, outputTokens: usage["output"]?.tokenCount ?? 0, cachedInputTokens: usage["cached"]?.tokenCount ?? 0)
+            }
         }
     }
 

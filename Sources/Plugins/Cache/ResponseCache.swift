@@ -165,7 +165,8 @@ public struct ResponseCache: Middleware {
         let recorder = StreamRecorder(limit: maxEntryBytes)
         let cache = self, request = request.withoutBody
         return events.observing({ recorder.add($0) }, finished: { error in
-            guard error == nil, let recorded = recorder.events,
+            // A stream with an event that is not JSON is not an answer to replay to anyone.
+            guard error == nil, let recorded = recorder.events, recorded.allSatisfy({ $0.isDone || $0.json != nil }),
                   var whole = StreamAssembler.whole(from: recorded, dialect: request.dialect) else {
                 finish(false)
                 return

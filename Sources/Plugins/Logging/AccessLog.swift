@@ -12,12 +12,11 @@ public struct AccessLog: Middleware {
     public static let name = "access-log"
     public static let summary = "one JSON line per completed request, streams included"
     public static let configSchema = ConfigSchema([
-        ConfigField("log_headers", .boolean, default: false, "include request headers (credentials and cookies are always redacted)"),
+        ConfigField("log_headers", .boolean, default: false, "include request headers (a value whose name or shape suggests a credential is redacted)"),
         ConfigField("log_bodies", .boolean, default: false, "include the request body and a whole response body (opt-in: prompts may be sensitive)"),
         ConfigField("max_body_chars", .positiveInteger, default: 2048, "longest body text logged; the rest is cut"),
     ])
 
-    static let redactedHeaders: Set<String> = ["authorization", "x-api-key", "api-key", "cookie", "set-cookie", "proxy-authorization"]
 
     let logHeaders: Bool
     let logBodies: Bool
@@ -102,7 +101,8 @@ public struct AccessLog: Middleware {
         if logHeaders {
             var headers: Logger.Metadata = [:]
             for (name, value) in request.headers {
-                headers[name.lowercased()] = .string(Self.redactedHeaders.contains(name.lowercased()) ? "[redacted]" : value)
+                let name = name.lowercased()
+                headers[name] = .string(HeaderRedaction.shown(name, value))
             }
             fields["headers"] = .dictionary(headers)
         }

@@ -14,7 +14,7 @@ public struct AnthropicProvider: Provider {
         ConfigField("headers", .map(.string), default: .object(), "extra headers sent with every request"),
         ConfigField("timeout_s", .number(min: 0.001), default: 600, "longest wait for a whole answer, or for the first byte of a stream"),
         ConfigField("connect_timeout_s", .number(min: 0.001), default: 10, "longest wait to connect"),
-    ])
+    ] + AnswerLimits.fields)
 
     let wire: AnthropicWire
 
@@ -33,6 +33,7 @@ struct AnthropicSettings: Sendable {
     var headers: [(key: String, value: String)]
     var timeout: Duration
     var connectTimeout: Duration
+    var limits: AnswerLimits
 
     init(_ config: PluginConfig) throws {
         baseURL = try OpenAIProviderSettings.baseURL(config)
@@ -42,5 +43,6 @@ struct AnthropicSettings: Sendable {
         headers = config.stringMap("headers")
         timeout = .seconds(config.double("timeout_s") ?? 600)
         connectTimeout = .seconds(config.double("connect_timeout_s") ?? 10)
+        limits = AnswerLimits(config)
     }
 }

@@ -64,7 +64,8 @@ struct AnthropicWire: Sendable {
         let timeout = min(settings.timeout, call.timeout)
         return UpstreamRequest(url: settings.baseURL + "/v1/messages", headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: settings.connectTimeout, firstByte: timeout,
-                                                          total: call.request.stream ? nil : timeout))
+                                                          total: call.request.stream ? nil : timeout),
+                               maxResponseBytes: settings.limits.maxResponseBytes)
     }
 
     private func post(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
@@ -80,7 +81,7 @@ struct AnthropicWire: Sendable {
         guard (200..<300).contains(response.status) else {
             throw UpstreamFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
         }
-        return EventStream(SSEEventSequence(response.body))
+        return settings.limits.events(response.body)
     }
 
     private func stream(_ events: EventStream) -> GatewayResponse {
@@ -101,7 +102,7 @@ struct AnthropicUsageTap: EventTranslator {
         case "message_start":
             usage = Usage(anthropic: event.json?["message"]?["usage"]) ?? usage
         case "message_delta":
-            if let output = event.json?["usage"]?["output_tokens"]?.int { usage.outputTokens = output }
+            if let output = event.json?["usage"]?["output_tokens"]?.tokenCount { usage.outputTokens = output }
             onUsage(usage)
         case "error":
             if let json = event.json { throw AnthropicWire.streamError(json) }

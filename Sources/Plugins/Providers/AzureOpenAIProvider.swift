@@ -42,7 +42,8 @@ public struct AzureOpenAIProvider: Provider {
             },
             timeout: .seconds(config.double("timeout_s") ?? 600),
             connectTimeout: .seconds(config.double("connect_timeout_s") ?? 10),
-            requestsStreamUsage: config.bool("stream_usage") ?? true)
+            requestsStreamUsage: config.bool("stream_usage") ?? true,
+            limits: AnswerLimits(config))
         wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 

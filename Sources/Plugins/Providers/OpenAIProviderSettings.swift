@@ -11,6 +11,7 @@ struct OpenAIEndpoint: Sendable {
     var connectTimeout: Duration
     /// Ask streams for their usage (`stream_options.include_usage`) even when the client did not.
     var requestsStreamUsage: Bool
+    var limits: AnswerLimits
 }
 
 /// The settings every OpenAI-wire provider shares.
@@ -30,7 +31,7 @@ enum OpenAIProviderSettings {
         ConfigField("connect_timeout_s", .number(min: 0.001), default: 10, "longest wait to connect"),
         ConfigField("stream_usage", .boolean, default: true,
                     "ask streams for token usage (stream_options.include_usage) and hide it from clients that did not ask"),
-    ]
+    ] + AnswerLimits.fields
 
     static func baseURL(_ config: PluginConfig) throws -> String {
         guard let url = config.string("base_url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
@@ -53,6 +54,7 @@ enum OpenAIProviderSettings {
             },
             timeout: .seconds(config.double("timeout_s") ?? 600),
             connectTimeout: .seconds(config.double("connect_timeout_s") ?? 10),
-            requestsStreamUsage: config.bool("stream_usage") ?? true)
+            requestsStreamUsage: config.bool("stream_usage") ?? true,
+            limits: AnswerLimits(config))
     }
 }

@@ -18,7 +18,7 @@ struct OpenAIWire: Sendable {
             patchModel(&body, call.upstreamModel)
             let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
             request.context.usage = Usage(openAI: JSON.member("usage", in: response.body))
-            return whole(response)
+            return try whole(response)
         case (.messages, .anthropic):
             return try await messages(call)
         default:
@@ -52,7 +52,7 @@ struct OpenAIWire: Sendable {
         guard request.stream else {
             let response = try await post("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
             context.usage = Usage(openAI: JSON.member("usage", in: response.body))
-            return whole(response)
+            return try whole(response)
         }
         let clientAskedForUsage = body.json["stream_options"]?["include_usage"]?.bool == true
         let injectUsage = endpoint.requestsStreamUsage && !clientAskedForUsage
@@ -99,7 +99,8 @@ struct OpenAIWire: Sendable {
         let timeout = min(endpoint.timeout, call.timeout)
         return UpstreamRequest(url: endpoint.url(path, call.upstreamModel), headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
-                                                          total: call.request.stream ? nil : timeout))
+                                                          total: call.request.stream ? nil : timeout),
+                               maxResponseBytes: endpoint.limits.maxResponseBytes)
     }
 
     private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
@@ -115,13 +116,26 @@ struct OpenAIWire: Sendable {
         guard (200..<300).contains(response.status) else {
             throw UpstreamFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
         }
-        return EventStream(SSEEventSequence(response.body))
+        return endpoint.limits.events(response.body)
     }
 
-    private func whole(_ response: UpstreamResponse) -> GatewayResponse {
-        GatewayResponse(status: HTTPResponseStatus(statusCode: response.status),
-                        headers: ["content-type": response.headers.first(name: "content-type") ?? "application/json"],
-                        body: .whole(response.body))
+    /// A whole answer passed through as the provider sent it, once it looks like the JSON object
+    /// an OpenAI client expects (a proxy's HTML error page with status 200 is a 502, as on the
+    /// translated path). A look at its type and its ends, not a parse: the bytes are forwarded.
+    private func whole(_ response: UpstreamResponse) throws -> GatewayResponse {
+        let type = response.headers.first(name: "content-type") ?? "application/json"
+        guard type.lowercased().contains("json"), Self.looksLikeObject(response.body) else {
+            throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
+        }
+        return GatewayResponse(status: HTTPResponseStatus(statusCode: response.status), headers: ["content-type": type],
+                               body: .whole(response.body))
+    }
+
+    static func looksLikeObject(_ body: ByteBuffer) -> Bool {
+        body.withUnsafeReadableBytes { bytes in
+            let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
+            return bytes.first(where: { !isSpace($0) }) == UInt8(ascii: "{") && bytes.last(where: { !isSpace($0) }) == UInt8(ascii: "}")
+        }
     }
 
     private func stream(_ events: EventStream) -> GatewayResponse {

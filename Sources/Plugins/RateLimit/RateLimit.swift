@@ -64,6 +64,12 @@ public struct RateLimit: Middleware {
         if let tpm = tokensPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), estimate, "tokens")) }
         if let tpd = tokensPerDay { limits.append((Bucket(key: "\(prefix)\(subject):tpd", capacity: Double(tpd), period: 86_400), estimate, "tokens_day")) }
         let buckets = limits.map(\.bucket)
+        // A request that costs more than a whole bucket could never pass: waiting would not help.
+        if let limit = limits.first(where: { $0.cost > $0.bucket.capacity }) {
+            throw GatewayError(.tooManyRequests, type: "rate_limit_error",
+                               "This request needs an estimated \(Int(limit.cost)) tokens, more than the limit of \(Int(limit.bucket.capacity)) for \(subject); ask for fewer (max_tokens) or send less.",
+                               code: "request_over_limit")
+        }
 
         let reservation: Reservation
         do {
@@ -79,7 +85,9 @@ public struct RateLimit: Middleware {
         }
         let headers = Self.headers(limits: limits, reservation: reservation)
         guard reservation.allowed else {
-            let seconds = max(1, Int(reservation.retryAfter.rounded(.up)))
+            // A wait is never longer than refilling the largest bucket from empty.
+            let longest = limits.map(\.bucket.period).max() ?? 60
+            let seconds = max(1, Int(min(reservation.retryAfter.isNaN ? longest : reservation.retryAfter, longest).rounded(.up)))
             var refusal = GatewayError(.tooManyRequests, type: "rate_limit_error",
                                        "Rate limit reached for \(subject); retry in \(seconds) s.", code: "rate_limit_exceeded", headers: headers)
             refusal.headers.replaceOrAdd(name: "retry-after", value: String(seconds))
@@ -90,7 +98,7 @@ public struct RateLimit: Middleware {
         let tokenBuckets = limits.filter { $0.kind != "requests" }.map(\.bucket)
         let settle: @Sendable (Usage?) -> Void = { [store] usage in
             guard !tokenBuckets.isEmpty else { return }
-            let used = usage.map { Double($0.inputTokens + $0.outputTokens) } ?? 0
+            let used = usage.map { Double($0.totalTokens) } ?? 0
             Task { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
         }
         var response: GatewayResponse
@@ -118,7 +126,9 @@ public struct RateLimit: Middleware {
         characters += body["system"]?.textCharacterCount ?? 0
         if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + ($1.string?.count ?? 0) } }
         let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? (body["input"] != nil ? 0 : outputEstimate)
-        return (characters + 3) / 4 + output
+        // The front door keeps a request's numbers in range; bounding each part keeps the sum from
+        // overflowing or going negative for a request built any other way.
+        return Usage.bounded((characters + 3) / 4) + Usage.bounded(output)
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the requests and tokens limits.
@@ -138,8 +148,8 @@ public struct RateLimit: Middleware {
 
     /// `20ms`, `1s`, `6m0s` — the spelling OpenAI uses in its reset headers.
     static func duration(_ seconds: Double) -> String {
-        if seconds < 1 { return "\(Int((seconds * 1000).rounded(.up)))ms" }
-        let whole = Int(seconds.rounded(.up))
+        if seconds < 1 { return "\(Int((max(0, seconds) * 1000).rounded(.up)))ms" }
+        let whole = Int(min(seconds, 86_400 * 366).rounded(.up))
         return whole < 60 ? "\(whole)s" : "\(whole / 60)m\(whole % 60)s"
     }
 }

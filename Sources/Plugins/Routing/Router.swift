@@ -148,7 +148,8 @@ public struct Router: Middleware {
         guard retryingSameTarget else { return true }
         let delay: Duration
         if failure.status == .tooManyRequests, let seconds = failure.headers.first(name: "retry-after").flatMap(Double.init) {
-            guard .seconds(seconds) <= maxRetryAfter else { return false }
+            // The provider's number: compared before it becomes a Duration, which traps on NaN or huge values.
+            guard seconds.isFinite, seconds >= 0, seconds <= maxRetryAfter.inSeconds else { return false }
             delay = .seconds(seconds)
         } else {
             delay = backoff * Int(1 << min(attempt - 1, 10)) * Double.random(in: 0...1)

@@ -51,8 +51,8 @@ struct AnthropicToOpenAIStream: EventTranslator {
                 return []
             }
         case "message_delta":
-            if let output = json["usage"]?["output_tokens"]?.int { usage.outputTokens = output }
-            if let input = json["usage"]?["input_tokens"]?.int, let total = Usage(anthropic: json["usage"]), input > 0 {
+            if let output = json["usage"]?["output_tokens"]?.tokenCount { usage.outputTokens = output }
+            if let input = json["usage"]?["input_tokens"]?.tokenCount, let total = Usage(anthropic: json["usage"]), input > 0 {
                 usage.inputTokens = total.inputTokens
                 usage.cachedInputTokens = total.cachedInputTokens
             }

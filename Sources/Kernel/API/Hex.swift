@@ -1,6 +1,6 @@
 /// Hexadecimal text for digests (key_sha256 in the manifest, cache keys).
-enum Hex {
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+public enum Hex {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text = [UInt8]()
         for byte in bytes {
@@ -11,7 +11,7 @@ enum Hex {
     }
 
     /// Bytes from hex digits (either case); `nil` for anything else.
-    static func decode(_ text: String) -> [UInt8]? {
+    public static func decode(_ text: String) -> [UInt8]? {
         let digits = Array(text.utf8)
         guard digits.count % 2 == 0 else { return nil }
         var bytes: [UInt8] = []

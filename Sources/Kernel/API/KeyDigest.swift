@@ -1,0 +1,57 @@
+import Crypto
+import NIOHTTP1
+
+/// A key as the gateway holds it: its SHA-256, never the key itself.
+public struct KeyDigest: Sendable, Equatable {
+    public let bytes: [UInt8]
+
+    public init(of key: String) { bytes = Array(SHA256.hash(data: Array(key.utf8))) }
+
+    /// From 64 hexadecimal digits (the output of `sha256sum`); `nil` for anything else.
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// The index of the digest that `presented` hashes to. Every digest is compared in full,
+    /// without stopping early, so timing tells nothing about which key (or how much of one) matched.
+    public static func match(_ presented: String, in digests: [KeyDigest]) -> Int? {
+        let digest = KeyDigest(of: presented).bytes
+        var match: Int?
+        for (index, candidate) in digests.enumerated() {
+            var difference: UInt8 = 0
+            for i in 0..<32 { difference |= digest[i] ^ candidate.bytes[i] }
+            if difference == 0 { match = index }
+        }
+        return match
+    }
+}
+
+extension HTTPHeaders {
+    /// Headers a client credential may arrive in; never forwarded upstream.
+    public static let credentialNames = ["authorization", "x-api-key", "api-key"]
+
+    /// The key a client presented: `Authorization: Bearer KEY` (the scheme in any case), else
+    /// `x-api-key`, else `api-key`.
+    public var presentedKey: String? {
+        if let authorization = first(name: "authorization"), let key = Self.bearerToken(authorization) { return key }
+        for name in ["x-api-key", "api-key"] {
+            if let key = first(name: name), !key.isEmpty { return key }
+        }
+        return nil
+    }
+
+    /// The token of `Authorization: Bearer TOKEN`.
+    public var bearerToken: String? { first(name: "authorization").flatMap(Self.bearerToken) }
+
+    /// `TOKEN` from `Bearer TOKEN`, without Foundation on the hot path.
+    static func bearerToken(_ value: String) -> String? {
+        let utf8 = value.utf8
+        guard utf8.count > 7, utf8.prefix(6).map({ $0 | 0x20 }).elementsEqual("bearer".utf8),
+              utf8.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
+        let key = utf8.dropFirst(7).drop { $0 == UInt8(ascii: " ") }
+        let trimmed = key.reversed().drop { $0 == UInt8(ascii: " ") }.count
+        let token = String(decoding: key.prefix(trimmed), as: UTF8.self)
+        return token.isEmpty ? nil : token
+    }
+}

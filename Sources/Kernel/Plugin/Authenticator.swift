@@ -1,0 +1,61 @@
+import NIOHTTP1
+
+/// A pipeline stage that establishes who is calling (`api-key-auth`, `jwt-auth`).
+///
+/// The front door asks every authenticator of the pipeline before the request's body is read
+/// or parsed, so an unauthenticated caller costs the gateway a header check and nothing more:
+/// `screen` runs on the event loop as the request's head arrives, and `verify` finishes what
+/// `screen` left undecided (a signature) before the body is parsed. The verdict is delivered at
+/// the authenticator's own place in the pipeline: a refusal is thrown there, so that the stages
+/// before it (an access log, metrics) still see it, though with no body; an identity is admitted
+/// there (see `admit`). docs/ARCHITECTURE.md, "Authentication before the body".
+public protocol Authenticator: Middleware {
+    /// Decides from the headers alone, cheaply: it runs on the connection's event loop.
+    func screen(_ headers: HTTPHeaders) -> AuthVerdict
+    /// Decides what `screen` left `.undecided`; runs before the body is parsed.
+    func verify(_ headers: HTTPHeaders) async throws -> CallerIdentity
+    /// How a refusal names the caller: "The key `ci`".
+    func describe(_ identity: CallerIdentity) -> String
+}
+
+/// What an authenticator made of a request's headers.
+public enum AuthVerdict: Sendable {
+    case identified(CallerIdentity)
+    case refused(GatewayError)
+    /// `verify` must decide (work too slow for the event loop).
+    case undecided
+}
+
+extension Authenticator {
+    public func verify(_ headers: HTTPHeaders) async throws -> CallerIdentity {
+        throw GatewayError.internalError("\(Self.name) left a request undecided but cannot verify it")
+    }
+
+    public func describe(_ identity: CallerIdentity) -> String { "The caller `\(identity.name)`" }
+
+    /// For a request that reaches the stage without a verdict (one built in-process): decides now.
+    public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        try await admit(request, as: try await identify(request.headers), next: next)
+    }
+
+    /// `screen`, then `verify` when needed.
+    public func identify(_ headers: HTTPHeaders) async throws -> CallerIdentity {
+        switch screen(headers) {
+        case .identified(let identity): return identity
+        case .refused(let error): throw error
+        case .undecided: return try await verify(headers)
+        }
+    }
+
+    /// Records the caller (a refusal still names it in logs and metrics), refuses a model outside
+    /// its allowlist, and passes the request on without the client's credentials.
+    public func admit(_ request: GatewayRequest, as identity: CallerIdentity, next: Next) async throws -> GatewayResponse {
+        request.context.identity = identity
+        if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
+            throw GatewayError.permission("\(describe(identity)) may not use the model `\(request.model)`.")
+        }
+        var forwarded = request
+        for header in HTTPHeaders.credentialNames { forwarded.headers.remove(name: header) }
+        return try await next(forwarded)
+    }
+}
