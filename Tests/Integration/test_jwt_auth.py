@@ -97,7 +97,8 @@ def tampered(token: str, **over: Any) -> str:
 def jwt_auth(jwks_path, **more: Any) -> dict:
     config = {"hmac_secrets": [{"kid": "hs-env", "secret": {"env": "JWT_TEST_SECRET"}},
                                {"kid": "hs-inline", "secret": INLINE_SECRET}],
-              "jwks_file": str(jwks_path), "issuer": ISSUER, "audience": AUDIENCE, "models_claim": "models"}
+              "jwks_file": str(jwks_path), "issuer": ISSUER, "audience": AUDIENCE, "models_claim": "models",
+              "models_claim_absent": "all"}  # (the default refuses; test_hardening.py checks it)
     config.update(more)
     return {"plugin": "jwt-auth", "config": config}
 
@@ -252,7 +253,7 @@ def test_sdk_sees_authentication_error(jgw, keys):
     (["smol"], {"smol"}),
     ("smol other-model", {"smol"}),            # a space-separated string
     (["local", "smol"], {"local", "smol"}),
-    (DROP, {"local", "smol"}),                 # no claim: every model
+    (DROP, {"local", "smol"}),                 # no claim: every model (models_claim_absent: all)
     ([], set()),                               # an empty list: none
 ], ids=["array", "space-separated", "both", "absent", "empty"])
 def test_models_claim(jgw, fake, keys, models, allowed):

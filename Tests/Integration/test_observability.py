@@ -142,6 +142,7 @@ class Call:
     tag: str | None = None           # a word in the prompt that finds the call in the fake's log
     in_pipeline: bool = True
     in_metrics: bool = True
+    body_read: bool = True           # false: refused from its head (no key), so no model is known
     usage: tuple[int, int, int] | None = None   # (input, output, cached input) as the provider reported it
     request_id: str | None = None
     extra: dict = field(default_factory=dict)
@@ -149,7 +150,11 @@ class Call:
     @property
     def model_label(self) -> str:
         """Metrics label a model the manifest does not know as "unknown" (clients cannot add series)."""
-        return self.model if self.model in KNOWN_MODELS else "unknown"
+        return self.model if self.body_read and self.model in KNOWN_MODELS else "unknown"
+
+    @property
+    def logged_model(self) -> str:
+        return self.model if self.body_read else ""
 
     @property
     def provider_label(self) -> str:
@@ -376,10 +381,11 @@ def send_traffic(d: Driver, fake) -> dict:
     # Refusals before any upstream attempt.
     d.chat(Call("invalid", "priced", 400, refused="invalid", error_type="invalid_request_error", tag="tagr01"),
            max_tokens=MAX_TOKENS_CAP * 10)
+    # Refused from the head: the body is never read, so these lines and series name no model.
     d.send(Call("no-key", "priced", 401, key_name=None, refused="unauthorized", error_type="authentication_error",
-                error_code="missing_api_key"), CHAT, {"model": "priced", "messages": user("tagr02")}, {})
+                error_code="missing_api_key", body_read=False), CHAT, {"model": "priced", "messages": user("tagr02")}, {})
     d.chat(Call("wrong-key", "priced", 401, key_name=None, refused="unauthorized", error_type="authentication_error",
-                error_code="invalid_api_key", tag="tagr03"), key=WRONG_KEY)
+                error_code="invalid_api_key", tag="tagr03", body_read=False), key=WRONG_KEY)
     d.chat(Call("forbidden", "priced", 403, key_name="limited", refused="forbidden", error_type="permission_error",
                 error_code="model_not_allowed", tag="tagr04"), key=LIMITED_KEY)
     d.chat(Call("unknown-model", "no-such-model", 404, error_type="invalid_request_error",
@@ -669,7 +675,7 @@ def test_access_line_fields(observed, name):
     call, line = observed.call(name), observed.line(name)
     assert set(line) <= ACCESS_FIELDS, f"unexpected fields {sorted(set(line) - ACCESS_FIELDS)}"
     assert (line["msg"], line["level"]) == ("request", "info")
-    expected = {"front_door": call.front_door, "operation": call.operation, "model": call.model,
+    expected = {"front_door": call.front_door, "operation": call.operation, "model": call.logged_model,
                 "status": str(call.status), "attempts": call.attempts, "stream": call.stream}
     # status compared as text here; test_access_log_numbers_are_json_numbers checks its JSON type
     assert {k: str(line.get(k)) if k == "status" else line.get(k) for k in expected} == expected

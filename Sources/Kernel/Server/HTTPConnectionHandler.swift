@@ -50,6 +50,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var requestNumber = 0
     /// The connection's loop, where its tasks run.
     private var loopExecutor: EventLoopTaskExecutor?
+    /// Whether the current answer's head has been written, and the request's HTTP version.
+    private var answerBegun = false
+    private var respondingVersion = HTTPVersion.http1_1
     /// Tells this handler when the bytes of a new request begin to arrive (see `RequestStartWatch`).
     let watch = RequestStartWatch()
 
@@ -65,8 +68,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         watch.onRequestStart = { handler.value.requestStarted(context: loopContext.value) }
-        // The first request must arrive, whole, within the request timeout of the accept.
-        armTimer(context: context, requestTimeout, .request)
+        // The first request must arrive, whole, within the request timeout of the accept (and
+        // begin within the idle timeout, as any request on a connection must).
+        armTimer(context: context, min(requestTimeout, idleTimeout), .request)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -133,8 +137,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             // The client will send nothing more. A request read whole is still answered; one
             // half-sent never will be whole.
             switch state {
-            case .responding, .refusing: closeWhenIdle = true
-            case .idle, .receiving, .closing: context.close(promise: nil)
+            case .responding, .refusing:
+                closeWhenIdle = true
+                probeClient(context: context)
+            case .idle, .receiving, .closing:
+                context.close(promise: nil)
             }
         default:
             context.fireUserInboundEventTriggered(event)
@@ -155,6 +162,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .closing:
             break
         }
+    }
+
+    /// A client that shut only its sending side waits for the answer; one that closed the whole
+    /// connection has left, and its request should stop costing upstream tokens. Both look the
+    /// same on the wire until something is sent, so the gateway sends a `100 (Continue)`, which
+    /// every HTTP/1.1 client must parse and may ignore (RFC 9110 §15.2): a closed socket answers
+    /// it with a reset, which closes the connection and cancels the request.
+    private func probeClient(context: ChannelHandlerContext) {
+        guard !answerBegun, respondingVersion.major * 10 + respondingVersion.minor >= 11 else { return }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: respondingVersion, status: .continue))), promise: nil)
     }
 
     /// The bytes of a request begin: it must be read whole within the request timeout (which
@@ -219,12 +236,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private func startResponding(_ head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening, keepAlive: Bool,
                                  context: ChannelHandlerContext) {
         let responder = responder
-        let writer = ResponseWriter(channel: context.channel, keepAlive: keepAlive, version: head.version)
-        let ticket = tracker.begin()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         requestNumber += 1
         let number = requestNumber
+        answerBegun = false
+        respondingVersion = head.version
+        let writer = ResponseWriter(channel: context.channel, keepAlive: keepAlive, version: head.version) {
+            if handler.value.requestNumber == number { handler.value.answerBegun = true }
+        }
+        let ticket = tracker.begin()
         let loop = context.eventLoop
         let executor = loopExecutor
         task = Task(executorPreference: executor) {

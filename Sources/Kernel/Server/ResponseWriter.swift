@@ -10,6 +10,8 @@ struct ResponseWriter {
     let channel: any Channel
     let keepAlive: Bool
     let version: HTTPVersion
+    /// Called on the event loop as the answer's head is written.
+    var headWritten: @Sendable () -> Void = {}
 
     private func head(for response: GatewayResponse) -> HTTPResponseHead {
         var head = HTTPResponseHead(version: version, status: response.status, headers: response.headers)
@@ -21,9 +23,10 @@ struct ResponseWriter {
     func writeWhole(_ response: GatewayResponse, body: ByteBuffer) -> EventLoopFuture<Bool> {
         var withLength = head(for: response)
         withLength.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
-        let head = withLength, channel = channel
+        let head = withLength, channel = channel, headWritten = headWritten
         let promise = channel.eventLoop.makePromise(of: Void.self)
         let writeParts: @Sendable () -> Void = {
+            headWritten()
             channel.write(HTTPServerResponsePart.head(head), promise: nil)
             if body.readableBytes > 0 { channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil) }
             channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: promise)
@@ -41,7 +44,12 @@ struct ResponseWriter {
         head.headers.replaceOrAdd(name: "content-type", value: "text/event-stream")
         head.headers.replaceOrAdd(name: "cache-control", value: "no-cache")
         head.headers.replaceOrAdd(name: "x-accel-buffering", value: "no")
-        channel.writeAndFlush(HTTPServerResponsePart.head(head), promise: nil)
+        let channel = channel, headWritten = headWritten, stream = head
+        let write: @Sendable () -> Void = {
+            headWritten()
+            channel.writeAndFlush(HTTPServerResponsePart.head(stream), promise: nil)
+        }
+        if channel.eventLoop.inEventLoop { write() } else { channel.eventLoop.execute(write) }
     }
 
     /// Writes a stream's events after its head; the future tells (on the event loop) whether all

@@ -14,7 +14,7 @@ public struct JWTAuth: Authenticator {
     public static let configSchema = ConfigSchema([
         ConfigField("hmac_secrets", .array(.object(ConfigSchema([
             ConfigField("kid", .string, "the key id tokens name in their header (optional with a single secret)"),
-            ConfigField("secret", .secret, required: true, "the shared secret; best as {\"env\": …} or {\"file\": …}"),
+            ConfigField("secret", .secret, required: true, "the shared secret, at least 32 bytes; best as {\"env\": …} or {\"file\": …}"),
         ]))), default: [], "HS256 secrets"),
         ConfigField("jwks_file", .string, "a JWKS file with RSA (RS256) and EC P-256 (ES256) public keys"),
         ConfigField("issuer", .string, "required value of the iss claim"),
@@ -50,6 +50,10 @@ public struct JWTAuth: Authenticator {
         let secrets = config.objects("hmac_secrets")
         let jwksFile = config.string("jwks_file")
         guard !secrets.isEmpty || jwksFile != nil else { throw config.error(nil, "give hmac_secrets, jwks_file, or both") }
+        for secret in secrets where (secret.string("secret") ?? "").utf8.count < 32 {
+            // A shorter HMAC key is weaker than the hash (RFC 7518 §3.2), and jwt-kit refuses it.
+            throw secret.error("secret", "an HS256 secret needs at least 32 bytes")
+        }
         var jwks: String?
         if let jwksFile {
             guard let text = try? String(contentsOfFile: jwksFile, encoding: .utf8) else {

@@ -1,0 +1,90 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import Kernel
+
+/// What the front door refuses before any plugin sees a request, and the bounds on what a body
+/// and an upstream may cost (docs/ARCHITECTURE.md, "What a request may cost").
+@Suite struct RequestHardeningTests {
+    func body(_ text: String) -> JSON { try! JSON.parse(text) }
+
+    @Test(arguments: [
+        #"{"max_tokens": 9223372036854775807}"#, #"{"max_tokens": -5}"#, #"{"max_tokens": 0}"#, #"{"max_tokens": 1.5}"#,
+        #"{"max_completion_tokens": 2147483648}"#, #"{"max_output_tokens": "10"}"#, #"{"n": 0}"#, #"{"n": 1e9}"#,
+        #"{"top_logprobs": 21}"#, #"{"temperature": 2.5}"#, #"{"top_p": -0.1}"#, #"{"presence_penalty": 3}"#,
+        #"{"dimensions": 0}"#, #"{"top_k": -1}"#, #"{"seed": 1.5}"#, #"{"temperature": 1e308}"#,
+    ])
+    func refusesNumbersOutOfRange(_ text: String) throws {
+        let key = body(text).keys[0]
+        #expect {
+            try RequestNumbers.check(body(text), dialect: .openAI)
+        } throws: { error in
+            (error as? GatewayError)?.status == .badRequest && (error as? GatewayError)?.param == key
+        }
+    }
+
+    @Test func acceptsNumbersInRangeAndNulls() throws {
+        try RequestNumbers.check(body(#"{"max_tokens": 2147483647, "n": 128, "temperature": 2, "top_p": 0, "seed": -9223372036854775808, "top_logprobs": null, "max_completion_tokens": 1.0}"#),
+                                 dialect: .openAI)
+    }
+
+    @Test func anthropicTemperatureStopsAtOne() throws {
+        try RequestNumbers.check(body(#"{"temperature": 1}"#), dialect: .anthropic)
+        #expect(throws: GatewayError.self) { try RequestNumbers.check(body(#"{"temperature": 1.5}"#), dialect: .anthropic) }
+    }
+
+    @Test func requestBodiesRefuseDuplicateKeys() {
+        var buffer = ByteBuffer(string: #"{"model": "a", "messages": [], "model": "b"}"#)
+        #expect(throws: JSONParseError.self) { try JSON.parseRequest(buffer, memoryBudget: 1 << 20) }
+        buffer = ByteBuffer(string: #"{"model": "a", "nested": {"k": 1, "k": 2}}"#)
+        #expect(throws: JSONParseError.self) { try JSON.parseRequest(buffer, memoryBudget: 1 << 20) }
+    }
+
+    @Test func aParseStopsAtItsMemoryBudget() throws {
+        // Small in bytes, large as a tree: 200,000 empty objects.
+        let bytes = "[" + Array(repeating: "{}", count: 200_000).joined(separator: ",") + "]"
+        let buffer = ByteBuffer(string: bytes)
+        do {
+            _ = try JSON.parseRequest(buffer, memoryBudget: 1 << 20)
+            Issue.record("a 1 MiB budget parsed 200,000 objects")
+        } catch {
+            #expect(error.exceededBudget)
+        }
+        let parsed = try JSON.parseRequest(buffer, memoryBudget: 1 << 30)
+        #expect(parsed.count == 200_000)
+        // The budget is the parse's only: parsing afterwards on this thread is not limited.
+        #expect(try JSON.parse(buffer).count == 200_000)
+    }
+
+    @Test func usageCountsStayBounded() throws {
+        var usage = Usage(inputTokens: .max, outputTokens: -7, cachedInputTokens: .max)
+        #expect(usage.inputTokens == Usage.maxTokens && usage.outputTokens == 0)
+        usage.outputTokens = .max
+        #expect(usage.totalTokens == 2 * Usage.maxTokens)
+        #expect(body(#"{"t": 1e300}"#)["t"]?.tokenCount == Usage.maxTokens)
+        #expect(body(#"{"t": -4}"#)["t"]?.tokenCount == 0)
+        #expect(body(#"{"t": 12.7}"#)["t"]?.tokenCount == 12)
+        #expect(body(#"{"t": "12"}"#)["t"]?.tokenCount == nil)
+    }
+
+    @Test func anOverlongEventStopsTheParser() {
+        var parser = SSEParser(maxEventBytes: 64)
+        let events = parser.feed(ByteBuffer(string: "data: {\"a\":1}\n\ndata: " + String(repeating: "x", count: 200)))
+        #expect(events.map(\.data) == [#"{"a":1}"#])
+        #expect(parser.overflowed)
+        #expect(parser.feed(ByteBuffer(string: "\n\ndata: later\n\n")).isEmpty)
+        #expect(parser.finish() == nil)
+    }
+
+    @Test func keysAreMatchedByDigest() {
+        let digests = [KeyDigest(of: "one"), KeyDigest(hex: String(repeating: "ab", count: 32))!, KeyDigest(of: "two")]
+        #expect(KeyDigest.match("two", in: digests) == 2)
+        #expect(KeyDigest.match("three", in: digests) == nil)
+        #expect(KeyDigest(hex: "abc") == nil)
+        let headers: HTTPHeaders = ["Authorization": "bearer   tok  ", "x-api-key": "other"]
+        #expect(headers.presentedKey == "tok")
+        #expect(headers.bearerToken == "tok")
+        #expect((["x-api-key": "k"] as HTTPHeaders).presentedKey == "k")
+        #expect((["authorization": "Basic abc"] as HTTPHeaders).bearerToken == nil)
+    }
+}
