@@ -125,21 +125,36 @@ public final class HTTPServer: Sendable {
             }
     }
 
-    /// A connection over the limit gets its 503 as soon as it is accepted, and is closed at once:
+    /// A connection over the limit gets its 503 as soon as it is active, and is closed at once:
     /// it holds a file descriptor only as long as writing the answer takes.
     private static func refuseConnection(_ channel: any Channel, answer: GatewayResponse) -> EventLoopFuture<Void> {
-        guard case .whole(let body) = answer.body else { return channel.close() }
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+            try channel.pipeline.syncOperations.addHandler(ConnectionRefusal(answer: answer))
+        }
+    }
+}
+
+/// Answers a connection the server will not serve, then closes it.
+private final class ConnectionRefusal: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = HTTPServerResponsePart
+    let answer: GatewayResponse
+
+    init(answer: GatewayResponse) { self.answer = answer }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard case .whole(let body) = answer.body else { return context.close(promise: nil) }
         var head = HTTPResponseHead(version: .http1_1, status: answer.status, headers: answer.headers)
         head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
         head.headers.replaceOrAdd(name: "connection", value: "close")
-        return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
-        }.flatMap {
-            channel.write(HTTPServerResponsePart.head(head), promise: nil)
-            channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
-            return channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-        }.always { _ in channel.close(promise: nil) }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopContext.value.close(promise: nil) }
     }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // whatever it asked, the answer is the same
 }
 
 extension TimeAmount {

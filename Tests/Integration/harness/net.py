@@ -52,12 +52,16 @@ def _dechunk(data: bytes) -> tuple[bytes, bool]:
 
 
 def parse_response(buf: bytes, eof: bool) -> RawResponse | None:
-    """A complete response from ``buf``, or None if more bytes are needed (and may come)."""
+    """A complete response from ``buf``, or None if more bytes are needed (and may come).
+
+    Interim 1xx answers before it are skipped, as RFC 9110 §15.2 has every client do."""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return None
     lines = buf[:end].decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
+    if 100 <= status < 200 and status != 101:
+        return parse_response(buf[end + 4:], eof)
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
