@@ -17,6 +17,9 @@ from . import replies
 from .replies import count_tokens
 
 DEFAULT_EMBEDDING_DIMENSIONS = 8
+# The largest `dimensions` an embeddings request may ask for (text-embedding-3-large's size): a
+# request the gateway lets through with dimensions 2**31 must get a 400, not make the fake build it.
+MAX_EMBEDDING_DIMENSIONS = 3072
 SYSTEM_FINGERPRINT = "fp_fake"
 
 

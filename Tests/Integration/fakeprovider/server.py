@@ -345,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"Invalid value for 'encoding_format': {encoding!r}.", param="encoding_format")
             return
         dims = body.get("dimensions") or shapes.DEFAULT_EMBEDDING_DIMENSIONS
-        if not isinstance(dims, int) or dims < 1:
+        if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= shapes.MAX_EMBEDDING_DIMENSIONS:
             self._error(400, "Invalid value for 'dimensions'.", param="dimensions")
             return
         self._send_whole(200, shapes.embeddings_response(body["model"], texts, encoding, dims))
