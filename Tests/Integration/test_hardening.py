@@ -1106,8 +1106,10 @@ def test_access_log_redacts_credentials_under_any_header_name(start_sluice, fake
     ``Authorisation``, or a credential-shaped value, was logged in clear."""
     gw = start_sluice(lambda m: m["pipeline"].insert(0, {"plugin": "access-log", "config": {"log_headers": True}}))
     served_id, refused_id = f"hardening-{uuid.uuid4().hex[:8]}", f"hardening-{uuid.uuid4().hex[:8]}"
+    # x-note carries a configured key that is not credential-shaped (short, hyphenated): hidden
+    # because it is one of the manifest's keys.
     unusual = {"x-auth-token": SLUICE_TEST_KEY, "authorisation": f"Bearer {LIMITED_KEY}", "x-custom": CREDENTIAL_SHAPED,
-               "user-agent": "hardening-test/1.0"}
+               "x-note": LIMITED_KEY, "user-agent": "hardening-test/1.0"}
     served = post(gw, CHAT, {"model": "local", "messages": HELLO}, headers={**unusual, "x-request-id": served_id})
     refused = post(gw, CHAT, {"model": "local", "messages": HELLO}, key=None,
                    headers={"x-auth-token": LIMITED_KEY, "user-agent": "hardening-test/1.0", "x-request-id": refused_id})
@@ -1118,7 +1120,7 @@ def test_access_log_redacts_credentials_under_any_header_name(start_sluice, fake
     leaked = [s for s in (SLUICE_TEST_KEY, LIMITED_KEY, CREDENTIAL_SHAPED) if s in output]
     lines = {line.get("request_id"): line for line in gw.log_lines() if line.get("logger") == "sluice.access"}
     assert not leaked, f"in the log in clear: {leaked}; headers logged: {lines.get(served_id, {}).get('headers')}"
-    for request_id, names in ((served_id, ("x-auth-token", "authorisation", "x-custom")), (refused_id, ("x-auth-token",))):
+    for request_id, names in ((served_id, ("x-auth-token", "authorisation", "x-custom", "x-note")), (refused_id, ("x-auth-token",))):
         headers = lines[request_id].get("headers")
         assert isinstance(headers, dict), lines[request_id]
         for name in names:

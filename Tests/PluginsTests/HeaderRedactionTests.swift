@@ -1,3 +1,4 @@
+import Kernel
 import Testing
 @testable import Plugins
 
@@ -14,5 +15,12 @@ import Testing
                       ("x-obs-note", "kept as is"), ("x-request-id", "3f0c8c2e-1d7b-4b7f-9a57-2c51f1a5e8d1"), ("content-type", "application/json")])
     func showsOrdinaryHeaders(_ name: String, _ value: String) {
         #expect(HeaderRedaction.shown(name, value) == value)
+    }
+
+    @Test func hidesTheManifestsKeysUnderAnyName() {
+        let keys = KnownCredentials([KeyDigest(of: "short-key-1")])
+        #expect(HeaderRedaction.shown("x-note", "short-key-1", knownKeys: keys) == "[redacted]")
+        #expect(HeaderRedaction.shown("x-note", "Token short-key-1", knownKeys: keys) == "[redacted]")
+        #expect(HeaderRedaction.shown("x-note", "short-key-2", knownKeys: keys) == "short-key-2")
     }
 }

@@ -138,7 +138,8 @@ struct FrontDoor: Sendable {
         // Who is calling is settled before the body is parsed; a refused request goes down the
         // pipeline without it, to the authenticator that delivers the refusal.
         let verdicts = await authenticate(head.headers, screening: screening, authenticators: generation.pipeline.authenticators)
-        let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: verdicts)
+        let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: verdicts,
+                                     credentials: generation.credentials)
         var request = GatewayRequest(operation: endpoint.operation, dialect: endpoint.dialect, method: head.method, uri: head.uri,
                                      headers: head.headers, body: .empty, model: "", stream: false, context: context)
         let admitted = verdicts.allSatisfy { if case .success = $0 { true } else { false } }

@@ -55,3 +55,19 @@ extension HTTPHeaders {
         return token.isEmpty ? nil : token
     }
 }
+
+/// Every key this manifest accepts (client keys, admin keys), as digests: what a log must never
+/// show, under whatever header name a client sent it.
+public struct KnownCredentials: Sendable {
+    private let digests: [KeyDigest]
+
+    public init(_ digests: [KeyDigest]) { self.digests = digests }
+    public static let none = KnownCredentials([])
+
+    /// Whether `value`, or its last word (`Bearer KEY`, `Token KEY`), is one of the keys.
+    public func contains(_ value: String) -> Bool {
+        guard !digests.isEmpty else { return false }
+        let lastWord = value.split(separator: " ").last.map(String.init)
+        return KeyDigest.match(value, in: digests) != nil || (lastWord.map { KeyDigest.match($0, in: digests) != nil } ?? false)
+    }
+}

@@ -10,6 +10,8 @@ public final class GatewayGeneration: Sendable {
     public let manifest: Manifest
     public let providers: [String: any Provider]
     public let pipeline: Pipeline
+    /// Every key the manifest accepts, for logs to hide.
+    public let credentials: KnownCredentials
     /// Plugin routes by "METHOD /path".
     let routes: [String: PluginRoute]
     private let plugins: [any Plugin]
@@ -26,6 +28,7 @@ public final class GatewayGeneration: Sendable {
         self.manifest = manifest
         self.providers = providers
         self.pipeline = Pipeline(middlewares)
+        credentials = KnownCredentials(manifest.server.adminKeys.map(\.digest) + pipeline.authenticators.flatMap(\.credentialDigests))
         self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
         var routes: [String: PluginRoute] = [:]
         for plugin in plugins {

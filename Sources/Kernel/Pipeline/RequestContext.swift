@@ -11,6 +11,8 @@ public final class RequestContext: Sendable {
     public let allocator: ByteBufferAllocator
     /// The front door's authentication verdicts, one per authenticator of the pipeline, in order.
     let authentication: [Result<CallerIdentity, GatewayError>]
+    /// Every key the manifest accepts: a value to hide wherever it appears.
+    public let credentials: KnownCredentials
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -23,12 +25,14 @@ public final class RequestContext: Sendable {
 
     public convenience init(requestID: String, logger: Logger, allocator: ByteBufferAllocator = ByteBufferAllocator(),
                 receivedAt: ContinuousClock.Instant = .now) {
-        self.init(requestID: requestID, logger: logger, allocator: allocator, receivedAt: receivedAt, authentication: [])
+        self.init(requestID: requestID, logger: logger, allocator: allocator, receivedAt: receivedAt, authentication: [],
+                  credentials: .none)
     }
 
     init(requestID: String, logger: Logger, allocator: ByteBufferAllocator, receivedAt: ContinuousClock.Instant = .now,
-         authentication: [Result<CallerIdentity, GatewayError>]) {
+         authentication: [Result<CallerIdentity, GatewayError>], credentials: KnownCredentials) {
         self.authentication = authentication
+        self.credentials = credentials
         self.requestID = requestID
         self.receivedAt = receivedAt
         var logger = logger

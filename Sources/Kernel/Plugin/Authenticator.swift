@@ -16,6 +16,9 @@ public protocol Authenticator: Middleware {
     func verify(_ headers: HTTPHeaders) async throws -> CallerIdentity
     /// How a refusal names the caller: "The key `ci`".
     func describe(_ identity: CallerIdentity) -> String
+    /// The keys it accepts, as digests, for logs to hide wherever a client puts them (none for
+    /// an authenticator without a fixed set of keys).
+    var credentialDigests: [KeyDigest] { get }
 }
 
 /// What an authenticator made of a request's headers.
@@ -32,6 +35,8 @@ extension Authenticator {
     }
 
     public func describe(_ identity: CallerIdentity) -> String { "The caller `\(identity.name)`" }
+
+    public var credentialDigests: [KeyDigest] { [] }
 
     /// For a request that reaches the stage without a verdict (one built in-process): decides now.
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {

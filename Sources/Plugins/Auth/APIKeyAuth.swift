@@ -17,7 +17,7 @@ public struct APIKeyAuth: Authenticator {
         ]))), required: true, "the accepted keys"),
     ])
 
-    let digests: [KeyDigest]
+    public let credentialDigests: [KeyDigest]
     let identities: [CallerIdentity]
 
     public init(config: PluginConfig, context: PluginContext) throws {
@@ -36,7 +36,7 @@ public struct APIKeyAuth: Authenticator {
             context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",
                                    metadata: ["path": .string(config.path)])
         }
-        self.digests = digests
+        credentialDigests = digests
         self.identities = identities
     }
 
@@ -46,7 +46,7 @@ public struct APIKeyAuth: Authenticator {
                                          "You didn't provide an API key. Send it as `Authorization: Bearer KEY` (or in an `x-api-key` header).",
                                          code: "missing_api_key"))
         }
-        guard let index = KeyDigest.match(presented, in: digests) else {
+        guard let index = KeyDigest.match(presented, in: credentialDigests) else {
             return .refused(GatewayError.authentication("Incorrect API key provided."))
         }
         return .identified(identities[index])

@@ -102,7 +102,7 @@ public struct AccessLog: Middleware {
             var headers: Logger.Metadata = [:]
             for (name, value) in request.headers {
                 let name = name.lowercased()
-                headers[name] = .string(HeaderRedaction.shown(name, value))
+                headers[name] = .string(HeaderRedaction.shown(name, value, knownKeys: request.context.credentials))
             }
             fields["headers"] = .dictionary(headers)
         }

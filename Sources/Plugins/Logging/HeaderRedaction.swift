@@ -1,7 +1,10 @@
+import Kernel
+
 /// Which request header values the access log may show. A credential can arrive under any
 /// name (`X-Auth-Token`, a misspelt `Authorisation`, a custom header), so a value is hidden when
-/// its name says it may hold one, or when it is shaped like one; only the headers known to
-/// carry no secret (trace context, content negotiation) are shown whatever their shape.
+/// its name says it may hold one, when it is one of the manifest's keys, or when it is shaped
+/// like one; only the headers known to carry no secret (trace context, content negotiation) are
+/// shown whatever their shape.
 enum HeaderRedaction {
     static let redacted = "[redacted]"
 
@@ -14,10 +17,10 @@ enum HeaderRedaction {
                                                   "anthropic-version", "anthropic-beta", "openai-organization", "openai-project"]
 
     /// `value` as the log shows it; `name` is lowercased.
-    static func shown(_ name: String, _ value: String) -> String {
+    static func shown(_ name: String, _ value: String, knownKeys: KnownCredentials = .none) -> String {
         if sensitiveNameParts.contains(where: name.contains) { return redacted }
         if plainNames.contains(name) { return value }
-        return looksLikeCredential(value) ? redacted : value
+        return looksLikeCredential(value) || knownKeys.contains(value) ? redacted : value
     }
 
     /// A run of 20 or more letters, digits and `_+/=` holding both a letter and a digit (an API
