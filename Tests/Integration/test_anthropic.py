@@ -1,4 +1,4 @@
-"""Anthropic both ways (DESIGN §3): the front door ``POST /v1/messages`` and the ``anthropic`` provider.
+"""Anthropic both ways (docs/ARCHITECTURE.md, "The HTTP surface"): the front door ``POST /v1/messages`` and the ``anthropic`` provider.
 
 - The official ``anthropic`` SDK talks to the gateway's /v1/messages, routed to an OpenAI-compatible
   upstream (the fake's /v1/chat/completions): the gateway translates requests and answers, whole and

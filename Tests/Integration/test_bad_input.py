@@ -1,4 +1,4 @@
-"""What the gateway does with bad clients and bad upstreams (DESIGN §3 statuses and error shapes).
+"""What the gateway does with bad clients and bad upstreams (docs/ARCHITECTURE.md, "The HTTP surface").
 
 Every error must be OpenAI-shaped with the right status, must not reach the provider when the
 gateway itself refuses, and must never leave the gateway hung or unable to serve the next request.

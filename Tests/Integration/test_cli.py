@@ -1,4 +1,4 @@
-"""`sluice check` and `sluice plugins` (DESIGN §2): errors name the file, the JSON path and the fix.
+"""`sluice check` and `sluice plugins` (docs/MANIFEST.md): errors name the file, the JSON path and the fix.
 
 An admin's typo must be caught by `check` before a deploy, with a message that points at the
 line to edit, and `check` must report every problem at once rather than one per run.

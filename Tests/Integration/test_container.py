@@ -1,4 +1,4 @@
-"""The container image and the deployment files (DESIGN §5): Dockerfile, .dockerignore,
+"""The container image and the deployment files (docs/ARCHITECTURE.md, "The process contract"): Dockerfile, .dockerignore,
 scripts/container-build.sh, deploy/docker-compose.yml and deploy/kubernetes/.
 
 No Docker engine runs here, so the image's files are assembled the way the Dockerfile does it,

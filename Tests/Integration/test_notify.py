@@ -1,4 +1,4 @@
-"""sd_notify (DESIGN §5): what sluice tells systemd, read from a notification socket of our own.
+"""sd_notify (docs/ARCHITECTURE.md, "The process contract"): what sluice tells systemd, read from a notification socket of our own.
 
 systemd (Type=notify, WatchdogSec=, ExecReload=) acts on these messages: READY=1 ends the start
 job, WATCHDOG=1 keeps the service from being killed, RELOADING=1/READY=1 frame a reload and

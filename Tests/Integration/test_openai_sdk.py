@@ -1,4 +1,4 @@
-"""The happy path through the gateway with the official OpenAI SDK (DESIGN §3).
+"""The happy path through the gateway with the official OpenAI SDK (docs/ARCHITECTURE.md, "The HTTP surface").
 
 Only the base URL changes: answers keep OpenAI's shapes, the upstream model name comes back,
 the client's key stays at the gateway and the provider's key goes upstream.

@@ -1,4 +1,4 @@
-"""Reload and drain under load (DESIGN §5): SIGHUP swaps the manifest without failing a request;
+"""Reload and drain under load (docs/ARCHITECTURE.md, "The process contract"): SIGHUP swaps the manifest without failing a request;
 SIGTERM lets open streams finish within drain_timeout_s and cuts the rest with an error event.
 
 The load here is bounded (about 200 requests/s for 10 s from a few client threads, streamed and

@@ -1,4 +1,4 @@
-"""Providers and routing (DESIGN §2, §3): Azure OpenAI deployments, weighted load balancing,
+"""Providers and routing (docs/MANIFEST.md; docs/ARCHITECTURE.md, "The HTTP surface"): Azure OpenAI deployments, weighted load balancing,
 retries and fallbacks, 429 retry-after, circuit breaking, deadlines, and usage normalisation.
 
 Each test starts its own gateway with the router settings it needs (``start_sluice``, ~0.1 s)

@@ -51,7 +51,7 @@ def test_session_gateway_stdout_is_json_lines(gateway):
     try:
         gateway.log_lines()
     except ValueError as exc:
-        pytest.fail(f"stdout is not JSON lines (DESIGN §5): {exc}")
+        pytest.fail(f"stdout is not JSON lines (docs/ARCHITECTURE.md, 'The process contract'): {exc}")
 
 
 def test_stopped_gateway_log_has_no_secrets(start_sluice):

@@ -1,4 +1,4 @@
-"""Socket activation (DESIGN §5): sluice serves on sockets it is handed instead of binding its own.
+"""Socket activation (docs/ARCHITECTURE.md, "The process contract"): sluice serves on sockets it is handed instead of binding its own.
 
 With sluice.socket, systemd owns the listening socket, so a restart or an upgrade refuses no
 connection: while no process accepts, new connections wait in the socket's backlog, and the next

@@ -1,4 +1,4 @@
-"""systemd/sluice.service and sluice.socket (DESIGN §5, docs/systemd.md).
+"""systemd/sluice.service and sluice.socket (docs/systemd.md).
 
 systemd does not run as PID 1 here, so the units are checked offline: `systemd-analyze verify`
 (with ExecStart pointing at the binary under test), the exposure score of `systemd-analyze

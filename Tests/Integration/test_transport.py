@@ -1,4 +1,4 @@
-"""The gateway's transport duties (DESIGN §5, §6): pooling, timeouts, retries, cancellation,
+"""The gateway's transport duties (docs/ARCHITECTURE.md, "Threads and tasks"): pooling, timeouts, retries, cancellation,
 back-pressure, drain, and the server's own idle/header timeouts.
 
 Each test is bounded in time: a gateway that hangs fails the test, it never stalls the suite.

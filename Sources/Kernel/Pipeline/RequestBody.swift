@@ -1,7 +1,7 @@
 import NIOCore
 
 /// A request body, parsed once. The client's bytes are kept so that an unchanged body is
-/// forwarded as it came (DESIGN §8); a change through `json` marks it modified.
+/// forwarded as it came (docs/ARCHITECTURE.md, "A request's path"); a change through `json` marks it modified.
 public struct RequestBody: Sendable {
     public private(set) var raw: ByteBuffer
     public var json: JSON {
