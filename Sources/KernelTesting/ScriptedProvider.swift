@@ -10,10 +10,12 @@ import NIOHTTP1
 public struct ScriptedProvider: Provider {
     public static let name = "scripted"
     public static let summary = "a test provider answering from its config"
-    public static let configSchema = ConfigSchema([
-        ConfigField("reply", .string, default: "ok", "the answer's text"),
-        ConfigField("fail_status", .integer(min: 400, max: 599), "answer every call with this error status instead"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("reply", "the answer's text") public var reply = "ok"
+        @Setting("fail_status", .integer(min: 400, max: 599), "answer every call with this error status instead") public var failStatus: Int?
+        public init() {}
+    }
 
     /// Every call any scripted provider received, oldest first.
     public static let calls = NIOLockedValueBox<[ProviderCall]>([])
@@ -21,9 +23,9 @@ public struct ScriptedProvider: Provider {
     let reply: String
     let failStatus: Int?
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        reply = config.string("reply") ?? "ok"
-        failStatus = config.int("fail_status")
+    public init(settings: Settings, context: PluginContext) throws {
+        reply = settings.reply
+        failStatus = settings.failStatus
     }
 
     public func send(_ call: ProviderCall) async throws -> GatewayResponse {

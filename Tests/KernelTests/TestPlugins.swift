@@ -4,17 +4,17 @@ import NIOCore
 /// Small plugins for exercising the Kernel without the built-ins.
 struct TagMiddleware: Middleware {
     static let name = "tag"
-    static let configSchema = ConfigSchema([
-        ConfigField("label", .string, required: true, "what to record"),
-        ConfigField("count", .positiveInteger, default: 1, "how often"),
-        ConfigField("stop", .boolean, default: false, "answer instead of calling next"),
-    ])
+    struct Settings: PluginSettings {
+        @Setting("label", required: true, "what to record") var label = ""
+        @Setting("count", .positiveInteger, "how often") var count = 1
+        @Setting("stop", "answer instead of calling next") var stop = false
+    }
     let label: String
     let stop: Bool
-    init(config: PluginConfig, context: PluginContext) throws {
-        label = config.string("label")!
-        stop = config.bool("stop")!
-        if label == "bad" { throw config.error("label", "must not be \"bad\"") }
+    init(settings: Settings, context: PluginContext) throws {
+        label = settings.label
+        stop = settings.stop
+        if label == "bad" { throw context.configError("label", "must not be \"bad\"") }
     }
     func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         request.context[Trail.self] = (request.context[Trail.self] ?? []) + ["in:\(label)"]
@@ -31,8 +31,7 @@ enum Trail: RequestStorageKey { typealias Value = [String] }
 struct AnswerMiddleware: Middleware {
     static let name = "answer"
     static let isTerminal = true
-    static let configSchema = ConfigSchema.empty
-    init(config: PluginConfig, context: PluginContext) throws {}
+    init(settings: NoSettings, context: PluginContext) throws {}
     func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         request.context[Trail.self] = (request.context[Trail.self] ?? []) + ["answer"]
         return .json(["model": JSON(request.model)])
@@ -41,8 +40,10 @@ struct AnswerMiddleware: Middleware {
 
 struct NullProvider: Provider {
     static let name = "null-provider"
-    static let configSchema = ConfigSchema([ConfigField("api_key", .secret, required: true, "the key")])
-    init(config: PluginConfig, context: PluginContext) throws {}
+    struct Settings: PluginSettings {
+        @Setting("api_key", .secret, required: true, "the key") var apiKey = ""
+    }
+    init(settings: Settings, context: PluginContext) throws {}
     func send(_ call: ProviderCall) async throws -> GatewayResponse { .json([:]) }
 }
 

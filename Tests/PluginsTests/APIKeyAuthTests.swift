@@ -14,7 +14,7 @@ import Testing
             {"keys": [{"name": "all", "key": "key-all", "models": ["*"]},
                       {"name": "hashed", "key_sha256": "\(Hex.encode(SHA256.hash(data: Array("key-hashed".utf8))))", "models": ["small"]}]}
             """), path: "pipeline[0].config")
-        auth = try APIKeyAuth(config: config, context: testContext())
+        auth = try APIKeyAuth.build(config: config, context: testContext())
     }
 
     func run(headers: HTTPHeaders, model: String = "small") async throws -> (GatewayRequest, HTTPHeaders?) {
@@ -65,7 +65,7 @@ import Testing
             (#"{"keys": [{"name": "a", "key": "k"}, {"name": "a", "key": "j"}]}"#, "pipeline[0].config.keys[1].name: another key is already named"),
         ] {
             do {
-                _ = try APIKeyAuth(config: PluginConfig(json: try JSON.parse(config), path: "pipeline[0].config"), context: testContext())
+                _ = try APIKeyAuth.build(config: PluginConfig(json: try JSON.parse(config), path: "pipeline[0].config"), context: testContext())
                 Issue.record("expected an error for \(config)")
             } catch let error as ManifestError {
                 #expect(error.description.hasPrefix(expected), "\(error)")

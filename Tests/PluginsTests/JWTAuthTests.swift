@@ -11,7 +11,7 @@ import Testing
     func auth(_ extra: String = "") async throws -> JWTAuth {
         let config = PluginConfig(json: try JSON.parse(#"{"hmac_secrets": [{"secret": "\#(Self.secret)"}], "models_claim": "models", "algorithms": ["HS256", "RS256", "ES256"]\#(extra)}"#),
                                   path: "pipeline[0].config")
-        let auth = try JWTAuth(config: config, context: testContext())
+        let auth = try JWTAuth.build(config: config, context: testContext())
         try await auth.start()
         return auth
     }

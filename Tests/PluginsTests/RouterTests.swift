@@ -8,11 +8,10 @@ import Testing
 /// A provider that fails with the given statuses, in order, then answers.
 final class SequenceProvider: Provider, @unchecked Sendable {
     static let name = "sequence"
-    static let configSchema = ConfigSchema.empty
     let failures: NIOLockedValueBox<[Int]>
     let calls = NIOLockedValueBox<[String]>([])
     init(failures: [Int]) { self.failures = NIOLockedValueBox(failures) }
-    init(config: PluginConfig, context: PluginContext) throws { failures = NIOLockedValueBox([]) }
+    init(settings: NoSettings, context: PluginContext) throws { failures = NIOLockedValueBox([]) }
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
         calls.withLockedValue { $0.append(call.upstreamModel) }
         if let status = failures.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) {
@@ -34,7 +33,7 @@ final class SequenceProvider: Provider, @unchecked Sendable {
 
     func router(retries: Int, a: SequenceProvider, b: SequenceProvider) throws -> Router {
         let manifest = try testManifest(Self.manifestText)
-        return try Router(config: PluginConfig(json: ["retries": JSON(retries), "timeout_s": 5, "backoff_ms": 1], path: "pipeline[0].config"),
+        return try Router.build(config: PluginConfig(json: ["retries": JSON(retries), "timeout_s": 5, "backoff_ms": 1], path: "pipeline[0].config"),
                           context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
     }
 
@@ -90,7 +89,7 @@ final class SequenceProvider: Provider, @unchecked Sendable {
     @Test func openCircuitFailsFastWithoutCallingTheProvider() async throws {
         let a = SequenceProvider(failures: [502, 502, 502, 502]), b = SequenceProvider(failures: [502, 502, 502, 502])
         let manifest = try testManifest(Self.manifestText)
-        let router = try Router(config: PluginConfig(json: ["retries": 0, "breaker_failures": 1, "breaker_cooldown_s": 60, "backoff_ms": 0],
+        let router = try Router.build(config: PluginConfig(json: ["retries": 0, "breaker_failures": 1, "breaker_cooldown_s": 60, "backoff_ms": 0],
                                                      path: "pipeline[0].config"),
                                 context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
         for _ in 0..<2 {

@@ -111,7 +111,7 @@ struct FrontDoor: Sendable {
             let ready = isReady && generation != nil
             var report: JSON = ["status": ready ? "ready" : "not ready"]
             if let generation, Self.isVerbose(head.uri) {
-                try Self.checkOperator(head.headers, keys: generation.manifest.server.adminKeys)
+                try Self.checkOperator(head.headers, keys: generation.adminKeys)
                 report["providers"] = generation.health.report
             }
             return .json(report, status: ready ? .ok : .serviceUnavailable, allocator: allocator)
@@ -122,7 +122,7 @@ struct FrontDoor: Sendable {
             throw GatewayError(.serviceUnavailable, type: "server_error", "the gateway is starting", code: "not_ready")
         }
         if let route = generation.routes["\(head.method.rawValue) \(path)"] {
-            if route.access == .operator { try Self.checkOperator(head.headers, keys: generation.manifest.server.adminKeys) }
+            if route.access == .operator { try Self.checkOperator(head.headers, keys: generation.adminKeys) }
             let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator)
             return try await route.handler(GatewayRequest(
                 operation: .other, dialect: .openAI, method: head.method, uri: head.uri, headers: head.headers,
@@ -175,13 +175,13 @@ struct FrontDoor: Sendable {
     }
 
     /// An operator route (`/metrics`, `/ready?verbose=1`) needs one of `server.admin_keys`, when there are any.
-    private static func checkOperator(_ headers: HTTPHeaders, keys: [NamedKey]) throws {
+    private static func checkOperator(_ headers: HTTPHeaders, keys: [KeyDigest]) throws {
         guard !keys.isEmpty else { return }
         guard let presented = headers.bearerToken else {
             throw GatewayError(.unauthorized, type: "authentication_error", "This route needs an admin key: send `Authorization: Bearer KEY`.",
                                code: "missing_admin_key")
         }
-        guard KeyDigest.match(presented, in: keys.map(\.digest)) != nil else {
+        guard KeyDigest.match(presented, in: keys) != nil else {
             throw GatewayError(.unauthorized, type: "authentication_error", "Incorrect admin key provided.", code: "invalid_admin_key")
         }
     }

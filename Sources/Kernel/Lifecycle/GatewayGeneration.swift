@@ -12,6 +12,8 @@ public final class GatewayGeneration: Sendable {
     public let pipeline: Pipeline
     /// Every key the manifest accepts, for logs to hide.
     public let credentials: KnownCredentials
+    /// `server.admin_keys`, which operator routes need when there are any.
+    let adminKeys: [KeyDigest]
     /// Plugin routes by "METHOD /path".
     let routes: [String: PluginRoute]
     private let plugins: [any Plugin]
@@ -28,7 +30,8 @@ public final class GatewayGeneration: Sendable {
         self.manifest = manifest
         self.providers = providers
         self.pipeline = Pipeline(middlewares)
-        credentials = KnownCredentials(manifest.server.adminKeys.map(\.digest) + pipeline.authenticators.flatMap(\.credentialDigests))
+        adminKeys = manifest.server.adminKeys.map(\.digest)
+        credentials = KnownCredentials(adminKeys + pipeline.authenticators.flatMap(\.credentialDigests))
         self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
         var routes: [String: PluginRoute] = [:]
         for plugin in plugins {
@@ -49,7 +52,7 @@ public final class GatewayGeneration: Sendable {
         func make(_ name: String, config: JSON, path: String, context: PluginContext) -> (any Plugin)? {
             guard let type = registry[name] else { return nil }
             do {
-                let plugin = try type.init(config: PluginConfig(json: config, path: path), context: context)
+                let plugin = try type.build(config: PluginConfig(json: config, path: path), context: context)
                 built.append(plugin)
                 return plugin
             } catch var error as ManifestError {

@@ -30,46 +30,31 @@ public struct Manifest: Sendable {
 }
 
 /// The `server` section.
-public struct ServerSettings: Sendable, Equatable {
-    public var listen: [String]
-    public var maxBodyBytes: Int
-    public var drainTimeoutSeconds: Double
-    public var idleTimeoutSeconds: Double
-    public var headerTimeoutSeconds: Double
-    public var healthProbeIntervalSeconds: Double
-    public var maxConnections: Int
-    public var maxJSONMemoryBytes: Int
+public struct ServerSettings: PluginSettings {
+    @Setting("listen", "addresses to listen on, as host:port ([::1]:8080 for IPv6); ignored under socket activation")
+    public var listen = ["127.0.0.1:8080"]
+    @Setting("max_body_bytes", .positiveInteger, "largest request body accepted; larger ones get 413") public var maxBodyBytes = 8_388_608
+    @Setting("drain_timeout_s", .number(min: 0), "on SIGTERM, how long in-flight requests and streams may take to finish")
+    public var drainTimeoutSeconds = 30.0
+    @Setting("idle_timeout_s", .number(min: 0.001), "close a keep-alive connection after this long without a request")
+    public var idleTimeoutSeconds = 75.0
+    @Setting("header_timeout_s", .number(min: 0.001),
+             "a request must be fully received within this time of the connection's accept (its first request) or of its first byte")
+    public var headerTimeoutSeconds = 10.0
+    @Setting("health_probe_interval_s", .number(min: 0.1), "how often providers are probed for GET /ready?verbose=1")
+    public var healthProbeIntervalSeconds = 10.0
+    @Setting("max_connections", .positiveInteger, "open client connections at most; one more is answered 503 and closed")
+    public var maxConnections = 10_000
+    @Setting("max_json_memory_bytes", .positiveInteger, "memory a request body's parsed JSON may take; a body needing more gets 413")
+    public var maxJSONMemoryBytes = 67_108_864
+    @Setting("admin_keys",
+             "keys that GET /metrics, GET /ready?verbose=1 and other operator routes then require (Authorization: Bearer); none: those routes are public")
+    public var adminKeySettings: [KeySettings] = []
+
+    public init() {}
+
     /// Keys for the operator's routes (`/metrics`, `/ready?verbose=1`); none: those are public.
-    public var adminKeys: [NamedKey]
-
-    static let schema = ConfigSchema([
-        ConfigField("listen", .array(.string), default: ["127.0.0.1:8080"],
-                    "addresses to listen on, as host:port ([::1]:8080 for IPv6); ignored under socket activation"),
-        ConfigField("max_body_bytes", .positiveInteger, default: 8_388_608, "largest request body accepted; larger ones get 413"),
-        ConfigField("drain_timeout_s", .number(min: 0), default: 30, "on SIGTERM, how long in-flight requests and streams may take to finish"),
-        ConfigField("idle_timeout_s", .number(min: 0.001), default: 75, "close a keep-alive connection after this long without a request"),
-        ConfigField("header_timeout_s", .number(min: 0.001), default: 10,
-                    "a request must be fully received within this time of the connection's accept (its first request) or of its first byte"),
-        ConfigField("health_probe_interval_s", .number(min: 0.1), default: 10, "how often providers are probed for GET /ready?verbose=1"),
-        ConfigField("max_connections", .positiveInteger, default: 10_000,
-                    "open client connections at most; one more is answered 503 and closed"),
-        ConfigField("max_json_memory_bytes", .positiveInteger, default: 67_108_864,
-                    "memory a request body's parsed JSON may take; a body needing more gets 413"),
-        ConfigField("admin_keys", .array(.object(NamedKey.schema)), default: [],
-                    "keys that GET /metrics, GET /ready?verbose=1 and other operator routes then require (Authorization: Bearer); none: those routes are public"),
-    ])
-
-    init(_ json: JSON) {
-        listen = json["listen"]?.elements.compactMap(\.string) ?? []
-        maxBodyBytes = json["max_body_bytes"]?.int ?? 8_388_608
-        drainTimeoutSeconds = json["drain_timeout_s"]?.double ?? 30
-        idleTimeoutSeconds = json["idle_timeout_s"]?.double ?? 75
-        headerTimeoutSeconds = json["header_timeout_s"]?.double ?? 10
-        healthProbeIntervalSeconds = json["health_probe_interval_s"]?.double ?? 10
-        maxConnections = json["max_connections"]?.int ?? 10_000
-        maxJSONMemoryBytes = json["max_json_memory_bytes"]?.int ?? 67_108_864
-        adminKeys = (json["admin_keys"]?.elements ?? []).compactMap { try? NamedKey($0) }
-    }
+    public var adminKeys: [NamedKey] { adminKeySettings.compactMap { try? $0.named() } }
 }
 
 /// A public model (a key of `models`): where the router may send it.

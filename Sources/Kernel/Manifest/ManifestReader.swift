@@ -53,12 +53,15 @@ public struct ManifestReader: Sendable {
             throw ManifestErrors([ManifestError(file: file, path: "", "expected a JSON object with \"server\", \"providers\", \"models\" and \"pipeline\"")])
         }
         let top = checker.check(json, against: Self.schema, at: "") ?? json
-        var manifest = Manifest(file: file, server: ServerSettings(top["server"] ?? .object()), providers: [], models: [], pipeline: [])
+        let server = (try? ServerSettings.load(top["server"] ?? .object(), path: "server")) ?? ServerSettings()
+        var manifest = Manifest(file: file, server: server, providers: [], models: [], pipeline: [])
 
         for (index, entry) in (top["server"]?["admin_keys"]?.elements ?? []).enumerated() {
-            do { _ = try NamedKey(entry) } catch {
-                let path = JSONPath.element("server.admin_keys", index)
+            let path = JSONPath.element("server.admin_keys", index)
+            do { _ = try KeySettings.load(entry, path: path).named() } catch let error as NamedKeyError {
                 checker.fail(error.field.map { JSONPath.member(path, $0) } ?? path, error.message)
+            } catch {
+                checker.fail(path, "\(error)")
             }
         }
         for address in manifest.server.listen.enumerated() where ListenAddress(address.element) == nil {

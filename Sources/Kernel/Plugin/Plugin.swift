@@ -1,19 +1,20 @@
 import NIOHTTP1
 
-/// A plugin's life: decode config (checked against `configSchema`) → build (`init`) →
-/// validate/connect (`start`) → serve (shared by all requests) → `shutdown`.
+/// A plugin's life: decode its config (checked against the schema its `Settings` declare) →
+/// build (`init`) → validate/connect (`start`) → serve (shared by all requests) → `shutdown`.
 /// `shutdown` is also called when a later plugin of the same manifest failed to build.
 public protocol Plugin: Sendable {
+    /// The plugin's config as a typed value, declared once (see `PluginSettings`); `NoSettings`
+    /// for a plugin without one.
+    associatedtype Settings: PluginSettings
     /// What admins write in plugins.json: `"plugin": "rate-limit"`.
     static var name: String { get }
     /// One line for `sluice plugins`.
     static var summary: String { get }
-    /// Checked before `init`; drives `sluice plugins` and `sluice schema`.
-    static var configSchema: ConfigSchema { get }
 
-    /// Builds the plugin from its checked config. Throw `config.error(key, message)` for
+    /// Builds the plugin from its settings. Throw `context.configError(key, message)` for
     /// problems the schema cannot express, so the admin sees the JSON path.
-    init(config: PluginConfig, context: PluginContext) throws
+    init(settings: Settings, context: PluginContext) throws
 
     /// Called once after every plugin of the manifest was built, before serving.
     func start() async throws
@@ -28,6 +29,19 @@ extension Plugin {
     public func start() async throws {}
     public func shutdown() async {}
     public var routes: [PluginRoute] { [] }
+
+    /// What `config` accepts: drives the checks at start, `sluice plugins` and `sluice schema`.
+    public static var configSchema: ConfigSchema { Settings.schema }
+
+    /// Builds the plugin from a checked config (defaults filled in, secrets resolved).
+    public static func build(config: PluginConfig, context: PluginContext) throws -> Self {
+        try Self(settings: Settings.decode(config), context: context.configured(at: config.path))
+    }
+}
+
+/// The settings of a plugin that takes no config.
+public struct NoSettings: PluginSettings {
+    public init() {}
 }
 
 /// Wraps the rest of the pipeline (the onion model): it may change the request, answer on its

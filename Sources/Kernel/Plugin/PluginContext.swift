@@ -13,6 +13,8 @@ public struct PluginContext: Sendable {
     public let providers: [String: any Provider]
     public let environment: [String: String]
     public let allocator: ByteBufferAllocator
+    /// Where the plugin's config sits in the manifest, e.g. `pipeline[2].config`.
+    public private(set) var configPath = ""
 
     public init(logger: Logger, upstream: UpstreamClient, manifest: Manifest, providers: [String: any Provider],
                 environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator()) {
@@ -22,5 +24,19 @@ public struct PluginContext: Sendable {
         self.providers = providers
         self.environment = environment
         self.allocator = allocator
+    }
+
+    /// This context for the plugin whose config sits at `path`.
+    func configured(at path: String) -> PluginContext {
+        var context = self
+        context.configPath = path
+        return context
+    }
+
+    /// An error about the setting at `key` (a member name, or a path within the config such as
+    /// `keys[2].name`), or about the config itself, for a plugin's own checks.
+    public func configError(_ key: String?, _ message: String) -> ManifestError {
+        guard let key else { return ManifestError(path: configPath, message) }
+        return ManifestError(path: key.first == "[" || configPath.isEmpty ? configPath + key : configPath + "." + key, message)
     }
 }

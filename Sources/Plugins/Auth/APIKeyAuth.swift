@@ -10,31 +10,40 @@ import NIOHTTP1
 public struct APIKeyAuth: Authenticator {
     public static let name = "api-key-auth"
     public static let summary = "requires a known API key (Authorization: Bearer, x-api-key or api-key)"
-    public static let configSchema = ConfigSchema([
-        ConfigField("keys", .array(.object(ConfigSchema(NamedKey.fields + [
-            ConfigField("models", .array(.string), default: ["*"], "public models this key may use; \"*\" for all"),
-            ConfigField("optional", .boolean, default: false, "true: leave this key out (with a warning) when its secret is missing"),
-        ]))), required: true, "the accepted keys"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("keys", required: true, "the accepted keys") public var keys: [ClientKey] = []
+        public init() {}
+    }
+
+    public struct ClientKey: PluginSettings {
+        public var key = KeySettings()
+        @Setting("models", "public models this key may use; \"*\" for all") public var models = ["*"]
+        @Setting("optional", "true: leave this key out (with a warning) when its secret is missing") public var optional = false
+        public init() {}
+    }
 
     public let credentialDigests: [KeyDigest]
     let identities: [CallerIdentity]
 
-    public init(config: PluginConfig, context: PluginContext) throws {
+    public init(settings: Settings, context: PluginContext) throws {
         var digests: [KeyDigest] = []
         var identities: [CallerIdentity] = []
         var names: Set<String> = []
-        for entry in config.objects("keys") {
+        for (index, entry) in settings.keys.enumerated() {
             let key: NamedKey
-            do { key = try NamedKey(entry.json) } catch { throw entry.error(error.field, error.message) }
-            guard names.insert(key.name).inserted else { throw entry.error("name", "another key is already named \"\(key.name)\"") }
-            let models = entry.strings("models")
+            do { key = try entry.key.named() } catch {
+                throw context.configError("keys[\(index)]" + (error.field.map { ".\($0)" } ?? ""), error.message)
+            }
+            guard names.insert(key.name).inserted else {
+                throw context.configError("keys[\(index)].name", "another key is already named \"\(key.name)\"")
+            }
             digests.append(key.digest)
-            identities.append(CallerIdentity(name: key.name, allowedModels: models.contains("*") ? nil : Set(models)))
+            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models)))
         }
         if digests.isEmpty {
             context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",
-                                   metadata: ["path": .string(config.path)])
+                                   metadata: ["path": .string(context.configPath)])
         }
         credentialDigests = digests
         self.identities = identities

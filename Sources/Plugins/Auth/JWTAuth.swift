@@ -11,27 +11,35 @@ import NIOHTTP1
 public struct JWTAuth: Authenticator {
     public static let name = "jwt-auth"
     public static let summary = "requires a valid JSON Web Token (HS256, RS256, ES256)"
-    public static let configSchema = ConfigSchema([
-        ConfigField("hmac_secrets", .array(.object(ConfigSchema([
-            ConfigField("kid", .string, "the key id tokens name in their header (optional with a single secret)"),
-            ConfigField("secret", .secret, required: true, "the shared secret, at least 32 bytes; best as {\"env\": …} or {\"file\": …}"),
-        ]))), default: [], "HS256 secrets"),
-        ConfigField("jwks_file", .string, "a JWKS file with RSA (RS256) and EC P-256 (ES256) public keys"),
-        ConfigField("issuer", .string, "required value of the iss claim"),
-        ConfigField("audience", .string, "a value the aud claim must hold"),
-        ConfigField("leeway_s", .number(min: 0), default: 30, "clock skew allowed for exp and nbf"),
-        ConfigField("name_claim", .string, default: "sub", "the claim that names the caller"),
-        ConfigField("models_claim", .string, "a claim listing the public models the caller may use (array or space-separated)"),
-        ConfigField("models_claim_absent", .choice(["refuse", "all"]), default: "refuse",
-                    "a token without the models claim: may use no model (403), or every model"),
-        ConfigField("algorithms", .array(.choice(["HS256", "RS256", "ES256"])), default: ["HS256", "RS256", "ES256"], "accepted algorithms"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("hmac_secrets", "HS256 secrets") public var hmacSecrets: [HMACSecret] = []
+        @Setting("jwks_file", "a JWKS file with RSA (RS256) and EC P-256 (ES256) public keys") public var jwksFile: String?
+        @Setting("issuer", "required value of the iss claim") public var issuer: String?
+        @Setting("audience", "a value the aud claim must hold") public var audience: String?
+        @Setting("leeway_s", .number(min: 0), "clock skew allowed for exp and nbf") public var leeway = 30.0
+        @Setting("name_claim", "the claim that names the caller") public var nameClaim = "sub"
+        @Setting("models_claim", "a claim listing the public models the caller may use (array or space-separated)")
+        public var modelsClaim: String?
+        @Setting("models_claim_absent", .choice(["refuse", "all"]), "a token without the models claim: may use no model (403), or every model")
+        public var modelsClaimAbsent = "refuse"
+        @Setting("algorithms", .array(.choice(["HS256", "RS256", "ES256"])), "accepted algorithms")
+        public var algorithms = ["HS256", "RS256", "ES256"]
+        public init() {}
+    }
+
+    public struct HMACSecret: PluginSettings {
+        @Setting("kid", "the key id tokens name in their header (optional with a single secret)") public var kid: String?
+        @Setting("secret", .secret, required: true, "the shared secret, at least 32 bytes; best as {\"env\": …} or {\"file\": …}")
+        public var secret = ""
+        public init() {}
+    }
 
     let keys: JWTKeyCollection
     /// What `start` adds to `keys` (an actor, so not from the synchronous `init`).
     let secrets: [(kid: String?, secret: String)]
     let jwks: String?
-    let config: PluginConfig
+    let context: PluginContext
     /// The algorithms each key id verifies: a key's type fixes them (an HMAC secret HS256, an
     /// RSA key RS256, an EC key ES256), so a token cannot have its HMAC signature checked as
     /// "RS256". A token naming another key id is refused (jwt-kit would fall back to its default
@@ -45,28 +53,26 @@ public struct JWTAuth: Authenticator {
     let absentModelsMeansAll: Bool
     let algorithms: Set<String>
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        let keys = JWTKeyCollection()
-        let secrets = config.objects("hmac_secrets")
-        let jwksFile = config.string("jwks_file")
-        guard !secrets.isEmpty || jwksFile != nil else { throw config.error(nil, "give hmac_secrets, jwks_file, or both") }
-        for secret in secrets where (secret.string("secret") ?? "").utf8.count < 32 {
+    public init(settings: Settings, context: PluginContext) throws {
+        let secrets = settings.hmacSecrets
+        guard !secrets.isEmpty || settings.jwksFile != nil else { throw context.configError(nil, "give hmac_secrets, jwks_file, or both") }
+        for (index, secret) in secrets.enumerated() where secret.secret.utf8.count < 32 {
             // A shorter HMAC key is weaker than the hash (RFC 7518 §3.2), and jwt-kit refuses it.
-            throw secret.error("secret", "an HS256 secret needs at least 32 bytes")
+            throw context.configError("hmac_secrets[\(index)].secret", "an HS256 secret needs at least 32 bytes")
         }
         var jwks: String?
-        if let jwksFile {
+        if let jwksFile = settings.jwksFile {
             guard let text = try? String(contentsOfFile: jwksFile, encoding: .utf8) else {
-                throw config.error("jwks_file", "cannot read \(jwksFile)")
+                throw context.configError("jwks_file", "cannot read \(jwksFile)")
             }
             jwks = text
         }
-        self.keys = keys
-        self.secrets = secrets.map { ($0.string("kid"), $0.string("secret") ?? "") }
+        keys = JWTKeyCollection()
+        self.secrets = secrets.map { ($0.kid, $0.secret) }
         self.jwks = jwks
-        self.config = config
+        self.context = context
         var known: [String?: Set<String>] = [:]
-        for secret in secrets { known[secret.string("kid"), default: []].insert("HS256") }
+        for secret in secrets { known[secret.kid, default: []].insert("HS256") }
         if let jwks, let set = try? JSON.parse(jwks) {
             for key in set["keys"]?.elements ?? [] {
                 let algorithm: String? = switch key["kty"]?.string { case "RSA": "RS256"; case "EC": "ES256"; default: nil }
@@ -75,13 +81,13 @@ public struct JWTAuth: Authenticator {
         }
         if known.count > 1 || jwks != nil { known[nil] = nil }  // with several keys, tokens must say which
         algorithmsByKeyID = known
-        issuer = config.string("issuer")
-        audience = config.string("audience")
-        leeway = config.double("leeway_s") ?? 30
-        nameClaim = config.string("name_claim") ?? "sub"
-        modelsClaim = config.string("models_claim")
-        absentModelsMeansAll = config.string("models_claim_absent") == "all"
-        algorithms = Set(config.strings("algorithms"))
+        issuer = settings.issuer
+        audience = settings.audience
+        leeway = settings.leeway
+        nameClaim = settings.nameClaim
+        modelsClaim = settings.modelsClaim
+        absentModelsMeansAll = settings.modelsClaimAbsent == "all"
+        algorithms = Set(settings.algorithms)
     }
 
     public func start() async throws {
@@ -89,7 +95,7 @@ public struct JWTAuth: Authenticator {
             await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: kid.map { JWKIdentifier(string: $0) })
         }
         if let jwks {
-            do { try await keys.add(jwksJSON: jwks) } catch { throw config.error("jwks_file", "not a usable JWKS: \(error)") }
+            do { try await keys.add(jwksJSON: jwks) } catch { throw context.configError("jwks_file", "not a usable JWKS: \(error)") }
         }
     }
 

@@ -10,20 +10,25 @@ import NIOCore
 public struct ResponseCache: Middleware {
     public static let name = "cache"
     public static let summary = "answers repeated requests from a cache (memory or Redis), coalescing identical ones"
-    public static let configSchema = ConfigSchema([
-        ConfigField("ttl_s", .number(min: 0.001), default: 300, "how long an answer is kept"),
-        ConfigField("redis_url", .string, "redis://[:password@]host:port/db to share the cache between replicas; absent: in this process"),
-        ConfigField("max_bytes", .positiveInteger, default: 67_108_864, "size of the in-memory cache (least recently used answers go first)"),
-        ConfigField("max_entry_bytes", .positiveInteger, default: 1_048_576, "larger answers are not stored"),
-        ConfigField("models", .array(.string), default: ["*"], "public models whose answers are cached; \"*\" for all"),
-        ConfigField("mode", .choice(["deterministic", "all"]), default: "deterministic",
-                    "deterministic: only requests with temperature 0 (and embeddings); all: every request"),
-        ConfigField("shared", .boolean, default: false, "share entries between keys (default: each key has its own)"),
-        ConfigField("coalesce", .boolean, default: true, "identical requests in flight wait for one upstream call"),
-        ConfigField("coalesce_timeout_s", .number(min: 0.001), default: 30, "longest wait for an identical request in flight"),
-        ConfigField("charge_hits", .boolean, default: false, "report a hit's usage (as cached input) to rate limits and costs; default: a hit is free"),
-        ConfigField("key_prefix", .string, default: "sluice:cache:", "prefix of the Redis keys"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("ttl_s", .number(min: 0.001), "how long an answer is kept") public var ttl = 300.0
+        @Setting("redis_url", "redis://[:password@]host:port/db to share the cache between replicas; absent: in this process")
+        public var redisURL: String?
+        @Setting("max_bytes", .positiveInteger, "size of the in-memory cache (least recently used answers go first)")
+        public var maxBytes = 67_108_864
+        @Setting("max_entry_bytes", .positiveInteger, "larger answers are not stored") public var maxEntryBytes = 1_048_576
+        @Setting("models", "public models whose answers are cached; \"*\" for all") public var models = ["*"]
+        @Setting("mode", .choice(["deterministic", "all"]), "deterministic: only requests with temperature 0 (and embeddings); all: every request")
+        public var mode = "deterministic"
+        @Setting("shared", "share entries between keys (default: each key has its own)") public var shared = false
+        @Setting("coalesce", "identical requests in flight wait for one upstream call") public var coalesce = true
+        @Setting("coalesce_timeout_s", .number(min: 0.001), "longest wait for an identical request in flight") public var coalesceTimeout = 30.0
+        @Setting("charge_hits", "report a hit's usage (as cached input) to rate limits and costs; default: a hit is free")
+        public var chargeHits = false
+        @Setting("key_prefix", "prefix of the Redis keys") public var keyPrefix = "sluice:cache:"
+        public init() {}
+    }
 
     let store: any CacheStore
     let ttl: Duration
@@ -37,26 +42,25 @@ public struct ResponseCache: Middleware {
     let prefix: String
     let metrics = GatewayMetrics.shared
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        if let url = config.string("redis_url") {
-            guard let endpoint = RedisEndpoint(url: url) else { throw config.error("redis_url", "expected redis://[:password@]host[:port][/db]") }
+    public init(settings: Settings, context: PluginContext) throws {
+        if let url = settings.redisURL {
+            guard let endpoint = RedisEndpoint(url: url) else { throw context.configError("redis_url", "expected redis://[:password@]host[:port][/db]") }
             store = RedisCacheStore(redis: RedisClient(endpoint))
         } else {
             let metrics = GatewayMetrics.shared
-            store = MemoryCacheStore(maxBytes: config.int("max_bytes") ?? 67_108_864,
+            store = MemoryCacheStore(maxBytes: settings.maxBytes,
                                      onEviction: { metrics.cacheEvictions.increment(by: Int64($0)) },
                                      onSize: { metrics.cacheBytes.set(Double($0)) })
         }
-        ttl = .seconds(config.double("ttl_s") ?? 300)
-        maxEntryBytes = config.int("max_entry_bytes") ?? 1_048_576
-        let listed = config.strings("models")
-        models = listed.contains("*") ? nil : Set(listed)
-        cachesEverything = config.string("mode") == "all"
-        shared = config.bool("shared") ?? false
-        coalescer = config.bool("coalesce") ?? true ? Coalescer() : nil
-        coalesceTimeout = .seconds(config.double("coalesce_timeout_s") ?? 30)
-        chargesHits = config.bool("charge_hits") ?? false
-        prefix = config.string("key_prefix") ?? "sluice:cache:"
+        ttl = .seconds(settings.ttl)
+        maxEntryBytes = settings.maxEntryBytes
+        models = settings.models.contains("*") ? nil : Set(settings.models)
+        cachesEverything = settings.mode == "all"
+        shared = settings.shared
+        coalescer = settings.coalesce ? Coalescer() : nil
+        coalesceTimeout = .seconds(settings.coalesceTimeout)
+        chargesHits = settings.chargeHits
+        prefix = settings.keyPrefix
     }
 
     public func shutdown() async { await store.shutdown() }

@@ -9,14 +9,18 @@ import NIOHTTP1
 public struct ExternalPolicy: Middleware {
     public static let name = "external"
     public static let summary = "asks an HTTP service to allow, deny or patch each request (and answer)"
-    public static let configSchema = ConfigSchema([
-        ConfigField("url", .string, required: true, "the service's endpoint; it receives a POST with the request as JSON"),
-        ConfigField("stages", .array(.choice(["request", "response"])), default: ["request"],
-                    "when to ask: before the provider (request) and/or after a whole answer (response; streams are not held back)"),
-        ConfigField("timeout_s", .number(min: 0.001), default: 2, "longest wait for the service"),
-        ConfigField("on_error", .choice(["allow", "deny"]), default: "deny", "when the service fails or times out: let the request through, or refuse it (503)"),
-        ConfigField("headers", .map(.string), default: .object(), "headers sent to the service (values may be secret references)"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("url", required: true, "the service's endpoint; it receives a POST with the request as JSON") public var url = ""
+        @Setting("stages", .array(.choice(["request", "response"])),
+                 "when to ask: before the provider (request) and/or after a whole answer (response; streams are not held back)")
+        public var stages = ["request"]
+        @Setting("timeout_s", .number(min: 0.001), "longest wait for the service") public var timeout = 2.0
+        @Setting("on_error", .choice(["allow", "deny"]), "when the service fails or times out: let the request through, or refuse it (503)")
+        public var onError = "deny"
+        @Setting("headers", "headers sent to the service (values may be secret references)") public var headers = StringMap()
+        public init() {}
+    }
 
     let url: String
     let checksRequests: Bool
@@ -26,17 +30,16 @@ public struct ExternalPolicy: Middleware {
     let headers: [(key: String, value: String)]
     let upstream: UpstreamClient
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        guard let url = config.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw config.error("url", "expected an http:// or https:// URL")
+    public init(settings: Settings, context: PluginContext) throws {
+        guard settings.url.hasPrefix("http://") || settings.url.hasPrefix("https://") else {
+            throw context.configError("url", "expected an http:// or https:// URL")
         }
-        self.url = url
-        let stages = config.strings("stages")
-        checksRequests = stages.contains("request")
-        checksResponses = stages.contains("response")
-        timeout = .seconds(config.double("timeout_s") ?? 2)
-        failOpen = config.string("on_error") == "allow"
-        headers = config.stringMap("headers")
+        url = settings.url
+        checksRequests = settings.stages.contains("request")
+        checksResponses = settings.stages.contains("response")
+        timeout = .seconds(settings.timeout)
+        failOpen = settings.onError == "allow"
+        headers = settings.headers.pairs
         upstream = context.upstream
     }
 

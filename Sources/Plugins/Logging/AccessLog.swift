@@ -11,22 +11,25 @@ import NIOHTTP1
 public struct AccessLog: Middleware {
     public static let name = "access-log"
     public static let summary = "one JSON line per completed request, streams included"
-    public static let configSchema = ConfigSchema([
-        ConfigField("log_headers", .boolean, default: false, "include request headers (a value whose name or shape suggests a credential is redacted)"),
-        ConfigField("log_bodies", .boolean, default: false, "include the request body and a whole response body (opt-in: prompts may be sensitive)"),
-        ConfigField("max_body_chars", .positiveInteger, default: 2048, "longest body text logged; the rest is cut"),
-    ])
 
+    public struct Settings: PluginSettings {
+        @Setting("log_headers", "include request headers (a value whose name or shape suggests a credential is redacted)")
+        public var logHeaders = false
+        @Setting("log_bodies", "include the request body and a whole response body (opt-in: prompts may be sensitive)")
+        public var logBodies = false
+        @Setting("max_body_chars", .positiveInteger, "longest body text logged; the rest is cut") public var maxBodyCharacters = 2048
+        public init() {}
+    }
 
     let logHeaders: Bool
     let logBodies: Bool
     let maxBodyCharacters: Int
     let logger: Logger
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        logHeaders = config.bool("log_headers") ?? false
-        logBodies = config.bool("log_bodies") ?? false
-        maxBodyCharacters = config.int("max_body_chars") ?? 2048
+    public init(settings: Settings, context: PluginContext) throws {
+        logHeaders = settings.logHeaders
+        logBodies = settings.logBodies
+        maxBodyCharacters = settings.maxBodyCharacters
         var logger = Logger(label: "sluice.access")
         logger.logLevel = .info
         self.logger = logger

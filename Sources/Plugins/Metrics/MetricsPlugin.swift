@@ -6,19 +6,21 @@ import NIOCore
 public struct MetricsPlugin: Middleware {
     public static let name = "metrics"
     public static let summary = "Prometheus metrics at GET /metrics (OpenTelemetry GenAI names)"
-    public static let configSchema = ConfigSchema([
-        ConfigField("path", .string, default: "/metrics", "where the metrics are served"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("path", "where the metrics are served") public var path = "/metrics"
+        public init() {}
+    }
 
     let path: String
     let metrics = GatewayMetrics.shared
     /// Model names clients may not invent: any other is counted as "unknown" (bounded label values).
     let knownModels: Set<String>
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        path = config.string("path") ?? "/metrics"
+    public init(settings: Settings, context: PluginContext) throws {
+        path = settings.path
         knownModels = Set(context.manifest.models.map(\.name))
-        guard path.hasPrefix("/") else { throw config.error("path", "expected a path starting with /") }
+        guard path.hasPrefix("/") else { throw context.configError("path", "expected a path starting with /") }
     }
 
     public var routes: [PluginRoute] {

@@ -9,41 +9,37 @@ import NIOHTTP1
 public struct AzureOpenAIProvider: Provider {
     public static let name = "azure-openai"
     public static let summary = "Azure OpenAI deployments"
-    public static let configSchema = ConfigSchema([
-        ConfigField("base_url", .string, required: true, "the resource endpoint, e.g. https://NAME.openai.azure.com"),
-        ConfigField("api_version", .string, default: "2024-10-21", "the api-version query parameter"),
-        ConfigField("api_key", .secret, "the resource key, sent as the api-key header"),
-        ConfigField("entra_token_file", .string, "instead of api_key: a file holding a Microsoft Entra access token (re-read when it changes)"),
-    ] + OpenAIProviderSettings.commonFields)
+
+    public struct Settings: PluginSettings {
+        @Setting("base_url", required: true, "the resource endpoint, e.g. https://NAME.openai.azure.com") public var baseURL = ""
+        @Setting("api_version", "the api-version query parameter") public var apiVersion = "2024-10-21"
+        @Setting("api_key", .secret, "the resource key, sent as the api-key header") public var apiKey: String?
+        @Setting("entra_token_file", "instead of api_key: a file holding a Microsoft Entra access token (re-read when it changes)")
+        public var entraTokenFile: String?
+        public var options = OpenAIWireOptions()
+        public init() {}
+    }
 
     let wire: OpenAIWire
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        let base = try OpenAIProviderSettings.baseURL(config)
-        let version = config.string("api_version") ?? "2024-10-21"
-        let apiKey = config.string("api_key")
-        let tokenFile = config.string("entra_token_file").map(TokenFile.init)
+    public init(settings: Settings, context: PluginContext) throws {
+        let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
+        let version = settings.apiVersion
+        let apiKey = settings.apiKey
+        let tokenFile = settings.entraTokenFile.map(TokenFile.init)
         guard (apiKey == nil) != (tokenFile == nil) else {
-            throw config.error(nil, "give either \"api_key\" or \"entra_token_file\"")
+            throw context.configError(nil, "give either \"api_key\" or \"entra_token_file\"")
         }
-        let extra = config.stringMap("headers")
         let query = "?api-version=" + (version.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? version)
-        let endpoint = OpenAIEndpoint(
-            url: { path, deployment in
-                let escaped = deployment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? deployment
-                return "\(base)/openai/deployments/\(escaped)\(path)\(query)"
-            },
-            headers: {
-                var headers = HTTPHeaders()
-                if let apiKey { headers.add(name: "api-key", value: apiKey) }
-                if let tokenFile { headers.add(name: "authorization", value: "Bearer \(try tokenFile.token())") }
-                for (name, value) in extra { headers.replaceOrAdd(name: name, value: value) }
-                return headers
-            },
-            timeout: .seconds(config.double("timeout_s") ?? 600),
-            connectTimeout: .seconds(config.double("connect_timeout_s") ?? 10),
-            requestsStreamUsage: config.bool("stream_usage") ?? true,
-            limits: AnswerLimits(config))
+        let endpoint = OpenAIEndpoint(settings.options, authentication: {
+            var headers = HTTPHeaders()
+            if let apiKey { headers.add(name: "api-key", value: apiKey) }
+            if let tokenFile { headers.add(name: "authorization", value: "Bearer \(try tokenFile.token())") }
+            return headers
+        }, url: { path, deployment in
+            let escaped = deployment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? deployment
+            return "\(base)/openai/deployments/\(escaped)\(path)\(query)"
+        })
         wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 

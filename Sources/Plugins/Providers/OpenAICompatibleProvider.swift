@@ -6,12 +6,19 @@ import Kernel
 public struct OpenAICompatibleProvider: Provider {
     public static let name = "openai-compatible"
     public static let summary = "a server that speaks the OpenAI API (vLLM, llama.cpp, Ollama, …)"
-    public static let configSchema = ConfigSchema(OpenAIProviderSettings.fields(defaultBaseURL: nil))
+
+    public struct Settings: PluginSettings {
+        @Setting("base_url", required: true, "the API root, including /v1 (e.g. http://127.0.0.1:8081/v1)") public var baseURL = ""
+        @Setting("api_key", .secret, "the server's key, if it wants one, sent as Authorization: Bearer") public var apiKey: String?
+        public var options = OpenAIWireOptions()
+        public init() {}
+    }
 
     let wire: OpenAIWire
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        wire = OpenAIWire(endpoint: try OpenAIProviderSettings.endpoint(config), upstream: context.upstream)
+    public init(settings: Settings, context: PluginContext) throws {
+        let endpoint = try OpenAIEndpoint(baseURL: settings.baseURL, apiKey: settings.apiKey, settings.options, context: context)
+        wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }
@@ -22,12 +29,20 @@ public struct OpenAICompatibleProvider: Provider {
 public struct OpenAIProvider: Provider {
     public static let name = "openai"
     public static let summary = "OpenAI's API (api.openai.com)"
-    public static let configSchema = ConfigSchema(OpenAIProviderSettings.fields(defaultBaseURL: "https://api.openai.com/v1"))
+
+    public struct Settings: PluginSettings {
+        @Setting("base_url", "the API root, including /v1") public var baseURL = "https://api.openai.com/v1"
+        @Setting("api_key", .secret, required: true, "the key, sent as Authorization: Bearer; use {\"env\": \"OPENAI_API_KEY\"}")
+        public var apiKey = ""
+        public var options = OpenAIWireOptions()
+        public init() {}
+    }
 
     let wire: OpenAIWire
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        wire = OpenAIWire(endpoint: try OpenAIProviderSettings.endpoint(config), upstream: context.upstream)
+    public init(settings: Settings, context: PluginContext) throws {
+        let endpoint = try OpenAIEndpoint(baseURL: settings.baseURL, apiKey: settings.apiKey, settings.options, context: context)
+        wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }

@@ -12,49 +12,35 @@ struct OpenAIEndpoint: Sendable {
     /// Ask streams for their usage (`stream_options.include_usage`) even when the client did not.
     var requestsStreamUsage: Bool
     var limits: AnswerLimits
+
+    /// An endpoint that authenticates with `authentication`, then the admin's headers.
+    init(_ options: OpenAIWireOptions, authentication: @escaping @Sendable () throws -> HTTPHeaders,
+         url: @escaping @Sendable (_ path: String, _ model: String) -> String) {
+        let extra = options.connection.headers.pairs
+        self.url = url
+        headers = {
+            var headers = try authentication()
+            for (name, value) in extra { headers.replaceOrAdd(name: name, value: value) }
+            return headers
+        }
+        timeout = .seconds(options.connection.timeout)
+        connectTimeout = .seconds(options.connection.connectTimeout)
+        requestsStreamUsage = options.streamUsage
+        limits = options.connection.limits
+    }
+
+    /// The OpenAI API (or a server that speaks it) at `baseURL`, with a bearer key if any.
+    init(baseURL: String, apiKey: String?, _ options: OpenAIWireOptions, context: PluginContext) throws {
+        let base = try ProviderConnection.checkedBaseURL(baseURL, context: context)
+        self.init(options, authentication: { apiKey.map { ["authorization": "Bearer \($0)"] } ?? [:] }, url: { path, _ in base + path })
+    }
 }
 
-/// The settings every OpenAI-wire provider shares.
-enum OpenAIProviderSettings {
-    static func fields(defaultBaseURL: String?) -> [ConfigField] {
-        [
-            ConfigField("base_url", .string, required: defaultBaseURL == nil, default: defaultBaseURL.map { JSON($0) },
-                        "the API root, including /v1 (e.g. http://127.0.0.1:8081/v1)"),
-            ConfigField("api_key", .secret, required: defaultBaseURL != nil,
-                        "the provider's key, sent as Authorization: Bearer; use {\"env\": \"NAME\"} or {\"file\": \"/path\"}"),
-        ] + commonFields
-    }
+/// What every provider of the OpenAI wire format takes besides where its API is.
+public struct OpenAIWireOptions: PluginSettings {
+    public var connection = ProviderConnection()
+    @Setting("stream_usage", "ask streams for token usage (stream_options.include_usage) and hide it from clients that did not ask")
+    public var streamUsage = true
 
-    static let commonFields = [
-        ConfigField("headers", .map(.string), default: .object(), "extra headers sent with every request (values may be secret references)"),
-        ConfigField("timeout_s", .number(min: 0.001), default: 600, "longest wait for a whole answer, or for the first byte of a stream"),
-        ConfigField("connect_timeout_s", .number(min: 0.001), default: 10, "longest wait to connect"),
-        ConfigField("stream_usage", .boolean, default: true,
-                    "ask streams for token usage (stream_options.include_usage) and hide it from clients that did not ask"),
-    ] + AnswerLimits.fields
-
-    static func baseURL(_ config: PluginConfig) throws -> String {
-        guard let url = config.string("base_url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw config.error("base_url", "expected an http:// or https:// URL, got \"\(config.string("base_url") ?? "")\"")
-        }
-        return url.hasSuffix("/") ? String(url.dropLast()) : url
-    }
-
-    static func endpoint(_ config: PluginConfig) throws -> OpenAIEndpoint {
-        let base = try baseURL(config)
-        let apiKey = config.string("api_key")
-        let extra = config.stringMap("headers")
-        return OpenAIEndpoint(
-            url: { path, _ in base + path },
-            headers: {
-                var headers = HTTPHeaders()
-                if let apiKey { headers.add(name: "authorization", value: "Bearer \(apiKey)") }
-                for (name, value) in extra { headers.replaceOrAdd(name: name, value: value) }
-                return headers
-            },
-            timeout: .seconds(config.double("timeout_s") ?? 600),
-            connectTimeout: .seconds(config.double("connect_timeout_s") ?? 10),
-            requestsStreamUsage: config.bool("stream_usage") ?? true,
-            limits: AnswerLimits(config))
-    }
+    public init() {}
 }

@@ -8,16 +8,22 @@ import NIOHTTP1
 public struct RateLimit: Middleware {
     public static let name = "rate-limit"
     public static let summary = "requests and tokens per minute (and tokens per day), in memory or shared through Redis"
-    public static let configSchema = ConfigSchema([
-        ConfigField("by", .choice(["key", "model", "global"]), default: "key", "whose budget a request spends: its key, its public model, or one for all"),
-        ConfigField("requests_per_minute", .positiveInteger, "requests allowed per minute"),
-        ConfigField("tokens_per_minute", .positiveInteger, "input + output tokens allowed per minute"),
-        ConfigField("tokens_per_day", .positiveInteger, "input + output tokens allowed per day"),
-        ConfigField("redis_url", .string, "redis://[:password@]host:port/db to share limits between replicas; absent: in this process"),
-        ConfigField("on_store_error", .choice(["allow", "deny"]), default: "allow", "when Redis fails: let requests through (logged) or answer 503"),
-        ConfigField("estimated_output_tokens", .nonNegativeInteger, default: 256, "tokens reserved for the answer of a request that sets no max_tokens"),
-        ConfigField("key_prefix", .string, default: "sluice:rl:", "prefix of the Redis keys"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("by", .choice(["key", "model", "global"]), "whose budget a request spends: its key, its public model, or one for all")
+        public var by = "key"
+        @Setting("requests_per_minute", .positiveInteger, "requests allowed per minute") public var requestsPerMinute: Int?
+        @Setting("tokens_per_minute", .positiveInteger, "input + output tokens allowed per minute") public var tokensPerMinute: Int?
+        @Setting("tokens_per_day", .positiveInteger, "input + output tokens allowed per day") public var tokensPerDay: Int?
+        @Setting("redis_url", "redis://[:password@]host:port/db to share limits between replicas; absent: in this process")
+        public var redisURL: String?
+        @Setting("on_store_error", .choice(["allow", "deny"]), "when Redis fails: let requests through (logged) or answer 503")
+        public var onStoreError = "allow"
+        @Setting("estimated_output_tokens", .nonNegativeInteger, "tokens reserved for the answer of a request that sets no max_tokens")
+        public var estimatedOutputTokens = 256
+        @Setting("key_prefix", "prefix of the Redis keys") public var keyPrefix = "sluice:rl:"
+        public init() {}
+    }
 
     let by: String
     let requestsPerMinute: Int?
@@ -28,25 +34,25 @@ public struct RateLimit: Middleware {
     let estimatedOutput: Int
     let prefix: String
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        by = config.string("by") ?? "key"
-        requestsPerMinute = config.int("requests_per_minute")
-        tokensPerMinute = config.int("tokens_per_minute")
-        tokensPerDay = config.int("tokens_per_day")
+    public init(settings: Settings, context: PluginContext) throws {
+        by = settings.by
+        requestsPerMinute = settings.requestsPerMinute
+        tokensPerMinute = settings.tokensPerMinute
+        tokensPerDay = settings.tokensPerDay
         guard requestsPerMinute != nil || tokensPerMinute != nil || tokensPerDay != nil else {
-            throw config.error(nil, "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day")
+            throw context.configError(nil, "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day")
         }
-        if let url = config.string("redis_url") {
+        if let url = settings.redisURL {
             guard let endpoint = RedisEndpoint(url: url) else {
-                throw config.error("redis_url", "expected redis://[:password@]host[:port][/db]")
+                throw context.configError("redis_url", "expected redis://[:password@]host[:port][/db]")
             }
             store = RedisBucketStore(redis: RedisClient(endpoint))
         } else {
             store = InMemoryBucketStore()
         }
-        failOpen = config.string("on_store_error") != "deny"
-        estimatedOutput = config.int("estimated_output_tokens") ?? 256
-        prefix = config.string("key_prefix") ?? "sluice:rl:"
+        failOpen = settings.onStoreError != "deny"
+        estimatedOutput = settings.estimatedOutputTokens
+        prefix = settings.keyPrefix
     }
 
     public func shutdown() async { await store.shutdown() }

@@ -11,15 +11,24 @@ public struct Router: Middleware {
     public static let name = "router"
     public static let summary = "sends each request to a provider target of its public model, with retries, fallbacks and circuit breaking"
     public static let isTerminal = true
-    public static let configSchema = ConfigSchema([
-        ConfigField("retries", .nonNegativeInteger, default: 2, "extra attempts after a retryable failure (connect errors, 429, 5xx)"),
-        ConfigField("timeout_s", .number(min: 0.001), default: 600, "longest wait for one attempt (for streams: until the stream starts)"),
-        ConfigField("deadline_s", .number(min: 0.001), default: 600, "longest time for all attempts together"),
-        ConfigField("backoff_ms", .number(min: 0), default: 100, "base of the exponential backoff (with full jitter) before retrying a target"),
-        ConfigField("max_retry_after_s", .number(min: 0), default: 30, "a 429's retry-after up to this long is waited; a longer one moves on"),
-        ConfigField("breaker_failures", .positiveInteger, default: 5, "consecutive failures that open a target's circuit"),
-        ConfigField("breaker_cooldown_s", .number(min: 0.001), default: 30, "how long an open circuit skips its target before one trial request"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("retries", .nonNegativeInteger, "extra attempts after a retryable failure (connect errors, 429, 5xx)")
+        public var retries = 2
+        @Setting("timeout_s", .number(min: 0.001), "longest wait for one attempt (for streams: until the stream starts)")
+        public var timeout = 600.0
+        @Setting("deadline_s", .number(min: 0.001), "longest time for all attempts together")
+        public var deadline = 600.0
+        @Setting("backoff_ms", .number(min: 0), "base of the exponential backoff (with full jitter) before retrying a target")
+        public var backoffMilliseconds = 100.0
+        @Setting("max_retry_after_s", .number(min: 0), "a 429's retry-after up to this long is waited; a longer one moves on")
+        public var maxRetryAfter = 30.0
+        @Setting("breaker_failures", .positiveInteger, "consecutive failures that open a target's circuit")
+        public var breakerFailures = 5
+        @Setting("breaker_cooldown_s", .number(min: 0.001), "how long an open circuit skips its target before one trial request")
+        public var breakerCooldown = 30.0
+        public init() {}
+    }
 
     let models: [String: ModelRoute]
     let modelOrder: [String]
@@ -34,20 +43,19 @@ public struct Router: Middleware {
     let maxRetryAfter: Duration
     let breaker: CircuitBreaker
 
-    public init(config: PluginConfig, context: PluginContext) throws {
+    public init(settings: Settings, context: PluginContext) throws {
         models = Dictionary(context.manifest.models.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
         modelOrder = context.manifest.models.map(\.name)
         pickers = models.mapValues { SmoothWeightedRoundRobin($0.targets) }
         providers = context.providers
         unavailable = context.manifest.unavailableProviders
-        retries = config.int("retries") ?? 2
-        timeout = .seconds(config.double("timeout_s") ?? 600)
-        deadline = .seconds(config.double("deadline_s") ?? 600)
-        backoff = .milliseconds(config.double("backoff_ms") ?? 100)
-        maxRetryAfter = .seconds(config.double("max_retry_after_s") ?? 30)
+        retries = settings.retries
+        timeout = .seconds(settings.timeout)
+        deadline = .seconds(settings.deadline)
+        backoff = .milliseconds(settings.backoffMilliseconds)
+        maxRetryAfter = .seconds(settings.maxRetryAfter)
         let metrics = GatewayMetrics.shared
-        breaker = CircuitBreaker(failureThreshold: config.int("breaker_failures") ?? 5,
-                                 cooldown: .seconds(config.double("breaker_cooldown_s") ?? 30)) { target, isOpen in
+        breaker = CircuitBreaker(failureThreshold: settings.breakerFailures, cooldown: .seconds(settings.breakerCooldown)) { target, isOpen in
             let parts = target.split(separator: "/", maxSplits: 1).map(String.init)
             metrics.circuitOpen(provider: parts.first ?? target, model: parts.count > 1 ? parts[1] : "").set(to: isOpen ? 1.0 : 0.0)
         }

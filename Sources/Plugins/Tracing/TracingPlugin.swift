@@ -12,39 +12,43 @@ import Tracing
 public struct TracingPlugin: Middleware {
     public static let name = "tracing"
     public static let summary = "OpenTelemetry traces (W3C trace context in and out, OTLP/HTTP export)"
-    public static let configSchema = ConfigSchema([
-        ConfigField("otlp_endpoint", .string, default: "http://127.0.0.1:4318", "the collector's OTLP/HTTP root; spans go to {otlp_endpoint}/v1/traces"),
-        ConfigField("protocol", .choice(["http/protobuf", "http/json"]), default: "http/protobuf", "the OTLP encoding"),
-        ConfigField("service_name", .string, default: "sluice", "service.name of the spans"),
-        ConfigField("sample_ratio", .number(min: 0, max: 1), default: 1, "share of new traces recorded (a sampled parent is always followed)"),
-        ConfigField("export_interval_ms", .positiveInteger, default: 1000, "how often batches of spans are sent"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("otlp_endpoint", "the collector's OTLP/HTTP root; spans go to {otlp_endpoint}/v1/traces")
+        public var otlpEndpoint = "http://127.0.0.1:4318"
+        @Setting("protocol", .choice(["http/protobuf", "http/json"]), "the OTLP encoding") public var encoding = "http/protobuf"
+        @Setting("service_name", "service.name of the spans") public var serviceName = "sluice"
+        @Setting("sample_ratio", .number(min: 0, max: 1), "share of new traces recorded (a sampled parent is always followed)")
+        public var sampleRatio = 1.0
+        @Setting("export_interval_ms", .positiveInteger, "how often batches of spans are sent") public var exportIntervalMilliseconds = 1000
+        public init() {}
+    }
 
     let backend: TracingBackend
 
-    public init(config: PluginConfig, context: PluginContext) throws {
+    public init(settings: Settings, context: PluginContext) throws {
         var configuration = OTel.Configuration.default
-        configuration.serviceName = config.string("service_name") ?? "sluice"
+        configuration.serviceName = settings.serviceName
         configuration.diagnosticLogLevel = .error
         configuration.propagators = [.traceContext]
         configuration.metrics.enabled = false
         configuration.logs.enabled = false
         configuration.traces.exporter = .otlp
-        var endpoint = config.string("otlp_endpoint") ?? "http://127.0.0.1:4318"
+        var endpoint = settings.otlpEndpoint
         if endpoint.hasSuffix("/") { endpoint.removeLast() }
         configuration.traces.otlpExporter.endpoint = endpoint + "/v1/traces"
-        configuration.traces.otlpExporter.protocol = config.string("protocol") == "http/json" ? .httpJSON : .httpProtobuf
+        configuration.traces.otlpExporter.protocol = settings.encoding == "http/json" ? .httpJSON : .httpProtobuf
         configuration.traces.otlpExporter.timeout = .seconds(2)
-        configuration.traces.batchSpanProcessor.scheduleDelay = .milliseconds(config.int("export_interval_ms") ?? 1000)
-        guard let sampler = OTel.Configuration.TracesConfiguration.SamplerConfiguration.parentBasedTraceIDRatio(ratio: config.double("sample_ratio") ?? 1) else {
-            throw config.error("sample_ratio", "expected a number from 0 to 1")
+        configuration.traces.batchSpanProcessor.scheduleDelay = .milliseconds(settings.exportIntervalMilliseconds)
+        guard let sampler = OTel.Configuration.TracesConfiguration.SamplerConfiguration.parentBasedTraceIDRatio(ratio: settings.sampleRatio) else {
+            throw context.configError("sample_ratio", "expected a number from 0 to 1")
         }
         configuration.traces.sampler = sampler
         do {
             let otel = try OTel.makeTracingBackend(configuration: configuration)
             backend = TracingBackend(tracer: otel.factory, exporter: ServiceGroup(services: [otel.service], logger: context.logger))
         } catch {
-            throw config.error(nil, "cannot set up the OTLP exporter: \(error)")
+            throw context.configError(nil, "cannot set up the OTLP exporter: \(error)")
         }
     }
 

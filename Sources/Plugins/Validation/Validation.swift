@@ -6,23 +6,24 @@ import Kernel
 public struct Validation: Middleware {
     public static let name = "validation"
     public static let summary = "checks chat, embeddings and messages requests before they go anywhere"
-    public static let configSchema = ConfigSchema([
-        ConfigField("max_tokens_cap", .positiveInteger, "largest max_tokens (or max_completion_tokens) accepted"),
-        ConfigField("clamp", .boolean, default: false, "lower a max_tokens above the cap to the cap instead of refusing"),
-        ConfigField("max_messages", .positiveInteger, default: 1000, "most messages in one request"),
-        ConfigField("max_total_chars", .positiveInteger, "most characters of message text in one request"),
-        ConfigField("blocked_params", .array(.string), default: [], "request parameters refused with 400"),
-        ConfigField("allowed_params", .array(.string), "when set, the only request parameters accepted"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("max_tokens_cap", .positiveInteger, "largest max_tokens (or max_completion_tokens) accepted") public var maxTokensCap: Int?
+        @Setting("clamp", "lower a max_tokens above the cap to the cap instead of refusing") public var clamp = false
+        @Setting("max_messages", .positiveInteger, "most messages in one request") public var maxMessages = 1000
+        @Setting("max_total_chars", .positiveInteger, "most characters of message text in one request") public var maxTotalCharacters: Int?
+        @Setting("blocked_params", "request parameters refused with 400") public var blockedParams: [String] = []
+        @Setting("allowed_params", "when set, the only request parameters accepted") public var allowedParams: [String]?
+        public init() {}
+    }
 
     let limits: RequestRules.Limits
 
-    public init(config: PluginConfig, context: PluginContext) throws {
+    public init(settings: Settings, context: PluginContext) throws {
         limits = RequestRules.Limits(
-            maxTokensCap: config.int("max_tokens_cap"), clamp: config.bool("clamp") ?? false,
-            maxMessages: config.int("max_messages") ?? 1000, maxTotalCharacters: config.int("max_total_chars"),
-            blockedParams: Set(config.strings("blocked_params")),
-            allowedParams: config["allowed_params"].map { Set($0.elements.compactMap(\.string)) })
+            maxTokensCap: settings.maxTokensCap, clamp: settings.clamp, maxMessages: settings.maxMessages,
+            maxTotalCharacters: settings.maxTotalCharacters, blockedParams: Set(settings.blockedParams),
+            allowedParams: settings.allowedParams.map(Set.init))
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {

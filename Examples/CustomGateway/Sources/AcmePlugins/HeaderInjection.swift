@@ -14,33 +14,33 @@ import NIOHTTP1
 public struct HeaderInjection: Middleware {
     public static let name = "inject-headers"
     public static let summary = "adds headers to provider requests and to answers; values may use {key_name}, {request_id}, {model}"
-    public static let configSchema = ConfigSchema([
-        ConfigField("upstream", .map(.string), default: .object(),
-                    "headers sent to the provider with every attempt, name to value"),
-        ConfigField("response", .map(.string), default: .object(),
-                    "headers added to every answer (errors too), name to value"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("upstream", "headers sent to the provider with every attempt, name to value") public var upstream = StringMap()
+        @Setting("response", "headers added to every answer (errors too), name to value") public var response = StringMap()
+        public init() {}
+    }
 
     let upstream: [(name: String, value: HeaderTemplate)]
     let response: [(name: String, value: HeaderTemplate)]
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        func read(_ key: String) throws -> [(name: String, value: HeaderTemplate)] {
-            try config.stringMap(key).map { name, value in
+    public init(settings: Settings, context: PluginContext) throws {
+        func read(_ headers: StringMap, _ key: String) throws -> [(name: String, value: HeaderTemplate)] {
+            try headers.map { name, value in
                 guard HeaderTemplate.isValidName(name) else {
-                    throw config.error(key, "\"\(name)\" is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)")
+                    throw context.configError(key, "\"\(name)\" is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)")
                 }
                 do {
                     return (name.lowercased(), try HeaderTemplate(value))
                 } catch let problem as HeaderTemplate.Problem {
-                    throw config.error(key, "header \"\(name)\": \(problem.message)")
+                    throw context.configError(key, "header \"\(name)\": \(problem.message)")
                 }
             }
         }
-        upstream = try read("upstream")
-        response = try read("response")
+        upstream = try read(settings.upstream, "upstream")
+        response = try read(settings.response, "response")
         if upstream.isEmpty && response.isEmpty {
-            throw config.error(nil, "give at least one header under \"upstream\" or \"response\"")
+            throw context.configError(nil, "give at least one header under \"upstream\" or \"response\"")
         }
     }
 

@@ -7,16 +7,18 @@ import NIOCore
 public struct PIIMask: Middleware {
     public static let name = "pii-mask"
     public static let summary = "replaces e-mail addresses in user messages and in answers, streams included"
-    public static let configSchema = ConfigSchema([
-        ConfigField("replacement", .string, default: "[email]", "what each e-mail address is replaced with"),
-    ])
+
+    public struct Settings: PluginSettings {
+        @Setting("replacement", "what each e-mail address is replaced with") public var replacement = "[email]"
+        public init() {}
+    }
 
     let replacement: String
 
-    public init(config: PluginConfig, context: PluginContext) throws {
-        replacement = config.string("replacement") ?? "[email]"
+    public init(settings: Settings, context: PluginContext) throws {
+        replacement = settings.replacement
         guard EmailAddress.masked(in: replacement, with: "") == replacement else {
-            throw config.error("replacement", "must not itself contain an e-mail address")
+            throw context.configError("replacement", "must not itself contain an e-mail address")
         }
     }
 

@@ -1,0 +1,36 @@
+import Kernel
+
+/// How much of a provider's answer the gateway will hold: a whole answer is buffered before it
+/// is sent on, and a stream's event is assembled before it is parsed, so each is bounded; a
+/// provider that sends more gets the client a 502 (or, mid-stream, an error event).
+public struct AnswerLimits: PluginSettings {
+    @Setting("max_response_bytes", .positiveInteger, "largest whole answer accepted from the provider; a larger one is a 502")
+    public var maxResponseBytes = 67_108_864
+    @Setting("max_event_bytes", .positiveInteger,
+             "largest server-sent event accepted from the provider; a larger one ends the stream with an error event")
+    public var maxEventBytes = 1_048_576
+
+    public init() {}
+
+    /// The stream of events in a streamed answer's body.
+    func events(_ body: UpstreamBody) -> EventStream { EventStream(SSEEventSequence(body, maxEventBytes: maxEventBytes)) }
+}
+
+/// How every provider reaches its API: extra headers, timeouts, and the limits on answers.
+public struct ProviderConnection: PluginSettings {
+    @Setting("headers", "extra headers sent with every request (values may be secret references)") public var headers = StringMap()
+    @Setting("timeout_s", .number(min: 0.001), "longest wait for a whole answer, or for the first byte of a stream")
+    public var timeout = 600.0
+    @Setting("connect_timeout_s", .number(min: 0.001), "longest wait to connect") public var connectTimeout = 10.0
+    public var limits = AnswerLimits()
+
+    public init() {}
+
+    /// `base_url` without a trailing slash, once it is an http:// or https:// URL.
+    static func checkedBaseURL(_ url: String, context: PluginContext) throws -> String {
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw context.configError("base_url", "expected an http:// or https:// URL, got \"\(url)\"")
+        }
+        return url.hasSuffix("/") ? String(url.dropLast()) : url
+    }
+}
