@@ -79,7 +79,7 @@ public final class GatewayGeneration: Sendable {
             for plugin in built {
                 do {
                     try await plugin.start()
-                } catch var error as ManifestError {  // `config.error(…)` from start: a problem of the config's
+                } catch var error as ManifestError {  // `context.configError(…)` from start: a problem of the config's
                     error.file = manifest.file
                     errors.append(error)
                     break
