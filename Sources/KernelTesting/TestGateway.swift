@@ -10,6 +10,7 @@ import NIOHTTP1
 ///     registry.register(ScriptedProvider.self)
 ///     let gateway = try await TestGateway(manifest: #"{ "providers": {…}, "models": {…}, "pipeline": […] }"#, registry: registry)
 ///     let answer = try await gateway.chat(model: "m", "hello", headers: ["authorization": "Bearer k"])
+///     #expect(gateway.calls.last?.upstreamModel == "upstream-m")
 public struct TestGateway: Sendable {
     public let generation: GatewayGeneration
     let logger: Logger
@@ -32,11 +33,11 @@ public struct TestGateway: Sendable {
         switch response.body {
         case .whole(let buffer):
             return TestResponse(status: response.status, headers: response.headers, body: try? JSON.parse(buffer),
-                                events: nil)
+                                bodyText: String(buffer: buffer), events: nil)
         case .events(let stream):
             var events: [SSEEvent] = []
             for try await event in stream { events.append(event) }
-            return TestResponse(status: response.status, headers: response.headers, body: nil, events: events)
+            return TestResponse(status: response.status, headers: response.headers, body: nil, bodyText: nil, events: events)
         }
     }
 
@@ -47,6 +48,17 @@ public struct TestGateway: Sendable {
     }
 
     public func shutdown() async { await generation.shutdown() }
+
+    /// Every call this gateway's scripted providers received, oldest first.
+    public var calls: [ProviderCall] {
+        generation.providers.values.compactMap { ($0 as? ScriptedProvider)?.calls.timed }.joined()
+            .sorted { $0.at < $1.at }.map(\.call)
+    }
+
+    /// The calls the scripted provider named `provider` in the manifest received, oldest first.
+    public func calls(to provider: String) -> [ProviderCall] {
+        (generation.providers[provider] as? ScriptedProvider)?.calls.all ?? []
+    }
 }
 
 /// An answer as a test sees it.
@@ -55,6 +67,8 @@ public struct TestResponse: Sendable {
     public var headers: HTTPHeaders
     /// A whole JSON answer.
     public var body: JSON?
+    /// A whole answer's text, JSON or not (`GET /metrics`).
+    public var bodyText: String?
     /// A stream's events, in order.
     public var events: [SSEEvent]?
 

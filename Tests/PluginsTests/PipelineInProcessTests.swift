@@ -5,7 +5,7 @@ import Testing
 @testable import Plugins
 
 /// The built-in plugins together, in-process through KernelTesting (no sockets, no upstream).
-@Suite(.serialized) struct PipelineInProcessTests {
+@Suite struct PipelineInProcessTests {
     static let manifest = """
         {"providers": {"p": {"plugin": "scripted", "config": {"reply": "hello from the script"}},
                        "broken": {"plugin": "scripted", "config": {"fail_status": 503}}},
@@ -27,7 +27,6 @@ import Testing
         let gateway = try await gateway()
         defer { Task { await gateway.shutdown() } }
         let auth: HTTPHeadersLiteral = ["authorization": "Bearer secret-key"]
-        let before = ScriptedProvider.calls.withLockedValue { $0.count }
 
         let whole = try await gateway.chat(model: "m", "say something", headers: auth.headers)
         #expect(whole.status == .ok)
@@ -37,8 +36,7 @@ import Testing
         let streamed = try await gateway.chat(model: "m", "say something", stream: true, headers: auth.headers)
         #expect(streamed.text == "hello from the script")
         #expect(streamed.headers.first(name: "x-sluice-cache") == "hit")
-        #expect(ScriptedProvider.calls.withLockedValue { $0.count } == before + 1)
-        #expect(ScriptedProvider.calls.withLockedValue { $0.last?.upstreamModel } == "upstream-m")
+        #expect(gateway.calls.map(\.upstreamModel) == ["upstream-m"])
     }
 
     @Test func refusesInTheFrontDoorsShape() async throws {

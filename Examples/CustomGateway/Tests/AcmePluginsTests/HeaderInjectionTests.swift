@@ -21,7 +21,7 @@ extension AcmeGatewayTests {
             let answer = try await gateway.chat(model: "m", "hi", headers: ["authorization": "Bearer key-a", "x-request-id": "r-1"])
             #expect(answer.status == .ok)
             #expect(answer.headers.first(name: "x-acme-request") == "req r-1")
-            let call = try #require(AcmeGatewayTests.lastCall())
+            let call = try #require(gateway.calls.last)
             #expect(call.headers.first(name: "x-acme-team") == "team-team-a")
             #expect(call.headers.first(name: "x-acme-model") == "m")
 

@@ -4,9 +4,10 @@ import Plugins
 import Testing
 @testable import AcmePlugins
 
-/// `ScriptedProvider.calls` is one list for the whole test process: the suites that read it
-/// run one at a time (`.serialized`), nested in `AcmeGatewayTests`.
-@Suite(.serialized) struct AcmeGatewayTests {
+/// The suites that build a gateway of Acme's plugins, nested in `AcmeGatewayTests`. Each test
+/// has a gateway of its own, and reads the calls its scripted provider got from that gateway
+/// (`gateway.calls`): the tests run in parallel.
+@Suite struct AcmeGatewayTests {
     /// A gateway of the built-ins, the scripted provider and Acme's plugins; its provider
     /// answers `reply`.
     static func gateway(reply: String = "write to alice@example.com today", pipeline: String) async throws -> TestGateway {
@@ -17,11 +18,6 @@ import Testing
              "models": {"m": {"targets": [{"provider": "p", "model": "acme-upstream"}]}},
              "pipeline": \(pipeline)}
             """, registry: registry)
-    }
-
-    /// The last call the scripted provider got from these tests.
-    static func lastCall() -> ProviderCall? {
-        ScriptedProvider.calls.withLockedValue { calls in calls.last(where: { $0.upstreamModel == "acme-upstream" }) }
     }
 
     @Suite struct PIIMaskTests {
@@ -42,13 +38,13 @@ import Testing
             defer { Task { await gateway.shutdown() } }
 
             #expect(try await gateway.chat(model: "m", "I am bob@example.org, reply to me").status == .ok)
-            let masked = try #require(AcmeGatewayTests.lastCall())
+            let masked = try #require(gateway.calls.last)
             #expect(masked.request.body.json["messages"]?[0]?["content"]?.string == "I am [email], reply to me")
             #expect(masked.request.body.isModified)
 
             // Nothing to mask: the client's bytes go upstream as they came.
             _ = try await gateway.chat(model: "m", "nothing to hide")
-            let untouched = try #require(AcmeGatewayTests.lastCall())
+            let untouched = try #require(gateway.calls.last)
             #expect(untouched.request.body.isModified == false)
 
             // Anthropic's front door, with content blocks.
@@ -56,7 +52,7 @@ import Testing
                 {"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": [{"type": "text", "text": "I am bob@example.org"}]}]}
                 """#)
             #expect(try await gateway.send(.POST, "/v1/messages", body: messages).status == .ok)
-            let blocks = try #require(AcmeGatewayTests.lastCall())
+            let blocks = try #require(gateway.calls.last)
             #expect(blocks.request.body.json["messages"]?[0]?["content"]?[0]?["text"]?.string == "I am [email]")
         }
 
