@@ -5,21 +5,26 @@ import Kernel
 /// Conform a `@main` type and the program gets the whole `sluice` command line (`serve`,
 /// `check`, `reload`, `healthcheck`, `plugins`, `schema`) working on its own registry:
 ///
+///     import Plugins
+///     import SluiceCLI
+///
 ///     @main
 ///     struct AcmeGateway: GatewayProgram {
 ///         static let commandName = "acme-gateway"
 ///         static func registry() -> PluginRegistry {
-///             var registry = Program.registry()
+///             var registry = Builtins.registry()
 ///             registry.register(PIIMask.self)
 ///             return registry
 ///         }
 ///     }
+///
+/// (`Examples/CustomGateway/Sources/acme-gateway` is this program, built and tested.)
 public protocol GatewayProgram {
     /// The program's name in help, usage lines and logs.
     static var commandName: String { get }
     /// One line for `--help`.
     static var abstract: String { get }
-    /// Every plugin type the program knows: usually `Program.registry()` plus its own.
+    /// Every plugin type the program knows: usually `Builtins.registry()` plus its own.
     static func registry() -> PluginRegistry
 }
 

@@ -8,16 +8,12 @@ public struct GatewayResponse: Sendable {
     public var body: ResponseBody
     /// The provider (a key of `providers`) that answered; sent as `x-sluice-provider`.
     public var provider: String?
-    /// Token usage of a whole answer, when the provider reported it.
-    public var usage: Usage?
 
-    public init(status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:], body: ResponseBody,
-                provider: String? = nil, usage: Usage? = nil) {
+    public init(status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:], body: ResponseBody, provider: String? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
         self.provider = provider
-        self.usage = usage
     }
 
     /// A whole JSON answer.
