@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -40,6 +41,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
         .target(
@@ -82,7 +84,8 @@ let package = Package(
         // memory freed after a burst of streams goes back to the system. Embedders choose their own.
         .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"],
                           linkerSettings: [.linkedLibrary("mimalloc")]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
                                                  .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Golden"]),

@@ -11,20 +11,19 @@ import UnixSignals
 /// The gateway as a service: loads the manifest, listens, serves, reloads on SIGHUP, and drains
 /// on shutdown. A host program embeds Sluice by building one with its own `PluginRegistry` and
 /// running it in a `ServiceGroup` (see the `sluice` CLI).
-public final class Gateway: Service, HTTPResponder {
+public final class Gateway: Service {
     public let configFile: String
     private let registry: PluginRegistry
     private let environment: [String: String]
     private let logger: Logger
     private let upstream = UpstreamClient()
+    /// What the server asks; it holds the generation that serves requests now.
+    private let responder: GatewayResponder
     private let state = NIOLockedValueBox(State())
     /// Reloads run one at a time.
     private let reloading = NIOLockedValueBox(false)
 
     private struct State {
-        var generation: GatewayGeneration?
-        var isReady = false
-        var isDraining = false
         var addresses: [SocketAddress] = []
         var server: HTTPServer?
     }
@@ -35,51 +34,20 @@ public final class Gateway: Service, HTTPResponder {
         self.registry = registry
         self.environment = environment
         self.logger = logger
+        responder = GatewayResponder(logger: logger)
     }
 
-    public var generation: GatewayGeneration? { state.withLockedValue { $0.generation } }
+    public var generation: GatewayGeneration? { responder.generation }
     /// The addresses listened on, once serving (for tests and embedding hosts).
     public var boundAddresses: [SocketAddress] { state.withLockedValue { $0.addresses } }
-
-    private var frontDoor: FrontDoor {
-        FrontDoor(logger: logger, isDraining: { [state] in state.withLockedValue { $0.isDraining } })
-    }
-
-    // MARK: HTTPResponder
-
-    public var maxBodyBytes: Int { generation?.manifest.server.maxBodyBytes ?? 8_388_608 }
-
-    public func screen(_ head: HTTPRequestHead) -> RequestScreening {
-        FrontDoor.screen(head, generation: generation)
-    }
-
-    public func respond(to head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening) async -> GatewayResponse {
-        let (generation, isReady) = state.withLockedValue { ($0.generation, $0.isReady) }
-        // A reload between the head and the body: the request is served, and screened again, by the new manifest.
-        let current = screening.generation === generation ? screening : FrontDoor.screen(head, generation: generation)
-        return await frontDoor.respond(to: head, body: body, screening: current, isReady: isReady)
-    }
-
-    public func bodyTooLarge(_ head: HTTPRequestHead) -> GatewayResponse {
-        frontDoor.bodyTooLarge(head, limit: maxBodyBytes)
-    }
-
-    public func malformedRequest(_ reason: String) -> GatewayResponse {
-        frontDoor.malformedRequest(reason)
-    }
-
-    public func tooManyConnections() -> GatewayResponse {
-        frontDoor.tooManyConnections()
-    }
 
     // MARK: Service
 
     public func run() async throws {
         let manifest = try reader.read(file: configFile)
-        let generation = try await build(manifest)
-        state.withLockedValue { $0.generation = generation }
+        responder.serve(try await build(manifest))
 
-        let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: self,
+        let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: responder,
                                 limits: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
                                               request: .seconds(manifest.server.headerTimeoutSeconds),
                                               maxConnections: manifest.server.maxConnections))
@@ -91,10 +59,10 @@ public final class Gateway: Service, HTTPResponder {
         }
         let addresses = server.boundAddresses
         state.withLockedValue { state in
-            state.isReady = true
             state.addresses = addresses
             state.server = server
         }
+        responder.setReady(true)
         logger.info("sluice is serving", metadata: [
             "listen": .array(addresses.map { .string($0.hostAndPort) }),
             "models": .array(manifest.models.map { .string($0.name) }),
@@ -139,11 +107,7 @@ public final class Gateway: Service, HTTPResponder {
         let server = state.withLockedValue { $0.server }
         do {
             let manifest = try reader.read(file: configFile)
-            let fresh = try await build(manifest)
-            let old = state.withLockedValue { state in
-                defer { state.generation = fresh }
-                return state.generation
-            }
+            let old = responder.serve(try await build(manifest))
             if let old { warnAboutRestartOnlySettings(old: old.manifest.server, new: manifest.server) }
             old?.retire()
             logger.info("reloaded", metadata: ["models": .array(manifest.models.map { .string($0.name) }), "config": .string(configFile)])
@@ -205,10 +169,7 @@ public final class Gateway: Service, HTTPResponder {
     /// Stops accepting, lets requests and streams in flight finish within `drainTimeout`, cancels
     /// the rest (streams get a shutdown error event), then shuts plugins and the upstream client down.
     private func drain(_ server: HTTPServer, drainTimeout: Duration) async {
-        state.withLockedValue { state in
-            state.isReady = false
-            state.isDraining = true
-        }
+        responder.startDraining()
         let cancelled = await server.drain(timeout: drainTimeout)
         if cancelled > 0 {
             logger.warning("drain timeout: cancelled requests still in flight", metadata: ["cancelled": .stringConvertible(cancelled)])

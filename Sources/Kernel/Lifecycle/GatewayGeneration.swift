@@ -1,7 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOConcurrencyHelpers
+import Atomics
 
 /// One loaded manifest: its plugins built and started, its pipeline folded. Requests take the
 /// current generation when they arrive; a reload builds a new one and retires the old one
@@ -18,13 +18,10 @@ public final class GatewayGeneration: Sendable {
     let routes: [String: PluginRoute]
     private let plugins: [any Plugin]
     let health: ProviderHealthMonitor
-    private let activity = NIOLockedValueBox(Activity())
-
-    private struct Activity {
-        var requests = 0
-        var isRetired = false
-        var isShutDown = false
-    }
+    /// Requests holding a lease; read and written with atomics, as every request enters and leaves.
+    private let requests = ManagedAtomic(0)
+    private let isRetired = ManagedAtomic(false)
+    private let isShutDown = ManagedAtomic(false)
 
     private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware]) {
         self.manifest = manifest
@@ -109,32 +106,24 @@ public final class GatewayGeneration: Sendable {
 
     /// Marks the generation as replaced: it shuts down once its last request has finished.
     public func retire() {
-        let idle = activity.withLockedValue { state in
-            state.isRetired = true
-            return state.requests == 0
-        }
-        if idle { Task { await shutdown() } }
+        isRetired.store(true, ordering: .sequentiallyConsistent)
+        if requests.load(ordering: .sequentiallyConsistent) == 0 { Task { await shutdown() } }
     }
 
     func enter() {
-        activity.withLockedValue { $0.requests += 1 }
+        requests.wrappingIncrement(ordering: .sequentiallyConsistent)
     }
 
     func leave() {
-        let last = activity.withLockedValue { state in
-            state.requests -= 1
-            return state.requests == 0 && state.isRetired
-        }
-        if last { Task { await shutdown() } }
+        // Whichever of the last `leave` and `retire` comes second sees the other (both are
+        // sequentially consistent), so one of them shuts down; `shutdown` runs once however often called.
+        let remaining = requests.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent)
+        if remaining == 0, isRetired.load(ordering: .sequentiallyConsistent) { Task { await shutdown() } }
     }
 
     /// Shuts plugins down in reverse order of building (once, however often it is called).
     public func shutdown() async {
-        let first = activity.withLockedValue { state in
-            defer { state.isShutDown = true }
-            return !state.isShutDown
-        }
-        guard first else { return }
+        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
         health.stop()
         for plugin in plugins.reversed() { await plugin.shutdown() }
     }

@@ -1,11 +1,11 @@
-import NIOConcurrencyHelpers
+import Atomics
 
 /// Holds a generation open for one request: a reload retires the old generation, which shuts
 /// its plugins down only after the last lease is released. A stream keeps its lease until the
 /// stream ends or is dropped.
 final class GenerationLease: Sendable {
     let generation: GatewayGeneration
-    private let released = NIOLockedValueBox(false)
+    private let released = ManagedAtomic(false)
 
     init(_ generation: GatewayGeneration) {
         self.generation = generation
@@ -13,11 +13,7 @@ final class GenerationLease: Sendable {
     }
 
     func release() {
-        let first = released.withLockedValue { released in
-            defer { released = true }
-            return !released
-        }
-        if first { generation.leave() }
+        if !released.exchange(true, ordering: .acquiringAndReleasing) { generation.leave() }
     }
 
     deinit { release() }
