@@ -61,14 +61,17 @@ public final class GatewayGeneration: Sendable {
             return nil
         }
 
+        let signals = PluginSignals()
         var providers: [String: any Provider] = [:]
         for entry in manifest.providers {
             var pluginLogger = logger
             pluginLogger[metadataKey: "provider"] = .string(entry.name)
-            let context = PluginContext(logger: pluginLogger, upstream: upstream, manifest: manifest, providers: [:], environment: environment)
+            let context = PluginContext(logger: pluginLogger, upstream: upstream, manifest: manifest, providers: [:], environment: environment,
+                                        signals: signals)
             providers[entry.name] = make(entry.plugin, config: entry.config, path: entry.path, context: context) as? any Provider
         }
-        let context = PluginContext(logger: logger, upstream: upstream, manifest: manifest, providers: providers, environment: environment)
+        let context = PluginContext(logger: logger, upstream: upstream, manifest: manifest, providers: providers, environment: environment,
+                                    signals: signals)
         let middlewares = manifest.pipeline.compactMap {
             make($0.plugin, config: $0.config, path: $0.path, context: context) as? any Middleware
         }

@@ -13,11 +13,14 @@ public struct PluginContext: Sendable {
     public let providers: [String: any Provider]
     public let environment: [String: String]
     public let allocator: ByteBufferAllocator
+    /// What plugins of this manifest tell each other outside requests.
+    public let signals: PluginSignals
     /// Where the plugin's config sits in the manifest, e.g. `pipeline[2].config`.
     public private(set) var configPath = ""
 
     public init(logger: Logger, upstream: UpstreamClient, manifest: Manifest, providers: [String: any Provider],
-                environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+                environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals()) {
+        self.signals = signals
         self.logger = logger
         self.upstream = upstream
         self.manifest = manifest

@@ -40,17 +40,16 @@ public struct ResponseCache: Middleware {
     let coalesceTimeout: Duration
     let chargesHits: Bool
     let prefix: String
-    let metrics = GatewayMetrics.shared
 
     public init(settings: Settings, context: PluginContext) throws {
         if let url = settings.redisURL {
             guard let endpoint = RedisEndpoint(url: url) else { throw context.configError("redis_url", "expected redis://[:password@]host[:port][/db]") }
             store = RedisCacheStore(redis: RedisClient(endpoint))
         } else {
-            let metrics = GatewayMetrics.shared
+            let signals = context.signals
             store = MemoryCacheStore(maxBytes: settings.maxBytes,
-                                     onEviction: { metrics.cacheEvictions.increment(by: Int64($0)) },
-                                     onSize: { metrics.cacheBytes.set(Double($0)) })
+                                     onEviction: { signals.send(CacheEvicted(answers: $0)) },
+                                     onSize: { signals.send(CacheResized(bytes: $0)) })
         }
         ttl = .seconds(settings.ttl)
         maxEntryBytes = settings.maxEntryBytes
@@ -93,7 +92,6 @@ public struct ResponseCache: Middleware {
             finish(false)
             throw error
         }
-        metrics.cacheRequests(result: reads ? "miss" : "bypass").increment()
         request.context.recordFacts { $0.cacheStatus = reads ? "miss" : "bypass" }
         response.headers.replaceOrAdd(name: "x-sluice-cache", value: reads ? "miss" : "bypass")
         guard writes, (200..<300).contains(response.status.code) else {
@@ -120,7 +118,6 @@ public struct ResponseCache: Middleware {
 
     private func bypass(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         var response = try await next(request)
-        metrics.cacheRequests(result: "bypass").increment()
         request.context.recordFacts { $0.cacheStatus = "bypass" }
         response.headers.replaceOrAdd(name: "x-sluice-cache", value: "bypass")
         return response
@@ -141,7 +138,6 @@ public struct ResponseCache: Middleware {
             return nil
         }
         guard let stored, let answer = CachedAnswer(decoding: stored) else { return nil }
-        metrics.cacheRequests(result: "hit").increment()
         request.context.recordFacts { $0.cacheStatus = "hit" }
         if chargesHits, let usage = answer.usage {
             request.context.usage = Usage(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cachedInputTokens: usage.inputTokens)
@@ -207,4 +203,14 @@ final class StreamRecorder: Sendable {
     }
 
     var events: [SSEEvent]? { state.withLockedValue { $0.overflowed ? nil : $0.events } }
+}
+
+/// The in-memory cache dropped answers to make room.
+public struct CacheEvicted: Sendable {
+    public var answers: Int
+}
+
+/// The in-memory cache's size changed.
+public struct CacheResized: Sendable {
+    public var bytes: Int
 }

@@ -21,6 +21,10 @@ public struct MetricsPlugin: Middleware {
         path = settings.path
         knownModels = Set(context.manifest.models.map(\.name))
         guard path.hasPrefix("/") else { throw context.configError("path", "expected a path starting with /") }
+        let metrics = metrics
+        context.signals.listen(for: CircuitChanged.self) { metrics.circuitOpen(provider: $0.provider, model: $0.model).set(to: $0.isOpen ? 1.0 : 0.0) }
+        context.signals.listen(for: CacheEvicted.self) { metrics.cacheEvictions.increment(by: Int64($0.answers)) }
+        context.signals.listen(for: CacheResized.self) { metrics.cacheBytes.set(Double($0.bytes)) }
     }
 
     public var routes: [PluginRoute] {
@@ -83,6 +87,7 @@ public struct MetricsPlugin: Middleware {
             }
         }
         if let cost = context.cost { metrics.cost(model: model, provider: provider, key: key).increment(by: cost) }
+        if let cache = facts.cacheStatus { metrics.cacheRequests(result: cache).increment() }
         if let error, facts.attempts == 0, let reason = Self.refusalReason(error) {
             metrics.refused(reason: reason, key: key).increment()
         }

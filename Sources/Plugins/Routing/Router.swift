@@ -54,10 +54,10 @@ public struct Router: Middleware {
         deadline = .seconds(settings.deadline)
         backoff = .milliseconds(settings.backoffMilliseconds)
         maxRetryAfter = .seconds(settings.maxRetryAfter)
-        let metrics = GatewayMetrics.shared
+        let signals = context.signals
         breaker = CircuitBreaker(failureThreshold: settings.breakerFailures, cooldown: .seconds(settings.breakerCooldown)) { target, isOpen in
             let parts = target.split(separator: "/", maxSplits: 1).map(String.init)
-            metrics.circuitOpen(provider: parts.first ?? target, model: parts.count > 1 ? parts[1] : "").set(to: isOpen ? 1.0 : 0.0)
+            signals.send(CircuitChanged(provider: parts.first ?? target, model: parts.count > 1 ? parts[1] : "", isOpen: isOpen))
         }
     }
 
@@ -205,4 +205,11 @@ public struct Router: Middleware {
         }
         return .json(["object": "list", "data": JSON(array: data)], allocator: request.context.allocator)
     }
+}
+
+/// A provider target's circuit opened (or half-opened) or closed again.
+public struct CircuitChanged: Sendable {
+    public var provider: String
+    public var model: String
+    public var isOpen: Bool
 }
