@@ -1,0 +1,124 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 (a port of its own) for plugins that call out: a policy
+/// service, an OTLP collector, a provider. It keeps every request it gets and answers each with
+/// what `answer` returns.
+final class LocalHTTPServer: Sendable {
+    struct Request: Sendable {
+        var method: HTTPMethod
+        var uri: String
+        var headers: HTTPHeaders
+        var body: [UInt8]
+
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    struct Reply: Sendable {
+        var status: HTTPResponseStatus = .ok
+        var headers: HTTPHeaders = ["content-type": "application/json"]
+        var body: String = "{}"
+        /// Waits this long before answering.
+        var delay: Duration = .zero
+
+        static func json(_ text: String, status: HTTPResponseStatus = .ok) -> Reply { Reply(status: status, body: text) }
+    }
+
+    typealias Answer = @Sendable (Request) async -> Reply
+
+    private let channel: any Channel
+    private let received = NIOLockedValueBox<[Request]>([])
+
+    /// The server's root, `http://127.0.0.1:PORT`.
+    let url: String
+
+    /// Every request so far, oldest first.
+    var requests: [Request] { received.withLockedValue { $0 } }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        url = "http://127.0.0.1:\(channel.localAddress?.port ?? 0)"
+    }
+
+    static func start(_ answer: @escaping Answer) async throws -> LocalHTTPServer {
+        let box = NIOLockedValueBox<LocalHTTPServer?>(nil)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(Handler(answer: answer) { request in
+                        box.withLockedValue { $0 }?.received.withLockedValue { $0.append(request) }
+                    })
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let server = LocalHTTPServer(channel: channel)
+        box.withLockedValue { $0 = server }
+        return server
+    }
+
+    /// Waits until at least `count` requests have come (for calls made off the request path).
+    func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) async -> [Request] {
+        let end = ContinuousClock.now + timeout
+        while requests.count < count, ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(20)) }
+        return requests
+    }
+
+    func shutdown() async { try? await channel.close() }
+
+    private final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        let answer: Answer
+        let record: @Sendable (Request) -> Void
+        var head: HTTPRequestHead?
+        var body: [UInt8] = []
+
+        init(answer: @escaping Answer, record: @escaping @Sendable (Request) -> Void) {
+            self.answer = answer
+            self.record = record
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                body = []
+            case .body(var buffer):
+                body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            case .end:
+                guard let head else { return }
+                let request = Request(method: head.method, uri: head.uri, headers: head.headers, body: body)
+                record(request)
+                let answer = answer, loop = context.eventLoop
+                let bound = NIOLoopBound((self, context), eventLoop: loop)
+                let keepAlive = head.isKeepAlive
+                Task {
+                    let reply = await answer(request)
+                    if reply.delay > .zero { try? await Task.sleep(for: reply.delay) }
+                    loop.execute {
+                        let (handler, context) = bound.value
+                        handler.write(reply, keepAlive: keepAlive, context: context)
+                    }
+                }
+            }
+        }
+
+        func write(_ reply: Reply, keepAlive: Bool, context: ChannelHandlerContext) {
+            var headers = reply.headers
+            headers.replaceOrAdd(name: "content-length", value: String(reply.body.utf8.count))
+            if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if !keepAlive {
+                let channel = context.channel
+                done.whenComplete { _ in channel.close(promise: nil) }
+            }
+        }
+    }
+}
