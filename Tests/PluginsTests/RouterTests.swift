@@ -1,26 +1,11 @@
 import Kernel
-import NIOConcurrencyHelpers
-import NIOCore
+import KernelTesting
 import NIOHTTP1
 import Testing
 @testable import Plugins
 
-/// A provider that fails with the given statuses, in order, then answers.
-final class SequenceProvider: Provider, @unchecked Sendable {
-    static let name = "sequence"
-    let failures: NIOLockedValueBox<[Int]>
-    let calls = NIOLockedValueBox<[String]>([])
-    init(failures: [Int]) { self.failures = NIOLockedValueBox(failures) }
-    init(settings: NoSettings, context: PluginContext) throws { failures = NIOLockedValueBox([]) }
-    func send(_ call: ProviderCall) async throws -> GatewayResponse {
-        calls.withLockedValue { $0.append(call.upstreamModel) }
-        if let status = failures.withLockedValue({ $0.isEmpty ? nil : $0.removeFirst() }) {
-            throw GatewayError(HTTPResponseStatus(statusCode: status), type: "upstream_error", "scripted \(status)")
-        }
-        return .json(["model": JSON(call.upstreamModel)])
-    }
-}
-
+/// `router` (Sources/Plugins/Routing): retries, fallbacks, weights and the circuit breaker through
+/// an in-process gateway of scripted providers, and the picker and breaker on their own.
 @Suite struct RouterTests {
     static let manifestText = """
         {"providers": {"a": {"plugin": "openai-compatible", "config": {"base_url": "http://127.0.0.1:1"}},
@@ -31,36 +16,85 @@ final class SequenceProvider: Provider, @unchecked Sendable {
          "pipeline": [{"plugin": "router"}]}
         """
 
-    func router(retries: Int, a: SequenceProvider, b: SequenceProvider) throws -> Router {
-        let manifest = try testManifest(Self.manifestText)
-        return try Router.build(config: PluginConfig(json: ["retries": JSON(retries), "timeout_s": 5, "backoff_ms": 1], path: "pipeline[0].config"),
-                          context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
+    /// Model `main` (provider a, falling back to model `backup` on provider b) and `weighted`
+    /// (a 9 : b 1), with scripted providers configured by `a` and `b`.
+    static func manifest(a: String = "{}", b: String = "{}", router: String) -> String {
+        """
+        {"providers": {"a": {"plugin": "scripted", "config": \(a)}, "b": {"plugin": "scripted", "config": \(b)}},
+         "models": {"main": {"targets": [{"provider": "a", "model": "a-model"}], "fallbacks": ["backup"]},
+                    "backup": {"targets": [{"provider": "b", "model": "b-model"}]},
+                    "weighted": {"targets": [{"provider": "a", "model": "heavy", "weight": 9}, {"provider": "b", "model": "light", "weight": 1}]}},
+         "pipeline": [{"plugin": "api-key-auth", "config": {"keys": [{"name": "all", "key": "key-all"}, {"name": "some", "key": "key-some", "models": ["backup"]}]}},
+                      {"plugin": "router", "config": \(router)}]}
+        """
     }
 
+    static let auth: HTTPHeaders = ["authorization": "Bearer key-all"]
+
     @Test func retriesThenFallsBack() async throws {
-        let a = SequenceProvider(failures: [502, 503]), b = SequenceProvider(failures: [])
-        let response = try await router(retries: 1, a: a, b: b).handle(testRequest(model: "main")) { _ in fatalError() }
-        #expect(response.provider == "b")
-        #expect(a.calls.withLockedValue { $0 } == ["a-model", "a-model"])
-        #expect(b.calls.withLockedValue { $0 } == ["b-model"])
+        try await withGateway(Self.manifest(a: #"{"fail_status": 502}"#, router: #"{"retries": 1, "backoff_ms": 1}"#)) { gateway async throws in
+            let answer = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(answer.status == .ok)
+            #expect(answer.headers.first(name: "x-sluice-provider") == "b")
+            #expect(answer.headers.first(name: "x-sluice-attempts") == "3")
+            #expect(gateway.calls.map(\.upstreamModel) == ["a-model", "a-model", "b-model"])
+            #expect(gateway.calls.map(\.attempt) == [1, 2, 3])
+        }
+    }
+
+    @Test func aRetryOfTheSameTargetCanSucceed() async throws {
+        try await withGateway(Self.manifest(a: #"{"fail_status": 503, "fail_times": 1}"#, router: #"{"retries": 2, "backoff_ms": 1}"#)) { gateway async throws in
+            let answer = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(answer.headers.first(name: "x-sluice-provider") == "a")
+            #expect(answer.headers.first(name: "x-sluice-attempts") == "2")
+            #expect(gateway.calls(to: "b").isEmpty)
+        }
     }
 
     @Test func doesNotRetryClientErrors() async throws {
-        let a = SequenceProvider(failures: [400]), b = SequenceProvider(failures: [])
-        await #expect(throws: GatewayError.self) {
-            try await router(retries: 2, a: a, b: b).handle(testRequest(model: "main")) { _ in fatalError() }
+        try await withGateway(Self.manifest(a: #"{"fail_status": 400}"#, router: #"{"retries": 2}"#)) { gateway async throws in
+            let answer = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(answer.status == .badRequest)
+            #expect(answer.headers.first(name: "x-sluice-attempts") == "1")
+            #expect(gateway.calls(to: "a").count == 1)
+            #expect(gateway.calls(to: "b").isEmpty)
         }
-        #expect(a.calls.withLockedValue { $0.count } == 1)
-        #expect(b.calls.withLockedValue { $0.count } == 0)
+    }
+
+    @Test func aShortRetryAfterIsWaitedALongOneIsNot() async throws {
+        try await withGateway(Self.manifest(a: #"{"fail_status": 429, "fail_times": 1, "retry_after": "0"}"#, b: #"{"fail_status": 503}"#,
+                                            router: #"{"retries": 1}"#)) { gateway async throws in
+            let answer = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(answer.status == .ok)
+            #expect(gateway.calls.map(\.upstreamModel) == ["a-model", "a-model"])
+        }
+        try await withGateway(Self.manifest(a: #"{"fail_status": 429, "retry_after": "120"}"#, b: #"{"fail_status": 429, "retry_after": "120"}"#,
+                                            router: #"{"retries": 1, "max_retry_after_s": 30}"#)) { gateway async throws in
+            let start = ContinuousClock.now
+            let answer = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(answer.status == .tooManyRequests)
+            #expect(answer.headers.first(name: "retry-after") == "120")
+            #expect(answer.error?["message"]?.string?.hasPrefix("The model `main` failed after 1 attempt") == true)
+            #expect(gateway.calls.count == 1)
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
     }
 
     @Test func unknownModelIsModelNotFound() async throws {
-        do {
-            _ = try await router(retries: 0, a: .init(failures: []), b: .init(failures: [])).handle(testRequest(model: "nope")) { _ in fatalError() }
-            Issue.record("expected 404")
-        } catch let error as GatewayError {
-            #expect(error.status == .notFound)
-            #expect(error.code == "model_not_found")
+        try await withGateway(Self.manifest(router: "{}")) { gateway async throws in
+            let answer = try await gateway.chat(model: "nope", "hi", headers: Self.auth)
+            #expect(answer.status == .notFound)
+            #expect(answer.error?["code"]?.string == "model_not_found")
+            #expect(answer.error?["param"]?.string == "model")
+            #expect(answer.headers.first(name: "x-sluice-provider") == "none")
+        }
+    }
+
+    @Test func weightsSpreadRequests() async throws {
+        try await withGateway(Self.manifest(router: "{}")) { gateway async throws in
+            for _ in 0..<20 { _ = try await gateway.chat(model: "weighted", "hi", headers: Self.auth) }
+            #expect(gateway.calls(to: "a").count == 18)
+            #expect(gateway.calls(to: "b").map(\.upstreamModel) == ["light", "light"])
         }
     }
 
@@ -87,29 +121,25 @@ final class SequenceProvider: Provider, @unchecked Sendable {
     }
 
     @Test func openCircuitFailsFastWithoutCallingTheProvider() async throws {
-        let a = SequenceProvider(failures: [502, 502, 502, 502]), b = SequenceProvider(failures: [502, 502, 502, 502])
-        let manifest = try testManifest(Self.manifestText)
-        let router = try Router.build(config: PluginConfig(json: ["retries": 0, "breaker_failures": 1, "breaker_cooldown_s": 60, "backoff_ms": 0],
-                                                     path: "pipeline[0].config"),
-                                context: testContext(manifest: manifest, providers: ["a": a, "b": b]))
-        for _ in 0..<2 {
-            await #expect(throws: GatewayError.self) { try await router.handle(testRequest(model: "main")) { _ in fatalError() } }
-        }
-        #expect(a.calls.withLockedValue { $0.count } == 1)
-        #expect(b.calls.withLockedValue { $0.count } == 1)
-        do {
-            _ = try await router.handle(testRequest(model: "main")) { _ in fatalError() }
-        } catch let error as GatewayError {
-            #expect(error.status == .serviceUnavailable)
-            #expect(error.code == "circuit_open")
+        let router = #"{"retries": 0, "breaker_failures": 1, "breaker_cooldown_s": 60, "backoff_ms": 0}"#
+        try await withGateway(Self.manifest(a: #"{"fail_status": 502}"#, b: #"{"fail_status": 502}"#, router: router)) { gateway async throws in
+            let first = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(first.status == .badGateway)
+            #expect(first.headers.first(name: "x-sluice-attempts") == "2")
+            let second = try await gateway.chat(model: "main", "hi", headers: Self.auth)
+            #expect(second.status == .serviceUnavailable)
+            #expect(second.error?["code"]?.string == "circuit_open")
+            #expect(second.headers.first(name: "x-sluice-attempts") == "0")
+            #expect(gateway.calls.map(\.upstreamModel) == ["a-model", "b-model"])
         }
     }
 
     @Test func listsOnlyAllowedModels() async throws {
-        let request = testRequest(model: "", operation: .listModels)
-        request.context.identity = CallerIdentity(name: "k", allowedModels: ["backup"])
-        let response = try await router(retries: 0, a: .init(failures: []), b: .init(failures: [])).handle(request) { _ in fatalError() }
-        guard case .whole(let body) = response.body else { Issue.record("expected a body"); return }
-        #expect(String(buffer: body) == #"{"object":"list","data":[{"id":"backup","object":"model","created":0,"owned_by":"sluice"}]}"#)
+        try await withGateway(Self.manifest(router: "{}")) { gateway async throws in
+            let some = try await gateway.send(.GET, "/v1/models", headers: ["authorization": "Bearer key-some"])
+            #expect(some.bodyText == #"{"object":"list","data":[{"id":"backup","object":"model","created":0,"owned_by":"sluice"}]}"#)
+            let all = try await gateway.send(.GET, "/v1/models", headers: Self.auth)
+            #expect(all.body?["data"]?.elements.compactMap { $0["id"]?.string } == ["main", "backup", "weighted"])
+        }
     }
 }
