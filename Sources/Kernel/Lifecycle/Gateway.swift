@@ -71,18 +71,21 @@ public final class Gateway: Service {
         SystemdNotifier.notify("READY=1\nSTATUS=\(status(server))")
         StartupPages.release()
 
-        let reloads = Task { await reloadOnHangup() }
-        let watchdog = Task { await SystemdWatchdog(group: MultiThreadedEventLoopGroup.singleton).run { [self] in status(server) } }
-
-        try? await gracefulShutdown()
-
-        reloads.cancel()
-        watchdog.cancel()
-        let forceExit = Task { await exitOnSecondSignal() }
-        defer { forceExit.cancel() }
-        logger.info("draining", metadata: ["in_flight": .stringConvertible(server.tracker.inFlight)])
-        SystemdNotifier.notify("STOPPING=1\nSTATUS=draining \(server.tracker.inFlight) requests")
-        await drain(server, drainTimeout: .seconds(self.generation?.manifest.server.drainTimeoutSeconds ?? 30))
+        // While serving, reloads and the watchdog run as child tasks; the shutdown signal ends
+        // them, then the drain runs with a child that exits on a second signal.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.reloadOnHangup() }
+            group.addTask { await SystemdWatchdog(group: MultiThreadedEventLoopGroup.singleton).run { [self] in status(server) } }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.exitOnSecondSignal() }
+            logger.info("draining", metadata: ["in_flight": .stringConvertible(server.tracker.inFlight)])
+            SystemdNotifier.notify("STOPPING=1\nSTATUS=draining \(server.tracker.inFlight) requests")
+            await drain(server, drainTimeout: .seconds(self.generation?.manifest.server.drainTimeoutSeconds ?? 30))
+            group.cancelAll()
+        }
         logger.info("stopped")
     }
 
