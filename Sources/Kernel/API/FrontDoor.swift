@@ -29,7 +29,15 @@ struct FrontDoor: Sendable {
     /// arrives: a request they refuse is answered without reading its body.
     static func screen(_ head: HTTPRequestHead, generation: GatewayGeneration?) -> RequestScreening {
         guard let generation, endpoints[path(of: head.uri)] != nil else { return RequestScreening(generation: generation, verdicts: []) }
-        return RequestScreening(generation: generation, verdicts: generation.pipeline.authenticators.map { $0.screen(head.headers) })
+        // In pipeline order, up to the first that does not identify the caller: the rest are
+        // asked later, if the request gets that far.
+        var verdicts: [AuthVerdict] = []
+        for authenticator in generation.pipeline.authenticators {
+            let verdict = authenticator.screen(head.headers)
+            verdicts.append(verdict)
+            guard case .identified = verdict else { break }
+        }
+        return RequestScreening(generation: generation, verdicts: verdicts)
     }
 
     func respond(to head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening, isReady: Bool) async -> GatewayResponse {

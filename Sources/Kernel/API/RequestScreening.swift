@@ -2,7 +2,8 @@
 /// generation that will serve it and its authenticators' verdicts.
 public struct RequestScreening: Sendable {
     let generation: GatewayGeneration?
-    /// One per authenticator of the generation's pipeline, in order; empty outside the pipeline.
+    /// The verdicts of the generation's authenticators, in pipeline order, up to the first that
+    /// did not identify the caller; empty outside the pipeline.
     let verdicts: [AuthVerdict]
 
     /// Whether the request is refused already: the first authenticator that did not identify
