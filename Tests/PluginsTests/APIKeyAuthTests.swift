@@ -1,5 +1,6 @@
 import Crypto
 import Kernel
+import KernelTesting
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -83,5 +84,64 @@ extension HTTPHeaders {
         var copy = self
         copy.add(name: name, value: value)
         return copy
+    }
+}
+
+/// `api-key-auth` (Sources/Plugins/Auth) configured by manifest in an in-process gateway: keys
+/// by secret reference or digest, each header style, the refusals in each front door's shape,
+/// model allowlists, optional keys whose secret is missing.
+@Suite struct APIKeyAuthGatewayTests {
+    static let digest = Hex.encode(SHA256.hash(data: Array("key-hashed-0".utf8)))
+    static let manifest = scriptedManifest(pipeline: #"""
+        [{"plugin": "api-key-auth", "config": {"keys": [
+            {"name": "env", "key": {"env": "CLIENT_KEY"}},
+            {"name": "hashed", "key_sha256": "\#(digest)", "models": ["m"]},
+            {"name": "later", "key": {"env": "NOT_SET"}, "optional": true}]}},
+         {"plugin": "router", "config": {"retries": 0}}]
+        """#, models: #""m": {"targets": [{"provider": "p", "model": "up-m"}]}, "n": {"targets": [{"provider": "p", "model": "up-n"}]}"#)
+    static let environment = ["CLIENT_KEY": "key-from-env-0"]
+
+    @Test func eachHeaderStyleAndTheKeyNeverGoesUpstream() async throws {
+        try await withGateway(Self.manifest, environment: Self.environment) { gateway async throws in
+            for headers: HTTPHeaders in [["authorization": "Bearer key-from-env-0"], ["x-api-key": "key-from-env-0"], ["api-key": "key-from-env-0"]] {
+                #expect(try await gateway.chat(model: "n", "hi", headers: headers.with("x-other", "kept")).status == .ok, "\(headers)")
+                let call = try #require(gateway.calls.last)
+                #expect(call.request.context.identity?.name == "env")
+                #expect(call.request.headers.first(name: "x-other") == "kept")
+                for name in ["authorization", "x-api-key", "api-key"] { #expect(!call.request.headers.contains(name: name)) }
+            }
+            #expect(try await gateway.chat(model: "m", "hi", headers: ["authorization": "Bearer key-hashed-0"]).status == .ok)
+            #expect(gateway.calls.last?.request.context.identity?.name == "hashed")
+        }
+    }
+
+    @Test func refusals() async throws {
+        try await withGateway(Self.manifest, environment: Self.environment) { gateway async throws in
+            let missing = try await gateway.chat(model: "m", "hi")
+            #expect(missing.status == .unauthorized)
+            #expect(missing.error?["code"]?.string == "missing_api_key")
+            let wrong = try await gateway.chat(model: "m", "hi", headers: ["authorization": "Bearer key-from-env-1"])
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.error?["type"]?.string == "authentication_error")
+            #expect(wrong.bodyText?.contains("key-from-env") == false)
+            let forbidden = try await gateway.chat(model: "n", "hi", headers: ["authorization": "Bearer key-hashed-0"])
+            #expect(forbidden.status == .forbidden)
+            #expect(forbidden.error?["message"]?.string == "The key `hashed` may not use the model `n`.")
+            let body: JSON = ["model": "m", "max_tokens": 5, "messages": [["role": "user", "content": "hi"]]]
+            let anthropic = try await gateway.send(.POST, "/v1/messages", body: body, headers: ["x-api-key": "nope"])
+            #expect(anthropic.status == .unauthorized)
+            #expect(anthropic.body?["error"]?["type"]?.string == "authentication_error")
+            #expect(gateway.calls.isEmpty)
+
+            // The model list shows a key its own models.
+            let list = try await gateway.send(.GET, "/v1/models", headers: ["authorization": "Bearer key-hashed-0"])
+            #expect(list.body?["data"]?.elements.compactMap { $0["id"]?.string } == ["m"])
+        }
+    }
+
+    @Test func aMissingSecretRefusesTheManifestUnlessTheKeyIsOptional() async {
+        let errors = await manifestErrors(Self.manifest)
+        #expect(errors.count == 1)
+        #expect(errors.first?.path == "pipeline[0].config.keys[0].key")
     }
 }
