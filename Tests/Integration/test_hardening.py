@@ -71,7 +71,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from harness.constants import LIMITED_KEY, PROVIDER_NAME, SLUICE_TEST_KEY
 from harness.manifest import write_manifest
-from harness.net import RawResponse, parse_response, request_head, send_and_read
+from harness.net import RawResponse, parse_response, recv_until_closed, request_head, send_and_read
 from harness.otlp import OTLPReceiver
 from harness.policy import CHAT, EMBEDDINGS, MESSAGES, anthropic_error, openai_error, start_gateway, upstream_calls, \
     with_pipeline
@@ -148,26 +148,6 @@ def assert_alive(gw: Sluice) -> None:
 
 
 # --- helpers: sockets, memory, descriptors ------------------------------------------------------------
-
-def recv_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
-    """Reads until the peer closes: (bytes read, "eof" | "reset" | "timeout")."""
-    deadline = time.monotonic() + timeout
-    got = bytearray()
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bytes(got), "timeout"
-        readable, _, _ = select.select([sock], [], [], remaining)
-        if not readable:
-            continue
-        try:
-            data = sock.recv(65536)
-        except (ConnectionResetError, ConnectionAbortedError):
-            return bytes(got), "reset"
-        if not data:
-            return bytes(got), "eof"
-        got += data
-
 
 def read_answer(sock: socket.socket, timeout: float) -> tuple[RawResponse | None, bytes, str]:
     """Reads one whole HTTP answer (or until EOF): (answer or None, bytes read, how it stopped)."""

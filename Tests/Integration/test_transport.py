@@ -21,7 +21,7 @@ import pytest
 
 from fakeprovider import openai_shapes as shapes
 from harness.constants import SLUICE_TEST_KEY
-from harness.net import free_port, parse_response, request_head
+from harness.net import free_port, parse_response, recv_until_closed, request_head
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -63,31 +63,6 @@ def sse_text(raw: str) -> tuple[str, bool]:
         for choice in event.get("choices") or []:
             text.append((choice.get("delta") or {}).get("content") or "")
     return "".join(text), done
-
-
-def recv_until_closed(sock: socket.socket, timeout: float, stop_on_answer: bool = False) -> tuple[bytes, str]:
-    """Reads until the peer closes; returns (bytes read, "eof" | "reset" | "timeout" | "answered").
-
-    ``stop_on_answer``: also stop, with "answered", once a whole response head has arrived.
-    """
-    deadline = time.monotonic() + timeout
-    got = bytearray()
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bytes(got), "timeout"
-        readable, _, _ = select.select([sock], [], [], remaining)
-        if not readable:
-            continue
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            return bytes(got), "reset"
-        if not data:
-            return bytes(got), "eof"
-        got += data
-        if stop_on_answer and b"\r\n\r\n" in got:
-            return bytes(got), "answered"
 
 
 def set_model_config(manifest: dict, models: dict, providers: dict, retries: int) -> None:

@@ -142,3 +142,28 @@ def as_chunks(pieces: Iterable[bytes]) -> Iterable[bytes]:
     for piece in pieces:
         yield b"%x\r\n%s\r\n" % (len(piece), piece)
     yield b"0\r\n\r\n"
+
+
+def recv_until_closed(sock: socket.socket, timeout: float, stop_on_answer: bool = False) -> tuple[bytes, str]:
+    """Reads until the peer closes; returns (bytes read, "eof" | "reset" | "timeout" | "answered").
+
+    ``stop_on_answer``: also stop, with "answered", once a whole response head has arrived.
+    """
+    deadline = time.monotonic() + timeout
+    got = bytearray()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bytes(got), "timeout"
+        readable, _, _ = select.select([sock], [], [], remaining)
+        if not readable:
+            continue
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, ConnectionAbortedError):
+            return bytes(got), "reset"
+        if not data:
+            return bytes(got), "eof"
+        got += data
+        if stop_on_answer and b"\r\n\r\n" in got:
+            return bytes(got), "answered"
