@@ -80,8 +80,8 @@ let package = Package(
             ]
         ),
         // The gateway binary allocates with mimalloc (its malloc replaces glibc's for the whole
-        // process): measured in bench/, ~7% less CPU per proxied request than glibc's malloc, and
-        // memory freed after a burst of streams goes back to the system. Embedders choose their own.
+        // process): less CPU per proxied request than glibc's malloc, and memory freed after a burst
+        // of streams goes back to the system (bench/RESULTS.md). Embedders choose their own.
         .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"],
                           linkerSettings: [.linkedLibrary("mimalloc")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio"),

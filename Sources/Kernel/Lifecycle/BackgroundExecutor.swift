@@ -3,8 +3,7 @@ import Foundation
 /// Where plugins run background work that can hold a thread for milliseconds, as encoding and
 /// sending a batch of spans does: a thread of its own, `sluice-bgwork`. Sluice makes the event
 /// loops Swift's global executor, so work left there stalls every request on its loop while it
-/// runs (the tracing exporter held one for ~10 ms a second: the 99th percentile of a request's
-/// latency at one connection was 10.6 ms, against 1.1 without tracing).
+/// runs (bench/RESULTS.md has what the tracing exporter cost there).
 ///
 ///     Task(executorPreference: BackgroundExecutor.shared) { … }
 ///

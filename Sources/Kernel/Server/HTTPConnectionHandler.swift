@@ -173,7 +173,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             case .events(let stream): events = stream
             }
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
-            // call grew (the pipeline's async frames, some 20 KB) until the task ends. So this task
+            // call grew (the pipeline's async frames) until the task ends. So this task
             // sends the head and ends now, and a fresh one, which holds only the events, writes them.
             writer.writeStreamHead(response)
             let streaming = Task(executorPreference: executor) { await writer.writeEvents(events).whenComplete(finished) }

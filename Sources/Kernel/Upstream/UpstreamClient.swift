@@ -30,7 +30,7 @@ public final class UpstreamClient: @unchecked Sendable {
     private let wakeUp: Int32
     private let stopped = ConditionLock(value: false)
     /// Easy handles kept for the next requests. `curl_easy_reset` keeps a handle's buffers, so a
-    /// request does not allocate and free curl's ~22 KB of per-transfer state (its receive buffer,
+    /// request does not allocate and free curl's per-transfer state (its receive buffer,
     /// the handle itself) or set its defaults up again. `nil` once the client has stopped.
     private let idleHandles = NIOLockedValueBox<[UnsafeMutableRawPointer]?>([])
     private static let maxIdleHandles = 64

@@ -42,7 +42,7 @@ final class UpstreamTransfer: @unchecked Sendable {
     }
 
     /// curl's receive buffer for a streamed body (its default is 16 KiB). Events are small and
-    /// a stream lives long: at 10,000 open streams the default buffers alone take 160 MB of heap.
+    /// a stream lives long: thousands of open streams would hold thousands of default buffers.
     /// Bursts larger than this arrive in more than one piece, which the event parser expects.
     static let streamingReceiveBufferBytes = 2048
 
