@@ -1,10 +1,32 @@
-# The two commands the README opens with: `make run` and `make test`.
+# The two commands the README opens with: `make run` and `make test`. Each first installs the Debian
+# packages it needs that are missing (scripts/system-packages.sh: apt-get as root, or the `sudo` line).
 SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 CONFIG ?= plugins.json
+## pytest-xdist workers for the integration suite, whole files each; 0 runs it in one process. Four on
+## 2 cores: the suite mostly waits (timeouts, drains, reloads), so they overlap well.
+PYTEST_WORKERS ?= 4
 
-.PHONY: build release run model test unit example integration check bench clean
+.PHONY: build release run model test unit example integration system-packages check bench clean
+
+## Build a release binary, prepare the local model, and serve the default manifest with it
+## (sluice on 127.0.0.1:8080, SmolLM2-135M on llama-cpp-python at 127.0.0.1:8081). Ctrl-C stops both.
+run:
+	./scripts/system-packages.sh
+	CONFIG=$(CONFIG) ./scripts/run.sh
+
+## The whole test suite: Swift unit tests, then the real binary through the integration suite.
+## Each configuration is built once: debug by `swift test` (the package, its tests, the debug `sluice`,
+## then the example on the same build), release by `make release` (the integration suite's and the
+## container test's binary).
+test:
+	./scripts/system-packages.sh
+	$(MAKE) --no-print-directory unit integration
+
+## The Debian packages `make run` and `make test` need (they run this themselves).
+system-packages:
+	./scripts/system-packages.sh
 
 build:
 	swift build
@@ -13,34 +35,26 @@ build:
 release:
 	swift build -c release --static-swift-stdlib
 
-## Build a release binary, prepare the local model, and serve the default manifest with it
-## (sluice on 127.0.0.1:8080, SmolLM2-135M on llama-cpp-python at 127.0.0.1:8081). Ctrl-C stops both.
-run:
-	CONFIG=$(CONFIG) ./scripts/run.sh
-
 ## The local model for `make run` and the real-model test: .venv-model/ (llama-cpp-python[server],
-## compiled once, ~12 min on 2 cores) and models/SmolLM2-135M-Instruct.Q4_1.gguf. Seconds when done.
+## compiled once, 2–5 min on 2 cores) and models/SmolLM2-135M-Instruct.Q4_1.gguf. Seconds when done.
 model:
 	./scripts/setup-local-model.sh
 
-## The whole test suite: Swift unit tests, then the real binary through the integration suite.
-test: build unit integration
-
+## The Swift tests, in debug; this builds every target, the debug `sluice` too.
 unit:
 	swift test
 
 ## The plugin-authoring example, Examples/CustomGateway: a package of its own that depends on this one.
-## Its Swift tests, then its `acme-gateway` binary for the integration suite. It builds in this
-## package's .build, so Sluice and its dependencies are not compiled a second time.
+## Its Swift tests, which also link its `acme-gateway` binary for the integration suite. It builds in
+## this package's .build, so Sluice and its dependencies are not compiled a second time.
 ## (`cd`, not --package-path: with a shared --scratch-path, `swift test --package-path` runs this package's tests.)
 example:
 	cd Examples/CustomGateway && swift test --scratch-path "$(CURDIR)/.build"
-	cd Examples/CustomGateway && swift build --scratch-path "$(CURDIR)/.build" --product acme-gateway
 
 integration: $(VENV)/.installed model build release example
 	SLUICE_BIN="$(CURDIR)/.build/debug/sluice" SLUICE_RELEASE_BIN="$(CURDIR)/.build/release/sluice" \
 		ACME_GATEWAY_BIN="$(CURDIR)/.build/debug/acme-gateway" \
-		$(PYTHON) -m pytest Tests/Integration -q -p no:cacheprovider
+		$(PYTHON) -m pytest Tests/Integration -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile
 
 $(VENV)/.installed: Tests/Integration/requirements.txt
 	python3 -m venv $(VENV)

