@@ -1078,7 +1078,7 @@ def test_admin_keys_guard_metrics_and_verbose_ready(start_sluice, fake):
 
 # --- f. log_headers redacts by value --------------------------------------------------------------
 
-CREDENTIAL_SHAPED = "sk-abcdefghijklmnopqrstuvwx1234"
+CREDENTIAL_SHAPED = "tok-abcdefghijklmnopqrstuvwx1234"
 
 
 def test_access_log_redacts_credentials_under_any_header_name(start_sluice, fake):

@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct HeaderRedactionTests {
     @Test(arguments: [("x-auth-token", "abc"), ("authorisation", "Bearer short"), ("proxy-authorization", "Basic x"),
-                      ("x-api-key", "k"), ("cookie", "a=b"), ("x-session-id", "1"), ("x-custom", "sk-abcdefghijklmnopqrstuvwx1234"),
+                      ("x-api-key", "k"), ("cookie", "a=b"), ("x-session-id", "1"), ("x-custom", "tok-abcdefghijklmnopqrstuvwx1234"),
                       ("x-forwarded-jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2ln"),
                       ("x-note", "see eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2ln")])
     func hidesCredentialsByNameOrShape(_ name: String, _ value: String) {
