@@ -72,7 +72,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from harness.constants import LIMITED_KEY, PROVIDER_NAME, SLUICE_TEST_KEY
 from harness.manifest import write_manifest
-from harness.net import RawResponse, parse_response, recv_until_closed, request_head, send_and_read
+from harness.net import RawResponse, parse_response, read_answer, recv_until_closed, request_head, send_and_read
 from harness.otlp import OTLPReceiver
 from harness.policy import CHAT, EMBEDDINGS, MESSAGES, anthropic_error, openai_error, start_gateway, upstream_calls, \
     with_pipeline
@@ -149,29 +149,6 @@ def assert_alive(gw: Sluice) -> None:
 
 
 # --- helpers: sockets, memory, descriptors ------------------------------------------------------------
-
-def read_answer(sock: socket.socket, timeout: float) -> tuple[RawResponse | None, bytes, str]:
-    """Reads one whole HTTP answer (or until EOF): (answer or None, bytes read, how it stopped)."""
-    deadline = time.monotonic() + timeout
-    buf = bytearray()
-    while True:
-        answer = parse_response(bytes(buf), eof=False)
-        if answer is not None:
-            return answer, bytes(buf), "answered"
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None, bytes(buf), "timeout"
-        readable, _, _ = select.select([sock], [], [], remaining)
-        if not readable:
-            continue
-        try:
-            data = sock.recv(65536)
-        except (ConnectionResetError, ConnectionAbortedError):
-            return parse_response(bytes(buf), eof=True) if buf else None, bytes(buf), "reset"
-        if not data:
-            return parse_response(bytes(buf), eof=True) if buf else None, bytes(buf), "eof"
-        buf += data
-
 
 def _status_kb(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as status:

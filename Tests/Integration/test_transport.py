@@ -21,7 +21,7 @@ import pytest
 
 from fakeprovider import openai_shapes as shapes
 from harness.constants import SLUICE_TEST_KEY
-from harness.net import free_port, parse_response, recv_until_closed, request_head
+from harness.net import free_port, head_arrived, parse_response, recv_until_closed, request_head
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -451,7 +451,7 @@ def test_body_that_never_completes_is_cut_off(start_sluice, fake):
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
         sock.sendall(head + b'{"model": ')  # 10 of the 100 bytes promised
         start = time.monotonic()
-        rest, how = recv_until_closed(sock, 5, stop_on_answer=True)
+        rest, how = recv_until_closed(sock, 5, stop=head_arrived)
         elapsed = time.monotonic() - start
     assert how != "timeout", f"incomplete body held the connection {elapsed:.1f}s: {rest[:200]!r}"
     assert elapsed < 2.5, f"incomplete body cut off only after {elapsed:.2f}s (header_timeout_s 1)"

@@ -13,7 +13,7 @@ import select
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 
 def free_port() -> int:
@@ -144,10 +144,11 @@ def as_chunks(pieces: Iterable[bytes]) -> Iterable[bytes]:
     yield b"0\r\n\r\n"
 
 
-def recv_until_closed(sock: socket.socket, timeout: float, stop_on_answer: bool = False) -> tuple[bytes, str]:
+def recv_until_closed(sock: socket.socket, timeout: float,
+                      stop: Callable[[bytes], bool] | None = None) -> tuple[bytes, str]:
     """Reads until the peer closes; returns (bytes read, "eof" | "reset" | "timeout" | "answered").
 
-    ``stop_on_answer``: also stop, with "answered", once a whole response head has arrived.
+    ``stop``: also stop, with "answered", once it says the bytes read so far are enough.
     """
     deadline = time.monotonic() + timeout
     got = bytearray()
@@ -165,5 +166,16 @@ def recv_until_closed(sock: socket.socket, timeout: float, stop_on_answer: bool 
         if not data:
             return bytes(got), "eof"
         got += data
-        if stop_on_answer and b"\r\n\r\n" in got:
+        if stop is not None and stop(bytes(got)):
             return bytes(got), "answered"
+
+
+def head_arrived(got: bytes) -> bool:
+    """For ``recv_until_closed``: a whole response head has arrived."""
+    return b"\r\n\r\n" in got
+
+
+def read_answer(sock: socket.socket, timeout: float) -> tuple[RawResponse | None, bytes, str]:
+    """Reads one whole HTTP answer (or until EOF): (answer or None, bytes read, how it stopped)."""
+    got, how = recv_until_closed(sock, timeout, stop=lambda got: parse_response(got, eof=False) is not None)
+    return (parse_response(got, eof=how != "answered") if got else None), got, how
