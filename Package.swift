@@ -85,10 +85,10 @@ let package = Package(
         .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"],
                           linkerSettings: [.linkedLibrary("mimalloc")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio"),
-                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
-                                                 .product(name: "Crypto", package: "swift-crypto")],
+                                                        .product(name: "NIOEmbedded", package: "swift-nio")],
                     exclude: ["Golden"]),
+        .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                 .product(name: "Crypto", package: "swift-crypto")]),
     ],
     swiftLanguageModes: [.v6]
 )

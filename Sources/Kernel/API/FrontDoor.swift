@@ -12,7 +12,7 @@ struct FrontDoor: Sendable {
     let isDraining: @Sendable () -> Bool
     let allocator = ByteBufferAllocator()
 
-    private struct Endpoint {
+    struct Endpoint {
         var operation: APIOperation
         var dialect: APIDialect
         var method: HTTPMethod
@@ -23,12 +23,32 @@ struct FrontDoor: Sendable {
         "/v1/embeddings": Endpoint(operation: .embeddings, dialect: .openAI, method: .POST),
         "/v1/models": Endpoint(operation: .listModels, dialect: .openAI, method: .GET),
         "/v1/messages": Endpoint(operation: .messages, dialect: .anthropic, method: .POST),
+        "/v1/responses": Endpoint(operation: .responses, dialect: .openAI, method: .POST),
     ]
+
+    /// `/v1/responses/{id}` (GET, DELETE) and `/v1/responses/{id}/input_items` (GET): stored
+    /// responses, served by a pipeline plugin (`response-store`) for the key that created them.
+    private static func storedResponseEndpoint(_ path: Substring, method: HTTPMethod) -> Endpoint? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 4 || parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "responses", !parts[3].isEmpty else {
+            return nil
+        }
+        switch (parts.count, method) {
+        case (4, .DELETE): return Endpoint(operation: .deleteStoredResponse, dialect: .openAI, method: .DELETE)
+        case (4, _): return Endpoint(operation: .storedResponse, dialect: .openAI, method: .GET)
+        case (5, _) where parts[4] == "input_items": return Endpoint(operation: .storedResponseInputItems, dialect: .openAI, method: .GET)
+        default: return nil
+        }
+    }
+
+    static func endpoint(_ path: Substring, method: HTTPMethod) -> Endpoint? {
+        endpoints[path] ?? storedResponseEndpoint(path, method: method)
+    }
 
     /// Reaches the authenticators' verdicts from the head alone, on the event loop, as the head
     /// arrives: a request they refuse is answered without reading its body.
     static func screen(_ head: HTTPRequestHead, generation: GatewayGeneration?) -> RequestScreening {
-        guard let generation, endpoints[path(of: head.uri)] != nil else { return RequestScreening(generation: generation, verdicts: []) }
+        guard let generation, endpoint(path(of: head.uri), method: head.method) != nil else { return RequestScreening(generation: generation, verdicts: []) }
         // In pipeline order, up to the first that does not identify the caller: the rest are
         // asked later, if the request gets that far.
         var verdicts: [AuthVerdict] = []
@@ -43,7 +63,7 @@ struct FrontDoor: Sendable {
     func respond(to head: HTTPRequestHead, body: ByteBuffer, screening: RequestScreening, isReady: Bool) async -> GatewayResponse {
         let requestID = RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make()
         let path = Self.path(of: head.uri)
-        let endpoint = Self.endpoints[path]
+        let endpoint = Self.endpoint(path, method: head.method)
         let dialect = endpoint?.dialect ?? .openAI
         let generation = screening.generation
         var response: GatewayResponse
@@ -83,7 +103,7 @@ struct FrontDoor: Sendable {
         let path = Self.path(of: head.uri)
         let error = GatewayError(.payloadTooLarge, type: "invalid_request_error",
                                  "the request body is larger than this gateway accepts (\(limit) bytes)", code: "request_too_large")
-        return refusal(error, dialect: Self.endpoints[path]?.dialect ?? .openAI,
+        return refusal(error, dialect: Self.endpoint(path, method: head.method)?.dialect ?? .openAI,
                        requestID: RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make())
     }
 
@@ -137,7 +157,7 @@ struct FrontDoor: Sendable {
                 body: RequestBody(raw: body, json: .null), model: "", stream: false, context: context))
         }
         guard let endpoint else {
-            throw GatewayError.notFound("unknown path \(path); this gateway serves /v1/chat/completions, /v1/embeddings, /v1/models and /v1/messages",
+            throw GatewayError.notFound("unknown path \(path); this gateway serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages and /v1/responses",
                                         code: "unknown_url")
         }
         guard head.method == endpoint.method else {
@@ -255,7 +275,16 @@ struct FrontDoor: Sendable {
             guard let input = json["input"], !input.isNull else {
                 throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
             }
-        case .listModels, .other:
+        case .responses:
+            let input = json["input"]
+            if input == nil || input!.isNull {
+                guard json["previous_response_id"]?.string != nil else {
+                    throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
+                }
+            } else if input!.string == nil && !input!.isArray {
+                throw GatewayError.invalidRequest("input must be a string or an array of input items", param: "input")
+            }
+        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other:
             break
         }
     }

@@ -75,7 +75,7 @@ public struct EventStream: AsyncSequence, Sendable {
 
     /// Runs each event through a fresh translator made for this iteration.
     public func translating<Translator: EventTranslator>(_ makeTranslator: @escaping @Sendable () -> Translator) -> EventStream {
-        adding { Translation(makeTranslator()) }
+        adding { TranslationStage(makeTranslator()) }
     }
 }
 
@@ -221,7 +221,7 @@ private final class ErrorCatcher: EventStage {
     }
 }
 
-private final class Translation<Translator: EventTranslator>: EventStage {
+private final class TranslationStage<Translator: EventTranslator>: EventStage {
     var translator: Translator
     init(_ translator: Translator) { self.translator = translator }
     func receive(_ event: SSEEvent, emit: (SSEEvent) -> Void) throws {

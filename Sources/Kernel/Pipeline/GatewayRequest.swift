@@ -52,6 +52,11 @@ public enum APIOperation: String, Sendable {
     case chatCompletions = "chat.completions"
     case embeddings
     case messages
+    case responses
+    /// `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`.
+    case storedResponse = "responses.retrieve"
+    case deleteStoredResponse = "responses.delete"
+    case storedResponseInputItems = "responses.input_items.list"
     case listModels = "models.list"
     /// A plugin route or endpoint outside the model API.
     case other

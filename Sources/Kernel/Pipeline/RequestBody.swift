@@ -20,6 +20,13 @@ public struct RequestBody: Sendable {
         self.json = json
     }
 
+    /// A body made by the gateway (a translation, say): its bytes are the JSON's encoding.
+    public init(json: JSON) {
+        raw = ByteBuffer()
+        self.json = json
+        isModified = true
+    }
+
     public static let empty = RequestBody(raw: ByteBuffer(), json: .null)
 
     /// Sets a top-level member, as `json[key] = value` does, more cheaply: a provider renaming

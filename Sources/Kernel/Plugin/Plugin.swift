@@ -61,6 +61,12 @@ public typealias Next = @Sendable (GatewayRequest) async throws -> GatewayRespon
 
 /// Speaks one provider's wire format through the Kernel's upstream client.
 public protocol Provider: Plugin {
+    /// The operations this provider answers in their own wire format. The Kernel translates
+    /// every other model operation to one of these and the answer back (`answer(_:)`), so a
+    /// provider that speaks Chat Completions serves the Messages and Responses front doors too.
+    /// Default: Chat Completions and Embeddings.
+    var nativeOperations: Set<APIOperation> { get }
+
     /// Sends one attempt of a request to the provider. Throws `GatewayError` (with an upstream
     /// status) when the provider answered with an error or could not be reached.
     func send(_ call: ProviderCall) async throws -> GatewayResponse
@@ -71,6 +77,7 @@ public protocol Provider: Plugin {
 }
 
 extension Provider {
+    public var nativeOperations: Set<APIOperation> { [.chatCompletions, .embeddings] }
     public func probe() async -> ProbeResult? { nil }
 }
 

@@ -1,7 +1,7 @@
 import Kernel
 
-/// Anthropic's Messages API. Anthropic requests pass through but for the model name; OpenAI
-/// chat requests are translated there and back (streams included).
+/// Anthropic's Messages API. Anthropic requests pass through but for the model name; the Kernel
+/// translates the other front doors' requests to Messages and back (streams included).
 public struct AnthropicProvider: Provider {
     public static let name = "anthropic"
     public static let summary = "Anthropic's Messages API (api.anthropic.com)"
@@ -22,6 +22,7 @@ public struct AnthropicProvider: Provider {
         wire = AnthropicWire(settings: try AnthropicSettings(settings, context: context), upstream: context.upstream)
     }
 
+    public var nativeOperations: Set<APIOperation> { [.messages] }
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }
 }
 

@@ -2,7 +2,8 @@ import Kernel
 import NIOCore
 import NIOHTTP1
 
-/// Talking to Anthropic's Messages API.
+/// Talking to Anthropic's Messages API: requests pass through but for the model name (the Kernel
+/// translates other front doors' requests to Messages).
 struct AnthropicWire: Sendable {
     let settings: AnthropicSettings
     let upstream: UpstreamClient
@@ -14,6 +15,8 @@ struct AnthropicWire: Sendable {
         case (.messages, .anthropic):
             var body = request.body
             if body.json["model"]?.string != call.upstreamModel { body.replaceMember("model", with: JSON(call.upstreamModel)) }
+            // Only a translated request can lack it: the Messages front door requires one.
+            if body.json["max_tokens"] == nil { body.json["max_tokens"] = JSON(settings.defaultMaxTokens) }
             let bytes = body.bytes(allocator: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)
@@ -21,36 +24,9 @@ struct AnthropicWire: Sendable {
                 return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(response.body))
             }
             return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })
-        case (.chatCompletions, .openAI):
-            let translated = try ChatToMessagesRequest.translate(request.body.json, model: call.upstreamModel,
-                                                                 defaultMaxTokens: settings.defaultMaxTokens)
-            let bytes = translated.encoded(using: context.allocator)
-            guard request.stream else {
-                let response = try await post(bytes, call: call)
-                guard let message = try? JSON.parse(response.body) else {
-                    throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
-                }
-                context.usage = Usage(anthropic: message["usage"])
-                return .json(ResponseTranslation.completion(fromMessage: message), allocator: context.allocator)
-            }
-            let includeUsage = request.body.json["stream_options"]?["include_usage"]?.bool == true
-            let events = try await postStream(bytes, call: call)
-            return stream(events.translating { AnthropicToOpenAIStream(includeUsage: includeUsage) { context.usage = $0 } })
         default:
             throw GatewayError.invalidRequest("Anthropic does not serve \(request.operation.rawValue) requests")
         }
-    }
-
-    /// An `event: error` in an Anthropic stream, as the error the client should see.
-    static func streamError(_ json: JSON) -> GatewayError {
-        let type = json["error"]?["type"]?.string ?? "api_error"
-        let message = json["error"]?["message"]?.string ?? "the provider failed"
-        let status: HTTPResponseStatus = switch type {
-        case "overloaded_error": .serviceUnavailable
-        case "rate_limit_error": .tooManyRequests
-        default: .badGateway
-        }
-        return GatewayError(status, type: "upstream_error", "the provider failed mid-stream: \(message)", code: type)
     }
 
     private func upstreamRequest(_ body: ByteBuffer, call: ProviderCall) -> UpstreamRequest {
@@ -105,7 +81,7 @@ struct AnthropicUsageTap: EventTranslator {
             if let output = event.json?["usage"]?["output_tokens"]?.tokenCount { usage.outputTokens = output }
             onUsage(usage)
         case "error":
-            if let json = event.json { throw AnthropicWire.streamError(json) }
+            if let json = event.json { throw GatewayError(anthropicStreamError: json) }
         default:
             break
         }

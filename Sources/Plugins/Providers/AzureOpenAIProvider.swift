@@ -16,6 +16,8 @@ public struct AzureOpenAIProvider: Provider {
         @Setting("api_key", .secret, "the resource key, sent as the api-key header") public var apiKey: String?
         @Setting("entra_token_file", "instead of api_key: a file holding a Microsoft Entra access token (re-read when it changes)")
         public var entraTokenFile: String?
+        @Setting("responses_api", "Responses requests pass through to /openai/v1/responses; false translates them to chat completions")
+        public var responsesAPI = true
         public var options = OpenAIWireOptions()
         public init() {}
     }
@@ -31,18 +33,22 @@ public struct AzureOpenAIProvider: Provider {
             throw context.configError(nil, "give either \"api_key\" or \"entra_token_file\"")
         }
         let query = "?api-version=" + (version.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? version)
-        let endpoint = OpenAIEndpoint(settings.options, authentication: {
+        var endpoint = OpenAIEndpoint(settings.options, authentication: {
             var headers = HTTPHeaders()
             if let apiKey { headers.add(name: "api-key", value: apiKey) }
             if let tokenFile { headers.add(name: "authorization", value: "Bearer \(try tokenFile.token())") }
             return headers
         }, url: { path, deployment in
+            // The Responses API lives only under Azure's v1 API, which names the deployment in the body's model.
+            if path == "/responses" { return "\(base)/openai/v1/responses" }
             let escaped = deployment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? deployment
             return "\(base)/openai/deployments/\(escaped)\(path)\(query)"
         })
+        endpoint.speaksResponses = settings.responsesAPI
         wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 
+    public var nativeOperations: Set<APIOperation> { wire.nativeOperations }
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }
 }
 

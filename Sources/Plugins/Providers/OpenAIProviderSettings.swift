@@ -12,6 +12,8 @@ struct OpenAIEndpoint: Sendable {
     /// Ask streams for their usage (`stream_options.include_usage`) even when the client did not.
     var requestsStreamUsage: Bool
     var limits: AnswerLimits
+    /// Whether `/responses` is served (the Responses API), so Responses requests pass through.
+    var speaksResponses = false
 
     /// An endpoint that authenticates with `authentication`, then the admin's headers.
     init(_ options: OpenAIWireOptions, authentication: @escaping @Sendable () throws -> HTTPHeaders,

@@ -2,11 +2,15 @@ import Kernel
 import NIOCore
 import NIOHTTP1
 
-/// Talking to an OpenAI-wire API: OpenAI requests pass through (model name patched, usage
-/// requested), Anthropic requests are translated there and back.
+/// Talking to an OpenAI-wire API: requests pass through, the model name patched and stream usage
+/// requested (the Kernel translates other front doors' requests to these).
 struct OpenAIWire: Sendable {
     let endpoint: OpenAIEndpoint
     let upstream: UpstreamClient
+
+    var nativeOperations: Set<APIOperation> {
+        endpoint.speaksResponses ? [.chatCompletions, .embeddings, .responses] : [.chatCompletions, .embeddings]
+    }
 
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
@@ -19,8 +23,8 @@ struct OpenAIWire: Sendable {
             let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
             request.context.usage = Usage(openAI: JSON.member("usage", in: response.body))
             return try whole(response)
-        case (.messages, .anthropic):
-            return try await messages(call)
+        case (.responses, .openAI):
+            return try await responses(call)
         default:
             throw GatewayError.invalidRequest("this provider does not serve \(request.operation.rawValue) requests")
         }
@@ -65,23 +69,21 @@ struct OpenAIWire: Sendable {
         return stream(events.translating { OpenAIUsageTap(hidesUsageChunk: injectUsage) { context.usage = $0 } })
     }
 
-    // MARK: Anthropic clients
+    // MARK: Responses
 
-    private func messages(_ call: ProviderCall) async throws -> GatewayResponse {
+    /// The Responses API spoken natively: the body passes through but for the model name.
+    private func responses(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
         let context = request.context
-        let chat = try MessagesToChatRequest.translate(request.body.json, model: call.upstreamModel)
-        let bytes = chat.encoded(using: context.allocator)
+        var body = request.body
+        patchModel(&body, call.upstreamModel)
         guard request.stream else {
-            let response = try await post("/chat/completions", body: bytes, call: call)
-            guard let completion = try? JSON.parse(response.body) else {
-                throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
-            }
-            context.usage = Usage(openAI: completion["usage"])
-            return .json(ResponseTranslation.message(fromCompletion: completion), allocator: context.allocator)
+            let response = try await post("/responses", body: body.bytes(allocator: context.allocator), call: call)
+            context.usage = Usage(responses: JSON.member("usage", in: response.body))
+            return try whole(response)
         }
-        let events = try await postStream("/chat/completions", body: bytes, call: call)
-        return stream(events.translating { OpenAIToAnthropicStream { context.usage = $0 } })
+        let events = try await postStream("/responses", body: body.bytes(allocator: context.allocator), call: call)
+        return stream(events.translating { ResponsesUsageTap { context.usage = $0 } })
     }
 
     // MARK: Transport
@@ -152,6 +154,21 @@ struct OpenAIUsageTap: EventTranslator {
         guard let found = event.openAIUsage else { return [event] }
         onUsage(found.usage)
         return hidesUsageChunk && found.isUsageOnly ? [] : [event]
+    }
+
+    mutating func finish() throws -> [SSEEvent] { [] }
+}
+
+/// Reads the usage of a Responses stream from its last event (`response.completed`, or
+/// `response.incomplete`), passing every event on.
+struct ResponsesUsageTap: EventTranslator {
+    let onUsage: @Sendable (Usage) -> Void
+
+    mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
+        if event.data.contains("\"usage\""), let json = event.json, let usage = Usage(responses: json["response"]?["usage"]) {
+            onUsage(usage)
+        }
+        return [event]
     }
 
     mutating func finish() throws -> [SSEEvent] { [] }

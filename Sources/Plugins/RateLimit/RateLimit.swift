@@ -64,7 +64,7 @@ public struct RateLimit: Middleware {
         case "global": "global"
         default: "key:\(request.context.identity?.name ?? "anonymous")"
         }
-        let estimate = Double(Self.estimateTokens(request.body.json, outputEstimate: estimatedOutput))
+        let estimate = Double(Self.estimateTokens(request.body.json, operation: request.operation, outputEstimate: estimatedOutput))
         var limits: [(bucket: Bucket, cost: Double, kind: String)] = []
         if let rpm = requestsPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):rpm", capacity: Double(rpm), period: 60), 1, "requests")) }
         if let tpm = tokensPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), estimate, "tokens")) }
@@ -127,14 +127,23 @@ public struct RateLimit: Middleware {
 
     /// A request's tokens before it runs: about four characters a token for the prompt, plus the
     /// answer's cap (or the configured estimate).
-    static func estimateTokens(_ body: JSON, outputEstimate: Int) -> Int {
+    static func estimateTokens(_ body: JSON, operation: APIOperation, outputEstimate: Int) -> Int {
         var characters = body["messages"]?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
         characters += body["system"]?.textCharacterCount ?? 0
-        if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + ($1.string?.count ?? 0) } }
-        let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? (body["input"] != nil ? 0 : outputEstimate)
+        characters += body["instructions"]?.string?.count ?? 0
+        if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
+        let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? body["max_output_tokens"]?.int
+            ?? (operation == .embeddings ? 0 : outputEstimate)
         // The front door keeps a request's numbers in range; bounding each part keeps the sum from
         // overflowing or going negative for a request built any other way.
         return Usage.bounded((characters + 3) / 4) + Usage.bounded(output)
+    }
+
+    /// Characters of one `input` element: an embedding's string, or a Responses item's text
+    /// (a message's content, a tool call's arguments or output).
+    private static func inputCharacters(_ item: JSON) -> Int {
+        if let string = item.string { return string.count }
+        return (item["content"]?.textCharacterCount ?? 0) + (item["arguments"]?.string?.count ?? 0) + (item["output"]?.string?.count ?? 0)
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the requests and tokens limits.

@@ -94,7 +94,7 @@ public struct Router: Middleware {
             do {
                 var headers = request.upstreamHeaders
                 if let span { headers.add(contentsOf: span.headers) }
-                var response = try await provider.send(ProviderCall(request: request, upstreamModel: target.model,
+                var response = try await provider.answer(ProviderCall(request: request, upstreamModel: target.model,
                                                                     timeout: min(timeout, remaining), attempt: attempts,
                                                                     headers: headers))
                 if let span { response = Self.ending(span, with: response, context: request.context) }

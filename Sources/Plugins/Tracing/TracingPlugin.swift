@@ -119,7 +119,9 @@ public struct TracingPlugin: Middleware {
         switch operation {
         case .chatCompletions, .messages: "chat"
         case .embeddings: "embeddings"
+        case .responses: "chat"  // the GenAI conventions name a Responses call a chat
         case .listModels: "models"
+        case .storedResponse, .deleteStoredResponse, .storedResponseInputItems: "stored_response"
         case .other: "request"
         }
     }

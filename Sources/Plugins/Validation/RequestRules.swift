@@ -34,7 +34,8 @@ struct RequestRules {
         case .chatCompletions: try checkChat()
         case .embeddings: try checkEmbeddings()
         case .messages: try checkMessages()
-        case .listModels, .other: break
+        case .responses: try checkResponses()
+        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other: break
         }
     }
 
@@ -158,6 +159,60 @@ struct RequestRules {
                 }
             }
         }
+    }
+
+    // MARK: OpenAI responses
+
+    private mutating func checkResponses() throws {
+        var characters = body["instructions"]?.string?.count ?? 0
+        if let input = body["input"], !input.isNull {
+            if let text = input.string {
+                characters += text.count
+            } else {
+                guard input.count <= limits.maxMessages else {
+                    throw fail("input", "at most \(limits.maxMessages) input items are accepted, got \(input.count)")
+                }
+                for (index, item) in input.elements.enumerated() {
+                    let path = "input[\(index)]"
+                    guard item.isObject else { throw fail(path, "each input item must be an object") }
+                    switch item["type"]?.string ?? "message" {
+                    case "message":
+                        guard ["user", "assistant", "system", "developer"].contains(item["role"]?.string ?? "") else {
+                            throw fail("\(path).role", "role must be one of user, assistant, system or developer")
+                        }
+                        guard let content = item["content"], content.string != nil || content.isArray else {
+                            throw fail("\(path).content", "content must be a string or an array of content parts")
+                        }
+                        characters += content.textCharacterCount
+                    case "function_call":
+                        guard item["call_id"]?.string != nil, item["name"]?.string != nil, item["arguments"]?.string != nil else {
+                            throw fail(path, "a function_call item needs call_id, name and arguments (a string)")
+                        }
+                    case "function_call_output":
+                        guard item["call_id"]?.string != nil, item["output"] != nil else {
+                            throw fail(path, "a function_call_output item needs call_id and output")
+                        }
+                        characters += item["output"]?.string?.count ?? 0
+                    default:
+                        break  // reasoning and other items are the provider's to judge
+                    }
+                }
+            }
+        }
+        if let limit = limits.maxTotalCharacters, characters > limit {
+            throw fail("input", "the input holds \(characters) characters; at most \(limit) are accepted")
+        }
+        if let tools = body["tools"] {
+            guard tools.isArray else { throw fail("tools", "tools must be an array") }
+            for (index, tool) in tools.elements.enumerated() where tool["type"]?.string == "function" {
+                guard tool["name"]?.string?.isEmpty == false else { throw fail("tools[\(index)].name", "a function tool needs a name") }
+            }
+        }
+        try maxTokens("max_output_tokens")
+        try boolean("stream")
+        try boolean("store")
+        try string("instructions")
+        try string("previous_response_id")
     }
 
     // MARK: Shared checks

@@ -1,38 +1,14 @@
-import Kernel
-
-/// Why an answer ended, between OpenAI's `finish_reason` and Anthropic's `stop_reason`.
-enum StopReason {
-    static func openAI(fromAnthropic reason: String?) -> String? {
-        switch reason {
-        case nil: nil
-        case "max_tokens", "model_context_window_exceeded": "length"
-        case "tool_use": "tool_calls"
-        case "refusal": "content_filter"
-        default: "stop"  // end_turn, stop_sequence, pause_turn
-        }
-    }
-
-    static func anthropic(fromOpenAI reason: String?) -> String? {
-        switch reason {
-        case nil: nil
-        case "length": "max_tokens"
-        case "tool_calls", "function_call": "tool_use"
-        case "content_filter": "refusal"
-        default: "end_turn"
-        }
-    }
-}
-
+/// Token counts as each dialect reports them.
 extension Usage {
     /// From an OpenAI `usage` object (`prompt_tokens` includes cached tokens).
-    init?(openAI usage: JSON?) {
+    public init?(openAI usage: JSON?) {
         guard let usage, usage.isObject, let input = usage["prompt_tokens"]?.tokenCount else { return nil }
         self.init(inputTokens: input, outputTokens: usage["completion_tokens"]?.tokenCount ?? 0,
                   cachedInputTokens: min(input, usage["prompt_tokens_details"]?["cached_tokens"]?.tokenCount ?? 0))
     }
 
     /// From an Anthropic `usage` object (`input_tokens` excludes cache reads and writes).
-    init?(anthropic usage: JSON?) {
+    public init?(anthropic usage: JSON?) {
         guard let usage, usage.isObject else { return nil }
         // Each count is bounded (`tokenCount`), so their sum cannot overflow.
         let cacheRead = usage["cache_read_input_tokens"]?.tokenCount ?? 0
@@ -41,14 +17,28 @@ extension Usage {
                   outputTokens: usage["output_tokens"]?.tokenCount ?? 0, cachedInputTokens: cacheRead)
     }
 
-    var openAIJSON: JSON {
+    /// From a Responses API `usage` object (`input_tokens` includes cached tokens).
+    public init?(responses usage: JSON?) {
+        guard let usage, usage.isObject, let input = usage["input_tokens"]?.tokenCount else { return nil }
+        self.init(inputTokens: input, outputTokens: usage["output_tokens"]?.tokenCount ?? 0,
+                  cachedInputTokens: min(input, usage["input_tokens_details"]?["cached_tokens"]?.tokenCount ?? 0))
+    }
+
+    /// A Responses API `usage` object; `reasoningTokens` is the part of the output spent reasoning.
+    public func responsesJSON(reasoningTokens: Int = 0) -> JSON {
+        ["input_tokens": JSON(inputTokens), "input_tokens_details": ["cached_tokens": JSON(cachedInputTokens)],
+         "output_tokens": JSON(outputTokens), "output_tokens_details": ["reasoning_tokens": JSON(min(reasoningTokens, outputTokens))],
+         "total_tokens": JSON(totalTokens)]
+    }
+
+    public var openAIJSON: JSON {
         var json: JSON = ["prompt_tokens": JSON(inputTokens), "completion_tokens": JSON(outputTokens),
                           "total_tokens": JSON(totalTokens)]
         if cachedInputTokens > 0 { json["prompt_tokens_details"] = ["cached_tokens": JSON(cachedInputTokens)] }
         return json
     }
 
-    var anthropicJSON: JSON {
+    public var anthropicJSON: JSON {
         var json: JSON = ["input_tokens": JSON(max(0, inputTokens - cachedInputTokens)), "output_tokens": JSON(outputTokens)]
         if cachedInputTokens > 0 { json["cache_read_input_tokens"] = JSON(cachedInputTokens) }
         return json

@@ -1,7 +1,6 @@
 import Foundation
-import Kernel
 import Testing
-@testable import Plugins
+@testable import Kernel
 
 /// Recorded request/response/stream pairs for the OpenAI ⇄ Anthropic translators, one file per
 /// case in `Golden/`. To re-record after a deliberate change: `SLUICE_RECORD_GOLDEN=1 swift test
@@ -33,7 +32,7 @@ import Testing
         let model = golden["model"]?.string ?? "upstream-model"
         switch golden["translation"]?.string {
         case "chat_to_messages_request":
-            return try ChatToMessagesRequest.translate(input, model: model, defaultMaxTokens: 4096)
+            return try ChatToMessagesRequest.translate(input, model: model)
         case "messages_to_chat_request":
             return try MessagesToChatRequest.translate(input, model: model)
         case "message_to_completion":
@@ -41,10 +40,10 @@ import Testing
         case "completion_to_message":
             return ResponseTranslation.message(fromCompletion: input)
         case "anthropic_stream_to_openai":
-            var translator = AnthropicToOpenAIStream(includeUsage: golden["include_usage"]?.bool ?? false) { _ in }
+            var translator = AnthropicToOpenAIStream(includeUsage: golden["include_usage"]?.bool ?? false)
             return try translate(input, with: &translator)
         case "openai_stream_to_anthropic":
-            var translator = OpenAIToAnthropicStream { _ in }
+            var translator = OpenAIToAnthropicStream()
             return try translate(input, with: &translator)
         default:
             Issue.record("unknown translation \(golden["translation"] ?? .null)")

@@ -1,10 +1,9 @@
-import Kernel
 import NIOCore
 import NIOHTTP1
 
 /// What a client should see when a provider answered with an error status.
-enum UpstreamFailure {
-    static func error(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> GatewayError {
+public enum UpstreamFailure {
+    public static func error(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> GatewayError {
         let detail = message(in: body)
         switch status {
         case 400, 404, 409, 413, 422:

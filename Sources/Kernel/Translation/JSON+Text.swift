@@ -1,4 +1,3 @@
-import Kernel
 
 extension JSON {
     /// The text of an OpenAI content value (a string, or an array of parts of which the text ones count).
@@ -8,7 +7,7 @@ extension JSON {
     }
 
     /// Characters of text in a content value (a string, or parts/blocks with `text` or nested `content`).
-    var textCharacterCount: Int {
+    public var textCharacterCount: Int {
         if let string { return string.count }
         return elements.reduce(0) { $0 + ($1["text"]?.string?.count ?? 0) + ($1["content"]?.textCharacterCount ?? 0) }
     }

@@ -1,4 +1,3 @@
-import Kernel
 
 /// An Anthropic Messages request as an OpenAI chat completion request.
 enum MessagesToChatRequest {

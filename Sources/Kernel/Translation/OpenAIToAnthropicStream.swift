@@ -1,18 +1,14 @@
-import Kernel
 
 /// An OpenAI `chat.completion.chunk` stream as the Anthropic Messages event sequence:
 /// message_start → (content_block_start → content_block_delta… → content_block_stop)… →
 /// message_delta → message_stop.
 struct OpenAIToAnthropicStream: EventTranslator {
-    let onUsage: @Sendable (Usage) -> Void
     private var isStarted = false
     private var isDone = false
     private var openBlock: (index: Int, toolIndex: Int?)?
     private var nextBlockIndex = 0
     private var stopReason: String?
     private var usage = Usage(inputTokens: 0, outputTokens: 0)
-
-    init(onUsage: @escaping @Sendable (Usage) -> Void) { self.onUsage = onUsage }
 
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
         if event.isDone { return close() }
@@ -84,7 +80,6 @@ struct OpenAIToAnthropicStream: EventTranslator {
         guard !isDone else { return [] }
         var events = start(.object()) + closeBlock()
         isDone = true
-        onUsage(usage)
         var finalUsage = usage.anthropicJSON
         finalUsage["output_tokens"] = JSON(usage.outputTokens)
         events.append(Self.event("message_delta", ["type": "message_delta",

@@ -1,11 +1,9 @@
 import Foundation
-import Kernel
 
 /// An Anthropic Messages event stream as OpenAI `chat.completion.chunk` events.
 struct AnthropicToOpenAIStream: EventTranslator {
     /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
     let includeUsage: Bool
-    let onUsage: @Sendable (Usage) -> Void
     private var id = "chatcmpl-sluice"
     private var model = JSON("")
     private let created = JSON(Int(Date().timeIntervalSince1970))
@@ -13,9 +11,8 @@ struct AnthropicToOpenAIStream: EventTranslator {
     private var usage = Usage(inputTokens: 0, outputTokens: 0)
     private var isDone = false
 
-    init(includeUsage: Bool, onUsage: @escaping @Sendable (Usage) -> Void) {
+    init(includeUsage: Bool) {
         self.includeUsage = includeUsage
-        self.onUsage = onUsage
     }
 
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
@@ -60,7 +57,6 @@ struct AnthropicToOpenAIStream: EventTranslator {
             return [chunk(.object(), finishReason: reason)]
         case "message_stop":
             isDone = true
-            onUsage(usage)
             var events: [SSEEvent] = []
             if includeUsage {
                 var last = envelope()
@@ -70,7 +66,7 @@ struct AnthropicToOpenAIStream: EventTranslator {
             }
             return events + [.done]
         case "error":
-            throw AnthropicWire.streamError(json)
+            throw GatewayError(anthropicStreamError: json)
         default:
             return []  // ping, and event types added later
         }

@@ -1,5 +1,4 @@
 import Foundation
-import Kernel
 
 /// Whole answers between the two dialects.
 enum ResponseTranslation {

@@ -1,8 +1,9 @@
-import Kernel
 
 /// An OpenAI chat completion request as an Anthropic Messages request.
 enum ChatToMessagesRequest {
-    static func translate(_ chat: JSON, model: String, defaultMaxTokens: Int) throws -> JSON {
+    /// `max_tokens` is left out when the client set none: the provider adds its own default, as
+    /// Anthropic requires one.
+    static func translate(_ chat: JSON, model: String) throws -> JSON {
         if let n = chat["n"]?.int, n > 1 {
             throw GatewayError.invalidRequest("n > 1 is not supported by this model's provider (Anthropic)", param: "n")
         }
@@ -39,7 +40,7 @@ enum ChatToMessagesRequest {
         }
         if !system.isEmpty { request["system"] = JSON(system.joined(separator: "\n\n")) }
         request["messages"] = JSON(array: messages)
-        request["max_tokens"] = JSON(chat["max_completion_tokens"]?.int ?? chat["max_tokens"]?.int ?? defaultMaxTokens)
+        if let maxTokens = chat["max_completion_tokens"]?.int ?? chat["max_tokens"]?.int { request["max_tokens"] = JSON(maxTokens) }
         if let temperature = chat["temperature"]?.double { request["temperature"] = JSON(min(temperature, 1)) }
         request.copy("top_p", from: chat)
         if let stop = chat["stop"] {
