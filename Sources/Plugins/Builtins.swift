@@ -15,6 +15,7 @@ public enum Builtins {
         Validation.self,
         RateLimit.self,
         ResponseCache.self,
+        ResponseStore.self,
         ExternalPolicy.self,
         Router.self,
         // providers

@@ -1,3 +1,4 @@
+import Atomics
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -78,8 +79,11 @@ struct FrontDoor: Sendable {
             }
             response = gatewayError.response(for: dialect, allocator: allocator)
         }
-        if case .events(let events) = response.body {
+        if case .events(var events) = response.body {
             let logger = logger, isDraining = isDraining
+            // A Responses stream numbers its events; an error event takes the next number.
+            let eventsSent = endpoint?.operation == .responses ? ManagedAtomic(0) : nil
+            if let eventsSent { events = events.observing { _ in eventsSent.wrappingIncrement(ordering: .relaxed) } }
             response.body = .events(events.catchingErrors { error in
                 var gatewayError = GatewayError(error)
                 if error is CancellationError || Task.isCancelled {
@@ -89,6 +93,7 @@ struct FrontDoor: Sendable {
                 }
                 logger.warning("stream failed after it started",
                                metadata: ["request_id": .string(requestID), "error": .string(gatewayError.message)])
+                if let eventsSent { return gatewayError.responsesStreamEvent(sequenceNumber: eventsSent.load(ordering: .relaxed)) }
                 return gatewayError.streamEvent(for: dialect)
             }.observing({ _ in }, finished: { _ in lease?.release() }))
         } else {

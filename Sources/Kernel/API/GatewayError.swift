@@ -84,6 +84,16 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
         return response
     }
 
+    /// A Responses stream's `error` event: the error's fields at the top level, numbered after
+    /// the events before it.
+    public func responsesStreamEvent(sequenceNumber: Int) -> SSEEvent {
+        let data = JSON(object: [
+            ("type", "error"), ("code", code.map { JSON($0) } ?? JSON(type)), ("message", JSON(message)),
+            ("param", param.map { JSON($0) } ?? .null), ("sequence_number", JSON(sequenceNumber)),
+        ])
+        return SSEEvent(event: "error", data: data.description)
+    }
+
     /// The same error as one stream event, for failures after a stream has started.
     public func streamEvent(for dialect: APIDialect) -> SSEEvent {
         let data = String(decoding: body(for: dialect).encoded(), as: UTF8.self)

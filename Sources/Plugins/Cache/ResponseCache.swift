@@ -30,7 +30,7 @@ public struct ResponseCache: Middleware {
         public init() {}
     }
 
-    let store: any CacheStore
+    let store: any ExpiringStore
     let ttl: Duration
     let maxEntryBytes: Int
     let models: Set<String>?
@@ -44,10 +44,10 @@ public struct ResponseCache: Middleware {
     public init(settings: Settings, context: PluginContext) throws {
         if let url = settings.redisURL {
             guard let endpoint = RedisEndpoint(url: url) else { throw context.configError("redis_url", "expected redis://[:password@]host[:port][/db]") }
-            store = RedisCacheStore(redis: RedisClient(endpoint))
+            store = RedisExpiringStore(redis: RedisClient(endpoint))
         } else {
             let signals = context.signals
-            store = MemoryCacheStore(maxBytes: settings.maxBytes,
+            store = MemoryExpiringStore(maxBytes: settings.maxBytes,
                                      onEviction: { signals.send(CacheEvicted(answers: $0)) },
                                      onSize: { signals.send(CacheResized(bytes: $0)) })
         }

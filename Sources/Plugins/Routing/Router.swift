@@ -62,7 +62,15 @@ public struct Router: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        if request.operation == .listModels { return listModels(for: request) }
+        switch request.operation {
+        case .listModels: return listModels(for: request)
+        case .storedResponse, .deleteStoredResponse, .storedResponseInputItems:
+            let id = request.path.split(separator: "/").dropFirst(2).first.map(String.init) ?? ""
+            throw GatewayError(.notFound, type: "invalid_request_error",
+                               "Response with id '\(id)' not found. This gateway keeps responses only with the response-store plugin.",
+                               code: "response_not_found")
+        default: break
+        }
         guard let route = models[request.model] else {
             throw GatewayError(.notFound, type: "invalid_request_error",
                                "The model `\(request.model)` does not exist or you do not have access to it.",

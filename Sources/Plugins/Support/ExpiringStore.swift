@@ -1,14 +1,16 @@
 import NIOConcurrencyHelpers
 
-/// Where cached answers live: this process's memory, or Redis for replicas to share.
-protocol CacheStore: Sendable {
+/// Values that expire: cached answers, stored responses. In this process's memory, or in Redis
+/// for replicas to share.
+protocol ExpiringStore: Sendable {
     func get(_ key: String) async throws -> [UInt8]?
     func set(_ key: String, _ value: [UInt8], ttl: Duration) async throws
+    func delete(_ key: String) async throws
     func shutdown() async
 }
 
 /// An LRU bounded in bytes, with a time to live per entry.
-final class MemoryCacheStore: CacheStore {
+final class MemoryExpiringStore: ExpiringStore {
     // Touched only under `state`'s lock.
     private final class Node: @unchecked Sendable {
         let key: String
@@ -74,6 +76,15 @@ final class MemoryCacheStore: CacheStore {
         onSize(size)
     }
 
+    func delete(_ key: String) async throws {
+        let size = state.withLockedValue { state -> Int? in
+            guard let node = state.nodes[key] else { return nil }
+            Self.remove(node, from: &state)
+            return state.bytes
+        }
+        if let size { onSize(size) }
+    }
+
     func shutdown() async {
         state.withLockedValue { $0 = State() }
     }
@@ -100,7 +111,7 @@ final class MemoryCacheStore: CacheStore {
 }
 
 /// Entries in Redis with their time to live (`SET key value PX ms`), shared by replicas.
-final class RedisCacheStore: CacheStore {
+final class RedisExpiringStore: ExpiringStore {
     let redis: RedisClient
 
     init(redis: RedisClient) { self.redis = redis }
@@ -112,6 +123,10 @@ final class RedisCacheStore: CacheStore {
     func set(_ key: String, _ value: [UInt8], ttl: Duration) async throws {
         let milliseconds = max(1, ttl.inMilliseconds)
         _ = try await redis.command(["SET", key, String(decoding: value, as: UTF8.self), "PX", String(milliseconds)])
+    }
+
+    func delete(_ key: String) async throws {
+        _ = try await redis.command(["DEL", key])
     }
 
     func shutdown() async { await redis.shutdown() }
