@@ -138,3 +138,46 @@ def test_the_command_line_knows_the_programs_own_plugins(acme_bin: Path, sluice_
     refused = run_cli(acme_bin, "check", str(path))
     assert refused.returncode == 1
     assert "acme.json: pipeline[1].config.response" in refused.stderr and "unknown placeholder {tenant}" in refused.stderr
+
+
+@pytest.fixture
+def acme_server(acme_bin: Path, make_manifest, tmp_path: Path, fake) -> Sluice:
+    """acme-gateway whose one provider is its own `acme-model-server` (Chat Completions only)."""
+    manifest = make_manifest()
+    [(name, provider)] = manifest["providers"].items()
+    manifest["providers"] = {name: {"plugin": "acme-model-server",
+                                    "config": {"base_url": provider["config"]["base_url"], "tenant": "acme-tenant-7"}}}
+    try:
+        gw = Sluice(acme_bin, manifest, tmp_path, name="acme-server").start()
+    except SluiceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield gw
+    gw.stop()
+
+
+def test_a_custom_chat_provider_serves_every_front_door(acme_server: Sluice, fake):
+    # The provider declares Chat Completions only; the Kernel translates the other two front doors.
+    chat = openai.OpenAI(base_url=acme_server.base_url, api_key=SLUICE_TEST_KEY, max_retries=0,
+                         _strict_response_validation=True)
+    assert chat.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
+    streamed = "".join(c.choices[0].delta.content or "" for c in chat.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "hi"}], stream=True) if c.choices)
+    assert streamed
+
+    claude = anthropic.Anthropic(base_url=acme_server.url, api_key=SLUICE_TEST_KEY, max_retries=0,
+                                 _strict_response_validation=True)
+    message = claude.messages.create(model="local", max_tokens=32, messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].text and message.usage.input_tokens > 0
+    with claude.messages.stream(model="local", max_tokens=32, messages=[{"role": "user", "content": "hi"}]) as stream:
+        assert "".join(stream.text_stream)
+        assert stream.get_final_message().usage.output_tokens > 0
+
+    response = chat.responses.create(model="local", input="hi")
+    assert response.output_text and response.usage.total_tokens > 0
+    with chat.responses.stream(model="local", input="hi") as stream:
+        assert "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        assert stream.get_final_response().status == "completed"
+
+    seen = fake.requests("/v1/chat/completions")
+    assert len(seen) == 6
+    assert all(r["headers"]["x-acme-tenant"] == "acme-tenant-7" for r in seen)

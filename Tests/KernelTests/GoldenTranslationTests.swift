@@ -43,7 +43,7 @@ import Testing
             var translator = AnthropicToOpenAIStream(includeUsage: golden["include_usage"]?.bool ?? false)
             return try translate(input, with: &translator)
         case "openai_stream_to_anthropic":
-            var translator = OpenAIToAnthropicStream()
+            var translator = OpenAIToAnthropicStream(asked: golden["asked"] ?? .null)
             return try translate(input, with: &translator)
         default:
             Issue.record("unknown translation \(golden["translation"] ?? .null)")

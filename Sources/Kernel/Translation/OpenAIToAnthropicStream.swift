@@ -8,7 +8,19 @@ struct OpenAIToAnthropicStream: EventTranslator {
     private var openBlock: (index: Int, toolIndex: Int?)?
     private var nextBlockIndex = 0
     private var stopReason: String?
-    private var usage = Usage(inputTokens: 0, outputTokens: 0)
+    /// nil until the provider reports it (with `stream_options.include_usage`).
+    private var usage: Usage?
+    /// What `message_start` reports as input when the first chunk carries no usage: OpenAI
+    /// streams tell their usage only at the end, and clients show `message_start`'s at once.
+    private let estimatedInputTokens: Int
+
+    /// `asked` is the Messages request, from which the input is estimated (about four
+    /// characters a token); the exact count follows in `message_delta`.
+    init(asked: JSON = .null) {
+        var characters = asked["system"]?.textCharacterCount ?? 0
+        for message in asked["messages"]?.elements ?? [] { characters += message["content"]?.textCharacterCount ?? 0 }
+        estimatedInputTokens = (characters + 3) / 4
+    }
 
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
         if event.isDone { return close() }
@@ -59,7 +71,7 @@ struct OpenAIToAnthropicStream: EventTranslator {
         let message: JSON = [
             "id": JSON(ResponseTranslation.messageID(fromCompletionID: json["id"]?.string)), "type": "message", "role": "assistant",
             "model": json["model"] ?? "", "content": .array(), "stop_reason": .null, "stop_sequence": .null,
-            "usage": ["input_tokens": 0, "output_tokens": 0],
+            "usage": ["input_tokens": JSON(Usage(openAI: json["usage"])?.inputTokens ?? estimatedInputTokens), "output_tokens": 0],
         ]
         return [Self.event("message_start", ["type": "message_start", "message": message]), Self.event("ping", ["type": "ping"])]
     }
@@ -80,8 +92,8 @@ struct OpenAIToAnthropicStream: EventTranslator {
         guard !isDone else { return [] }
         var events = start(.object()) + closeBlock()
         isDone = true
-        var finalUsage = usage.anthropicJSON
-        finalUsage["output_tokens"] = JSON(usage.outputTokens)
+        // Without the provider's count, message_start's estimate stands: no input_tokens here.
+        let finalUsage = usage?.anthropicJSON ?? ["output_tokens": 0]
         events.append(Self.event("message_delta", ["type": "message_delta",
                                                    "delta": ["stop_reason": JSON(stopReason ?? "end_turn"), "stop_sequence": .null],
                                                    "usage": finalUsage]))

@@ -16,7 +16,7 @@ enum ResponseTranslation {
             default: break
             }
         }
-        var assistant: JSON = ["role": "assistant", "content": text.isEmpty && !toolCalls.isEmpty ? .null : JSON(text)]
+        var assistant: JSON = ["role": "assistant", "content": text.isEmpty && !toolCalls.isEmpty ? .null : JSON(text), "refusal": .null]
         if !toolCalls.isEmpty { assistant["tool_calls"] = JSON(array: toolCalls) }
         let choice: JSON = ["index": 0, "message": assistant, "logprobs": .null,
                             "finish_reason": StopReason.openAI(fromAnthropic: message["stop_reason"]?.string).map { JSON($0) } ?? .null]

@@ -80,7 +80,7 @@ struct TranslationStep: Sendable {
         TranslationStep(from: .messages, to: .chatCompletions,
                         request: { try MessagesToChatRequest.translate($0, model: $1) },
                         answer: { answer, _ in ResponseTranslation.message(fromCompletion: answer) },
-                        events: { _ in OpenAIToAnthropicStream() }),
+                        events: { asked in OpenAIToAnthropicStream(asked: asked) }),
         TranslationStep(from: .chatCompletions, to: .messages,
                         request: { try ChatToMessagesRequest.translate($0, model: $1) },
                         answer: { answer, _ in ResponseTranslation.completion(fromMessage: answer) },

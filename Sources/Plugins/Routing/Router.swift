@@ -206,12 +206,22 @@ public struct Router: Middleware {
         [500, 502, 503, 504].contains(error.status.code)
     }
 
+    /// OpenAI's list, or Anthropic's when the client sends `anthropic-version` (the Anthropic
+    /// SDKs always do), so both SDKs' `models.list()` work.
     private func listModels(for request: GatewayRequest) -> GatewayResponse {
         let identity = request.context.identity
-        let data = modelOrder.filter { identity?.allows(model: $0) ?? true }.map { name -> JSON in
-            ["id": JSON(name), "object": "model", "created": 0, "owned_by": "sluice"]
+        let names = modelOrder.filter { identity?.allows(model: $0) ?? true }
+        let allocator = request.context.allocator
+        guard request.headers.contains(name: "anthropic-version") else {
+            let data = names.map { name -> JSON in ["id": JSON(name), "object": "model", "created": 0, "owned_by": "sluice"] }
+            return .json(["object": "list", "data": JSON(array: data)], allocator: allocator)
         }
-        return .json(["object": "list", "data": JSON(array: data)], allocator: request.context.allocator)
+        let data = names.map { name -> JSON in
+            ["type": "model", "id": JSON(name), "display_name": JSON(name), "created_at": "1970-01-01T00:00:00Z"]
+        }
+        return .json(["data": JSON(array: data), "has_more": false,
+                      "first_id": names.first.map { JSON($0) } ?? .null, "last_id": names.last.map { JSON($0) } ?? .null],
+                     allocator: allocator)
     }
 }
 

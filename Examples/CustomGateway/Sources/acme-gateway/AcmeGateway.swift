@@ -4,7 +4,7 @@ import Plugins
 import SluiceCLI
 
 /// Sluice with Acme's plugins: `acme-gateway serve`, `check`, `plugins`, `schema`, `reload` and
-/// `healthcheck` behave as `sluice`'s do, and all of them know `inject-headers` and `pii-mask`.
+/// `healthcheck` behave as `sluice`'s do, and all of them know `inject-headers`, `pii-mask` and `acme-model-server`.
 @main
 struct AcmeGateway: GatewayProgram {
     static let commandName = "acme-gateway"
@@ -12,7 +12,7 @@ struct AcmeGateway: GatewayProgram {
 
     static func registry() -> PluginRegistry {
         var registry = Builtins.registry()
-        registry.register([HeaderInjection.self, PIIMask.self])
+        registry.register([HeaderInjection.self, PIIMask.self, AcmeModelServer.self])
         return registry
     }
 }
