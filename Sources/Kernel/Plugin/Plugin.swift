@@ -66,6 +66,10 @@ public protocol Provider: Plugin {
     /// provider that speaks Chat Completions serves the Messages and Responses front doors too.
     /// Default: Chat Completions and Embeddings.
     var nativeOperations: Set<APIOperation> { get }
+    /// What the provider speaks for one of its models, when that depends on the model (Vertex AI
+    /// serves Gemini models in Gemini's format and Claude models in Anthropic's). Default:
+    /// `nativeOperations`.
+    func nativeOperations(for upstreamModel: String) -> Set<APIOperation>
 
     /// Sends one attempt of a request to the provider. Throws `GatewayError` (with an upstream
     /// status) when the provider answered with an error or could not be reached.
@@ -78,6 +82,7 @@ public protocol Provider: Plugin {
 
 extension Provider {
     public var nativeOperations: Set<APIOperation> { [.chatCompletions, .embeddings] }
+    public func nativeOperations(for upstreamModel: String) -> Set<APIOperation> { nativeOperations }
     public func probe() async -> ProbeResult? { nil }
 }
 

@@ -3,7 +3,7 @@ extension Provider {
     /// speaks natively and its answer translated back to the client's.
     public func answer(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
-        guard let translation = Translation.route(from: request.operation, to: nativeOperations) else {
+        guard let translation = Translation.route(from: request.operation, to: nativeOperations(for: call.upstreamModel)) else {
             throw GatewayError.invalidRequest("this model's provider does not serve \(request.operation.rawValue) requests")
         }
         guard !translation.steps.isEmpty else { return try await send(call) }
