@@ -200,7 +200,12 @@ def _text(content) -> str:
 
 def turns(record: dict) -> list[tuple[str, str]]:
     """(role, text) of the conversation an upstream request carries, in any of the three dialects:
-    system/instructions first, then messages; a tool call is ("call", name), its result ("result", text)."""
+    system/instructions first, then messages; a tool call is ("call", name), its result ("result", text).
+    A ``developer`` message counts as ``system`` (OpenAI reads them alike)."""
+    return [("system" if role == "developer" else role, text) for role, text in _turns(record)]
+
+
+def _turns(record: dict) -> list[tuple[str, str]]:
     body = record["body"]
     out: list[tuple[str, str]] = []
     if record["path"].endswith("/responses"):
@@ -394,6 +399,9 @@ def test_three_turns_by_previous_response_id(client, fake, p):
         "the store expanded the earlier turns, so no provider is asked for a response it never kept"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "gateway bug: response-store removes previous_response_id from the request before routing, so the "
+    "Response comes back with previous_response_id null; OpenAI's echoes the id it continued"))
 @pytest.mark.parametrize("p", [COMPAT, NATIVE], ids=str)
 def test_continued_response_names_its_previous_response(client, p):
     """A Response echoes the previous_response_id it continued, as OpenAI's do."""
@@ -442,11 +450,8 @@ def test_stored_response_is_the_creators_only(gw, client, p):
 
         items = http.get(f"{path}/input_items", headers=mine)
         assert items.status_code == 200, items.text
-        openai_spec.check("ResponseItemList", items.json())
-        page = client.responses.input_items.list(created.id)
-        [item] = page.data
-        assert (item.type, item.role) == ("message", "user")
-        assert [c.text for c in item.content] == [HELLO] and item.id
+        [item] = items.json()["data"]  # its shape: test_input_items_are_openai_shaped
+        assert (item["type"], item["role"], _text(item["content"])) == ("message", "user", HELLO) and item["id"]
 
         for method in ("GET", "DELETE"):
             error = check_error(http.request(method, path, headers=theirs), 404)
@@ -460,6 +465,26 @@ def test_stored_response_is_the_creators_only(gw, client, p):
         check_error(http.get(path, headers=mine), 404)
         with pytest.raises(openai.NotFoundError):
             client.responses.retrieve(created.id)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "gateway bug: response-store lists a message item sent with string content as it was sent "
+    "(content: \"hello there\", no status); OpenAI lists content as [{type: input_text, text}], which the "
+    "document's InputMessageResource and the SDK's ResponseInputMessageItem require (strict SDK: "
+    "APIResponseValidationError)"))
+@pytest.mark.parametrize("p", [NATIVE, COMPAT], ids=str)
+def test_input_items_are_openai_shaped(gw, client, p):
+    created = client.responses.create(model=p.model, input=[
+        {"role": "user", "content": HELLO}, {"role": "developer", "content": [{"type": "input_text", "text": "be brief"}]}])
+    with httpx.Client(base_url=gw.url, timeout=TIMEOUT_S, trust_env=False) as http:
+        items = http.get(f"/v1/responses/{created.id}/input_items",
+                         headers={"authorization": f"Bearer {SLUICE_TEST_KEY}"})
+    assert items.status_code == 200, items.text
+    openai_spec.check("ResponseItemList", items.json())
+    page = client.responses.input_items.list(created.id, order="asc")
+    assert [(i.type, i.role, [c.text for c in i.content]) for i in page.data] == [
+        ("message", "user", [HELLO]), ("message", "developer", ["be brief"])]
+    assert all(i.id for i in page.data)
 
 
 def test_store_false_is_not_kept(client):
