@@ -399,9 +399,6 @@ def test_three_turns_by_previous_response_id(client, fake, p):
         "the store expanded the earlier turns, so no provider is asked for a response it never kept"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: response-store removes previous_response_id from the request before routing, so the "
-    "Response comes back with previous_response_id null; OpenAI's echoes the id it continued"))
 @pytest.mark.parametrize("p", [COMPAT, NATIVE], ids=str)
 def test_continued_response_names_its_previous_response(client, p):
     """A Response echoes the previous_response_id it continued, as OpenAI's do."""
@@ -467,11 +464,6 @@ def test_stored_response_is_the_creators_only(gw, client, p):
             client.responses.retrieve(created.id)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: response-store lists a message item sent with string content as it was sent "
-    "(content: \"hello there\", no status); OpenAI lists content as [{type: input_text, text}], which the "
-    "document's InputMessageResource and the SDK's ResponseInputMessageItem require (strict SDK: "
-    "APIResponseValidationError)"))
 @pytest.mark.parametrize("p", [NATIVE, COMPAT], ids=str)
 def test_input_items_are_openai_shaped(gw, client, p):
     created = client.responses.create(model=p.model, input=[
