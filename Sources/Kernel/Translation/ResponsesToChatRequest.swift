@@ -35,11 +35,14 @@ enum ResponsesToChatRequest {
             chat["stream"] = true
             chat["stream_options"] = ["include_usage": true]  // response.completed carries the usage
         }
-        if let tools = request["tools"], !tools.isNull {
-            chat["tools"] = JSON(array: try tools.elements.enumerated().map(tool))
+        let tools = try (request["tools"]?.elements ?? []).enumerated().map(tool)
+        // Chat refuses an empty tools list, and tool_choice or parallel_tool_calls without tools,
+        // which Responses clients send freely.
+        if !tools.isEmpty {
+            chat["tools"] = JSON(array: tools)
+            if let choice = request["tool_choice"], !choice.isNull { chat["tool_choice"] = try toolChoice(choice) }
+            chat.copy("parallel_tool_calls", from: request)
         }
-        if let choice = request["tool_choice"], !choice.isNull { chat["tool_choice"] = try toolChoice(choice) }
-        chat.copy("parallel_tool_calls", from: request)
         if let text = request["text"], !text.isNull {
             if let format = text["format"], !format.isNull, let responseFormat = try responseFormat(format) {
                 chat["response_format"] = responseFormat
