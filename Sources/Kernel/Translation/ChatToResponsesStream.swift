@@ -11,6 +11,7 @@ struct ChatToResponsesStream: EventTranslator {
     private var isStarted = false
     private var isDone = false
     private var base = "sluice"
+    private let fixedBase: String?
     private var model = JSON("")
     private var createdAt: Int?
     private var output: [JSON] = []
@@ -38,8 +39,10 @@ struct ChatToResponsesStream: EventTranslator {
         }
     }
 
-    init(asked: JSON) {
+    /// `base` names the Response and its items; without one it comes from the first chunk's id.
+    init(asked: JSON, base: String? = nil) {
         self.asked = asked
+        self.fixedBase = base
     }
 
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
@@ -201,7 +204,7 @@ struct ChatToResponsesStream: EventTranslator {
     private mutating func start(_ chunk: JSON) -> [SSEEvent] {
         guard !isStarted else { return [] }
         isStarted = true
-        base = ResponseObject.baseID(chunk["id"]?.string, prefix: "chatcmpl-")
+        base = fixedBase ?? ResponseObject.baseID(chunk["id"]?.string, prefix: "chatcmpl-")
         model = chunk["model"] ?? ""
         createdAt = chunk["created"]?.int
         let response = envelope(.inProgress)

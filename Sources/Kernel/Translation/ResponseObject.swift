@@ -6,8 +6,9 @@ enum ResponseObject {
     // MARK: Chat completion → Response
 
     /// A chat completion as the Response the client of `asked` (a Responses request) expects.
-    static func response(fromCompletion completion: JSON, asked: JSON) -> JSON {
-        let base = baseID(completion["id"]?.string, prefix: "chatcmpl-")
+    /// `base` names the Response and its items; without one it comes from the completion's id.
+    static func response(fromCompletion completion: JSON, asked: JSON, base: String? = nil) -> JSON {
+        let base = base ?? baseID(completion["id"]?.string, prefix: "chatcmpl-")
         let choice = completion["choices"]?[0] ?? .object()
         let message = choice["message"] ?? .object()
         let outcome = Outcome(finishReason: choice["finish_reason"]?.string)
@@ -114,6 +115,13 @@ enum ResponseObject {
     /// Output item ids: the kind's prefix, the answer's id and the item's place in the output.
     static func itemID(_ prefix: String, _ base: String, _ index: Int) -> String {
         "\(prefix)_\(base)_\(index)"
+    }
+
+    /// A Response id of the gateway's own making: a translated answer cannot reuse the completion's
+    /// id, which some servers repeat (a fixed id, or a counter restarted by each replica), and
+    /// stored responses are found by id.
+    static func uniqueBase() -> String {
+        UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
     }
 
     /// An id without its dialect's prefix, to be given the other dialect's.
