@@ -69,7 +69,7 @@ enum ResponseObject {
         var text = echo("text", default: .object())
         if text["format"]?.isNull ?? true { text["format"] = ["type": "text"] }
         let reasoning: JSON = ["effort": asked["reasoning"]?["effort"] ?? .null, "summary": asked["reasoning"]?["summary"] ?? .null]
-        return [
+        var response: JSON = [
             "id": JSON(id), "object": "response", "created_at": JSON(createdAt ?? Int(Date().timeIntervalSince1970)),
             "status": JSON(outcome.status), "background": false, "error": .null,
             "incomplete_details": outcome.incompleteReason.map { ["reason": JSON($0)] } ?? .null,
@@ -82,6 +82,9 @@ enum ResponseObject {
             "top_p": echo("top_p", default: 1), "truncation": echo("truncation", default: "disabled"), "usage": .null,
             "user": echo("user"), "metadata": echo("metadata", default: .object()),
         ]
+        // OpenAI's document types these as strings, present only when asked for: never null.
+        for key in ["prompt_cache_key", "safety_identifier", "user"] where response[key]?.isNull == true { response[key] = nil }
+        return response
     }
 
     /// A Responses `usage` object from a chat `usage` (null when the provider sent none).
