@@ -17,9 +17,9 @@ public final class Gateway: Service {
     private let environment: [String: String]
     private let logger: Logger
     /// Its thread runs from the first upstream call to step 5 of the shutdown (`run`).
-    private let upstream = UpstreamClient()
+    let upstream = UpstreamClient()
     /// Jobs that outlive a request or a call; run by `run` as a child task.
-    private let background = BackgroundWork()
+    let background = BackgroundWork()
     /// What the server asks; it holds the generation that serves requests now.
     private let responder: GatewayResponder
     private let state = NIOLockedValueBox(State())

@@ -130,9 +130,9 @@ public final class GatewayGeneration: Sendable {
     }
 
     private func shutDownInBackground() {
-        // Refused only once the gateway has stopped, after its drain shut the generations down
-        // that still served; a request outliving that (cancelled, yet still running) is the
-        // one way here, and then there is nothing left to shut down in order.
+        // Refused only once the gateway is stopping, after its drain: only a request that
+        // outlived the drain (cancelled, yet still running) can then be the last to leave a
+        // retired generation, and with nothing left to run it, that generation is not shut down.
         background.submit { [self] in await shutdown() }
     }
 
