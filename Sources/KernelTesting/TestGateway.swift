@@ -13,13 +13,29 @@ import NIOHTTP1
 ///     #expect(gateway.calls.last?.upstreamModel == "upstream-m")
 public struct TestGateway: Sendable {
     public let generation: GatewayGeneration
+    /// The generation's background work (cache saves, rate-limit settles, probes).
+    public let background: BackgroundWork
+    /// Runs `background`. A `Gateway` runs it as a child task of its `run`; a test gateway has no
+    /// such scope (tests build it, use it, and call `shutdown`), so it runs in a task of its own,
+    /// which `shutdown` finishes and waits for.
+    private let runner: Task<Void, Never>
     let logger: Logger
 
     public init(manifest: String, registry: PluginRegistry, environment: [String: String] = [:],
                 logger: Logger = Logger(label: "test")) async throws {
         let checked = try ManifestReader(registry: registry, environment: environment).read(Array(manifest.utf8), file: "test.json")
-        generation = try await GatewayGeneration.build(checked, upstream: TestGateway.upstream, registry: registry,
-                                                       environment: environment, logger: logger)
+        let background = BackgroundWork()
+        let runner = Task { await background.run() }
+        do {
+            generation = try await GatewayGeneration.build(checked, upstream: TestGateway.upstream, background: background, registry: registry,
+                                                           environment: environment, logger: logger)
+        } catch {
+            background.finish()
+            await runner.value
+            throw error
+        }
+        self.background = background
+        self.runner = runner
         self.logger = logger
     }
 
@@ -47,7 +63,12 @@ public struct TestGateway: Sendable {
         return try await send(.POST, "/v1/chat/completions", body: body, headers: headers)
     }
 
-    public func shutdown() async { await generation.shutdown() }
+    /// Shuts the generation down, then lets its background work finish.
+    public func shutdown() async {
+        await generation.shutdown()
+        background.finish()
+        await runner.value
+    }
 
     /// Every call this gateway's scripted providers received, oldest first.
     public var calls: [ProviderCall] {

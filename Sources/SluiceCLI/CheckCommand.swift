@@ -17,18 +17,22 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
         let logger = Logger(label: "sluice.check") { _ in SwiftLogNoOpLogHandler() }
         let upstream = UpstreamClient()
         defer { upstream.shutdown() }
-        do {
-            let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
-            let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
-                                                               environment: environment, logger: logger)
-            await generation.shutdown()
-            for warning in manifest.warnings { print("warning: \(warning)") }
-            print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
-        } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            let count = error.errors.count
-            FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
-            throw ExitCode(1)
+        // Plugins built here may start background work (a probe loop, an exporter); it runs
+        // while they are checked and has ended when this returns.
+        try await BackgroundWork.withRunning { background in
+            do throws(ManifestErrors) {
+                let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
+                let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
+                                                                   environment: environment, logger: logger)
+                await generation.shutdown()
+                for warning in manifest.warnings { print("warning: \(warning)") }
+                print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
+            } catch {
+                FileHandle.standardError.write(Data((error.description + "\n").utf8))
+                let count = error.errors.count
+                FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
+                throw ExitCode(1)
+            }
         }
     }
 }

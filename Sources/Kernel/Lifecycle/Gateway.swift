@@ -16,7 +16,10 @@ public final class Gateway: Service {
     private let registry: PluginRegistry
     private let environment: [String: String]
     private let logger: Logger
-    private let upstream = UpstreamClient()
+    /// Its thread runs from the first upstream call to step 5 of the shutdown (`run`).
+    let upstream = UpstreamClient()
+    /// Jobs that outlive a request or a call; run by `run` as a child task.
+    let background = BackgroundWork()
     /// What the server asks; it holds the generation that serves requests now.
     private let responder: GatewayResponder
     private let state = NIOLockedValueBox(State())
@@ -43,7 +46,43 @@ public final class Gateway: Service {
 
     // MARK: Service
 
+    /// Serves until graceful shutdown, then stops everything it started, in this order
+    /// (docs/ARCHITECTURE.md, "Threads and tasks"):
+    ///
+    /// 1. stop accepting: `/ready` turns 503, listeners close;
+    /// 2. drain: requests and streams in flight get `drain_timeout_s`, the rest are cancelled,
+    ///    connections close;
+    /// 3. the serving generation shuts down: its health probes are cancelled and awaited, then its
+    ///    plugins shut down in reverse order (they may still log and call upstream; `tracing`
+    ///    flushes its exporter here);
+    /// 4. background work stops accepting; its jobs left (settles, cache saves, retired
+    ///    generations' shutdowns) get `BackgroundWork.defaultGrace`, then are cancelled; the
+    ///    `sluice-bgwork` thread ends;
+    /// 5. the upstream client's thread ends (a transfer still open fails with `.shutdown`);
+    /// 6. the log writers deliver what they hold, so "stopped" is out when `run` returns.
+    ///
+    /// No task or thread it started outlives it.
     public func run() async throws {
+        let failure = await withDiscardingTaskGroup { group -> (any Error)? in
+            group.addTask { await self.background.run() }
+            let failure: (any Error)?
+            do {
+                try await serveUntilShutdown()  // steps 1 to 3
+                failure = nil
+            } catch {
+                failure = error
+            }
+            background.finish()  // step 4: the group returns once the last job has ended
+            return failure
+        }
+        upstream.shutdown()  // step 5
+        logger.info("stopped")
+        LogWriter.flushAll(timeout: .seconds(2))  // step 6
+        if let failure { throw failure }
+    }
+
+    /// What the gateway does between its start and the end of its serving generation's shutdown.
+    private func serveUntilShutdown() async throws {
         let manifest = try reader.read(file: configFile)
         responder.serve(try await build(manifest))
 
@@ -86,7 +125,6 @@ public final class Gateway: Service {
             await drain(server, drainTimeout: .seconds(self.generation?.manifest.server.drainTimeoutSeconds ?? 30))
             group.cancelAll()
         }
-        logger.info("stopped")
     }
 
     // MARK: Reload
@@ -144,7 +182,7 @@ public final class Gateway: Service {
     private var reader: ManifestReader { ManifestReader(registry: registry, environment: environment) }
 
     private func build(_ manifest: Manifest) async throws(ManifestErrors) -> GatewayGeneration {
-        let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
+        let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
                                                            environment: environment, logger: logger)
         for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
         return generation
@@ -170,7 +208,7 @@ public final class Gateway: Service {
     }
 
     /// Stops accepting, lets requests and streams in flight finish within `drainTimeout`, cancels
-    /// the rest (streams get a shutdown error event), then shuts plugins and the upstream client down.
+    /// the rest (streams get a shutdown error event), then shuts the serving generation down.
     private func drain(_ server: HTTPServer, drainTimeout: Duration) async {
         responder.startDraining()
         let cancelled = await server.drain(timeout: drainTimeout)
@@ -182,7 +220,6 @@ public final class Gateway: Service {
         }
         await server.closeConnections()
         await generation?.shutdown()
-        upstream.shutdown()
     }
 
     private func exitOnSecondSignal() async {

@@ -15,12 +15,16 @@ public struct PluginContext: Sendable {
     public let allocator: ByteBufferAllocator
     /// What plugins of this manifest tell each other outside requests.
     public let signals: PluginSignals
+    /// Where work that outlives a request or a call goes (a store write after the answer, a
+    /// polling loop): child tasks of the gateway's run, never a `Task {}` of a plugin's own.
+    public let background: BackgroundWork
     /// Where the plugin's config sits in the manifest, e.g. `pipeline[2].config`.
     public private(set) var configPath = ""
 
-    public init(logger: Logger, upstream: UpstreamClient, manifest: Manifest, providers: [String: any Provider],
+    public init(logger: Logger, upstream: UpstreamClient, background: BackgroundWork, manifest: Manifest, providers: [String: any Provider],
                 environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals()) {
         self.signals = signals
+        self.background = background
         self.logger = logger
         self.upstream = upstream
         self.manifest = manifest

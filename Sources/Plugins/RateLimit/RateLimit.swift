@@ -33,9 +33,12 @@ public struct RateLimit: Middleware {
     let failOpen: Bool
     let estimatedOutput: Int
     let prefix: String
+    /// Where settles run: after the answer, so that the store's round trip never delays it.
+    let background: BackgroundWork
 
     public init(settings: Settings, context: PluginContext) throws {
         by = settings.by
+        background = context.background
         requestsPerMinute = settings.requestsPerMinute
         tokensPerMinute = settings.tokensPerMinute
         tokensPerDay = settings.tokensPerDay
@@ -102,10 +105,12 @@ public struct RateLimit: Middleware {
 
         // From here the reservation is settled exactly once: with real usage, or refunded.
         let tokenBuckets = limits.filter { $0.kind != "requests" }.map(\.bucket)
-        let settle: @Sendable (Usage?) -> Void = { [store] usage in
+        let settle: @Sendable (Usage?) -> Void = { [store, background] usage in
             guard !tokenBuckets.isEmpty else { return }
             let used = usage.map { Double($0.totalTokens) } ?? 0
-            Task { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
+            // Refused only while the gateway stops: the bucket then keeps the estimate, which
+            // refills within its period anyway.
+            background.submit { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
         }
         var response: GatewayResponse
         do {

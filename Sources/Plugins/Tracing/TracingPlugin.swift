@@ -46,7 +46,8 @@ public struct TracingPlugin: Middleware {
         configuration.traces.sampler = sampler
         do {
             let otel = try OTel.makeTracingBackend(configuration: configuration)
-            backend = TracingBackend(tracer: otel.factory, exporter: ServiceGroup(services: [otel.service], logger: context.logger))
+            backend = TracingBackend(tracer: otel.factory, exporter: ServiceGroup(services: [otel.service], logger: context.logger),
+                                     background: context.background)
         } catch {
             throw context.configError(nil, "cannot set up the OTLP exporter: \(error)")
         }
