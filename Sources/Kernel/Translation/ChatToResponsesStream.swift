@@ -12,6 +12,8 @@ struct ChatToResponsesStream: EventTranslator {
     private var isDone = false
     private var base = "sluice"
     private let fixedBase: String?
+    /// Anthropic's signature of the reasoning, which arrives after its text.
+    private var reasoningSignature: String?
     private var model = JSON("")
     private var createdAt: Int?
     private var output: [JSON] = []
@@ -57,6 +59,7 @@ struct ChatToResponsesStream: EventTranslator {
         guard let choice = json["choices"]?[0] else { return events }
         let delta = choice["delta"] ?? .object()
         if let text = ResponseObject.reasoningText(delta), !text.isEmpty { events += reasoning(text) }
+        if let signature = delta[Reasoning.signatureKey]?.string { reasoningSignature = (reasoningSignature ?? "") + signature }
         if let text = delta["content"]?.string, !text.isEmpty { events += messagePart(.text(text)) }
         if let text = delta["refusal"]?.string, !text.isEmpty { events += messagePart(.refusal(text)) }
         for call in delta["tool_calls"]?.elements ?? [] { events += toolCall(call) }
@@ -169,7 +172,7 @@ struct ChatToResponsesStream: EventTranslator {
                                                                          "text": JSON(text)]))
             events.append(emit("response.reasoning_summary_part.done", ["item_id": JSON(id), "output_index": index, "summary_index": 0,
                                                                          "part": summaryPart(text)]))
-            done = ResponseObject.reasoningItem(id: id, text: text)
+            done = ResponseObject.reasoningItem(id: id, text: text, signature: reasoningSignature)
         case .message(let id, let parts):
             events += closePart(id: id, parts: parts)
             done = ResponseObject.messageItem(id: id, status: status, content: parts.map(\.json))

@@ -14,7 +14,8 @@ enum ResponseObject {
         let outcome = Outcome(finishReason: choice["finish_reason"]?.string)
         var output: [JSON] = []
         if let reasoning = reasoningText(message), !reasoning.isEmpty {
-            output.append(reasoningItem(id: itemID("rs", base, output.count), text: reasoning))
+            output.append(reasoningItem(id: itemID("rs", base, output.count), text: reasoning,
+                                        signature: message[Reasoning.signatureKey]?.string))
         }
         let calls = message["tool_calls"]?.elements ?? []
         let text = message["content"]?.plainText ?? ""
@@ -98,8 +99,11 @@ enum ResponseObject {
         message["reasoning_content"]?.string ?? message["reasoning"]?.string
     }
 
-    static func reasoningItem(id: String, text: String) -> JSON {
-        ["id": JSON(id), "type": "reasoning", "summary": text.isEmpty ? .array() : [["type": "summary_text", "text": JSON(text)]]]
+    static func reasoningItem(id: String, text: String, signature: String? = nil) -> JSON {
+        var item: JSON = ["id": JSON(id), "type": "reasoning",
+                          "summary": text.isEmpty ? .array() : [["type": "summary_text", "text": JSON(text)]]]
+        if let encrypted = Reasoning.encryptedContent(signature: signature) { item["encrypted_content"] = encrypted }
+        return item
     }
 
     static func messageItem(id: String, status: String, content: [JSON]) -> JSON {

@@ -86,6 +86,7 @@ enum ResponsesToChatRequest {
         var messages: [JSON] = []
         /// Reasoning text waiting for the assistant message it belongs to.
         var reasoning: [String] = []
+        var reasoningSignature: String?
 
         mutating func add(_ item: JSON, at path: String) throws {
             guard item.isObject else { throw GatewayError.invalidRequest("an input item must be an object", param: path) }
@@ -120,6 +121,7 @@ enum ResponsesToChatRequest {
                 let parts = (item["summary"]?.elements ?? []) + (item["content"]?.elements ?? [])
                 let text = parts.compactMap { $0["text"]?.string }.joined(separator: "\n")
                 if !text.isEmpty { reasoning.append(text) }
+                if let signature = Reasoning.signature(encryptedContent: item["encrypted_content"]?.string) { reasoningSignature = signature }
             case "item_reference":
                 throw GatewayError.invalidRequest("item references need the response-store plugin on this gateway when the model's provider does not speak the Responses API",
                                                   param: "\(path).type")
@@ -196,7 +198,9 @@ enum ResponsesToChatRequest {
             if !reasoning.isEmpty {
                 let earlier = assistant["reasoning_content"]?.string.map { [$0] } ?? []
                 assistant["reasoning_content"] = JSON((earlier + reasoning).joined(separator: "\n"))
+                if let reasoningSignature { assistant[Reasoning.signatureKey] = JSON(reasoningSignature) }
                 reasoning = []
+                reasoningSignature = nil
             }
             return assistant
         }
