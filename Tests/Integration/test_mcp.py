@@ -284,7 +284,7 @@ def test_manifest_errors_name_the_path(sluice_bin, make_manifest, tmp_path):
     manifest = make_manifest()
     manifest["mcp_servers"] = {"both": {"url": "http://x/mcp", "command": ["x"]}, "none": {}, "bad": {"url": "ftp://x"}}
     manifest["mcp_session_key"] = "tiny-key-XYZ"
-    result = run_cli(sluice_bin, "check", "--config", str(write_manifest(manifest, tmp_path / "plugins.json")))
+    result = run_cli(sluice_bin, "check", str(write_manifest(manifest, tmp_path / "plugins.json")))
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "mcp_servers.both" in output and "not both" in output
