@@ -47,7 +47,10 @@ public struct MCPSessionSeal: Sendable {
         guard text.utf8.allSatisfy({ $0.isBase64URL }) else { return nil }
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
-        return Data(base64Encoded: base64)
+        // Only the canonical spelling: the spare bits of a last character would otherwise let
+        // several ids name one session.
+        guard let data = Data(base64Encoded: base64), base64URL(data) == text else { return nil }
+        return data
     }
 }
 
