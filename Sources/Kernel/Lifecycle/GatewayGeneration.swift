@@ -10,6 +10,10 @@ public final class GatewayGeneration: Sendable {
     public let manifest: Manifest
     public let providers: [String: any Provider]
     public let pipeline: Pipeline
+    /// `/mcp`: the manifest's MCP servers, and the pipeline that ends in them (every middleware
+    /// but the terminal one); `nil` without `mcp_servers`.
+    let mcp: MCPGateway?
+    let mcpPipeline: Pipeline?
     /// Every key the manifest accepts, for logs to hide.
     public let credentials: KnownCredentials
     /// `server.admin_keys`, which operator routes need when there are any.
@@ -25,11 +29,14 @@ public final class GatewayGeneration: Sendable {
     private let isRetired = ManagedAtomic(false)
     private let isShutDown = ManagedAtomic(false)
 
-    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware], background: BackgroundWork) {
+    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware], background: BackgroundWork,
+                 mcp: MCPGateway?) {
         self.manifest = manifest
         self.background = background
         self.providers = providers
         self.pipeline = Pipeline(middlewares)
+        self.mcp = mcp
+        mcpPipeline = mcp.map { mcp in Pipeline(middlewares.filter { !type(of: $0).isTerminal }, end: { try await mcp.handle($0) }) }
         adminKeys = manifest.server.adminKeys.map(\.digest)
         credentials = KnownCredentials(adminKeys + pipeline.authenticators.flatMap(\.credentialDigests))
         self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
@@ -97,7 +104,9 @@ public final class GatewayGeneration: Sendable {
             for plugin in built.reversed() { await plugin.shutdown() }
             throw ManifestErrors(errors)
         }
-        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares, background: background)
+        let mcp = manifest.mcp.isEnabled ? MCPGateway(manifest.mcp, upstream: upstream, environment: environment, logger: logger) : nil
+        await mcp?.start()
+        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares, background: background, mcp: mcp)
         generation.health.start(on: background)
         return generation
     }
@@ -115,6 +124,7 @@ public final class GatewayGeneration: Sendable {
     /// job of its background work.
     public func retire() {
         isRetired.store(true, ordering: .sequentiallyConsistent)
+        mcp?.retire()
         if requests.load(ordering: .sequentiallyConsistent) == 0 { shutDownInBackground() }
     }
 
@@ -141,6 +151,7 @@ public final class GatewayGeneration: Sendable {
     public func shutdown() async {
         guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await health.stop()
+        await mcp?.shutdown()
         for plugin in plugins.reversed() { await plugin.shutdown() }
     }
 

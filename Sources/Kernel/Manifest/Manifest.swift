@@ -8,6 +8,8 @@ public struct Manifest: Sendable {
     public var models: [ModelRoute]
     /// Pipeline entries that are enabled, top to bottom.
     public var pipeline: [PipelineEntry]
+    /// `mcp_servers` and the settings of the `/mcp` endpoint.
+    public var mcp = MCPManifest()
     /// Optional providers left out because a secret is missing, with the reason.
     public var unavailableProviders: [String: String] = [:]
     /// What was left out on purpose; shown by `sluice check` and logged at start.

@@ -30,7 +30,7 @@ public struct ManifestReader: Sendable {
         ConfigField("providers", .map(.object(providerEntrySchema)), default: .object(), "upstream providers by name"),
         ConfigField("models", .map(.object(ModelRoute.schema)), default: .object(), "public model names and where they go"),
         ConfigField("pipeline", .array(.object(pipelineEntrySchema)), required: true, "the stages a request runs through, top to bottom"),
-    ])
+    ] + MCPManifest.fields)
 
     /// Reads and checks `file`. The plugin configs in the result are checked and resolved.
     public func read(file: String) throws(ManifestErrors) -> Manifest {
@@ -104,6 +104,7 @@ public struct ManifestReader: Sendable {
             manifest.models.append(route)
         }
         checkPipeline(top["pipeline"]?.elements ?? [], into: &manifest, checker: &checker)
+        manifest.mcp = MCPManifest.read(top) { checker.fail($0, $1) }
 
         func located(_ error: ManifestError) -> ManifestError {
             var error = error

@@ -100,11 +100,19 @@ public struct CallerIdentity: Sendable, Equatable {
     public var name: String
     /// Public models this caller may use; `nil` means all.
     public var allowedModels: Set<String>?
+    /// Globs over MCP tools named `{server}__{tool}` this caller may list and call; `nil` means all.
+    public var allowedTools: [ToolPattern]?
 
-    public init(name: String, allowedModels: Set<String>?) {
+    public init(name: String, allowedModels: Set<String>?, allowedTools: [ToolPattern]? = nil) {
         self.name = name
         self.allowedModels = allowedModels
+        self.allowedTools = allowedTools
     }
 
     public func allows(model: String) -> Bool { allowedModels?.contains(model) ?? true }
+
+    /// Whether the caller may see and call the MCP tool `qualifiedName` (`{server}__{tool}`).
+    public func allows(tool qualifiedName: String) -> Bool {
+        allowedTools?.contains { $0.matches(qualifiedName) } ?? true
+    }
 }

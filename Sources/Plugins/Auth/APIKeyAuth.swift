@@ -19,6 +19,8 @@ public struct APIKeyAuth: Authenticator {
     public struct ClientKey: PluginSettings {
         public var key = KeySettings()
         @Setting("models", "public models this key may use; \"*\" for all") public var models = ["*"]
+        @Setting("mcp_tools", "MCP tools this key may list and call, as globs over {server}__{tool} (\"docs__*\"); \"*\" for all")
+        public var mcpTools = ["*"]
         @Setting("optional", "true: leave this key out (with a warning) when its secret is missing") public var optional = false
         public init() {}
     }
@@ -39,7 +41,8 @@ public struct APIKeyAuth: Authenticator {
                 throw context.configError("keys[\(index)].name", "another key is already named \"\(key.name)\"")
             }
             digests.append(key.digest)
-            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models)))
+            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models),
+                                             allowedTools: entry.mcpTools.contains("*") ? nil : entry.mcpTools.map(ToolPattern.init)))
         }
         if digests.isEmpty {
             context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",

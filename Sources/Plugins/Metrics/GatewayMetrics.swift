@@ -25,7 +25,7 @@ final class GatewayMetrics: Sendable {
 
     private enum Metric: UInt8 {
         case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
-        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen
+        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration
     }
 
     /// A metric and up to five label values, in the order its make call names them.
@@ -151,6 +151,21 @@ final class GatewayMetrics: Sendable {
     var cacheBytes: Gauge {
         handle(.cacheBytes) {
             registry.makeGauge(descriptor: name("sluice_cache_bytes", "", "Size of the in-memory cache"), labels: [])
+        }
+    }
+
+    func mcpCalls(server: String, method: String, tool: String, outcome: String, key: String) -> Counter {
+        handle(.mcpCalls, server, method, tool, outcome, key) {
+            registry.makeCounter(descriptor: name("sluice_mcp_calls", "total", "MCP JSON-RPC calls by server, method, tool, outcome and key"),
+                                 labels: [("mcp_server", server), ("mcp_method", method), ("gen_ai_tool_name", tool), ("outcome", outcome), ("key_name", key)])
+        }
+    }
+
+    func mcpDuration(server: String, method: String, tool: String, outcome: String) -> ValueHistogram {
+        handle(.mcpDuration, server, method, tool, outcome) {
+            registry.makeValueHistogram(descriptor: name("sluice_mcp_call_duration", "seconds", "Time from an MCP call to the end of its answer"),
+                                        labels: [("mcp_server", server), ("mcp_method", method), ("gen_ai_tool_name", tool), ("outcome", outcome)],
+                                        buckets: Self.secondsBuckets)
         }
     }
 
