@@ -23,7 +23,7 @@ public final class GatewayGeneration: Sendable {
     private let isRetired = ManagedAtomic(false)
     private let isShutDown = ManagedAtomic(false)
 
-    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware]) {
+    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware], signals: PluginSignals) {
         self.manifest = manifest
         self.providers = providers
         self.pipeline = Pipeline(middlewares)
@@ -37,7 +37,7 @@ public final class GatewayGeneration: Sendable {
         self.routes = routes
         health = ProviderHealthMonitor(
             providers: manifest.providers.compactMap { entry in providers[entry.name].map { (entry.name, $0) } },
-            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds))
+            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds), signals: signals)
     }
 
     /// Builds every plugin of a checked manifest (providers first, so the router can see them)
@@ -93,7 +93,7 @@ public final class GatewayGeneration: Sendable {
             for plugin in built.reversed() { await plugin.shutdown() }
             throw ManifestErrors(errors)
         }
-        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares)
+        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares, signals: signals)
         generation.health.start()
         return generation
     }

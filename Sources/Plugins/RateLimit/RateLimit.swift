@@ -33,6 +33,7 @@ public struct RateLimit: Middleware {
     let failOpen: Bool
     let estimatedOutput: Int
     let prefix: String
+    let signals: PluginSignals
 
     public init(settings: Settings, context: PluginContext) throws {
         by = settings.by
@@ -53,6 +54,7 @@ public struct RateLimit: Middleware {
         failOpen = settings.onStoreError != "deny"
         estimatedOutput = settings.estimatedOutputTokens
         prefix = settings.keyPrefix
+        signals = context.signals
     }
 
     public func shutdown() async { await store.shutdown() }
@@ -83,6 +85,7 @@ public struct RateLimit: Middleware {
         } catch {
             request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
                                                                               "on_store_error": .string(failOpen ? "allow" : "deny")])
+            signals.send(RateLimitStoreFailed(allowed: failOpen))
             guard failOpen else {
                 throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
                                    code: "rate_limit_store_unavailable")
