@@ -12,6 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ import pytest
 
 from fakeprovider import FakeProvider
 from harness.constants import LIMITED_KEY, SLUICE_TEST_KEY
+from harness.net import free_port
 from harness.sluice import run_cli
 
 ADMIN_KEY = "status-admin-key-4d2f9"
@@ -32,7 +36,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-def status_manifest(spare: FakeProvider, status: dict | None = None, admin: bool = True):
+def status_manifest(spare, status: dict | None = None, admin: bool = True):
     def edit(manifest: dict) -> None:
         manifest["server"]["health_probe_interval_s"] = PROBE_INTERVAL_S
         if admin:
@@ -45,14 +49,34 @@ def status_manifest(spare: FakeProvider, status: dict | None = None, admin: bool
     return edit
 
 
+class SpareProvider:
+    """A fake provider in a process of its own, so that killing it drops every connection, the
+    gateway's kept-alive ones included, as a crashed provider would."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.process = subprocess.Popen([sys.executable, "-m", "fakeprovider.server", "--port", str(self.port)],
+                                        cwd=Path(__file__).parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "the spare fake provider did not start"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(5)
+
+
 @pytest.fixture
 def spare():
-    provider = FakeProvider().start()
+    provider = SpareProvider()
     yield provider
-    try:
-        provider.stop()
-    except OSError:
-        pass
+    provider.kill()
 
 
 def send_traffic(gw, fake: FakeProvider, rounds: int = 6) -> None:
@@ -206,7 +230,7 @@ def test_status_page_in_a_browser(start_sluice, fake, spare, browser, tmp_path: 
     # The spare provider dies: its row turns red within two refreshes of the page.
     def generated():
         return browser.execute_script("return document.body.dataset.generatedAt")
-    spare.stop()
+    spare.kill()
     killed_at = generated()
     refreshes = []
     def red():
