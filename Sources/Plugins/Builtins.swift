@@ -9,6 +9,7 @@ public enum Builtins {
         // pipeline
         AccessLog.self,
         MetricsPlugin.self,
+        StatusPage.self,
         TracingPlugin.self,
         APIKeyAuth.self,
         JWTAuth.self,

@@ -30,7 +30,7 @@ public final class GatewayGeneration: Sendable {
     private let isShutDown = ManagedAtomic(false)
 
     private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware], background: BackgroundWork,
-                 mcp: MCPGateway?) {
+                 signals: PluginSignals, mcp: MCPGateway?) {
         self.manifest = manifest
         self.background = background
         self.providers = providers
@@ -47,7 +47,7 @@ public final class GatewayGeneration: Sendable {
         self.routes = routes
         health = ProviderHealthMonitor(
             providers: manifest.providers.compactMap { entry in providers[entry.name].map { (entry.name, $0) } },
-            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds))
+            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds), signals: signals)
     }
 
     /// Builds every plugin of a checked manifest (providers first, so the router can see them)
@@ -106,7 +106,8 @@ public final class GatewayGeneration: Sendable {
         }
         let mcp = manifest.mcp.isEnabled ? MCPGateway(manifest.mcp, upstream: upstream, environment: environment, logger: logger) : nil
         await mcp?.start()
-        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares, background: background, mcp: mcp)
+        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares, background: background,
+                                           signals: signals, mcp: mcp)
         generation.health.start(on: background)
         return generation
     }

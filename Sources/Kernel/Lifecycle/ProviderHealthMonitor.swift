@@ -16,10 +16,12 @@ final class ProviderHealthMonitor: Sendable {
     private let interval: Duration
     private let health: NIOLockedValueBox<[String: Health]>
     private let probing = NIOLockedValueBox<BackgroundJob?>(nil)
+    private let signals: PluginSignals
 
-    init(providers: [(name: String, provider: any Provider)], unavailable: [String: String], interval: Duration) {
+    init(providers: [(name: String, provider: any Provider)], unavailable: [String: String], interval: Duration, signals: PluginSignals) {
         self.providers = providers
         self.interval = interval
+        self.signals = signals
         var initial: [String: Health] = [:]
         for (name, _) in providers { initial[name] = Health(status: "unknown", detail: "not probed yet") }
         for (name, reason) in unavailable { initial[name] = Health(status: "not configured", detail: reason) }
@@ -74,6 +76,8 @@ final class ProviderHealthMonitor: Sendable {
             }
             for await case let (name, entry)? in group {
                 health.withLockedValue { $0[name] = entry }
+                signals.send(ProviderProbed(provider: name, isUp: entry.status == "up", detail: entry.detail, checkedAt: entry.checkedAt ?? Date(),
+                                            latencyMilliseconds: entry.latencyMilliseconds ?? 0))
             }
         }
     }

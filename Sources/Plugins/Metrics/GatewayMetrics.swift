@@ -25,7 +25,7 @@ final class GatewayMetrics: Sendable {
 
     private enum Metric: UInt8 {
         case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
-        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration
+        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors
     }
 
     /// A metric and up to five label values, in the order its make call names them.
@@ -174,6 +174,15 @@ final class GatewayMetrics: Sendable {
         handle(.circuitOpen, provider, model) {
             registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
                                labels: [("provider", provider), ("upstream_model", model)])
+        }
+    }
+
+    /// Reservations the rate-limit store (Redis) failed to answer, by what became of the request.
+    func rateLimitStoreErrors(action: String) -> Counter {
+        handle(.rateLimitStoreErrors, action) {
+            registry.makeCounter(descriptor: name("sluice_rate_limit_store_errors", "total",
+                                                  "Rate-limit store failures, by what became of the request (allowed, refused)"),
+                                 labels: [("action", action)])
         }
     }
 }

@@ -25,6 +25,14 @@ public struct MetricsPlugin: Middleware {
         context.signals.listen(for: CircuitChanged.self) { metrics.circuitOpen(provider: $0.provider, model: $0.model).set(to: $0.isOpen ? 1.0 : 0.0) }
         context.signals.listen(for: CacheEvicted.self) { metrics.cacheEvictions.increment(by: Int64($0.answers)) }
         context.signals.listen(for: CacheResized.self) { metrics.cacheBytes.set(Double($0.bytes)) }
+        context.signals.listen(for: RateLimitStoreFailed.self) { metrics.rateLimitStoreErrors(action: $0.allowed ? "allowed" : "refused").increment() }
+        // Series that alerts and dashboards watch exist from the start, at zero, so that "no
+        // failures yet" and "not scraped" look different: every target's breaker and the
+        // rate-limit store's failures.
+        for model in context.manifest.models {
+            for target in model.targets { metrics.circuitOpen(provider: target.provider, model: target.model).set(to: 0.0) }
+        }
+        for action in ["allowed", "refused"] { _ = metrics.rateLimitStoreErrors(action: action) }
     }
 
     public var routes: [PluginRoute] {

@@ -38,6 +38,7 @@ public struct RateLimit: Middleware {
     let prefix: String
     /// Where settles run: after the answer, so that the store's round trip never delays it.
     let background: BackgroundWork
+    let signals: PluginSignals
 
     public init(settings: Settings, context: PluginContext) throws {
         by = settings.by
@@ -60,6 +61,7 @@ public struct RateLimit: Middleware {
         failOpen = settings.onStoreError != "deny"
         estimatedOutput = settings.estimatedOutputTokens
         prefix = settings.keyPrefix
+        signals = context.signals
     }
 
     public func shutdown() async { await store.shutdown() }
@@ -91,6 +93,7 @@ public struct RateLimit: Middleware {
         } catch {
             request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
                                                                               "on_store_error": .string(failOpen ? "allow" : "deny")])
+            signals.send(RateLimitStoreFailed(allowed: failOpen))
             guard failOpen else {
                 throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
                                    code: "rate_limit_store_unavailable")
