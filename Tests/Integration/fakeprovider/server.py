@@ -27,6 +27,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import anthropic_shapes as anthropic
+from . import bedrock
 from . import openai_shapes as shapes
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
 from .faults import Fault, FaultQueue
@@ -215,6 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", anthropic.PATH): self._messages,
         }
         handler = routes.get((method, path))
+        if bedrock.matches(path):
+            bedrock.handle(self, method, path, raw, body, fault, conn)
+            return
         deployment = azure_deployment(path)
         if deployment is not None and method == "POST":
             handler = self._azure(deployment, path.endswith("/embeddings"))
