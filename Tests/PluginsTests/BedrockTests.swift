@@ -313,6 +313,11 @@ import Testing
         return again.authorization == authorization
     }
 
+    /// What the gateway sent but for its health probes.
+    static func calls(_ upstream: LocalHTTPServer) -> [LocalHTTPServer.Request] {
+        upstream.requests.filter { $0.headers.first(name: "user-agent") != "sluice-health-probe" }
+    }
+
     static func withBedrock(_ body: (TestGateway, LocalHTTPServer) async throws -> Void) async throws {
         let upstream = try await Self.bedrock()
         let models = ["anthropic.claude-3-haiku-20240307-v1:0", "throttled", "denied", "invalid", "stream-throttled", "bad-crc",
@@ -338,7 +343,7 @@ import Testing
             #expect(whole.text == "echo hello there")
             #expect(whole.body?["id"]?.string == "chatcmpl-req-1")
             #expect(whole.body?["usage"]?["total_tokens"]?.int == 6)
-            let sent = try #require(upstream.requests.last)
+            let sent = try #require(Self.calls(upstream).last)
             #expect(sent.uri == "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse")
             #expect(sent.headers.first(name: "x-amz-security-token") == "test-session")
             #expect(sent.headers.first(name: "x-team") == "ml")
@@ -353,15 +358,15 @@ import Testing
             #expect(streamed.text == "echo hello there ")
             #expect(streamed.events?.last?.isDone == true)
             #expect(streamed.events?.compactMap { $0.json?["choices"]?[0]?["finish_reason"]?.string } == ["stop"])
-            #expect(upstream.requests.last?.uri == "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream")
-            #expect(upstream.requests.last?.headers.first(name: "accept") == "application/vnd.amazon.eventstream")
+            #expect(Self.calls(upstream).last?.uri == "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream")
+            #expect(Self.calls(upstream).last?.headers.first(name: "accept") == "application/vnd.amazon.eventstream")
 
             // Anthropic's front door, through chat.
             let messages: JSON = ["model": "anthropic.claude-3-haiku-20240307-v1:0", "max_tokens": 20, "messages": [["role": "user", "content": "hi"]]]
             let viaMessages = try await gateway.send(.POST, "/v1/messages", body: messages)
             #expect(viaMessages.status == .ok)
             #expect(viaMessages.body?["content"]?[0]?["text"]?.string == "echo hi")
-            #expect(try JSON.parse(try #require(upstream.requests.last).body)["inferenceConfig"]?["maxTokens"]?.int == 20)
+            #expect(try JSON.parse(try #require(Self.calls(upstream).last).body)["inferenceConfig"]?["maxTokens"]?.int == 20)
         }
     }
 
@@ -405,14 +410,14 @@ import Testing
             #expect(answer.body?["data"]?.elements.map { $0["embedding"]?[0]?.double } == [3, 9, 16])  // in input order
             #expect(answer.body?["data"]?.elements.map { $0["index"]?.int } == [0, 1, 2])
             #expect(answer.body?["usage"]?["prompt_tokens"]?.int == 6)  // from the token count header
-            let titanCalls = upstream.requests.filter { $0.uri == "/model/amazon.titan-embed-text-v2%3A0/invoke" }
+            let titanCalls = Self.calls(upstream).filter { $0.uri == "/model/amazon.titan-embed-text-v2%3A0/invoke" }
             #expect(titanCalls.count == 3)
             #expect(titanCalls.allSatisfy { (try? JSON.parse($0.body))?["dimensions"]?.int == 256 })
 
             let cohere: JSON = ["model": "cohere.embed-english-v3", "input": ["a", "b"], "encoding_format": "base64"]
             let packed = try await gateway.send(.POST, "/v1/embeddings", body: cohere)
             #expect(packed.status == .ok)
-            let sent = try JSON.parse(try #require(upstream.requests.last).body)
+            let sent = try JSON.parse(try #require(Self.calls(upstream).last).body)
             #expect(sent == ["texts": ["a", "b"], "input_type": "search_document"])
             let vector = try #require(packed.body?["data"]?[1]?["embedding"]?.string.flatMap { Data(base64Encoded: $0) })
             #expect(vector.count == 8)
@@ -435,18 +440,19 @@ import Testing
                           : .json(#"{"message":"denied"}"#, status: .forbidden)
         }
         defer { Task { await upstream.shutdown() } }
-        var settings = BedrockProvider.Settings()
-        settings.region = "us-west-2"
-        settings.baseURL = upstream.url
-        settings.accessKeyID = "AKIDTEST"
-        settings.secretAccessKey = "s"
-        let provider = try BedrockProvider(settings: settings, context: try testContext())
-        let result = try #require(await provider.probe())
+        func probe(keyID: String) async throws -> ProbeResult? {
+            let manifest = """
+                {"providers": {"b": {"plugin": "bedrock", "config": {"region": "us-west-2", "base_url": "\(upstream.url)",
+                                     "access_key_id": "\(keyID)", "secret_access_key": "s"}}},
+                 "models": {}, "pipeline": [{"plugin": "router"}]}
+                """
+            return try await withGateway(manifest) { await $0.generation.providers["b"]?.probe() }
+        }
+        let result = try #require(try await probe(keyID: "AKIDTEST"))
         #expect(result.isUp)
         #expect(result.detail.contains("400"))
         #expect(upstream.requests.last?.uri == "/model/sluice-health-probe/converse")
-        settings.accessKeyID = "AKIDOTHER"
-        let refused = try #require(await BedrockProvider(settings: settings, context: try testContext()).probe())
+        let refused = try #require(try await probe(keyID: "AKIDOTHER"))
         #expect(!refused.isUp)
         #expect(refused.detail.contains("403"))
     }

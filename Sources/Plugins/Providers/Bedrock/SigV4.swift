@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Kernel
 import NIOCore
 import NIOHTTP1
 
@@ -67,10 +68,10 @@ struct SigV4Signer: Sendable {
 
     /// The key for one day's signatures: the secret, HMAC-chained through date, region, service.
     func signingKey(day: String) -> SymmetricKey {
-        let date = Self.hmac(SymmetricKey(data: Array("AWS4\(credentials.secretAccessKey)".utf8)), day)
-        let region = Self.hmac(SymmetricKey(data: date), region)
-        let service = Self.hmac(SymmetricKey(data: region), service)
-        return SymmetricKey(data: Self.hmac(SymmetricKey(data: service), "aws4_request"))
+        let dateKey = Self.hmac(SymmetricKey(data: Array("AWS4\(credentials.secretAccessKey)".utf8)), day)
+        let regionKey = Self.hmac(SymmetricKey(data: dateKey), region)
+        let serviceKey = Self.hmac(SymmetricKey(data: regionKey), service)
+        return SymmetricKey(data: Self.hmac(SymmetricKey(data: serviceKey), "aws4_request"))
     }
 
     private static func hmac(_ key: SymmetricKey, _ message: String) -> [UInt8] {
