@@ -3,7 +3,7 @@ import Kernel
 /// Amazon Bedrock Runtime: chat through the Converse API (ConverseStream for streams, answered in
 /// AWS's binary event stream framing), embeddings through InvokeModel (Titan and Cohere), every
 /// request signed with AWS Signature Version 4. It speaks Chat Completions and Embeddings; the
-/// Kernel serves Messages and Responses clients through chat.
+/// Kernel translates the other front doors' requests to chat.
 ///
 ///     "providers": { "bedrock": { "plugin": "bedrock", "config": { "region": "us-east-1" } } }
 ///
