@@ -24,6 +24,7 @@ public enum Builtins {
         OpenAIProvider.self,
         AzureOpenAIProvider.self,
         AnthropicProvider.self,
+        BedrockProvider.self,
     ]
 
     public static func registry() -> PluginRegistry {

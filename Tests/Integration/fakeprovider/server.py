@@ -30,6 +30,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import anthropic_shapes as anthropic
+from . import bedrock
 from . import openai_shapes as shapes
 from . import responses_shapes as responses
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
@@ -221,6 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", responses.AZURE_PATH): self._azure_v1(self._responses),
         }
         handler = routes.get((method, path))
+        if bedrock.matches(path):
+            bedrock.handle(self, method, path, raw, body, fault, conn)
+            return
         deployment = azure_deployment(path)
         if deployment is not None and method == "POST":
             handler = self._azure(deployment, path.endswith("/embeddings"))
