@@ -23,6 +23,8 @@ public enum Builtins {
         OpenAIProvider.self,
         AzureOpenAIProvider.self,
         AnthropicProvider.self,
+        GeminiProvider.self,
+        VertexAIProvider.self,
     ]
 
     public static func registry() -> PluginRegistry {
