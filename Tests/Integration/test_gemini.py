@@ -12,7 +12,9 @@ One gateway serves the module; the fake is reset before every test.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 
 import anthropic
@@ -239,15 +241,19 @@ def test_messages_tool_round_trip(claude, fake):
 
 def test_embeddings_float_and_base64(oai, gw, fake):
     floats = oai.embeddings.create(model=GEM_EMBED, input=["alpha", "beta gamma"], dimensions=4, encoding_format="float")
-    assert [d.embedding for d in floats.data] == [openai_shapes.embedding_for("alpha", 4),
-                                                  openai_shapes.embedding_for("beta gamma", 4)]
+    # Floats go through the gateway's JSON encoder (15 significant digits); base64 is exact.
+    assert [d.embedding for d in floats.data] == [pytest.approx(openai_shapes.embedding_for("alpha", 4), rel=1e-12),
+                                                  pytest.approx(openai_shapes.embedding_for("beta gamma", 4), rel=1e-12)]
     up = only(fake.requests(f"/v1beta/models/{UP_EMBED}:batchEmbedContents"))
     assert_gemini_auth(up)
     assert up["body"]["requests"][1] == {"model": f"models/{UP_EMBED}", "content": {"parts": [{"text": "beta gamma"}]},
                                          "outputDimensionality": 4}
-    # The SDK asks for base64 by default and decodes it.
-    decoded = oai.embeddings.create(model=GEM_EMBED, input="alpha")
-    assert decoded.data[0].embedding == openai_shapes.embedding_for("alpha", openai_shapes.DEFAULT_EMBEDDING_DIMENSIONS)
+    # base64 (what the SDK asks for by default; its strict validation cannot check it, so raw HTTP): exact float32.
+    answer = httpx.post(f"{gw.base_url}/embeddings", headers={"authorization": f"Bearer {SLUICE_TEST_KEY}"}, timeout=TIMEOUT_S,
+                        json={"model": GEM_EMBED, "input": "alpha", "encoding_format": "base64"}).json()
+    raw = base64.b64decode(answer["data"][0]["embedding"])
+    assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == openai_shapes.embedding_for("alpha", openai_shapes.DEFAULT_EMBEDDING_DIMENSIONS)
+    assert answer["object"] == "list" and answer["model"] == UP_EMBED
 
 
 # --- errors -------------------------------------------------------------------------------------
