@@ -326,7 +326,7 @@ import Testing
             #expect(answer.body?["usage"]?["total_tokens"]?.int == 7)
             #expect(answer.headers.first(name: "x-sluice-provider") == "g")
 
-            let sent = try #require(upstream.requests.last)
+            let sent = try #require(upstream.requests.last { $0.method == .POST })
             #expect(sent.uri == "/v1beta/models/gemini-x:generateContent")
             #expect(sent.headers.first(name: "x-goog-api-key") == "g-key")
             #expect(sent.headers.first(name: "x-org") == "acme")
@@ -341,7 +341,7 @@ import Testing
             #expect(streamed.status == .ok)
             #expect(streamed.text == "Hi there")
             #expect(streamed.events?.last?.isDone == true)
-            #expect(upstream.requests.last?.uri == "/v1beta/models/gemini-x:streamGenerateContent?alt=sse")
+            #expect(upstream.requests.last { $0.method == .POST }?.uri == "/v1beta/models/gemini-x:streamGenerateContent?alt=sse")
 
             // Anthropic's front door: the Kernel translates to chat completions, the provider to Gemini.
             let messages: JSON = ["model": "m", "max_tokens": 10, "system": "be brief", "messages": [["role": "user", "content": "hi"]]]
@@ -349,7 +349,7 @@ import Testing
             #expect(direct.status == .ok)
             #expect(direct.body?["content"]?[0]?["text"]?.string == "hi from gemini")
             #expect(direct.body?["usage"]?["output_tokens"]?.int == 3)
-            let translated = try JSON.parse(try #require(upstream.requests.last).body)
+            let translated = try JSON.parse(try #require(upstream.requests.last { $0.method == .POST }).body)
             #expect(translated["systemInstruction"]?["parts"]?[0]?["text"]?.string == "be brief")
             #expect(translated["generationConfig"]?["maxOutputTokens"]?.int == 10)
 
@@ -368,7 +368,7 @@ import Testing
                                                   headers: ProvidersTests.client)
             #expect(embedded.status == .ok)
             #expect(embedded.body?["data"]?[0]?["embedding"] == JSON.init(array: [0.5, 0.25]))
-            let sent = try #require(upstream.requests.last)
+            let sent = try #require(upstream.requests.last { $0.method == .POST })
             #expect(sent.uri == "/v1beta/models/e:batchEmbedContents")
             #expect(try JSON.parse(sent.body)["requests"]?[0]?["outputDimensionality"]?.int == 2)
 
@@ -387,10 +387,8 @@ import Testing
     @Test func theProbeListsOneModel() async throws {
         let upstream = try await Self.upstream()
         defer { Task { await upstream.shutdown() } }
-        var settings = GeminiProvider.Settings()
-        settings.apiKey = "g-key"
-        settings.baseURL = upstream.url
-        let provider = try GeminiProvider(settings: settings, context: try testContext())
+        let config = JSON(object: [("api_key", "g-key"), ("base_url", JSON(upstream.url))])
+        let provider = try GeminiProvider.build(config: PluginConfig(json: config, path: "providers.g.config"), context: try testContext())
         let result = await provider.probe()
         #expect(result?.isUp == true)
         #expect(result?.detail == "HTTP 200")
