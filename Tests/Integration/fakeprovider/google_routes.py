@@ -3,7 +3,7 @@ endpoints (Gemini and embedding models under ``publishers/google``, Claude under
 ``publishers/anthropic``) and the OAuth token endpoint service accounts trade JWTs at.
 
     POST /{v1beta|v1}/models/{model}:generateContent | :streamGenerateContent?alt=sse | :batchEmbedContents
-    GET  /{v1beta|v1}/models                                  (x-goog-api-key)
+    GET  /{v1beta|v1}/models                                  (with x-goog-api-key; without, OpenAI's list)
     POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent | :streamGenerateContent?alt=sse | :predict
     POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{model}:rawPredict | :streamRawPredict
     POST /token                                               (see vertex.py)
@@ -40,7 +40,8 @@ def route(handler, method: str, path: str) -> Handle | None:
     """The handler for a Google endpoint, or None when the path is not one."""
     if method == "POST" and path == vertex.TOKEN_PATH:
         return lambda raw, body, fault, conn: _token(handler, raw)
-    if method == "GET" and AI_STUDIO_MODELS.match(path):
+    # GET /v1/models is OpenAI's too: Google's only when a Google key asks.
+    if method == "GET" and AI_STUDIO_MODELS.match(path) and "x-goog-api-key" in _headers(handler):
         return lambda raw, body, fault, conn: _ai_studio_models(handler)
     if method != "POST":
         return None
