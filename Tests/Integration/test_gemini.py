@@ -286,11 +286,11 @@ def test_ready_verbose_shows_the_probe(gw, fake):
     deadline = time.monotonic() + 5
     while True:
         providers = httpx.get(f"{gw.url}/ready?verbose=1", timeout=5).json()["providers"]
-        if providers["google"]["status"] != "unknown" and providers["google-bad"]["status"] != "unknown":
+        probes = [r for r in fake.requests(include_probes=True) if r["path"] == "/v1beta/models"]
+        if providers["google"]["status"] != "unknown" and providers["google-bad"]["status"] != "unknown" and probes:
             break
         assert time.monotonic() < deadline, providers
         time.sleep(0.1)
     assert providers["google"]["status"] == "up" and providers["google"]["detail"] == "HTTP 200"
     assert providers["google-bad"]["detail"] == "HTTP 400"
-    probes = [r for r in fake.requests(include_probes=True) if r["path"] == "/v1beta/models"]
-    assert probes and probes[-1]["query"] == {"pageSize": "1"}
+    assert probes[-1]["query"] == {"pageSize": "1"} and probes[-1]["headers"]["x-goog-api-key"] in (GEMINI_KEY, "an-invalid-key")
