@@ -25,6 +25,8 @@ public enum Builtins {
         AzureOpenAIProvider.self,
         AnthropicProvider.self,
         BedrockProvider.self,
+        GeminiProvider.self,
+        VertexAIProvider.self,
     ]
 
     public static func registry() -> PluginRegistry {

@@ -14,6 +14,8 @@ public struct Manifest: Sendable {
     public var unavailableProviders: [String: String] = [:]
     /// What was left out on purpose; shown by `sluice check` and logged at start.
     public var warnings: [ManifestError] = []
+    /// Where each setting given as a secret reference was read from, by its path in the manifest.
+    public var secretReferences: [String: SecretReference] = [:]
 
     public struct ProviderEntry: Sendable {
         public var name: String

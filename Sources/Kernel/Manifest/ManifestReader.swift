@@ -113,6 +113,7 @@ public struct ManifestReader: Sendable {
         }
         guard checker.errors.isEmpty else { throw ManifestErrors(checker.errors.map(located)) }
         manifest.warnings = checker.warnings.map(located)
+        manifest.secretReferences = checker.secretReferences
         return manifest
     }
 

@@ -40,6 +40,12 @@ public struct PluginContext: Sendable {
         return context
     }
 
+    /// The reference the setting at `key` was read from (`{"file": …}`, say); `nil` when the
+    /// manifest gave the value itself. A credential that rotates is re-read through it.
+    public func secretReference(_ key: String) -> SecretReference? {
+        manifest.secretReferences[configPath.isEmpty ? key : configPath + "." + key]
+    }
+
     /// An error about the setting at `key` (a member name, or a path within the config such as
     /// `keys[2].name`), or about the config itself, for a plugin's own checks.
     public func configError(_ key: String?, _ message: String) -> ManifestError {

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import anthropic_shapes as anthropic
 from . import bedrock
+from . import google_routes
 from . import openai_shapes as shapes
 from . import responses_shapes as responses
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
@@ -174,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2])
 
         try:
-            model = azure_deployment(url.path) or (body.get("model") if isinstance(body, dict) else None)
+            model = (azure_deployment(url.path) or google_routes.model_in_path(url.path)
+                     or (body.get("model") if isinstance(body, dict) else None))
             fault = Fault.from_headers(headers) or provider.faults.take(
                 url.path, model if isinstance(model, str) else None,
                 probe=headers.get("user-agent") == HEALTH_PROBE_USER_AGENT)
@@ -213,6 +215,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, raw: bytes, body: Any, fault: Fault,
                conn: ClientConnection) -> None:
+        google = google_routes.route(self, method, path)  # Gemini, Vertex AI and their token endpoint
+        if google is not None:
+            google(raw, body, fault, conn)
+            return
         routes = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,
