@@ -424,3 +424,13 @@ def test_the_health_probe_proves_the_credentials(gw):
         time.sleep(0.2)
     assert providers["bedrock"]["status"] == "up" and "credentials accepted" in providers["bedrock"]["detail"]
     assert providers["bedrock-wrong"]["status"] == "down" and "403" in providers["bedrock-wrong"]["detail"]
+
+
+def test_responses_front_door(oai):
+    """A Responses client reaches Bedrock through the Kernel's translation (Responses → chat → Converse)."""
+    client = oai
+    whole = client.responses.create(model="claude-bedrock", input="hello there", instructions="be brief")
+    assert whole.output_text == "echo: hello there" and whole.usage.total_tokens > 0
+    with client.responses.stream(model="claude-bedrock", input="hello there") as stream:
+        assert "".join(e.delta for e in stream if e.type == "response.output_text.delta") == "echo: hello there"
+        assert stream.get_final_response().status == "completed"

@@ -294,3 +294,13 @@ def test_ready_verbose_shows_the_probe(gw, fake):
     assert providers["google"]["status"] == "up" and providers["google"]["detail"] == "HTTP 200"
     assert providers["google-bad"]["detail"] == "HTTP 400"
     assert probes[-1]["query"] == {"pageSize": "1"} and probes[-1]["headers"]["x-goog-api-key"] in (GEMINI_KEY, "an-invalid-key")
+
+
+def test_responses_front_door(oai, fake):
+    """A Responses client reaches Gemini through the Kernel's translation (Responses → chat → Gemini)."""
+    whole = oai.responses.create(model=GEM, input="hello there", instructions="be brief")
+    assert whole.output_text == "echo: hello there" and whole.usage.total_tokens > 0
+    assert only(fake.requests(GENERATE))["body"]["systemInstruction"] == {"parts": [{"text": "be brief"}]}
+    with oai.responses.stream(model=GEM, input="hello there") as stream:
+        assert "".join(e.delta for e in stream if e.type == "response.output_text.delta") == "echo: hello there"
+        assert stream.get_final_response().status == "completed"

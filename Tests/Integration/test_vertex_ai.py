@@ -268,3 +268,13 @@ def test_ready_verbose_shows_the_token_probe(gw):
         time.sleep(0.1)
     assert providers["vertex"]["status"] == "up" and providers["vertex"]["detail"] == "access token obtained"
     assert providers["vertex-broken"]["status"] == "down" and "Invalid JWT Signature" in providers["vertex-broken"]["detail"]
+
+
+@pytest.mark.parametrize("model", [VGEM, VCLAUDE])
+def test_responses_front_door(oai, model):
+    """Responses clients reach Gemini and Claude models on Vertex through the Kernel's translation."""
+    whole = oai.responses.create(model=model, input="hello there", max_output_tokens=50)
+    assert "hello there" in whole.output_text and whole.usage.total_tokens > 0
+    with oai.responses.stream(model=model, input="hello there", max_output_tokens=50) as stream:
+        assert "hello there" in "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        assert stream.get_final_response().status == "completed"

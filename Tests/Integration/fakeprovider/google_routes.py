@@ -205,7 +205,8 @@ def _vertex_claude(handler, model: str, action: str, body: Any, fault, conn) -> 
     handler._note(usage=usage)
     if body.get("stream") is True:
         handler._stream(anthropic.iter_stream_events(model, reply, input_count, output_count),
-                        anthropic.stream_event_count(reply), fault, conn, anthropic_events=True)
+                        anthropic.stream_event_count(reply), fault, conn, named_events=True,
+                        error_event=lambda _: anthropic.error_body("overloaded_error", "Overloaded"))
     else:
         handler._send_whole(200, anthropic.message(model, reply, usage))
 
