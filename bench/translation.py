@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """What translation costs: each front door (Chat Completions, Messages, Responses) against each
 kind of provider (one that speaks Chat Completions, one that speaks Responses natively, one that
-speaks Anthropic Messages), whole and streamed, through the same sluice on one keep-alive
-connection. For each cell: p50/p99 latency and the sluice process's CPU per request. The added
+speaks Anthropic Messages, and the native Gemini and Bedrock providers, which translate chat to
+their own formats), whole and streamed, through the same sluice on one keep-alive connection. For each cell: p50/p99 latency and the sluice process's CPU per request. The added
 cost of a translation is a cell minus its pass-through neighbour against the same upstream.
 
     python3 bench/translation.py [--requests N] [--sluice PATH]
@@ -101,7 +101,51 @@ def responses_stream() -> bytes:
     return sse([(e["type"], {**e, "sequence_number": n}) for n, e in enumerate(events)])
 
 
+GEMINI = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hello! How can I help you today?"}]},
+                          "finishReason": "STOP", "index": 0}],
+          "usageMetadata": {"promptTokenCount": 19, "candidatesTokenCount": 9, "totalTokenCount": 28},
+          "modelVersion": "bench-upstream"}
+CONVERSE = {"output": {"message": {"role": "assistant", "content": [{"text": "Hello! How can I help you today?"}]}},
+            "stopReason": "end_turn", "usage": {"inputTokens": 19, "outputTokens": 9, "totalTokens": 28},
+            "metrics": {"latencyMs": 1}}
+
+
+def gemini_stream() -> bytes:
+    chunks = [{"candidates": [{"content": {"role": "model", "parts": [{"text": w + " "}]}, "index": 0}],
+               "modelVersion": "bench-upstream"} for w in WORDS]
+    chunks[-1]["candidates"][0]["finishReason"] = "STOP"
+    chunks[-1]["usageMetadata"] = GEMINI["usageMetadata"]
+    return sse([(None, c) for c in chunks])
+
+
+def eventstream_frame(event_type: str, payload: dict) -> bytes:
+    """One `application/vnd.amazon.eventstream` message: prelude, its CRC, headers, payload, CRC."""
+    import struct
+    import zlib
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")):
+        headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(value)) + value.encode()
+    body = json.dumps(payload).encode()
+    prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def converse_stream() -> bytes:
+    frames = [eventstream_frame("messageStart", {"role": "assistant"})]
+    frames += [eventstream_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": w + " "}}) for w in WORDS]
+    frames += [eventstream_frame("contentBlockStop", {"contentBlockIndex": 0}),
+               eventstream_frame("messageStop", {"stopReason": "end_turn"}),
+               eventstream_frame("metadata", {"usage": CONVERSE["usage"], "metrics": {"latencyMs": 1}})]
+    return b"".join(frames)
+
+
 ANSWERS = {  # path suffix → (whole, stream)
+    ":generateContent": (json.dumps(GEMINI).encode(), b""),
+    ":streamGenerateContent": (b"", gemini_stream()),
+    "/converse": (json.dumps(CONVERSE).encode(), b""),
+    "/converse-stream": (b"", converse_stream()),
     "/chat/completions": (json.dumps(CHAT).encode(), chat_stream()),
     "/messages": (json.dumps(MESSAGE).encode(), anthropic_stream()),
     "/responses": (json.dumps(RESPONSE).encode(), responses_stream()),
@@ -117,12 +161,14 @@ class Upstream(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        stream = b'"stream":true' in body.replace(b" ", b"")
         path = self.path.split("?")[0]
+        # Gemini and Bedrock say "stream" in the path; the others in the body.
+        stream = b'"stream":true' in body.replace(b" ", b"") or path.endswith((":streamGenerateContent", "/converse-stream"))
         whole, streamed = next((v for k, v in ANSWERS.items() if path.endswith(k)), (b"{}", b""))
         payload = streamed if stream else whole
+        kind = "application/vnd.amazon.eventstream" if path.endswith("/converse-stream") else "text/event-stream"
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream" if stream else "application/json")
+        self.send_header("content-type", kind if stream else "application/json")
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -189,6 +235,9 @@ def main() -> None:
         "chat": {"plugin": "openai-compatible", "config": {"base_url": base + "/v1"}},
         "responses": {"plugin": "openai", "config": {"base_url": base + "/v1", "api_key": "sk-upstream"}},
         "anthropic": {"plugin": "anthropic", "config": {"base_url": base, "api_key": "sk-upstream"}},
+        "gemini": {"plugin": "gemini", "config": {"base_url": base, "api_key": "bench-google-key"}},
+        "bedrock": {"plugin": "bedrock", "config": {"base_url": base, "region": "us-east-1", "access_key_id": "AKIDBENCH",
+                                                    "secret_access_key": "bench-secret"}},
     }
     manifest = {
         "server": {"listen": [f"127.0.0.1:{port}"], "drain_timeout_s": 1},
@@ -213,7 +262,7 @@ def main() -> None:
                         raise SystemExit("sluice did not start (run `sluice check` on the manifest)")
                     time.sleep(0.05)
             rows = []
-            for provider in ("chat", "responses", "anthropic"):
+            for provider in providers:
                 for door in ("chat", "messages", "responses"):
                     for stream in (False, True):
                         result = measure(port, sluice.pid, door, provider, stream, args.requests)
@@ -226,19 +275,23 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "translation.json").write_text(json.dumps(rows, indent=2))
-    native = {"chat": "chat", "responses": "responses", "anthropic": "messages"}
+    # Gemini and Bedrock translate chat to their own formats in the provider; their chat rows are
+    # compared with the chat provider's pass-through of the same front door.
+    native = {"chat": "chat", "responses": "responses", "anthropic": "messages", "gemini": "chat", "bedrock": "chat"}
     lines = [
         "# Translation cost",
         "",
         f"Measured by `bench/translation.py` on {dt.date.today()} ({os.cpu_count()} cores, {args.requests} requests per",
         "cell on one keep-alive connection, the release binary, auth + router). The provider's native front door",
-        "is the pass-through row; the others are translated. Δ is against that row, same upstream, same kind of answer.",
+        "is the pass-through row; the others are translated. Δ is against that row (for gemini and bedrock: the chat",
+        "provider's chat pass-through), same kind of answer; every upstream is the same canned server.",
         "",
         "| provider speaks | front door | answer | p50 ms | p99 ms | CPU µs/request | Δ p50 ms | Δ CPU µs |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        base_row = next(r for r in rows if r["provider"] == row["provider"] and r["front_door"] == native[row["provider"]]
+        own = row["provider"] if row["provider"] in ("chat", "responses", "anthropic") else "chat"
+        base_row = next(r for r in rows if r["provider"] == own and r["front_door"] == native[row["provider"]]
                         and r["stream"] == row["stream"])
         same = row is base_row
         lines.append(f"| {row['provider']} | {row['front_door']} | {'stream' if row['stream'] else 'whole'} | {row['p50_ms']} | "
