@@ -7,6 +7,8 @@ import NIOCore
 /// again (streamed or not) is answered from the cache; identical requests in flight at once wait
 /// for one upstream call. `cache-control: no-cache` skips the read, `no-store` the write; the
 /// answer says `x-sluice-cache: hit | miss | bypass`. A store that fails only costs misses.
+/// Responses API requests are not cached: each Response has an id of its own, by which a client
+/// (and `response-store`) finds it again, so a replayed Response would be another client's.
 public struct ResponseCache: Middleware {
     public static let name = "cache"
     public static let summary = "answers repeated requests from a cache (memory or Redis), coalescing identical ones"
