@@ -77,7 +77,7 @@ def gw(sluice_bin, fake_provider, tmp_path_factory) -> Sluice:
         "access_key_id": {"env": "BEDROCK_KEY_ID"}, "secret_access_key": {"env": "BEDROCK_SECRET"}}}
     manifest["providers"]["bedrock-wrong"] = {"plugin": "bedrock", "config": {
         "region": "us-east-1", "base_url": fake_provider.url,
-        "access_key_id": "AKIAUNKNOWNKEY000000", "secret_access_key": {"env": "BEDROCK_SECRET"}}}
+        "access_key_id": "AKIDUNKNOWNKEY000000", "secret_access_key": {"env": "BEDROCK_SECRET"}}}
     for public, (provider, upstream) in MODELS.items():
         manifest["models"][public] = {"targets": [{"provider": provider, "model": upstream}]}
     manifest["models"]["with-fallback"] = {"targets": [{"provider": "bedrock", "model": PRIMARY}], "fallbacks": ["backup"]}

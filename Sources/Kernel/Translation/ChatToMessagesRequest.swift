@@ -16,7 +16,7 @@ enum ChatToMessagesRequest {
             case "system", "developer":
                 system.append(message["content"]?.plainText ?? "")
             case "user":
-                append(role: "user", blocks: try contentBlocks(message["content"], at: "messages[\(index)].content"), to: &messages)
+                messages.appendTurn(role: "user", try contentBlocks(message["content"], at: "messages[\(index)].content"))
             case "assistant":
                 var blocks: [JSON] = []
                 // Anthropic takes earlier thinking back only as it issued it: with its signature.
@@ -33,11 +33,11 @@ enum ChatToMessagesRequest {
                     blocks.append(["type": "tool_use", "id": JSON(call["id"]?.string ?? ""),
                                    "name": JSON(call["function"]?["name"]?.string ?? ""), "input": input])
                 }
-                append(role: "assistant", blocks: blocks, to: &messages)
+                messages.appendTurn(role: "assistant", blocks)
             case "tool":
                 let result: JSON = ["type": "tool_result", "tool_use_id": JSON(message["tool_call_id"]?.string ?? ""),
                                     "content": JSON(message["content"]?.plainText ?? "")]
-                append(role: "user", blocks: [result], to: &messages)
+                messages.appendTurn(role: "user", [result])
             default:
                 throw GatewayError.invalidRequest("unsupported message role", param: "messages[\(index)].role")
             }
@@ -72,17 +72,6 @@ enum ChatToMessagesRequest {
             request["top_p"] = nil
         }
         return request
-    }
-
-    /// Anthropic wants alternating roles: consecutive messages of one role are merged.
-    private static func append(role: String, blocks: [JSON], to messages: inout [JSON]) {
-        guard !blocks.isEmpty else { return }
-        if let last = messages.indices.last, messages[last]["role"]?.string == role, var content = messages[last]["content"] {
-            for block in blocks { content.append(block) }
-            messages[last]["content"] = content
-        } else {
-            messages.append(["role": JSON(role), "content": JSON(array: blocks)])
-        }
     }
 
     private static func contentBlocks(_ content: JSON?, at path: String) throws -> [JSON] {

@@ -1,7 +1,7 @@
 
 extension JSON {
     /// The text of an OpenAI content value (a string, or an array of parts of which the text ones count).
-    var plainText: String {
+    public var plainText: String {
         if let string { return string }
         return elements.compactMap { part in part["type"]?.string == "text" ? part["text"]?.string : nil }.joined(separator: "\n")
     }

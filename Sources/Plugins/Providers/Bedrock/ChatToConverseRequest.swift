@@ -14,13 +14,13 @@ enum ChatToConverseRequest {
             let path = "messages[\(index)]"
             switch message["role"]?.string {
             case "system", "developer":
-                let text = Self.text(of: message["content"])
+                let text = message["content"]?.plainText ?? ""
                 if !text.isEmpty { system.append(["text": JSON(text)]) }
             case "user":
-                append(role: "user", blocks: try contentBlocks(message["content"], at: "\(path).content"), to: &messages)
+                messages.appendTurn(role: "user", try contentBlocks(message["content"], at: "\(path).content"))
             case "assistant":
                 var blocks: [JSON] = []
-                let text = Self.text(of: message["content"])
+                let text = message["content"]?.plainText ?? ""
                 if !text.isEmpty { blocks.append(["text": JSON(text)]) }
                 for (callIndex, call) in (message["tool_calls"]?.elements ?? []).enumerated() {
                     let arguments = call["function"]?["arguments"]?.string ?? "{}"
@@ -32,12 +32,12 @@ enum ChatToConverseRequest {
                                                "name": JSON(call["function"]?["name"]?.string ?? ""), "input": input]])
                     usesTools = true
                 }
-                append(role: "assistant", blocks: blocks, to: &messages)
+                messages.appendTurn(role: "assistant", blocks)
             case "tool":
                 // Converse carries tool results in the user's turn; the next user message joins it.
                 let result: JSON = ["toolResult": ["toolUseId": JSON(message["tool_call_id"]?.string ?? ""),
-                                                   "content": [["text": JSON(Self.text(of: message["content"]))]]]]
-                append(role: "user", blocks: [result], to: &messages)
+                                                   "content": [["text": JSON(message["content"]?.plainText ?? "")]]]]
+                messages.appendTurn(role: "user", [result])
                 usesTools = true
             default:
                 throw GatewayError.invalidRequest("unsupported message role", param: "\(path).role")
@@ -65,24 +65,6 @@ enum ChatToConverseRequest {
         if let modalities = chat["modalities"]?.elements, modalities.contains(where: { $0.string != "text" }) {
             throw GatewayError.invalidRequest("only text output is supported by this model's provider (Amazon Bedrock)", param: "modalities")
         }
-    }
-
-    /// Converse wants alternating roles: consecutive messages of one role are merged.
-    private static func append(role: String, blocks: [JSON], to messages: inout [JSON]) {
-        guard !blocks.isEmpty else { return }
-        if let last = messages.indices.last, messages[last]["role"]?.string == role, var content = messages[last]["content"] {
-            for block in blocks { content.append(block) }
-            messages[last]["content"] = content
-        } else {
-            messages.append(["role": JSON(role), "content": JSON(array: blocks)])
-        }
-    }
-
-    /// The text of a content value: a string, or the text parts of an array.
-    static func text(of content: JSON?) -> String {
-        guard let content else { return "" }
-        if let string = content.string { return string }
-        return content.elements.compactMap { $0["type"]?.string == "text" ? $0["text"]?.string : nil }.joined(separator: "\n")
     }
 
     private static func contentBlocks(_ content: JSON?, at path: String) throws -> [JSON] {

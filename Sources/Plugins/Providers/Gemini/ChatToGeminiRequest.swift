@@ -24,12 +24,12 @@ enum ChatToGeminiRequest {
             let path = "messages[\(index)]"
             switch message["role"]?.string {
             case "system", "developer":
-                system.append(text(of: message["content"]))
+                system.append(message["content"]?.plainText ?? "")
             case "user":
-                append(role: "user", parts: try userParts(message["content"], at: path + ".content"), to: &contents)
+                contents.appendTurn(role: "user", try userParts(message["content"], at: path + ".content"), under: "parts")
             case "assistant":
                 var parts: [JSON] = []
-                let words = text(of: message["content"])
+                let words = message["content"]?.plainText ?? ""
                 if !words.isEmpty { parts.append(["text": JSON(words)]) }
                 for (callIndex, call) in (message["tool_calls"]?.elements ?? []).enumerated() {
                     let name = call["function"]?["name"]?.string ?? ""
@@ -43,13 +43,13 @@ enum ChatToGeminiRequest {
                     if callIndex == 0 { part["thoughtSignature"] = JSON(unsignedThought) }
                     parts.append(part)
                 }
-                append(role: "model", parts: parts, to: &contents)
+                contents.appendTurn(role: "model", parts, under: "parts")
             case "tool":
                 guard let id = message["tool_call_id"]?.string, let name = functionNames[id] else {
                     throw GatewayError.invalidRequest("no earlier assistant message made a tool call with this id", param: path + ".tool_call_id")
                 }
-                let result: JSON = ["functionResponse": ["name": JSON(name), "response": ["content": JSON(text(of: message["content"]))]]]
-                append(role: "user", parts: [result], to: &contents)
+                let result: JSON = ["functionResponse": ["name": JSON(name), "response": ["content": JSON(message["content"]?.plainText ?? "")]]]
+                contents.appendTurn(role: "user", [result], under: "parts")
             default:
                 throw GatewayError.invalidRequest("unsupported message role", param: path + ".role")
             }
@@ -65,25 +65,6 @@ enum ChatToGeminiRequest {
     }
 
     // MARK: Messages
-
-    /// Gemini wants turns to alternate: consecutive messages of one role become one turn (several
-    /// tool results answer one turn of function calls).
-    private static func append(role: String, parts: [JSON], to contents: inout [JSON]) {
-        guard !parts.isEmpty else { return }
-        if let last = contents.indices.last, contents[last]["role"]?.string == role, var existing = contents[last]["parts"] {
-            for part in parts { existing.append(part) }
-            contents[last]["parts"] = existing
-        } else {
-            contents.append(["role": JSON(role), "parts": JSON(array: parts)])
-        }
-    }
-
-    /// The text of a content value: a string, or the text parts of an array.
-    static func text(of content: JSON?) -> String {
-        guard let content else { return "" }
-        if let string = content.string { return string }
-        return content.elements.compactMap { $0["type"]?.string == "text" ? $0["text"]?.string : nil }.joined(separator: "\n")
-    }
 
     private static func userParts(_ content: JSON?, at path: String) throws -> [JSON] {
         guard let content, !content.isNull else { return [] }
