@@ -4,9 +4,7 @@ import Foundation
 struct AnthropicToOpenAIStream: EventTranslator {
     /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
     let includeUsage: Bool
-    private var id = "chatcmpl-sluice"
-    private var model = JSON("")
-    private let created = JSON(Int(Date().timeIntervalSince1970))
+    private var chunks = ChatChunks()
     private var toolIndexByBlock: [Int: Int] = [:]
     private var usage = Usage(inputTokens: 0, outputTokens: 0)
     private var isDone = false
@@ -20,10 +18,10 @@ struct AnthropicToOpenAIStream: EventTranslator {
         switch json["type"]?.string ?? event.event {
         case "message_start":
             let message = json["message"] ?? .object()
-            id = ResponseTranslation.completionID(fromMessageID: message["id"]?.string)
-            model = message["model"] ?? ""
+            chunks.id = ResponseTranslation.completionID(fromMessageID: message["id"]?.string)
+            chunks.model = message["model"] ?? ""
             usage = Usage(anthropic: message["usage"]) ?? usage
-            return [chunk(["role": "assistant", "content": ""])]
+            return [chunks.chunk(["role": "assistant", "content": ""])]
         case "content_block_start":
             let block = json["content_block"] ?? .object()
             if block["type"]?.string == "tool_use" {
@@ -31,23 +29,23 @@ struct AnthropicToOpenAIStream: EventTranslator {
                 toolIndexByBlock[json["index"]?.int ?? 0] = index
                 let call: JSON = ["index": JSON(index), "id": block["id"] ?? "", "type": "function",
                                   "function": ["name": block["name"] ?? "", "arguments": ""]]
-                return [chunk(["tool_calls": [call]])]
+                return [chunks.chunk(["tool_calls": [call]])]
             }
-            if let text = block["text"]?.string, !text.isEmpty { return [chunk(["content": JSON(text)])] }
+            if let text = block["text"]?.string, !text.isEmpty { return [chunks.chunk(["content": JSON(text)])] }
             return []
         case "content_block_delta":
             let delta = json["delta"] ?? .object()
             switch delta["type"]?.string {
             case "text_delta":
-                return [chunk(["content": delta["text"] ?? ""])]
+                return [chunks.chunk(["content": delta["text"] ?? ""])]
             case "thinking_delta":
-                return [chunk(["reasoning_content": delta["thinking"] ?? ""])]
+                return [chunks.chunk(["reasoning_content": delta["thinking"] ?? ""])]
             case "signature_delta":
-                return [chunk([Reasoning.signatureKey: delta["signature"] ?? ""])]
+                return [chunks.chunk([Reasoning.signatureKey: delta["signature"] ?? ""])]
             case "input_json_delta":
                 guard let index = toolIndexByBlock[json["index"]?.int ?? -1] else { return [] }
                 let call: JSON = ["index": JSON(index), "function": ["arguments": delta["partial_json"] ?? ""]]
-                return [chunk(["tool_calls": [call]])]
+                return [chunks.chunk(["tool_calls": [call]])]
             default:
                 return []
             }
@@ -58,15 +56,12 @@ struct AnthropicToOpenAIStream: EventTranslator {
                 usage.cachedInputTokens = total.cachedInputTokens
             }
             let reason = StopReason.openAI(fromAnthropic: json["delta"]?["stop_reason"]?.string) ?? "stop"
-            return [chunk(.object(), finishReason: reason)]
+            return [chunks.chunk(.object(), finishReason: reason)]
         case "message_stop":
             isDone = true
             var events: [SSEEvent] = []
             if includeUsage {
-                var last = envelope()
-                last["choices"] = .array()
-                last["usage"] = usage.openAIJSON
-                events.append(SSEEvent(data: last.description))
+                events.append(chunks.usage(usage.openAIJSON))
             }
             return events + [.done]
         case "error":
@@ -81,13 +76,5 @@ struct AnthropicToOpenAIStream: EventTranslator {
         return []
     }
 
-    private func envelope() -> JSON {
-        ["id": JSON(id), "object": "chat.completion.chunk", "created": created, "model": model]
-    }
 
-    private func chunk(_ delta: JSON, finishReason: String? = nil) -> SSEEvent {
-        var json = envelope()
-        json["choices"] = [["index": 0, "delta": delta, "logprobs": .null, "finish_reason": finishReason.map { JSON($0) } ?? .null]]
-        return SSEEvent(data: json.description)
-    }
 }

@@ -5,9 +5,7 @@ import Foundation
 struct ResponsesToChatStream: EventTranslator {
     /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
     let includeUsage: Bool
-    private var id = "chatcmpl-sluice"
-    private var model = JSON("")
-    private var created = JSON(Int(Date().timeIntervalSince1970))
+    private var chunks = ChatChunks()
     private var isStarted = false
     private var isDone = false
     /// Chat's tool call index for each function call item, by output index, and whether any of
@@ -32,13 +30,13 @@ struct ResponsesToChatStream: EventTranslator {
             toolCalls[json["output_index"]?.int ?? -1] = (index, false)
             let call: JSON = ["index": JSON(index), "id": item["call_id"] ?? "", "type": "function",
                               "function": ["name": item["name"] ?? "", "arguments": ""]]
-            events.append(chunk(["tool_calls": [call]]))
+            events.append(chunks.chunk(["tool_calls": [call]]))
         case "response.output_text.delta":
-            events.append(chunk(["content": json["delta"] ?? ""]))
+            events.append(chunks.chunk(["content": json["delta"] ?? ""]))
         case "response.refusal.delta":
-            events.append(chunk(["refusal": json["delta"] ?? ""]))
+            events.append(chunks.chunk(["refusal": json["delta"] ?? ""]))
         case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
-            events.append(chunk(["reasoning_content": json["delta"] ?? ""]))
+            events.append(chunks.chunk(["reasoning_content": json["delta"] ?? ""]))
         case "response.function_call_arguments.delta":
             events += arguments(json["delta"]?.string ?? "", outputIndex: json["output_index"]?.int)
         case "response.function_call_arguments.done", "response.output_item.done":
@@ -49,12 +47,9 @@ struct ResponsesToChatStream: EventTranslator {
         case "response.completed", "response.incomplete":
             isDone = true
             let response = json["response"] ?? .object()
-            events.append(chunk(.object(), finishReason: ResponseObject.finishReason(response, hasToolCalls: !toolCalls.isEmpty)))
+            events.append(chunks.chunk(.object(), finishReason: ResponseObject.finishReason(response, hasToolCalls: !toolCalls.isEmpty)))
             if includeUsage {
-                var last = envelope()
-                last["choices"] = .array()
-                last["usage"] = ResponseObject.chatUsage(fromResponses: response["usage"]) ?? Usage(inputTokens: 0, outputTokens: 0).openAIJSON
-                events.append(SSEEvent(data: last.description))
+                events.append(chunks.usage(ResponseObject.chatUsage(fromResponses: response["usage"]) ?? Usage(inputTokens: 0, outputTokens: 0).openAIJSON))
             }
             events.append(.done)
         default:
@@ -71,7 +66,7 @@ struct ResponsesToChatStream: EventTranslator {
     private mutating func arguments(_ arguments: String, outputIndex: Int?) -> [SSEEvent] {
         guard let outputIndex, let call = toolCalls[outputIndex], !arguments.isEmpty else { return [] }
         toolCalls[outputIndex]?.sentArguments = true
-        return [chunk(["tool_calls": [["index": JSON(call.index), "function": ["arguments": JSON(arguments)]]]])]
+        return [chunks.chunk(["tool_calls": [["index": JSON(call.index), "function": ["arguments": JSON(arguments)]]]])]
     }
 
     /// The role chunk, before anything else; the id, model and time come from the first Response seen.
@@ -79,20 +74,12 @@ struct ResponsesToChatStream: EventTranslator {
         guard !isStarted else { return [] }
         isStarted = true
         if let response {
-            id = ResponseObject.completionID(fromResponseID: response["id"]?.string)
-            model = response["model"] ?? ""
-            if let createdAt = response["created_at"]?.int { created = JSON(createdAt) }
+            chunks.id = ResponseObject.completionID(fromResponseID: response["id"]?.string)
+            chunks.model = response["model"] ?? ""
+            if let createdAt = response["created_at"]?.int { chunks.created = createdAt }
         }
-        return [chunk(["role": "assistant", "content": ""])]
+        return [chunks.chunk(["role": "assistant", "content": ""])]
     }
 
-    private func envelope() -> JSON {
-        ["id": JSON(id), "object": "chat.completion.chunk", "created": created, "model": model]
-    }
 
-    private func chunk(_ delta: JSON, finishReason: String? = nil) -> SSEEvent {
-        var json = envelope()
-        json["choices"] = [["index": 0, "delta": delta, "logprobs": .null, "finish_reason": finishReason.map { JSON($0) } ?? .null]]
-        return SSEEvent(data: json.description)
-    }
 }

@@ -11,15 +11,14 @@ struct GeminiToChatStream: EventTranslator {
     /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
     let includeUsage: Bool
     let onUsage: @Sendable (Usage) -> Void
-    private var id: String?
-    private var model: JSON
-    private let created = JSON(Int(Date().timeIntervalSince1970))
+    private var chunks: ChatChunks
+    private var hasID = false
     private var usageMetadata: JSON?
     /// By candidate index: how many tool calls it made, and whether it finished.
     private var candidates: [Int: (toolCalls: Int, isFinished: Bool)] = [:]
 
     init(model: String, includeUsage: Bool, onUsage: @escaping @Sendable (Usage) -> Void) {
-        self.model = JSON(model)
+        chunks = ChatChunks(model: JSON(model))
         self.includeUsage = includeUsage
         self.onUsage = onUsage
     }
@@ -29,8 +28,8 @@ struct GeminiToChatStream: EventTranslator {
         if let error = json["error"], error.isObject {
             throw GeminiFailure.error(status: error["code"]?.int ?? 502, headers: [:], body: .init(string: json.description))
         }
-        if id == nil { id = GeminiToChat.completionID(json["responseId"]?.string) }
-        if let version = json["modelVersion"]?.string { model = JSON(version) }
+        if !hasID { chunks.id = GeminiToChat.completionID(json["responseId"]?.string); hasID = true }
+        if let version = json["modelVersion"]?.string { chunks.model = JSON(version) }
         if let metadata = json["usageMetadata"], metadata.isObject { usageMetadata = metadata }
         var events: [SSEEvent] = []
         if GeminiToChat.isBlocked(json) {
@@ -42,13 +41,13 @@ struct GeminiToChatStream: EventTranslator {
             let index = candidate["index"]?.int ?? position
             events += start(index)
             let said = GeminiToChat.Candidate(candidate)
-            if !said.text.isEmpty { events.append(chunk(index, ["content": JSON(said.text)])) }
+            if !said.text.isEmpty { events.append(chunks.chunk(["content": JSON(said.text)], index: index)) }
             for call in said.calls {
                 let toolIndex = candidates[index]?.toolCalls ?? 0
                 candidates[index]?.toolCalls = toolIndex + 1
                 let delta: JSON = ["index": JSON(toolIndex), "id": JSON(call.id), "type": "function",
                                    "function": ["name": JSON(call.name), "arguments": JSON(call.arguments)]]
-                events.append(chunk(index, ["tool_calls": [delta]]))
+                events.append(chunks.chunk(["tool_calls": [delta]], index: index))
             }
             let calledTools = (candidates[index]?.toolCalls ?? 0) > 0
             if let reason = GeminiToChat.finishReason(candidate["finishReason"]?.string, calledTools: calledTools) {
@@ -64,31 +63,20 @@ struct GeminiToChatStream: EventTranslator {
         }
         if let usage = GeminiToChat.usage(usageMetadata)?.usage { onUsage(usage) }
         guard includeUsage else { return [.done] }
-        var last = envelope()
-        last["choices"] = .array()
-        last["usage"] = GeminiToChat.usageJSON(usageMetadata)
-        return [SSEEvent(data: last.description), .done]
+        return [chunks.usage(GeminiToChat.usageJSON(usageMetadata)), .done]
     }
 
     /// The first chunk of a choice names the role.
     private mutating func start(_ index: Int) -> [SSEEvent] {
         guard candidates[index] == nil else { return [] }
         candidates[index] = (0, false)
-        return [chunk(index, ["role": "assistant", "content": ""])]
+        return [chunks.chunk(["role": "assistant", "content": ""], index: index)]
     }
 
     private mutating func finish(_ index: Int, reason: String) -> SSEEvent {
         candidates[index]?.isFinished = true
-        return chunk(index, .object(), finishReason: reason)
+        return chunks.chunk(.object(), finishReason: reason, index: index)
     }
 
-    private func envelope() -> JSON {
-        ["id": JSON(id ?? "chatcmpl-sluice"), "object": "chat.completion.chunk", "created": created, "model": model]
-    }
 
-    private func chunk(_ index: Int, _ delta: JSON, finishReason: String? = nil) -> SSEEvent {
-        var json = envelope()
-        json["choices"] = [["index": JSON(index), "delta": delta, "logprobs": .null, "finish_reason": finishReason.map { JSON($0) } ?? .null]]
-        return SSEEvent(data: json.description)
-    }
 }
