@@ -9,7 +9,7 @@ InvokeModel (Titan and Cohere embeddings).
   credentials: the session token is signed), or from the config's secret references.
 - Failures: a stream with a broken checksum, an exception mid-stream, throttling (429 with
   retry-after), refused credentials (502), a refused request (400 with Bedrock's words), and a
-  fallback from a failing Bedrock target to an OpenAI-compatible one, streamed.
+  fallback from a failing Bedrock target to an OpenAI-compatible one and to a Gemini one, streamed.
 
 One gateway serves the module; the fake is reset before every test.
 """
@@ -81,6 +81,10 @@ def gw(sluice_bin, fake_provider, tmp_path_factory) -> Sluice:
     for public, (provider, upstream) in MODELS.items():
         manifest["models"][public] = {"targets": [{"provider": provider, "model": upstream}]}
     manifest["models"]["with-fallback"] = {"targets": [{"provider": "bedrock", "model": PRIMARY}], "fallbacks": ["backup"]}
+    # A fallback across native providers: Bedrock's Converse stream to Gemini's SSE, both translated.
+    manifest["providers"]["google"] = {"plugin": "gemini", "config": {"base_url": fake_provider.url, "api_key": "gemini-test-key"}}
+    manifest["models"]["gemini-backup"] = {"targets": [{"provider": "google", "model": "gemini-fake-flash"}]}
+    manifest["models"]["to-gemini"] = {"targets": [{"provider": "bedrock", "model": PRIMARY}], "fallbacks": ["gemini-backup"]}
     manifest["pipeline"].insert(0, {"plugin": "access-log"})
     env = sluice_env({
         # The environment's temporary credentials: a session key whose token must be signed.
@@ -377,6 +381,20 @@ def test_a_failing_bedrock_target_falls_back_streamed(oai, fake):
     assert raw.headers["x-sluice-provider"] == "fake"
     assert [r["status"] for r in bedrock_calls(fake, PRIMARY_STREAM_PATH)] == [503]
     assert [r["body"]["model"] for r in fake.requests("/v1/chat/completions")] == ["up-backup"]
+
+
+def test_a_failing_bedrock_target_falls_back_to_gemini_streamed(oai, fake):
+    fake.enqueue(**bedrock.error_fault(503, "ServiceUnavailableException", "Bedrock is unavailable.", path=PRIMARY_STREAM_PATH))
+    raw = oai.chat.completions.with_raw_response.create(model="to-gemini", messages=HELLO, stream=True,
+                                                        stream_options={"include_usage": True})
+    chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hello there"
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    assert raw.headers["x-sluice-provider"] == "google"
+    assert raw.headers["x-sluice-attempts"] == "2"
+    assert [r["status"] for r in bedrock_calls(fake, PRIMARY_STREAM_PATH)] == [503]
+    [gemini_call] = [r for r in fake.requests() if ":streamGenerateContent" in r["path"]]
+    assert gemini_call["headers"]["x-goog-api-key"] == "gemini-test-key"
 
 
 # --- the signature itself ------------------------------------------------------------------------
