@@ -100,10 +100,13 @@ public struct CallerIdentity: Sendable, Equatable {
     public var name: String
     /// Public models this caller may use; `nil` means all.
     public var allowedModels: Set<String>?
+    /// What this caller's guardrails differ in from the manifest's (none: the manifest's as they are).
+    public var guardrails: GuardrailOverrides
 
-    public init(name: String, allowedModels: Set<String>?) {
+    public init(name: String, allowedModels: Set<String>?, guardrails: GuardrailOverrides = .none) {
         self.name = name
         self.allowedModels = allowedModels
+        self.guardrails = guardrails
     }
 
     public func allows(model: String) -> Bool { allowedModels?.contains(model) ?? true }

@@ -20,6 +20,8 @@ public struct APIKeyAuth: Authenticator {
         public var key = KeySettings()
         @Setting("models", "public models this key may use; \"*\" for all") public var models = ["*"]
         @Setting("optional", "true: leave this key out (with a warning) when its secret is missing") public var optional = false
+        @Setting("guardrails", "this key's own guardrail policy: plugin name to false (off for this key) or an object of that plugin's per-key settings, e.g. {\"pii\": {\"email\": \"log\"}, \"content-filter\": false}")
+        public var guardrails: AnyJSON?
         public init() {}
     }
 
@@ -38,8 +40,14 @@ public struct APIKeyAuth: Authenticator {
             guard names.insert(key.name).inserted else {
                 throw context.configError("keys[\(index)].name", "another key is already named \"\(key.name)\"")
             }
+            let guardrails = entry.guardrails?.value ?? .object()
+            guard guardrails.isObject else { throw context.configError("keys[\(index)].guardrails", "expected an object of plugin name to false, true or an object") }
+            for (plugin, value) in guardrails.members where value.bool == nil && !value.isObject {
+                throw context.configError("keys[\(index)].guardrails.\(plugin)", "expected false (off for this key), true or an object of settings")
+            }
             digests.append(key.digest)
-            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models)))
+            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models),
+                                             guardrails: GuardrailOverrides(json: guardrails)))
         }
         if digests.isEmpty {
             context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",

@@ -30,6 +30,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import anthropic_shapes as anthropic
+from . import moderations
 from . import openai_shapes as shapes
 from . import responses_shapes as responses
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
@@ -219,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", anthropic.PATH): self._messages,
             ("POST", responses.PATH): self._responses,
             ("POST", responses.AZURE_PATH): self._azure_v1(self._responses),
+            ("POST", moderations.PATH): lambda body, fault, conn: moderations.respond(self, body),
         }
         handler = routes.get((method, path))
         deployment = azure_deployment(path)
