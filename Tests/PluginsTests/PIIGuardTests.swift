@@ -1,6 +1,7 @@
 import Kernel
 import KernelTesting
 import NIOHTTP1
+import Foundation
 import Testing
 @testable import Plugins
 
@@ -64,8 +65,17 @@ import Testing
                            {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}"},
                            {"type": "function_call_output", "call_id": "c1", "output": "e5@example.com"}]}
                 """#)
-            #expect(try await gateway.send(.POST, "/v1/responses", body: responses).status == .ok)
-            #expect(!(try #require(gateway.calls.last)).request.body.json.description.contains("@example.com"))
+            // The scripted provider does not speak Responses (nor does a translator on this branch): the
+            // texts are read as the plugin reads them, and a secret in a tool output is refused.
+            #expect(RequestText.collect(responses, operation: .responses) == ["signed c3@example.com", "hi d4@example.com", "e5@example.com"])
+            var body = RequestBody(json: responses)
+            try RequestText.rewrite(&body, operation: .responses) { $0.replacingOccurrences(of: "@example.com", with: "@x") }
+            #expect(!body.json.description.contains("@example.com"))
+            var withSecret = responses
+            withSecret["input"]?[2]?["output"] = JSON("token \(Self.secretValue)")
+            let refused = try await gateway.send(.POST, "/v1/responses", body: withSecret)
+            #expect(refused.status == .badRequest)
+            #expect(refused.error?["code"]?.string == "pii_detected")
 
             let tool = try JSON.parse(#"""
                 {"model": "m", "messages": [{"role": "user", "content": "look up"},

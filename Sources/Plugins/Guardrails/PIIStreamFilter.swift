@@ -38,6 +38,13 @@ struct PIIStreamFilter: StreamTextFilter {
         var cut = final ? n : max(0, n - window)
         var swallowFrom: Int?
         if !final {
+            // A word the cut would split first (a token half sent), then any find the cut still
+            // splits or that may grow: a phone number is several words.
+            if cut > 0, cut < n, !ByteClass.isSpace(pending[cut - 1]), !ByteClass.isSpace(pending[cut]) {
+                var start = cut
+                while start > 0, !ByteClass.isSpace(pending[start - 1]), n - start < maxHold { start -= 1 }
+                if start == 0 || ByteClass.isSpace(pending[start - 1]) { cut = start }
+            }
             for match in found where match.start < cut && (match.end > cut || match.end == n || match.open) {
                 if n - match.start <= maxHold {
                     cut = match.start
@@ -47,11 +54,6 @@ struct PIIStreamFilter: StreamTextFilter {
                     swallowFrom = match.start
                     break
                 }
-            }
-            if swallowFrom == nil, cut > 0, cut < n, !ByteClass.isSpace(pending[cut - 1]), !ByteClass.isSpace(pending[cut]) {
-                var start = cut
-                while start > 0, !ByteClass.isSpace(pending[start - 1]), n - start < maxHold { start -= 1 }
-                if start == 0 || ByteClass.isSpace(pending[start - 1]) { cut = start }
             }
             while cut > 0, cut < n, pending[cut] & 0xC0 == 0x80 { cut -= 1 }  // never inside a character
         }
