@@ -34,9 +34,43 @@ def openai_stream(text_pieces: list[str]) -> str:
                     + [chunk({}, "stop")]) + "data: [DONE]\n\n")
 
 
-def enqueue_stream(fake, pieces: list[str]) -> None:
-    fake.enqueue(path="/v1/chat/completions", status=200, headers={"content-type": "text/event-stream"},
-                 body=openai_stream(pieces))
+def responses_stream(text_pieces: list[str]) -> str:
+    """A Responses event stream whose output text arrives in exactly these pieces."""
+    text = "".join(text_pieces)
+
+    def response(status: str, output: list) -> dict:
+        return {"id": "resp_1", "object": "response", "created_at": 1, "status": status, "error": None,
+                "incomplete_details": None, "instructions": None, "max_output_tokens": None, "model": "upstream-local",
+                "output": output, "parallel_tool_calls": True, "previous_response_id": None, "temperature": 1.0,
+                "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
+                "truncation": "disabled", "metadata": {},
+                "usage": {"input_tokens": 3, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 9,
+                          "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 12} if status == "completed" else None}
+
+    def part(value: str) -> dict:
+        return {"type": "output_text", "annotations": [], "logprobs": [], "text": value}
+
+    item = {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant", "content": [part(text)]}
+    at = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    events = [("response.created", {"response": response("in_progress", [])}),
+              ("response.output_item.added", {"output_index": 0, "item": {**item, "status": "in_progress", "content": []}}),
+              ("response.content_part.added", {**at, "part": part("")})]
+    events += [("response.output_text.delta", {**at, "delta": piece, "logprobs": []}) for piece in text_pieces]
+    events += [("response.output_text.done", {**at, "text": text, "logprobs": []}),
+               ("response.content_part.done", {**at, "part": part(text)}),
+               ("response.output_item.done", {"output_index": 0, "item": item}),
+               ("response.completed", {"response": response("completed", [item])})]
+    return "".join(f"event: {kind}\ndata: {json.dumps({'type': kind, **fields, 'sequence_number': n})}\n\n"
+                   for n, (kind, fields) in enumerate(events))
+
+
+def enqueue_stream(fake, pieces: list[str], responses: bool = False) -> None:
+    if responses:
+        fake.enqueue(path="/v1/responses", status=200, headers={"content-type": "text/event-stream"},
+                     body=responses_stream(pieces))
+    else:
+        fake.enqueue(path="/v1/chat/completions", status=200, headers={"content-type": "text/event-stream"},
+                     body=openai_stream(pieces))
 
 
 def splits(text: str) -> list[list[str]]:
@@ -46,6 +80,8 @@ def splits(text: str) -> list[list[str]]:
 
 def with_guardrails(*stages: dict, keys_extra: list[dict] | None = None):
     def edit(manifest: dict) -> None:
+        # The fake speaks the Responses API: Responses requests go to it as they are.
+        manifest["providers"][PROVIDER_NAME]["config"]["responses_api"] = True
         auth, router = manifest["pipeline"]
         auth["config"]["keys"] += keys_extra or []
         manifest["pipeline"] = [auth, *stages, router]
@@ -92,7 +128,7 @@ def anthropic_text(gw: Sluice) -> str:
 @pytest.mark.parametrize("client", [chat_text, responses_text, anthropic_text], ids=["chat", "responses", "anthropic"])
 def test_values_split_across_stream_chunks_are_redacted_at_every_offset(pii_gateway: Sluice, fake, client):
     for pieces in splits(STREAMED):
-        enqueue_stream(fake, pieces)
+        enqueue_stream(fake, pieces, responses=client is responses_text)
         assert client(pii_gateway) == REDACTED, pieces
 
 
