@@ -18,6 +18,16 @@ public struct GuardrailOverrides: Sendable, Equatable {
         self.byPlugin = byPlugin
     }
 
+    /// What is wrong with a policy object an authenticator was given, as a path within it and a
+    /// message; nil when it has the right shape.
+    public static func problem(in json: JSON) -> (path: String?, message: String)? {
+        guard json.isObject else { return (nil, "expected an object of plugin name to false, true or an object") }
+        for (plugin, value) in json.members where value.bool == nil && !value.isObject {
+            return (plugin, "expected false (off for this caller), true or an object of settings")
+        }
+        return nil
+    }
+
     public var isEmpty: Bool { byPlugin.isEmpty }
 
     /// Whether the caller has this guardrail switched off.

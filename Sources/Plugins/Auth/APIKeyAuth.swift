@@ -41,9 +41,8 @@ public struct APIKeyAuth: Authenticator {
                 throw context.configError("keys[\(index)].name", "another key is already named \"\(key.name)\"")
             }
             let guardrails = entry.guardrails?.value ?? .object()
-            guard guardrails.isObject else { throw context.configError("keys[\(index)].guardrails", "expected an object of plugin name to false, true or an object") }
-            for (plugin, value) in guardrails.members where value.bool == nil && !value.isObject {
-                throw context.configError("keys[\(index)].guardrails.\(plugin)", "expected false (off for this key), true or an object of settings")
+            if let problem = GuardrailOverrides.problem(in: guardrails) {
+                throw context.configError("keys[\(index)].guardrails" + (problem.path.map { ".\($0)" } ?? ""), problem.message)
             }
             digests.append(key.digest)
             identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models),
