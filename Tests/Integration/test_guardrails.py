@@ -151,17 +151,37 @@ def test_the_provider_sees_placeholders_and_refusals_name_only_the_detector(pii_
     assert "4111" not in metrics
 
 
-def test_restore_gives_the_client_its_own_values_back_at_every_offset(pii_gateway: Sluice, fake):
-    internal = openai.OpenAI(base_url=pii_gateway.base_url, api_key=INTERNAL_KEY, max_retries=0)
+def restored_chat(gw: Sluice, prompt: str) -> str:
+    internal = openai.OpenAI(base_url=gw.base_url, api_key=INTERNAL_KEY, max_retries=0)
+    return "".join(c.choices[0].delta.content or "" for c in internal.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": prompt}], stream=True) if c.choices)
+
+
+def restored_responses(gw: Sluice, prompt: str) -> str:
+    internal = openai.OpenAI(base_url=gw.base_url, api_key=INTERNAL_KEY, max_retries=0)
+    with internal.responses.stream(model="local", input=prompt) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        assert stream.get_final_response().output_text == text
+    return text
+
+
+def restored_anthropic(gw: Sluice, prompt: str) -> str:
+    internal = anthropic.Anthropic(base_url=gw.url, api_key=INTERNAL_KEY, max_retries=0)
+    with internal.messages.stream(model="local", max_tokens=64, messages=[{"role": "user", "content": prompt}]) as stream:
+        return "".join(stream.text_stream)
+
+
+@pytest.mark.parametrize("client", [restored_chat, restored_responses, restored_anthropic], ids=["chat", "responses", "anthropic"])
+def test_restore_gives_the_client_its_own_values_back_at_every_offset(pii_gateway: Sluice, fake, client):
     answer = "I wrote to [EMAIL_1] as asked."
+    responses = client is restored_responses
+    path = "/v1/responses" if responses else "/v1/chat/completions"
     for pieces in splits(answer):
         fake.reset()
-        enqueue_stream(fake, pieces)
-        got = "".join(c.choices[0].delta.content or "" for c in internal.chat.completions.create(
-            model="local", messages=[{"role": "user", "content": "write to dana@example.com"}], stream=True) if c.choices)
-        assert got == "I wrote to dana@example.com as asked.", pieces
-        [seen] = fake.requests("/v1/chat/completions")
-        assert seen["body"]["messages"][0]["content"] == "write to [EMAIL_1]"
+        enqueue_stream(fake, pieces, responses=responses)
+        assert client(pii_gateway, "write to dana@example.com") == "I wrote to dana@example.com as asked.", pieces
+        [seen] = fake.requests(path)
+        assert "dana" not in json.dumps(seen["body"]) and "write to [EMAIL_1]" in json.dumps(seen["body"])
 
 
 # --- moderation -----------------------------------------------------------------------------
