@@ -80,6 +80,17 @@ import Testing
         }
     }
 
+    @Test func aStreamedAnswerIsModeratedAfterItEnds() async throws {
+        try await Self.withModeration(#"{"provider": "mod", "stages": ["response"]}"#) { gateway, service async throws in
+            let streamed = try await gateway.chat(model: "m", "what happened?", stream: true)
+            #expect(streamed.text == "a fight broke out")  // not held back: logged, never blocked
+            // The check runs after the stream's end, off the request's path.
+            for _ in 0..<500 where !service.requests.contains(where: { $0.uri == "/v1/moderations" }) { try await Task.sleep(for: .milliseconds(20)) }
+            let question = try #require(service.requests.first { $0.uri == "/v1/moderations" })
+            #expect(try JSON.parse(question.body)["input"]?[0]?.string == "a fight broke out")
+        }
+    }
+
     @Test func timeoutFailsOpenOrClosed() async throws {
         try await Self.withModeration(#"{"provider": "mod", "timeout_s": 0.2, "on_error": "deny"}"#, delay: .seconds(2)) { gateway, _ async throws in
             let refused = try await gateway.chat(model: "m", "hello")

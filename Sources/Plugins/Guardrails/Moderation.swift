@@ -12,7 +12,7 @@ public struct Moderation: Middleware {
     public struct Settings: PluginSettings {
         @Setting("provider", required: true, "the provider (a key of providers) that serves the moderation model") public var provider = ""
         @Setting("model", "the moderation model the provider knows") public var model = "omni-moderation-latest"
-        @Setting("stages", .array(.choice(["request", "response"])), "what to ask about: the request's text, whole answers (streams are not held back), or both")
+        @Setting("stages", .array(.choice(["request", "response"])), "what to ask about: the request's text, answers (a stream after its end, log only), or both")
         public var stages = ["request"]
         @Setting("thresholds", "category to the score (0 to 1) at which it counts, e.g. {\"violence\": 0.5}; absent: the model's own flags")
         public var thresholds: AnyJSON?
@@ -111,10 +111,22 @@ public struct Moderation: Middleware {
         if checksRequests {
             try await moderate(RequestText.collect(request.body.json, operation: request.operation), stage: .request, policy: policy, request: request)
         }
-        let response = try await next(request)
-        guard checksAnswers, case .whole(let bytes) = response.body, (200..<300).contains(response.status.code),
-              let answer = try? JSON.parse(bytes) else { return response }
-        try await moderate(AnswerText.collect(answer), stage: .response, policy: policy, request: request)
+        var response = try await next(request)
+        guard checksAnswers, (200..<300).contains(response.status.code) else { return response }
+        switch response.body {
+        case .whole(let bytes):
+            guard let answer = try? JSON.parse(bytes) else { return response }
+            try await moderate(AnswerText.collect(answer), stage: .response, policy: policy, request: request)
+        case .events(let events):
+            // A stream is not held back: once it has ended its text is moderated and only logged.
+            let text = StreamedAnswerText(limit: 256 * 1024)
+            let logOnly = Policy(thresholds: policy.thresholds, defaultThreshold: policy.defaultThreshold, blocks: false)
+            let request = request.withoutBody
+            response.body = .events(events.observing({ text.add($0) }, finished: { [self] error in
+                guard error == nil else { return }
+                Task { try? await self.moderate([text.value], stage: .response, policy: logOnly, request: request) }
+            }))
+        }
         return response
     }
 
