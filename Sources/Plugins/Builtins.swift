@@ -18,6 +18,9 @@ public enum Builtins {
         ResponseCache.self,
         ResponseStore.self,
         ExternalPolicy.self,
+        PIIGuard.self,
+        ContentFilter.self,
+        Moderation.self,
         Router.self,
         // providers
         OpenAICompatibleProvider.self,

@@ -29,6 +29,17 @@ import Testing
         return ["authorization": "Bearer \(signed).\(signature.base64URL)"]
     }
 
+    /// A team claim picks the team's guardrail policy, carried on the identity for the guardrail plugins.
+    @Test func aTeamsGuardrailPolicy() async throws {
+        let auth = try await auth(#", "team_claim": "team", "team_guardrails": {"support": {"pii": {"email": "restore"}, "content-filter": false}}"#)
+        let support = try await auth.verify(try token(["sub": "a", "models": ["m"], "team": "support"]))
+        #expect(support.guardrails.isDisabled("content-filter"))
+        #expect(support.guardrails["pii"]?["email"]?.string == "restore")
+        let other = try await auth.verify(try token(["sub": "b", "models": ["m"], "team": "research"]))
+        #expect(other.guardrails.isEmpty)
+        await #expect(throws: (any Error).self) { try await self.auth(#", "team_guardrails": {"support": {"pii": "on"}}"#) }
+    }
+
     @Test func aKeysTypeFixesItsAlgorithm() async throws {
         let auth = try await auth()
         guard case .undecided = auth.screen(try token(["sub": "a"])) else { Issue.record("an HS256 token was not passed on"); return }

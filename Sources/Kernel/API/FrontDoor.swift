@@ -22,6 +22,7 @@ struct FrontDoor: Sendable {
     private static let endpoints: [Substring: Endpoint] = [
         "/v1/chat/completions": Endpoint(operation: .chatCompletions, dialect: .openAI, method: .POST),
         "/v1/embeddings": Endpoint(operation: .embeddings, dialect: .openAI, method: .POST),
+        "/v1/moderations": Endpoint(operation: .moderations, dialect: .openAI, method: .POST),
         "/v1/models": Endpoint(operation: .listModels, dialect: .openAI, method: .GET),
         "/v1/messages": Endpoint(operation: .messages, dialect: .anthropic, method: .POST),
         "/v1/responses": Endpoint(operation: .responses, dialect: .openAI, method: .POST),
@@ -166,7 +167,7 @@ struct FrontDoor: Sendable {
                 .respond(head, path: path, body: body, requestID: requestID, screening: screening)
         }
         guard let endpoint else {
-            throw GatewayError.notFound("unknown path \(path); this gateway serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages and /v1/responses",
+            throw GatewayError.notFound("unknown path \(path); this gateway serves /v1/chat/completions, /v1/embeddings, /v1/moderations, /v1/models, /v1/messages and /v1/responses",
                                         code: "unknown_url")
         }
         guard head.method == endpoint.method else {
@@ -280,7 +281,7 @@ struct FrontDoor: Sendable {
             if operation == .messages, json["max_tokens"]?.int == nil {
                 throw GatewayError.invalidRequest("max_tokens: a positive integer is required", param: "max_tokens")
             }
-        case .embeddings:
+        case .embeddings, .moderations:
             guard let input = json["input"], !input.isNull else {
                 throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
             }

@@ -51,6 +51,8 @@ public struct GatewayRequest: Sendable {
 public enum APIOperation: String, Sendable {
     case chatCompletions = "chat.completions"
     case embeddings
+    /// `POST /v1/moderations`: OpenAI's moderation API, routed to a model like the others.
+    case moderations
     case messages
     case responses
     /// `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`.

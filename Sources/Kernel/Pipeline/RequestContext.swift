@@ -102,11 +102,14 @@ public struct CallerIdentity: Sendable, Equatable {
     public var allowedModels: Set<String>?
     /// Globs over MCP tools named `{server}__{tool}` this caller may list and call; `nil` means all.
     public var allowedTools: [ToolPattern]?
+    /// What this caller's guardrails differ in from the manifest's (none: the manifest's as they are).
+    public var guardrails: GuardrailOverrides
 
-    public init(name: String, allowedModels: Set<String>?, allowedTools: [ToolPattern]? = nil) {
+    public init(name: String, allowedModels: Set<String>?, allowedTools: [ToolPattern]? = nil, guardrails: GuardrailOverrides = .none) {
         self.name = name
         self.allowedModels = allowedModels
         self.allowedTools = allowedTools
+        self.guardrails = guardrails
     }
 
     public func allows(model: String) -> Bool { allowedModels?.contains(model) ?? true }

@@ -22,6 +22,8 @@ public struct APIKeyAuth: Authenticator {
         @Setting("mcp_tools", "MCP tools this key may list and call, as globs over {server}__{tool} (\"docs__*\"); \"*\" for all")
         public var mcpTools = ["*"]
         @Setting("optional", "true: leave this key out (with a warning) when its secret is missing") public var optional = false
+        @Setting("guardrails", "this key's own guardrail policy: plugin name to false (off for this key) or an object of that plugin's per-key settings, e.g. {\"pii\": {\"email\": \"log\"}, \"content-filter\": false}")
+        public var guardrails: AnyJSON?
         public init() {}
     }
 
@@ -40,9 +42,14 @@ public struct APIKeyAuth: Authenticator {
             guard names.insert(key.name).inserted else {
                 throw context.configError("keys[\(index)].name", "another key is already named \"\(key.name)\"")
             }
+            let guardrails = entry.guardrails?.value ?? .object()
+            if let problem = GuardrailOverrides.problem(in: guardrails) {
+                throw context.configError("keys[\(index)].guardrails" + (problem.path.map { ".\($0)" } ?? ""), problem.message)
+            }
             digests.append(key.digest)
             identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models),
-                                             allowedTools: entry.mcpTools.contains("*") ? nil : entry.mcpTools.map(ToolPattern.init)))
+                                             allowedTools: entry.mcpTools.contains("*") ? nil : entry.mcpTools.map(ToolPattern.init),
+                                             guardrails: GuardrailOverrides(json: guardrails)))
         }
         if digests.isEmpty {
             context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",

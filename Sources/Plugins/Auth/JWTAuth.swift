@@ -19,6 +19,9 @@ public struct JWTAuth: Authenticator {
         @Setting("audience", "a value the aud claim must hold") public var audience: String?
         @Setting("leeway_s", .number(min: 0), "clock skew allowed for exp and nbf") public var leeway = 30.0
         @Setting("name_claim", "the claim that names the caller") public var nameClaim = "sub"
+        @Setting("team_claim", "a claim naming the caller's team, whose policy `team_guardrails` gives") public var teamClaim: String?
+        @Setting("team_guardrails", "team (the team_claim's value) to its guardrail policy, as api-key-auth's keys[].guardrails: {\"support\": {\"pii\": {\"email\": \"restore\"}}}")
+        public var teamGuardrails: AnyJSON?
         @Setting("models_claim", "a claim listing the public models the caller may use (array or space-separated)")
         public var modelsClaim: String?
         @Setting("models_claim_absent", .choice(["refuse", "all"]), "a token without the models claim: may use no model (403), or every model")
@@ -51,6 +54,9 @@ public struct JWTAuth: Authenticator {
     let audience: String?
     let leeway: TimeInterval
     let nameClaim: String
+    let teamClaim: String?
+    /// Guardrail policies by team.
+    let teamGuardrails: [String: GuardrailOverrides]
     let modelsClaim: String?
     let absentModelsMeansAll: Bool
     let mcpToolsClaim: String?
@@ -88,6 +94,18 @@ public struct JWTAuth: Authenticator {
         audience = settings.audience
         leeway = settings.leeway
         nameClaim = settings.nameClaim
+        teamClaim = settings.teamClaim
+        var teams: [String: GuardrailOverrides] = [:]
+        if let policies = settings.teamGuardrails?.value, !policies.isNull {
+            guard policies.isObject else { throw context.configError("team_guardrails", "expected an object of team name to a guardrail policy") }
+            for (team, policy) in policies.members {
+                if let problem = GuardrailOverrides.problem(in: policy) {
+                    throw context.configError("team_guardrails.\(team)" + (problem.path.map { ".\($0)" } ?? ""), problem.message)
+                }
+                teams[team] = GuardrailOverrides(json: policy)
+            }
+        }
+        teamGuardrails = teams
         modelsClaim = settings.modelsClaim
         absentModelsMeansAll = settings.modelsClaimAbsent == "all"
         mcpToolsClaim = settings.mcpToolsClaim
@@ -127,13 +145,14 @@ public struct JWTAuth: Authenticator {
         // A tools claim that is present but no list allows nothing, as a malformed models claim does.
         let tools = mcpToolsClaim.flatMap { claims.values[$0] }.map { claim in (claim.list ?? []).map(ToolPattern.init) }
         let allowedTools = tools.flatMap { patterns in patterns.contains { $0.text == "*" } ? nil : patterns }
-        guard let modelsClaim else { return CallerIdentity(name: name, allowedModels: nil, allowedTools: allowedTools) }
+        let guardrails = teamClaim.flatMap { claims.values[$0]?.identity }.flatMap { teamGuardrails[$0] } ?? .none
+        guard let modelsClaim else { return CallerIdentity(name: name, allowedModels: nil, allowedTools: allowedTools, guardrails: guardrails) }
         switch claims.values[modelsClaim] {
         case nil:
             // No claim may mean every model only where the admin said so; a malformed one never does.
-            return CallerIdentity(name: name, allowedModels: absentModelsMeansAll ? nil : [], allowedTools: allowedTools)
+            return CallerIdentity(name: name, allowedModels: absentModelsMeansAll ? nil : [], allowedTools: allowedTools, guardrails: guardrails)
         case let claim?:
-            return CallerIdentity(name: name, allowedModels: claim.list.map(Set.init) ?? [], allowedTools: allowedTools)
+            return CallerIdentity(name: name, allowedModels: claim.list.map(Set.init) ?? [], allowedTools: allowedTools, guardrails: guardrails)
         }
     }
 

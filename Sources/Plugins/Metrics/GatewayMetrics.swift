@@ -25,7 +25,7 @@ final class GatewayMetrics: Sendable {
 
     private enum Metric: UInt8 {
         case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
-        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors
+        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors, guardrailActions
     }
 
     /// A metric and up to five label values, in the order its make call names them.
@@ -139,6 +139,14 @@ final class GatewayMetrics: Sendable {
         handle(.cacheRequests, result) {
             registry.makeCounter(descriptor: name("sluice_cache_requests", "total", "Cacheable requests by result (hit, miss, bypass)"),
                                  labels: [("result", result)])
+        }
+    }
+
+    /// What guardrails did, by guardrail, rule (a detector, a category, a rule's kind), action and stage.
+    func guardrailActions(guardrail: String, rule: String, action: String, stage: String) -> Counter {
+        handle(.guardrailActions, guardrail, rule, action, stage) {
+            registry.makeCounter(descriptor: name("sluice_guardrail_actions", "total", "Guardrail finds by guardrail, rule, action (block, redact, restore, log) and stage"),
+                                 labels: [("guardrail", guardrail), ("rule", rule), ("action", action), ("stage", stage)])
         }
     }
 

@@ -25,6 +25,9 @@ public struct MetricsPlugin: Middleware {
         context.signals.listen(for: CircuitChanged.self) { metrics.circuitOpen(provider: $0.provider, model: $0.model).set(to: $0.isOpen ? 1.0 : 0.0) }
         context.signals.listen(for: CacheEvicted.self) { metrics.cacheEvictions.increment(by: Int64($0.answers)) }
         context.signals.listen(for: CacheResized.self) { metrics.cacheBytes.set(Double($0.bytes)) }
+        context.signals.listen(for: GuardrailTriggered.self) {
+            metrics.guardrailActions(guardrail: $0.guardrail, rule: $0.rule, action: $0.action, stage: $0.stage.rawValue).increment(by: Int64($0.count))
+        }
         context.signals.listen(for: RateLimitStoreFailed.self) { metrics.rateLimitStoreErrors(action: $0.allowed ? "allowed" : "refused").increment() }
         // Series that alerts and dashboards watch exist from the start, at zero, so that "no
         // failures yet" and "not scraped" look different: every target's breaker and the

@@ -21,6 +21,7 @@ public struct OpenAICompatibleProvider: Provider {
     public init(settings: Settings, context: PluginContext) throws {
         var endpoint = try OpenAIEndpoint(baseURL: settings.baseURL, apiKey: settings.apiKey, settings.options, context: context)
         endpoint.speaksResponses = settings.responsesAPI
+        endpoint.speaksModerations = true
         wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 
@@ -49,6 +50,7 @@ public struct OpenAIProvider: Provider {
     public init(settings: Settings, context: PluginContext) throws {
         var endpoint = try OpenAIEndpoint(baseURL: settings.baseURL, apiKey: settings.apiKey, settings.options, context: context)
         endpoint.speaksResponses = settings.responsesAPI
+        endpoint.speaksModerations = true
         wire = OpenAIWire(endpoint: endpoint, upstream: context.upstream)
     }
 

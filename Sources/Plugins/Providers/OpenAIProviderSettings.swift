@@ -14,6 +14,8 @@ struct OpenAIEndpoint: Sendable {
     var limits: AnswerLimits
     /// Whether `/responses` is served (the Responses API), so Responses requests pass through.
     var speaksResponses = false
+    /// Whether `/moderations` is served: OpenAI's own API and servers that copy it; Azure has none.
+    var speaksModerations = false
 
     /// An endpoint that authenticates with `authentication`, then the admin's headers.
     init(_ options: OpenAIWireOptions, authentication: @escaping @Sendable () throws -> HTTPHeaders,

@@ -9,7 +9,10 @@ struct OpenAIWire: Sendable {
     let upstream: UpstreamClient
 
     var nativeOperations: Set<APIOperation> {
-        endpoint.speaksResponses ? [.chatCompletions, .embeddings, .responses] : [.chatCompletions, .embeddings]
+        var operations: Set<APIOperation> = [.chatCompletions, .embeddings]
+        if endpoint.speaksResponses { operations.insert(.responses) }
+        if endpoint.speaksModerations { operations.insert(.moderations) }
+        return operations
     }
 
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
@@ -25,6 +28,10 @@ struct OpenAIWire: Sendable {
             return try whole(response)
         case (.responses, .openAI):
             return try await responses(call)
+        case (.moderations, .openAI) where endpoint.speaksModerations:
+            var body = request.body
+            patchModel(&body, call.upstreamModel)
+            return try whole(try await post("/moderations", body: body.bytes(allocator: request.context.allocator), call: call))
         default:
             throw GatewayError.invalidRequest("this provider does not serve \(request.operation.rawValue) requests")
         }

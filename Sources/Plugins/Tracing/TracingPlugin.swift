@@ -136,6 +136,7 @@ public struct TracingPlugin: Middleware {
         switch operation {
         case .chatCompletions, .messages: "chat"
         case .embeddings: "embeddings"
+        case .moderations: "moderations"
         case .responses: "chat"  // the GenAI conventions name a Responses call a chat
         case .listModels: "models"
         case .storedResponse, .deleteStoredResponse, .storedResponseInputItems: "stored_response"

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import anthropic_shapes as anthropic
 from . import bedrock
 from . import google_routes
+from . import moderations
 from . import openai_shapes as shapes
 from . import responses_shapes as responses
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
@@ -226,6 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", anthropic.PATH): self._messages,
             ("POST", responses.PATH): self._responses,
             ("POST", responses.AZURE_PATH): self._azure_v1(self._responses),
+            ("POST", moderations.PATH): lambda body, fault, conn: moderations.respond(self, body),
         }
         handler = routes.get((method, path))
         if bedrock.matches(path):

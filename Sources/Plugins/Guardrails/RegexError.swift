@@ -1,0 +1,3 @@
+public struct RegexError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
