@@ -19,6 +19,8 @@ PACKAGES=(
     curl
     # the integration suite: Redis for the rate limiter, journald and the systemd tools for its units
     redis-server systemd
+    # the spend tests (test_spend.py): a private PostgreSQL cluster shared by two gateways
+    postgresql
 )
 
 say() { printf 'system-packages: %s\n' "$*" >&2; }

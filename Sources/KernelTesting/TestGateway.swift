@@ -13,13 +13,23 @@ import NIOHTTP1
 ///     #expect(gateway.calls.last?.upstreamModel == "upstream-m")
 public struct TestGateway: Sendable {
     public let generation: GatewayGeneration
+    /// The manifest's state database, when it names one.
+    public let stateDatabase: GatewayStateDatabase
     let logger: Logger
 
     public init(manifest: String, registry: PluginRegistry, environment: [String: String] = [:],
                 logger: Logger = Logger(label: "test")) async throws {
         let checked = try ManifestReader(registry: registry, environment: environment).read(Array(manifest.utf8), file: "test.json")
-        generation = try await GatewayGeneration.build(checked, upstream: TestGateway.upstream, registry: registry,
-                                                       environment: environment, logger: logger)
+        let stateDatabase = GatewayStateDatabase()
+        try await stateDatabase.open(for: checked, logger: logger)
+        do {
+            generation = try await GatewayGeneration.build(checked, upstream: TestGateway.upstream, registry: registry,
+                                                           environment: environment, logger: logger, database: stateDatabase.current)
+        } catch {
+            await stateDatabase.close()
+            throw error
+        }
+        self.stateDatabase = stateDatabase
         self.logger = logger
     }
 
@@ -47,7 +57,10 @@ public struct TestGateway: Sendable {
         return try await send(.POST, "/v1/chat/completions", body: body, headers: headers)
     }
 
-    public func shutdown() async { await generation.shutdown() }
+    public func shutdown() async {
+        await generation.shutdown()
+        await stateDatabase.close()
+    }
 
     /// Every call this gateway's scripted providers received, oldest first.
     public var calls: [ProviderCall] {

@@ -19,9 +19,19 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
         defer { upstream.shutdown() }
         do {
             let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
-            let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
-                                                               environment: environment, logger: logger)
+            // Plugins that keep state check it at start, so the database is opened (and migrated) as serving would.
+            let database = GatewayStateDatabase()
+            try await database.open(for: manifest, logger: logger)
+            let generation: GatewayGeneration
+            do {
+                generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
+                                                               environment: environment, logger: logger, database: database.current)
+            } catch {
+                await database.close()
+                throw error
+            }
             await generation.shutdown()
+            await database.close()
             for warning in manifest.warnings { print("warning: \(warning)") }
             print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
         } catch {

@@ -22,6 +22,8 @@ public final class Gateway: Service {
     private let state = NIOLockedValueBox(State())
     /// Reloads run one at a time.
     private let reloading = NIOLockedValueBox(false)
+    /// The manifest's state database: open before the first build, closed after the drain.
+    private let stateDatabase = GatewayStateDatabase()
 
     private struct State {
         var addresses: [SocketAddress] = []
@@ -45,7 +47,13 @@ public final class Gateway: Service {
 
     public func run() async throws {
         let manifest = try reader.read(file: configFile)
-        responder.serve(try await build(manifest))
+        try await stateDatabase.open(for: manifest, logger: logger)
+        let generation: GatewayGeneration
+        do { generation = try await build(manifest) } catch {
+            await stateDatabase.close()
+            throw error
+        }
+        responder.serve(generation)
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: responder,
                                 limits: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
@@ -110,6 +118,7 @@ public final class Gateway: Service {
         let server = state.withLockedValue { $0.server }
         do {
             let manifest = try reader.read(file: configFile)
+            stateDatabase.warnIfChanged(manifest, logger: logger)
             let old = responder.serve(try await build(manifest))
             if let old { warnAboutRestartOnlySettings(old: old.manifest.server, new: manifest.server) }
             old?.retire()
@@ -145,7 +154,7 @@ public final class Gateway: Service {
 
     private func build(_ manifest: Manifest) async throws(ManifestErrors) -> GatewayGeneration {
         let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
-                                                           environment: environment, logger: logger)
+                                                           environment: environment, logger: logger, database: stateDatabase.current)
         for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
         return generation
     }
@@ -182,6 +191,7 @@ public final class Gateway: Service {
         }
         await server.closeConnections()
         await generation?.shutdown()
+        await stateDatabase.close()
         upstream.shutdown()
     }
 

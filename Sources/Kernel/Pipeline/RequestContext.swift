@@ -100,10 +100,13 @@ public struct CallerIdentity: Sendable, Equatable {
     public var name: String
     /// Public models this caller may use; `nil` means all.
     public var allowedModels: Set<String>?
+    /// The team the key belongs to (a managed key's), for budgets and the spend ledger.
+    public var team: String?
 
-    public init(name: String, allowedModels: Set<String>?) {
+    public init(name: String, allowedModels: Set<String>?, team: String? = nil) {
         self.name = name
         self.allowedModels = allowedModels
+        self.team = team
     }
 
     public func allows(model: String) -> Bool { allowedModels?.contains(model) ?? true }

@@ -15,12 +15,16 @@ public struct PluginContext: Sendable {
     public let allocator: ByteBufferAllocator
     /// What plugins of this manifest tell each other outside requests.
     public let signals: PluginSignals
+    /// The manifest's state database, open and migrated; `nil` when the manifest names none.
+    public let database: (any StateDatabase)?
     /// Where the plugin's config sits in the manifest, e.g. `pipeline[2].config`.
     public private(set) var configPath = ""
 
     public init(logger: Logger, upstream: UpstreamClient, manifest: Manifest, providers: [String: any Provider],
-                environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals()) {
+                environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals(),
+                database: (any StateDatabase)? = nil) {
         self.signals = signals
+        self.database = database
         self.logger = logger
         self.upstream = upstream
         self.manifest = manifest
@@ -34,6 +38,16 @@ public struct PluginContext: Sendable {
         var context = self
         context.configPath = path
         return context
+    }
+
+    /// The state database, for a plugin (or one of its settings, `key`) that cannot work without
+    /// one; a config error naming that setting when the manifest names no database.
+    public func requireDatabase(for key: String?, _ purpose: String) throws -> any StateDatabase {
+        guard let database else {
+            throw configError(key, "\(purpose) needs the state database, and the manifest names none; add at its top "
+                              + "\"database\": {\"url\": \"sqlite:.sluice/sluice.db\"} (or postgres://… shared by replicas)")
+        }
+        return database
     }
 
     /// An error about the setting at `key` (a member name, or a path within the config such as

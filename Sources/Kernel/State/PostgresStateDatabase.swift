@@ -1,0 +1,149 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresNIO
+
+/// The shared state database: PostgreSQL through PostgresNIO's pooled client.
+///
+/// The client's `run()` is the pool's life. It must outlast the drain (the spend ledger flushes
+/// while requests finish), but `PostgresClient.run()` cancels itself at the first sign of a
+/// graceful shutdown it can see in its task-locals. So it runs in a detached task, which sees
+/// none, started when the database is opened (before serving) and cancelled by `close()`,
+/// which the gateway calls after the drain.
+final class PostgresStateDatabase: StateDatabase {
+    let kind = DatabaseKind.postgres
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    let address: String
+
+    private init(client: PostgresClient, logger: Logger, address: String) {
+        self.client = client
+        self.logger = logger
+        self.address = address
+        runner = Task.detached { await client.run() }
+    }
+
+    static func open(host: String, port: Int, user: String, password: String?, database: String, requireTLS: Bool,
+                     maxConnections: Int, logger: Logger, address: String) async throws -> PostgresStateDatabase {
+        var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database,
+                                                         tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.connectTimeout = .seconds(5)
+        let opened = PostgresStateDatabase(client: PostgresClient(configuration: configuration, backgroundLogger: logger),
+                                           logger: logger, address: address)
+        do {
+            try await opened.query("SELECT 1")
+        } catch {
+            await opened.close()
+            throw error
+        }
+        return opened
+    }
+
+    func query(_ sql: String, _ parameters: [DatabaseValue]) async throws -> [DatabaseRow] {
+        let query = Self.query(sql, parameters)
+        do {
+            return try await client.withConnection { connection in
+                try await Self.collect(try await connection.query(query, logger: logger))
+            }
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    func transaction<Result: Sendable>(_ body: @Sendable (any DatabaseSession) async throws -> Result) async throws -> Result {
+        do {
+            return try await client.withConnection { connection in
+                _ = try await connection.query("BEGIN", logger: logger)
+                do {
+                    let result = try await body(Session(connection: connection, logger: logger))
+                    _ = try await connection.query("COMMIT", logger: logger)
+                    return result
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        } catch let error as DatabaseError {
+            throw error
+        } catch {
+            throw describe(error)
+        }
+    }
+
+    func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    /// PostgresNIO words its errors generically so that no detail leaks; the server's own
+    /// message (a constraint, a missing table) is what an admin needs, and it holds no secret.
+    private func describe(_ error: any Error) -> DatabaseError {
+        if let error = error as? DatabaseError { return error }
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return DatabaseError("postgres (\(address)): \(message)" + (error.serverInfo?[.sqlState].map { " [\($0)]" } ?? ""))
+            }
+            return DatabaseError("postgres (\(address)): \(error.code)")
+        }
+        return DatabaseError("postgres (\(address)): \(error)")
+    }
+
+    /// `?` placeholders become `$1`, `$2`, … (none of this gateway's SQL has a `?` in a literal).
+    static func query(_ sql: String, _ parameters: [DatabaseValue]) -> PostgresQuery {
+        var numbered = ""
+        var index = 0
+        for character in sql {
+            if character == "?" {
+                index += 1
+                numbered += "$\(index)"
+            } else {
+                numbered.append(character)
+            }
+        }
+        var binds = PostgresBindings(capacity: parameters.count)
+        for parameter in parameters {
+            switch parameter {
+            case .null: binds.appendNull()
+            case .integer(let value): binds.append(value)
+            case .double(let value): binds.append(value)
+            case .text(let text): binds.append(text)
+            }
+        }
+        return PostgresQuery(unsafeSQL: numbered, binds: binds)
+    }
+
+    static func collect(_ rows: PostgresRowSequence) async throws -> [DatabaseRow] {
+        var result: [DatabaseRow] = []
+        for try await row in rows {
+            var columns: [String] = [], values: [DatabaseValue] = []
+            for cell in row {
+                columns.append(cell.columnName)
+                values.append(try value(of: cell))
+            }
+            result.append(DatabaseRow(columns: columns, values: values))
+        }
+        return result
+    }
+
+    private static func value(of cell: PostgresCell) throws -> DatabaseValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+        case .float4, .float8: return .double(try cell.decode(Double.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .numeric: return .double(Double(try cell.decode(String.self)) ?? .nan)
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+
+    private struct Session: DatabaseSession {
+        let connection: PostgresConnection
+        let logger: Logger
+        func query(_ sql: String, _ parameters: [DatabaseValue]) async throws -> [DatabaseRow] {
+            try await PostgresStateDatabase.collect(try await connection.query(PostgresStateDatabase.query(sql, parameters), logger: logger))
+        }
+    }
+}
