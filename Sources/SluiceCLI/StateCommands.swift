@@ -13,7 +13,7 @@ struct StateDatabaseOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         let manifest: Manifest
         do { manifest = try ManifestReader(registry: registry, environment: environment).read(file: config) } catch {
-            throw ValidationError(error.description)
+            throw ValidationError("\(error)")
         }
         guard let settings = manifest.database else {
             throw ValidationError("\(config) names no database; add \"database\": {\"url\": \"sqlite:.sluice/sluice.db\"} at its top")
@@ -178,7 +178,7 @@ struct SpendCommand<Program: GatewayProgram>: AsyncParsableCommand {
         try await database.withDatabase(Program.registry()) { db in
             let totals = try await SpendLedger(database: db).totals(groupedBy: grouping, fromMs: fromMs, toMs: toMs)
             if grouping == nil {
-                printJSON(["total": (totals.first ?? SpendLedger.Total(group: nil, requests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costNanoUSD: 0)).json(groupedBy: nil)])
+                printJSON(["total": (totals.first ?? .zero).json(groupedBy: nil)])
             } else {
                 printJSON(["data": JSON(array: totals.map { $0.json(groupedBy: grouping) })])
             }

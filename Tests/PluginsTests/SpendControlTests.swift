@@ -15,8 +15,9 @@ import Testing
         var registry = Builtins.registry()
         registry.register(ScriptedProvider.self)
         let priceJSON = price ? #", "price": {"input_per_million": 1000, "output_per_million": 2000}"# : ""
+        let databaseJSON = database.map { "\"database\": {\"url\": \"\($0)\"}," } ?? ""
         return try await TestGateway(manifest: """
-            {\(database.map { #""database": {"url": "\#($0)"},"# } ?? "")
+            {\(databaseJSON)
              "providers": {"p": {"plugin": "scripted", "config": {"reply": "one two three"}}},
              "models": {"m": {"targets": [{"provider": "p", "model": "up"}]\(priceJSON)}, "other": {"targets": [{"provider": "p", "model": "up2"}]}},
              "pipeline": \(pipeline)}

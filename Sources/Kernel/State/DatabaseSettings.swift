@@ -45,7 +45,7 @@ public enum DatabaseURL: Sendable, CustomStringConvertible, Equatable {
             port = parsed
             host = String(hostPort[..<colon])
         }
-        host = host.trimmingCharacters(in: ["[", "]"])
+        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         guard !host.isEmpty, !database.isEmpty, !user.isEmpty else { return nil }
         let requireTLS = query.split(separator: "&").contains { $0 == "sslmode=require" || $0 == "sslmode=verify-full" }
         self = .postgres(host: host, port: port, user: user, password: password, database: database, requireTLS: requireTLS)

@@ -66,8 +66,6 @@ final class PostgresStateDatabase: StateDatabase {
                     throw error
                 }
             }
-        } catch let error as DatabaseError {
-            throw error
         } catch {
             throw describe(error)
         }
@@ -80,15 +78,15 @@ final class PostgresStateDatabase: StateDatabase {
 
     /// PostgresNIO words its errors generically so that no detail leaks; the server's own
     /// message (a constraint, a missing table) is what an admin needs, and it holds no secret.
-    private func describe(_ error: any Error) -> DatabaseError {
-        if let error = error as? DatabaseError { return error }
+    private func describe(_ error: any Error) -> any Error {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
                 return DatabaseError("postgres (\(address)): \(message)" + (error.serverInfo?[.sqlState].map { " [\($0)]" } ?? ""))
             }
             return DatabaseError("postgres (\(address)): \(error.code)")
         }
-        return DatabaseError("postgres (\(address)): \(error)")
+        // A transaction's own refusal (a name taken) passes through as it was thrown.
+        return error
     }
 
     /// `?` placeholders become `$1`, `$2`, … (none of this gateway's SQL has a `?` in a literal).
@@ -134,8 +132,9 @@ final class PostgresStateDatabase: StateDatabase {
         case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
         case .float4, .float8: return .double(try cell.decode(Double.self))
         case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
-        case .numeric: return .double(Double(try cell.decode(String.self)) ?? .nan)
-        default: return .text(try cell.decode(String.self))
+        case .numeric: return (try? cell.decode(String.self)).flatMap(Double.init).map { .double($0) } ?? .null
+        // Text and its kin; what has no text form here (`void`, from a function called for its effect) reads as NULL.
+        default: return (try? cell.decode(String.self)).map { .text($0) } ?? .null
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import SQLiteNIO
 
 /// The embedded state database: one SQLite file, one connection whose calls run on NIO's thread

@@ -93,6 +93,9 @@ public struct SpendLedger: Sendable {
         public var costNanoUSD: Int64
         public var costUSD: Double { Double(costNanoUSD) / 1e9 }
 
+        /// Nothing spent: the total of an empty ledger.
+        public static let zero = Total(group: nil, requests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costNanoUSD: 0)
+
         public func json(groupedBy grouping: Grouping?) -> JSON {
             var object: [(String, JSON)] = []
             if let grouping { object.append((grouping.rawValue, group.map { JSON($0) } ?? .null)) }

@@ -84,7 +84,8 @@ public struct AdminAPI: Middleware {
                 try await store.deleteKey(named: parts[1])
                 return .json(["name": JSON(parts[1]), "deleted": true], allocator: allocator)
             case ("POST", 3, "keys") where parts[2] == "rotate":
-                let body = request.body.raw.readableBytes == 0 ? JSON.object() : try Self.body(request)
+                var body = JSON.object()
+                if request.body.raw.readableBytes > 0 { body = try Self.body(request) }
                 guard let grace = (body["grace_period_s"] ?? JSON(0)).double else {
                     throw GatewayError.invalidRequest("grace_period_s must be a number of seconds", param: "grace_period_s")
                 }
@@ -161,7 +162,7 @@ public struct AdminAPI: Middleware {
             ("to", to.map { JSON(ISO8601.string(ms: $0)) } ?? .null),
         ]
         if grouping == nil {
-            result.append(("total", (totals.first ?? SpendLedger.Total(group: nil, requests: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, costNanoUSD: 0)).json(groupedBy: nil)))
+            result.append(("total", (totals.first ?? .zero).json(groupedBy: nil)))
         } else {
             result.append(("data", JSON(array: totals.map { $0.json(groupedBy: grouping) })))
         }

@@ -73,9 +73,9 @@ public struct APIKeyAuth: Authenticator {
         }
         if let index = KeyDigest.match(presented, in: credentialDigests) { return .identified(identities[index]) }
         // A dictionary lookup of the digest: timing can tell nothing of a SHA-256 preimage.
-        if let managedKeys, let (key, isPrevious) = managedKeys.lookup(KeyDigest(of: presented)) {
-            let now = WallClock.milliseconds()
-            if isPrevious, now >= key.previousValidUntilMs ?? 0 {
+        if let managedKeys, let found = managedKeys.lookup(KeyDigest(of: presented)) {
+            let key = found.key, now = WallClock.milliseconds()
+            if found.isPrevious, now >= key.previousValidUntilMs ?? 0 {
                 return .refused(GatewayError.authentication("This API key was rotated and its grace period is over; use the new key."))
             }
             guard !key.disabled else { return .refused(GatewayError.authentication("This API key is disabled.")) }

@@ -59,10 +59,11 @@ public struct Budget: Middleware {
 
     public init(settings: Settings, context: PluginContext) throws {
         period = BudgetPeriod(rawValue: settings.period) ?? .month
-        var limits: [(SpendLedger.Grouping, String, Int64)] = []
+        var limits: [(grouping: SpendLedger.Grouping, name: String, nano: Int64)] = []
         for (index, limit) in settings.limits.enumerated() {
-            let named = [(SpendLedger.Grouping.key, limit.key), (.team, limit.team), (.model, limit.model)].compactMap { pair in pair.1.map { (pair.0, $0) } }
-            guard named.count == 1, let (grouping, name) = named.first else {
+            let candidates: [(SpendLedger.Grouping, String?)] = [(.key, limit.key), (.team, limit.team), (.model, limit.model)]
+            let named = candidates.filter { $0.1 != nil }
+            guard named.count == 1, let grouping = named.first?.0, let name = named.first?.1 else {
                 throw context.configError("limits[\(index)]", "name exactly one of \"key\", \"team\" or \"model\"")
             }
             limits.append((grouping, name, SpendLedger.nanoUSD(limit.usd)))

@@ -72,7 +72,8 @@ final class RedisBudgetStore: BudgetStore {
         var arguments = [mode, String(amount)]
         for counter in counters {
             let known = !seeding || seeded.withLockedValue { $0.contains(counter.name) }
-            let seed = known ? -1 : try await counter.seed()
+            let seed: Int64
+            if known { seed = -1 } else { seed = try await counter.seed() }
             arguments += [String(counter.limitNano), String(seed), String(counter.ttlSeconds)]
         }
         let reply = try await redis.evaluate(Self.script, keys: counters.map(\.name), arguments: arguments)
