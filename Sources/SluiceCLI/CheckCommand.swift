@@ -19,19 +19,7 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
         defer { upstream.shutdown() }
         do {
             let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
-            // Plugins that keep state check it at start, so the database is opened (and migrated) as serving would.
-            let database = GatewayStateDatabase()
-            try await database.open(for: manifest, logger: logger)
-            let generation: GatewayGeneration
-            do {
-                generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
-                                                               environment: environment, logger: logger, database: database.current)
-            } catch {
-                await database.close()
-                throw error
-            }
-            await generation.shutdown()
-            await database.close()
+            try await Self.buildAndShutDown(manifest, upstream: upstream, registry: registry, environment: environment, logger: logger)
             for warning in manifest.warnings { print("warning: \(warning)") }
             print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
         } catch {
@@ -40,5 +28,21 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
             FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
             throw ExitCode(1)
         }
+    }
+
+    /// Plugins that keep state check it at start, so the database is opened (and migrated) as serving would.
+    static func buildAndShutDown(_ manifest: Manifest, upstream: UpstreamClient, registry: PluginRegistry, environment: [String: String],
+                                 logger: Logger) async throws(ManifestErrors) {
+        let database = GatewayStateDatabase()
+        try await database.open(for: manifest, logger: logger)
+        do {
+            let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
+                                                               environment: environment, logger: logger, database: database.current)
+            await generation.shutdown()
+        } catch {
+            await database.close()
+            throw error
+        }
+        await database.close()
     }
 }
