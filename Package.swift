@@ -56,6 +56,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -93,7 +94,8 @@ let package = Package(
                                                         .product(name: "NIOEmbedded", package: "swift-nio")],
                     exclude: ["Golden"]),
         .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
-                                                 .product(name: "Crypto", package: "swift-crypto")]),
+                                                 .product(name: "Crypto", package: "swift-crypto"),
+                                                 .product(name: "_CryptoExtras", package: "swift-crypto")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -21,6 +21,9 @@ PACKAGES=(
     redis-server systemd
     # the spend tests (test_spend.py): a private PostgreSQL cluster shared by two gateways
     postgresql
+    # the operator's view (test_status_page.py, test_dashboards.py): a headless browser and its
+    # WebDriver for the status page, and promtool (only the prometheus package ships it) for the alert rules
+    chromium chromium-driver prometheus
 )
 
 say() { printf 'system-packages: %s\n' "$*" >&2; }

@@ -9,6 +9,7 @@ public enum Builtins {
         // pipeline
         AccessLog.self,
         MetricsPlugin.self,
+        StatusPage.self,
         TracingPlugin.self,
         APIKeyAuth.self,
         JWTAuth.self,
@@ -26,6 +27,9 @@ public enum Builtins {
         OpenAIProvider.self,
         AzureOpenAIProvider.self,
         AnthropicProvider.self,
+        BedrockProvider.self,
+        GeminiProvider.self,
+        VertexAIProvider.self,
     ]
 
     public static func registry() -> PluginRegistry {

@@ -17,32 +17,41 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
         let logger = Logger(label: "sluice.check") { _ in SwiftLogNoOpLogHandler() }
         let upstream = UpstreamClient()
         defer { upstream.shutdown() }
-        do {
-            let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
-            try await Self.buildAndShutDown(manifest, upstream: upstream, registry: registry, environment: environment, logger: logger)
-            for warning in manifest.warnings { print("warning: \(warning)") }
-            print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
-        } catch {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            let count = error.errors.count
-            FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
-            throw ExitCode(1)
+        // Plugins built here may start background work (a probe loop, an exporter); it runs
+        // while they are checked and has ended when this returns. Plugins that keep state check
+        // it at start, so the database is opened (and migrated) as serving would, and closed after.
+        try await BackgroundWork.withRunning { background in
+            do throws(ManifestErrors) {
+                let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
+                try await Self.buildAndShutDown(manifest, upstream: upstream, background: background, registry: registry,
+                                                environment: environment, logger: logger)
+                for warning in manifest.warnings { print("warning: \(warning)") }
+                print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
+            } catch {
+                FileHandle.standardError.write(Data((error.description + "\n").utf8))
+                let count = error.errors.count
+                FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
+                throw ExitCode(1)
+            }
         }
     }
 
-    /// Plugins that keep state check it at start, so the database is opened (and migrated) as serving would.
-    static func buildAndShutDown(_ manifest: Manifest, upstream: UpstreamClient, registry: PluginRegistry, environment: [String: String],
-                                 logger: Logger) async throws(ManifestErrors) {
-        let database = GatewayStateDatabase()
-        try await database.open(for: manifest, logger: logger)
+    /// Opens the database in a helper with typed throws: the generation's shutdown (its ledger's
+    /// flush) comes before the database closes, and background jobs still running then are the
+    /// caller's (`withRunning` ends them after this returns; none of them writes to the database
+    /// here, since no request was served).
+    static func buildAndShutDown(_ manifest: Manifest, upstream: UpstreamClient, background: BackgroundWork, registry: PluginRegistry,
+                                 environment: [String: String], logger: Logger) async throws(ManifestErrors) {
         do {
-            let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
-                                                               environment: environment, logger: logger, database: database.current)
-            await generation.shutdown()
+            try await GatewayStateDatabase.withOpen(manifest, logger: logger) { database in
+                let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
+                                                                   environment: environment, logger: logger, database: database)
+                await generation.shutdown()
+            }
+        } catch let errors as ManifestErrors {
+            throw errors
         } catch {
-            await database.close()
-            throw error
+            throw ManifestErrors([ManifestError(file: manifest.file, path: "database", "\(error)")])
         }
-        await database.close()
     }
 }

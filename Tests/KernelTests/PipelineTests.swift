@@ -8,7 +8,7 @@ import Testing
         let manifest = try ManifestReader(registry: testRegistry(), environment: [:]).read(Array("""
             {"pipeline": \(pipeline)}
             """.utf8), file: "m.json")
-        return try await GatewayGeneration.build(manifest, upstream: UpstreamClient(), registry: testRegistry(), environment: [:],
+        return try await GatewayGeneration.build(manifest, upstream: UpstreamClient(), background: BackgroundWork(), registry: testRegistry(), environment: [:],
                                                  logger: Logger(label: "test"))
     }
 

@@ -14,7 +14,8 @@ import Testing
     static func open(_ url: String = temporaryURL()) async throws -> any StateDatabase {
         var settings = DatabaseSettings()
         settings = try DatabaseSettings.load(["url": JSON(url)], path: "database")
-        return try await StateDatabases.open(settings, logger: Logger(label: "test"))
+        // SQLite submits no background job, so this work need not run.
+        return try await StateDatabases.open(settings, logger: Logger(label: "test"), background: BackgroundWork())
     }
 
     @Test func migrationsRunOnceAndAreRecorded() async throws {

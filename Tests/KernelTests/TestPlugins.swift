@@ -49,6 +49,6 @@ struct NullProvider: Provider {
 
 func testRegistry() -> PluginRegistry {
     var registry = PluginRegistry()
-    registry.register([TagMiddleware.self, AnswerMiddleware.self, NullProvider.self])
+    registry.register([TagMiddleware.self, AnswerMiddleware.self, NullProvider.self, HangingProbeProvider.self, ShutdownRecorder.self])
     return registry
 }

@@ -10,7 +10,8 @@ func testManifest(_ text: String = #"{"pipeline": [{"plugin": "router"}]}"#) thr
 }
 
 func testContext(manifest: Manifest? = nil, providers: [String: any Provider] = [:]) throws -> PluginContext {
-    PluginContext(logger: Logger(label: "test"), upstream: sharedUpstream, manifest: try manifest ?? testManifest(),
+    // Plugins built on their own here start no background work, so nothing runs this one.
+    PluginContext(logger: Logger(label: "test"), upstream: sharedUpstream, background: BackgroundWork(), manifest: try manifest ?? testManifest(),
                   providers: providers, environment: [:])
 }
 

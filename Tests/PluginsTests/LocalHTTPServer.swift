@@ -21,6 +21,8 @@ final class LocalHTTPServer: Sendable {
         var status: HTTPResponseStatus = .ok
         var headers: HTTPHeaders = ["content-type": "application/json"]
         var body: String = "{}"
+        /// A binary body, sent instead of `body` when set.
+        var bytes: [UInt8]? = nil
         /// Waits this long before answering.
         var delay: Duration = .zero
 
@@ -110,10 +112,11 @@ final class LocalHTTPServer: Sendable {
 
         func write(_ reply: Reply, keepAlive: Bool, context: ChannelHandlerContext) {
             var headers = reply.headers
-            headers.replaceOrAdd(name: "content-length", value: String(reply.body.utf8.count))
+            let bytes = reply.bytes ?? Array(reply.body.utf8)
+            headers.replaceOrAdd(name: "content-length", value: String(bytes.count))
             if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes)))), promise: nil)
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if !keepAlive {
                 let channel = context.channel

@@ -155,7 +155,7 @@ import Testing
     @Test func needsALimit() async {
         let errors = await manifestErrors(Self.manifest(#"{"by": "key"}"#))
         #expect(errors.map(\.path) == ["pipeline[1].config"])
-        #expect(errors.first?.message == "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day")
+        #expect(errors.first?.message == "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day, tool_calls_per_minute")
         let typo = await manifestErrors(Self.manifest(#"{"by": "team", "requests_per_minute": 0}"#))
         #expect(Set(typo.map(\.path)) == ["pipeline[1].config.by", "pipeline[1].config.requests_per_minute"])
     }

@@ -148,7 +148,8 @@ import Testing
         let remaining = Double(streamed.headers.first(name: "x-sluice-budget-remaining-usd") ?? "") ?? 0
         #expect(remaining < 1 && remaining > 0.9)
         await gateway.shutdown()
-        let reopened = try await StateDatabases.open(try DatabaseSettings.load(["url": JSON(database)], path: "database"), logger: .init(label: "test"))
+        let reopened = try await StateDatabases.open(try DatabaseSettings.load(["url": JSON(database)], path: "database"), logger: .init(label: "test"),
+                                                     background: BackgroundWork())  // SQLite submits no job
         let rows = try await reopened.query("SELECT key_name, output_tokens, cost_nano_usd, status FROM sluice_spend_ledger")
         #expect(rows.count == 1)
         #expect(rows.first?["key_name"].string == "tester")

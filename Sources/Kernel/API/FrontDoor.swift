@@ -49,7 +49,7 @@ struct FrontDoor: Sendable {
     /// Reaches the authenticators' verdicts from the head alone, on the event loop, as the head
     /// arrives: a request they refuse is answered without reading its body.
     static func screen(_ head: HTTPRequestHead, generation: GatewayGeneration?) -> RequestScreening {
-        guard let generation, endpoint(path(of: head.uri), method: head.method) != nil else { return RequestScreening(generation: generation, verdicts: []) }
+        guard let generation, endpoint(path(of: head.uri), method: head.method) != nil || MCPFrontDoor.serves(path(of: head.uri)) else { return RequestScreening(generation: generation, verdicts: []) }
         // In pipeline order, up to the first that does not identify the caller: the rest are
         // asked later, if the request gets that far.
         var verdicts: [AuthVerdict] = []
@@ -65,7 +65,7 @@ struct FrontDoor: Sendable {
         let requestID = RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make()
         let path = Self.path(of: head.uri)
         let endpoint = Self.endpoint(path, method: head.method)
-        let dialect = endpoint?.dialect ?? .openAI
+        let dialect = endpoint?.dialect ?? (MCPFrontDoor.serves(path) ? .mcp : .openAI)
         let generation = screening.generation
         var response: GatewayResponse
         let lease = generation.map(GenerationLease.init)
@@ -163,6 +163,10 @@ struct FrontDoor: Sendable {
                 operation: .other, dialect: .openAI, method: head.method, uri: head.uri, headers: head.headers,
                 body: RequestBody(raw: body, json: .null), model: "", stream: false, context: context))
         }
+        if MCPFrontDoor.serves(path) {
+            return try await MCPFrontDoor(frontDoor: self, generation: generation)
+                .respond(head, path: path, body: body, requestID: requestID, screening: screening)
+        }
         guard let endpoint else {
             throw GatewayError.notFound("unknown path \(path); this gateway serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages and /v1/responses",
                                         code: "unknown_url")
@@ -191,7 +195,7 @@ struct FrontDoor: Sendable {
 
     /// The verdict of every authenticator, in pipeline order: those `screen` left undecided are
     /// verified now. After a refusal the rest are not asked (the pipeline stops there).
-    private func authenticate(_ headers: HTTPHeaders, screening: RequestScreening,
+    func authenticate(_ headers: HTTPHeaders, screening: RequestScreening,
                               authenticators: [any Authenticator]) async -> [Result<CallerIdentity, GatewayError>] {
         var verdicts: [Result<CallerIdentity, GatewayError>] = []
         verdicts.reserveCapacity(authenticators.count)
@@ -291,7 +295,7 @@ struct FrontDoor: Sendable {
             } else if input!.string == nil && !input!.isArray {
                 throw GatewayError.invalidRequest("input must be a string or an array of input items", param: "input")
             }
-        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other:
+        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other, .mcp:
             break
         }
     }

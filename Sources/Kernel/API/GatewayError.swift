@@ -59,6 +59,10 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
             let text = param.map { "\($0): \(message)" } ?? message
             let error = JSON(object: [("type", JSON(anthropicType)), ("message", JSON(text))])
             return JSON(object: [("type", "error"), ("error", error)])
+        case .mcp:
+            var data: [(String, JSON)] = [("status", JSON(Int(status.code))), ("type", JSON(type))]
+            if let code { data.append(("code", JSON(code))) }
+            return JSONRPC.error(id: nil, code: JSONRPC.refused, message, data: JSON(object: data))
         }
     }
 
@@ -97,6 +101,6 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible {
     /// The same error as one stream event, for failures after a stream has started.
     public func streamEvent(for dialect: APIDialect) -> SSEEvent {
         let data = String(decoding: body(for: dialect).encoded(), as: UTF8.self)
-        return SSEEvent(event: dialect == .anthropic ? "error" : nil, data: data)
+        return SSEEvent(event: dialect == .anthropic ? "error" : dialect == .mcp ? "message" : nil, data: data)
     }
 }

@@ -16,13 +16,17 @@ public final class Gateway: Service {
     private let registry: PluginRegistry
     private let environment: [String: String]
     private let logger: Logger
-    private let upstream = UpstreamClient()
+    /// Its thread runs from the first upstream call to step 5 of the shutdown (`run`).
+    let upstream = UpstreamClient()
+    /// Jobs that outlive a request or a call; run by `run` as a child task.
+    let background = BackgroundWork()
     /// What the server asks; it holds the generation that serves requests now.
     private let responder: GatewayResponder
     private let state = NIOLockedValueBox(State())
     /// Reloads run one at a time.
     private let reloading = NIOLockedValueBox(false)
-    /// The manifest's state database: open before the first build, closed after the drain.
+    /// The manifest's state database: open before the first build, closed after the last
+    /// background job (step 5 of the shutdown, `run`); its pool runs as a child task of `run`.
     private let stateDatabase = GatewayStateDatabase()
 
     private struct State {
@@ -45,15 +49,54 @@ public final class Gateway: Service {
 
     // MARK: Service
 
+    /// Serves until graceful shutdown, then stops everything it started, in this order
+    /// (docs/ARCHITECTURE.md, "Threads and tasks"):
+    ///
+    /// 1. stop accepting: `/ready` turns 503, listeners close;
+    /// 2. drain: requests and streams in flight get `drain_timeout_s`, the rest are cancelled,
+    ///    connections close;
+    /// 3. the serving generation shuts down: its health probes are cancelled and awaited, then its
+    ///    plugins shut down in reverse order (they may still log and call upstream; `tracing`
+    ///    flushes its exporter here);
+    /// 4. background work stops accepting; its jobs left (settles, cache saves, ledger flushes,
+    ///    retired generations' shutdowns) get `BackgroundWork.defaultGrace`, then are cancelled;
+    ///    the `sluice-bgwork` thread ends;
+    /// 5. the state database closes (PostgreSQL: its connection pool stops), now that nothing
+    ///    is left to write to it;
+    /// 6. the upstream client's thread ends (a transfer still open fails with `.shutdown`);
+    /// 7. the log writers deliver what they hold, so "stopped" is out when `run` returns.
+    ///
+    /// No task or thread it started outlives it.
     public func run() async throws {
-        let manifest = try reader.read(file: configFile)
-        try await stateDatabase.open(for: manifest, logger: logger)
-        let generation: GatewayGeneration
-        do { generation = try await build(manifest) } catch {
-            await stateDatabase.close()
-            throw error
+        let failure = await withDiscardingTaskGroup { group -> (any Error)? in
+            // The database's work outlives the background work: a job may write to it up to the end.
+            group.addTask { await self.stateDatabase.run() }
+            let failure = await withDiscardingTaskGroup { group -> (any Error)? in
+                group.addTask { await self.background.run() }
+                let failure: (any Error)?
+                do {
+                    try await serveUntilShutdown()  // steps 1 to 3
+                    failure = nil
+                } catch {
+                    failure = error
+                }
+                background.finish()  // step 4: the group returns once the last job has ended
+                return failure
+            }
+            await stateDatabase.close()  // step 5, also when serving failed (or never began)
+            return failure
         }
-        responder.serve(generation)
+        upstream.shutdown()  // step 6
+        logger.info("stopped")
+        LogWriter.flushAll(timeout: .seconds(2))  // step 7
+        if let failure { throw failure }
+    }
+
+    /// What the gateway does between its start and the end of its serving generation's shutdown.
+    private func serveUntilShutdown() async throws {
+        let manifest = try reader.read(file: configFile)
+        try await stateDatabase.open(for: manifest, logger: logger)  // closed by `run`, whatever happens here
+        responder.serve(try await build(manifest))
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: responder,
                                 limits: .init(idle: .seconds(manifest.server.idleTimeoutSeconds),
@@ -94,7 +137,6 @@ public final class Gateway: Service {
             await drain(server, drainTimeout: .seconds(self.generation?.manifest.server.drainTimeoutSeconds ?? 30))
             group.cancelAll()
         }
-        logger.info("stopped")
     }
 
     // MARK: Reload
@@ -153,7 +195,7 @@ public final class Gateway: Service {
     private var reader: ManifestReader { ManifestReader(registry: registry, environment: environment) }
 
     private func build(_ manifest: Manifest) async throws(ManifestErrors) -> GatewayGeneration {
-        let generation = try await GatewayGeneration.build(manifest, upstream: upstream, registry: registry,
+        let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
                                                            environment: environment, logger: logger, database: stateDatabase.current)
         for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
         return generation
@@ -179,7 +221,7 @@ public final class Gateway: Service {
     }
 
     /// Stops accepting, lets requests and streams in flight finish within `drainTimeout`, cancels
-    /// the rest (streams get a shutdown error event), then shuts plugins and the upstream client down.
+    /// the rest (streams get a shutdown error event), then shuts the serving generation down.
     private func drain(_ server: HTTPServer, drainTimeout: Duration) async {
         responder.startDraining()
         let cancelled = await server.drain(timeout: drainTimeout)
@@ -191,8 +233,6 @@ public final class Gateway: Service {
         }
         await server.closeConnections()
         await generation?.shutdown()
-        await stateDatabase.close()
-        upstream.shutdown()
     }
 
     private func exitOnSecondSignal() async {

@@ -10,6 +10,10 @@ public final class GatewayGeneration: Sendable {
     public let manifest: Manifest
     public let providers: [String: any Provider]
     public let pipeline: Pipeline
+    /// `/mcp`: the manifest's MCP servers, and the pipeline that ends in them (every middleware
+    /// but the terminal one); `nil` without `mcp_servers`.
+    let mcp: MCPGateway?
+    let mcpPipeline: Pipeline?
     /// Every key the manifest accepts, for logs to hide.
     public let credentials: KnownCredentials
     /// `server.admin_keys`, which operator routes need when there are any.
@@ -20,15 +24,21 @@ public final class GatewayGeneration: Sendable {
     let prefixRoutes: [PluginRoute]
     private let plugins: [any Plugin]
     let health: ProviderHealthMonitor
+    /// Where its retirement's shutdown runs.
+    private let background: BackgroundWork
     /// Requests holding a lease; read and written with atomics, as every request enters and leaves.
     private let requests = ManagedAtomic(0)
     private let isRetired = ManagedAtomic(false)
     private let isShutDown = ManagedAtomic(false)
 
-    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware]) {
+    private init(manifest: Manifest, providers: [String: any Provider], middlewares: [any Middleware], background: BackgroundWork,
+                 signals: PluginSignals, mcp: MCPGateway?) {
         self.manifest = manifest
+        self.background = background
         self.providers = providers
         self.pipeline = Pipeline(middlewares)
+        self.mcp = mcp
+        mcpPipeline = mcp.map { mcp in Pipeline(middlewares.filter { !type(of: $0).isTerminal }, end: { try await mcp.handle($0) }) }
         adminKeys = manifest.server.adminKeys.map(\.digest)
         credentials = KnownCredentials(adminKeys + pipeline.authenticators.flatMap(\.credentialDigests))
         self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
@@ -44,12 +54,13 @@ public final class GatewayGeneration: Sendable {
         self.prefixRoutes = prefixRoutes.reversed().enumerated().sorted { ($0.element.path.count, -$0.offset) > ($1.element.path.count, -$1.offset) }.map(\.element)
         health = ProviderHealthMonitor(
             providers: manifest.providers.compactMap { entry in providers[entry.name].map { (entry.name, $0) } },
-            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds))
+            unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds), signals: signals)
     }
 
     /// Builds every plugin of a checked manifest (providers first, so the router can see them)
-    /// and starts them. On failure, whatever was built is shut down again.
-    public static func build(_ manifest: Manifest, upstream: UpstreamClient, registry: PluginRegistry,
+    /// and starts them. On failure, whatever was built is shut down again. Its plugins' background
+    /// work, its health probes and, once retired, its shutdown run as jobs of `background`.
+    public static func build(_ manifest: Manifest, upstream: UpstreamClient, background: BackgroundWork, registry: PluginRegistry,
                              environment: [String: String], logger: Logger,
                              database: (any StateDatabase)? = nil) async throws(ManifestErrors) -> GatewayGeneration {
         var built: [any Plugin] = []
@@ -74,12 +85,12 @@ public final class GatewayGeneration: Sendable {
         for entry in manifest.providers {
             var pluginLogger = logger
             pluginLogger[metadataKey: "provider"] = .string(entry.name)
-            let context = PluginContext(logger: pluginLogger, upstream: upstream, manifest: manifest, providers: [:], environment: environment,
-                                        signals: signals, database: database)
+            let context = PluginContext(logger: pluginLogger, upstream: upstream, background: background, manifest: manifest, providers: [:],
+                                        environment: environment, signals: signals, database: database)
             providers[entry.name] = make(entry.plugin, config: entry.config, path: entry.path, context: context) as? any Provider
         }
-        let context = PluginContext(logger: logger, upstream: upstream, manifest: manifest, providers: providers, environment: environment,
-                                    signals: signals, database: database)
+        let context = PluginContext(logger: logger, upstream: upstream, background: background, manifest: manifest, providers: providers,
+                                    environment: environment, signals: signals, database: database)
         let middlewares = manifest.pipeline.compactMap {
             make($0.plugin, config: $0.config, path: $0.path, context: context) as? any Middleware
         }
@@ -101,8 +112,11 @@ public final class GatewayGeneration: Sendable {
             for plugin in built.reversed() { await plugin.shutdown() }
             throw ManifestErrors(errors)
         }
-        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares)
-        generation.health.start()
+        let mcp = manifest.mcp.isEnabled ? MCPGateway(manifest.mcp, upstream: upstream, environment: environment, logger: logger) : nil
+        await mcp?.start()
+        let generation = GatewayGeneration(manifest: manifest, providers: providers, middlewares: middlewares, background: background,
+                                           signals: signals, mcp: mcp)
+        generation.health.start(on: background)
         return generation
     }
 
@@ -121,10 +135,12 @@ public final class GatewayGeneration: Sendable {
             .respond(to: head, body: body, screening: FrontDoor.screen(head, generation: self), isReady: true)
     }
 
-    /// Marks the generation as replaced: it shuts down once its last request has finished.
+    /// Marks the generation as replaced: it shuts down once its last request has finished, as a
+    /// job of its background work.
     public func retire() {
         isRetired.store(true, ordering: .sequentiallyConsistent)
-        if requests.load(ordering: .sequentiallyConsistent) == 0 { Task { await shutdown() } }
+        mcp?.retire()
+        if requests.load(ordering: .sequentiallyConsistent) == 0 { shutDownInBackground() }
     }
 
     func enter() {
@@ -135,13 +151,25 @@ public final class GatewayGeneration: Sendable {
         // Whichever of the last `leave` and `retire` comes second sees the other (both are
         // sequentially consistent), so one of them shuts down; `shutdown` runs once however often called.
         let remaining = requests.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent)
-        if remaining == 0, isRetired.load(ordering: .sequentiallyConsistent) { Task { await shutdown() } }
+        if remaining == 0, isRetired.load(ordering: .sequentiallyConsistent) { shutDownInBackground() }
     }
 
-    /// Shuts plugins down in reverse order of building (once, however often it is called).
+    private func shutDownInBackground() {
+        // Refused only once the gateway is stopping, after its drain: only a request that
+        // outlived the drain (cancelled, yet still running) can then be the last to leave a
+        // retired generation, and with nothing left to run it, that generation is not shut down.
+        background.submit { [self] in await shutdown() }
+    }
+
+    /// Stops the health probes (in-flight probes are cancelled), then shuts plugins down in
+    /// reverse order of building (once, however often it is called).
     public func shutdown() async {
         guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        health.stop()
+        await health.stop()
+        await mcp?.shutdown()
         for plugin in plugins.reversed() { await plugin.shutdown() }
     }
+
+    /// Whether `shutdown` has begun (for tests and hosts).
+    public var hasShutDown: Bool { isShutDown.load(ordering: .sequentiallyConsistent) }
 }

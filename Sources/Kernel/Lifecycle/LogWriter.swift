@@ -9,6 +9,11 @@ import NIOCore
 /// in one buffer and leave in batches. The buffer is bounded: when it is full, new records are
 /// dropped and counted, and once the reader takes records again a notice says how many were
 /// lost. Queued records are delivered at exit.
+///
+/// The thread starts with the first record. The `Gateway` flushes the writers as the last step of
+/// its shutdown, so that its last words are out when its `run` returns; the program that set up
+/// logging stops them (`stop`) once nothing it runs logs any more, and records written after that
+/// are delivered on the writer's caller's thread.
 public final class LogWriter: @unchecked Sendable {
     /// The process's standard output, where `JSONLogHandler` writes its lines.
     public static let standardOutput = LogWriter(name: "sluice-log", deliver: { writeAll($0, to: STDOUT_FILENO) }) { dropped in
@@ -34,6 +39,9 @@ public final class LogWriter: @unchecked Sendable {
     private var batchInFlight = false
     private var flushers = 0
     private var started = false
+    private var stopRequested = false
+    /// The thread has ended (after `stop`): records are delivered by whoever writes them.
+    private var stopped = false
     private static let linger: UInt32 = 5_000  // µs
 
     /// - Parameters:
@@ -66,6 +74,10 @@ public final class LogWriter: @unchecked Sendable {
     private func queue(_ record: ByteBuffer) {
         condition.lock()
         defer { condition.unlock() }
+        if stopped {
+            deliver(record)
+            return
+        }
         guard queued.readableBytes + record.readableBytes <= _limit else {
             dropped += 1
             return
@@ -80,6 +92,32 @@ public final class LogWriter: @unchecked Sendable {
         if writerIsWaiting { flushers > 0 ? condition.broadcast() : condition.signal() }
     }
 
+    /// Delivers what every started writer holds (see `flush`).
+    public static func flushAll(timeout: Duration) {
+        for writer in flushedAtExit.withLockedValue({ $0 }) { writer.flush(timeout: timeout) }
+    }
+
+    /// Delivers what is queued (within `timeout`) and ends the thread; later records are
+    /// delivered on their caller's thread. Returns once the thread has ended, or after `timeout`.
+    public func stop(timeout: Duration) {
+        let deadline = Date.now.addingTimeInterval(timeout.inSeconds)
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopped else { return }
+        guard started else {
+            stopped = true  // never started: later records go out on their caller's thread too
+            return
+        }
+        stopRequested = true
+        condition.broadcast()
+        while !stopped {
+            if !condition.wait(until: deadline) { return }
+        }
+    }
+
+    /// Whether the writer's thread is running (for tests).
+    public var hasThread: Bool { condition.withLock { started && !stopped } }
+
     /// Every writer that has started; `exit` delivers what they still hold.
     private static let flushedAtExit: NIOLockedValueBox<[LogWriter]> = {
         atexit { for writer in LogWriter.flushedAtExit.withLockedValue({ $0 }) { writer.flush(timeout: .seconds(2)) } }
@@ -93,7 +131,7 @@ public final class LogWriter: @unchecked Sendable {
         defer { condition.unlock() }
         flushers += 1
         defer { flushers -= 1 }
-        while started, queued.readableBytes > 0 || batchInFlight {
+        while started, !stopped, queued.readableBytes > 0 || batchInFlight {
             if writerIsWaiting { condition.broadcast() }
             if !condition.wait(until: deadline) { return }
         }
@@ -104,6 +142,12 @@ public final class LogWriter: @unchecked Sendable {
         condition.lock()
         while true {
             while queued.readableBytes == 0, dropped == 0 {
+                if stopRequested {
+                    stopped = true
+                    condition.broadcast()
+                    condition.unlock()
+                    return
+                }
                 writerIsWaiting = true
                 condition.wait()
                 writerIsWaiting = false
@@ -111,7 +155,7 @@ public final class LogWriter: @unchecked Sendable {
             // Let the records of the next few milliseconds join the batch: under load one comes
             // every few hundred microseconds, and waking this thread for each would cost a context
             // switch per request. Nobody waits for a log record, bar `flush`.
-            if flushers == 0 {
+            if flushers == 0, !stopRequested {
                 condition.unlock()
                 usleep(Self.linger)
                 condition.lock()

@@ -15,30 +15,39 @@ final class ProviderHealthMonitor: Sendable {
     private let providers: [(name: String, provider: any Provider)]
     private let interval: Duration
     private let health: NIOLockedValueBox<[String: Health]>
-    private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let probing = NIOLockedValueBox<BackgroundJob?>(nil)
+    private let signals: PluginSignals
 
-    init(providers: [(name: String, provider: any Provider)], unavailable: [String: String], interval: Duration) {
+    init(providers: [(name: String, provider: any Provider)], unavailable: [String: String], interval: Duration, signals: PluginSignals) {
         self.providers = providers
         self.interval = interval
+        self.signals = signals
         var initial: [String: Health] = [:]
         for (name, _) in providers { initial[name] = Health(status: "unknown", detail: "not probed yet") }
         for (name, reason) in unavailable { initial[name] = Health(status: "not configured", detail: reason) }
         health = NIOLockedValueBox(initial)
     }
 
-    func start() {
-        let newTask = Task { [self] in
+    /// Probes now and every `interval` after, as a job of `background`, until `stop`.
+    func start(on background: BackgroundWork) {
+        guard !providers.isEmpty else { return }
+        let job = background.start { [self] in
             while !Task.isCancelled {
                 await probeAll()
                 try? await Task.sleep(for: interval)
             }
         }
-        task.withLockedValue { $0 = newTask }
+        probing.withLockedValue { $0 = job }
     }
 
-    func stop() {
-        task.withLockedValue { $0?.cancel() }
+    /// Cancels the probes in flight (a probe's transfer is aborted, not waited for) and returns
+    /// once the loop has ended, so that nothing probes a provider being shut down.
+    func stop() async {
+        await probing.withLockedValue { $0 }?.stop()
     }
+
+    /// Whether the probe loop is running (for tests).
+    var isProbing: Bool { probing.withLockedValue { $0 }?.isRunning ?? false }
 
     /// The latest health of every provider, in manifest order.
     var report: JSON {
@@ -67,6 +76,8 @@ final class ProviderHealthMonitor: Sendable {
             }
             for await case let (name, entry)? in group {
                 health.withLockedValue { $0[name] = entry }
+                signals.send(ProviderProbed(provider: name, isUp: entry.status == "up", detail: entry.detail, checkedAt: entry.checkedAt ?? Date(),
+                                            latencyMilliseconds: entry.latencyMilliseconds ?? 0))
             }
         }
     }

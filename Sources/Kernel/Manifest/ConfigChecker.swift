@@ -7,6 +7,8 @@ struct ConfigChecker {
     private(set) var errors: [ManifestError] = []
     /// Things left out on purpose (optional elements whose secrets are missing).
     private(set) var warnings: [ManifestError] = []
+    /// The reference each resolved value came from, by path (files made absolute).
+    private(set) var secretReferences: [String: SecretReference] = [:]
 
     init(environment: [String: String], baseDirectory: String = "") {
         self.environment = environment
@@ -113,7 +115,9 @@ struct ConfigChecker {
             return nil
         }
         switch reference.resolve(environment: environment, baseDirectory: baseDirectory) {
-        case .success(let string): return JSON(string)
+        case .success(let string):
+            secretReferences[path] = reference.located(in: baseDirectory)
+            return JSON(string)
         case .failure(let failure):
             fail(path, failure.message, isMissingSecret: true)
             return nil

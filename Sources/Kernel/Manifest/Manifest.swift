@@ -10,10 +10,14 @@ public struct Manifest: Sendable {
     public var models: [ModelRoute]
     /// Pipeline entries that are enabled, top to bottom.
     public var pipeline: [PipelineEntry]
+    /// `mcp_servers` and the settings of the `/mcp` endpoint.
+    public var mcp = MCPManifest()
     /// Optional providers left out because a secret is missing, with the reason.
     public var unavailableProviders: [String: String] = [:]
     /// What was left out on purpose; shown by `sluice check` and logged at start.
     public var warnings: [ManifestError] = []
+    /// Where each setting given as a secret reference was read from, by its path in the manifest.
+    public var secretReferences: [String: SecretReference] = [:]
 
     public struct ProviderEntry: Sendable {
         public var name: String

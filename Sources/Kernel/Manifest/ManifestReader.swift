@@ -32,7 +32,7 @@ public struct ManifestReader: Sendable {
         ConfigField("providers", .map(.object(providerEntrySchema)), default: .object(), "upstream providers by name"),
         ConfigField("models", .map(.object(ModelRoute.schema)), default: .object(), "public model names and where they go"),
         ConfigField("pipeline", .array(.object(pipelineEntrySchema)), required: true, "the stages a request runs through, top to bottom"),
-    ])
+    ] + MCPManifest.fields)
 
     /// Reads and checks `file`. The plugin configs in the result are checked and resolved.
     public func read(file: String) throws(ManifestErrors) -> Manifest {
@@ -114,6 +114,7 @@ public struct ManifestReader: Sendable {
             manifest.models.append(route)
         }
         checkPipeline(top["pipeline"]?.elements ?? [], into: &manifest, checker: &checker)
+        manifest.mcp = MCPManifest.read(top) { checker.fail($0, $1) }
 
         func located(_ error: ManifestError) -> ManifestError {
             var error = error
@@ -122,6 +123,7 @@ public struct ManifestReader: Sendable {
         }
         guard checker.errors.isEmpty else { throw ManifestErrors(checker.errors.map(located)) }
         manifest.warnings = checker.warnings.map(located)
+        manifest.secretReferences = checker.secretReferences
         return manifest
     }
 

@@ -40,6 +40,22 @@ public enum SecretReference: Sendable, Equatable {
 
     struct ResolutionFailure: Error { let message: String }
 
+    /// The same reference with a relative file path made absolute from `baseDirectory`.
+    func located(in baseDirectory: String) -> SecretReference {
+        guard case .file(let path) = self, !path.hasPrefix("/"), !baseDirectory.isEmpty else { return self }
+        return .file(baseDirectory + "/" + path)
+    }
+
+    /// The file that holds the secret now, for references that name one (a file, a systemd
+    /// credential): credentials that rotate while the gateway runs are re-read from it.
+    public func path(environment: [String: String]) -> String? {
+        switch self {
+        case .env: nil
+        case .file(let path): path
+        case .credential(let name): environment["CREDENTIALS_DIRECTORY"].map { $0 + "/" + name }
+        }
+    }
+
     private static func read(_ path: String, describedAs what: String) -> Result<String, ResolutionFailure> {
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(.init(message: "\(what) cannot be read"))

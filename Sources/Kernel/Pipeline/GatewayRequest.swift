@@ -58,6 +58,8 @@ public enum APIOperation: String, Sendable {
     case deleteStoredResponse = "responses.delete"
     case storedResponseInputItems = "responses.input_items.list"
     case listModels = "models.list"
+    /// A JSON-RPC message (or the stream, or a session's end) at `/mcp`.
+    case mcp
     /// A plugin route or endpoint outside the model API.
     case other
 }
@@ -66,4 +68,6 @@ public enum APIOperation: String, Sendable {
 public enum APIDialect: String, Sendable {
     case openAI = "openai"
     case anthropic
+    /// MCP's JSON-RPC over Streamable HTTP (`/mcp`).
+    case mcp
 }

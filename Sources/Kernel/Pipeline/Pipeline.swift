@@ -18,11 +18,13 @@ public struct Pipeline: Sendable {
     public let authenticators: [any Authenticator]
     public let handle: Next
 
-    public init(_ middlewares: [any Middleware]) {
+    /// `end` answers what passes the last middleware: the Kernel's MCP gateway ends a pipeline of
+    /// the same middlewares without the terminal one.
+    public init(_ middlewares: [any Middleware],
+                end: @escaping Next = { _ in throw GatewayError.internalError("the pipeline ended without a terminal plugin") }) {
         self.middlewares = middlewares
         let authenticators = middlewares.compactMap { $0 as? any Authenticator }
         self.authenticators = authenticators
-        let end: Next = { _ in throw GatewayError.internalError("the pipeline ended without a terminal plugin") }
         var ordinal = authenticators.count
         handle = middlewares.reversed().reduce(end) { next, middleware in
             guard let authenticator = middleware as? any Authenticator else {

@@ -102,12 +102,20 @@ public struct CallerIdentity: Sendable, Equatable {
     public var allowedModels: Set<String>?
     /// The team the key belongs to (a managed key's), for budgets and the spend ledger.
     public var team: String?
+    /// Globs over MCP tools named `{server}__{tool}` this caller may list and call; `nil` means all.
+    public var allowedTools: [ToolPattern]?
 
-    public init(name: String, allowedModels: Set<String>?, team: String? = nil) {
+    public init(name: String, allowedModels: Set<String>?, team: String? = nil, allowedTools: [ToolPattern]? = nil) {
         self.name = name
         self.allowedModels = allowedModels
         self.team = team
+        self.allowedTools = allowedTools
     }
 
     public func allows(model: String) -> Bool { allowedModels?.contains(model) ?? true }
+
+    /// Whether the caller may see and call the MCP tool `qualifiedName` (`{server}__{tool}`).
+    public func allows(tool qualifiedName: String) -> Bool {
+        allowedTools?.contains { $0.matches(qualifiedName) } ?? true
+    }
 }

@@ -14,6 +14,8 @@ public struct RequestFacts: Sendable {
     public var price: Price?
     /// `hit`, `miss` or `bypass` when a cache plugin ran.
     public var cacheStatus: String?
+    /// An MCP call's method, server, tool and outcome (requests to `/mcp` only).
+    public var mcp: MCPCallFacts?
 
     public init() {}
 

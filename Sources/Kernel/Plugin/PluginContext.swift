@@ -15,15 +15,19 @@ public struct PluginContext: Sendable {
     public let allocator: ByteBufferAllocator
     /// What plugins of this manifest tell each other outside requests.
     public let signals: PluginSignals
+    /// Where work that outlives a request or a call goes (a store write after the answer, a
+    /// polling loop): child tasks of the gateway's run, never a `Task {}` of a plugin's own.
+    public let background: BackgroundWork
     /// The manifest's state database, open and migrated; `nil` when the manifest names none.
     public let database: (any StateDatabase)?
     /// Where the plugin's config sits in the manifest, e.g. `pipeline[2].config`.
     public private(set) var configPath = ""
 
-    public init(logger: Logger, upstream: UpstreamClient, manifest: Manifest, providers: [String: any Provider],
+    public init(logger: Logger, upstream: UpstreamClient, background: BackgroundWork, manifest: Manifest, providers: [String: any Provider],
                 environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals(),
                 database: (any StateDatabase)? = nil) {
         self.signals = signals
+        self.background = background
         self.database = database
         self.logger = logger
         self.upstream = upstream
@@ -48,6 +52,12 @@ public struct PluginContext: Sendable {
                               + "\"database\": {\"url\": \"sqlite:.sluice/sluice.db\"} (or postgres://… shared by replicas)")
         }
         return database
+    }
+
+    /// The reference the setting at `key` was read from (`{"file": …}`, say); `nil` when the
+    /// manifest gave the value itself. A credential that rotates is re-read through it.
+    public func secretReference(_ key: String) -> SecretReference? {
+        manifest.secretReferences[configPath.isEmpty ? key : configPath + "." + key]
     }
 
     /// An error about the setting at `key` (a member name, or a path within the config such as

@@ -6,33 +6,38 @@ import PostgresNIO
 
 /// The shared state database: PostgreSQL through PostgresNIO's pooled client.
 ///
-/// The client's `run()` is the pool's life. It must outlast the drain (the spend ledger flushes
-/// while requests finish), but `PostgresClient.run()` cancels itself at the first sign of a
-/// graceful shutdown it can see in its task-locals. So it runs in a detached task, which sees
-/// none, started when the database is opened (before serving) and cancelled by `close()`,
-/// which the gateway calls after the drain.
+/// The client's `run()` is the pool's life: a job of the `BackgroundWork` it is opened with
+/// (`GatewayStateDatabase`'s, which the gateway runs from before its first generation until after
+/// its last background job), stopped by `close()`. It must outlast the drain and the plugins'
+/// shutdown (the spend ledger flushes then), but `PostgresClient.run()` cancels itself as soon as
+/// the graceful shutdown it finds in its task-locals begins, which is where the drain starts. So
+/// the job runs it in a detached task, which inherits no task-locals, and awaits it, forwarding
+/// cancellation: the detached task cannot outlive the job, and the job cannot outlive the gateway.
 final class PostgresStateDatabase: StateDatabase {
     let kind = DatabaseKind.postgres
     private let client: PostgresClient
-    private let runner: Task<Void, Never>
+    private let runner: BackgroundJob
     private let logger: Logger
     let address: String
 
-    private init(client: PostgresClient, logger: Logger, address: String) {
+    private init(client: PostgresClient, background: BackgroundWork, logger: Logger, address: String) {
         self.client = client
         self.logger = logger
         self.address = address
-        runner = Task.detached { await client.run() }
+        runner = background.start {
+            let pool = Task.detached { await client.run() }
+            await withTaskCancellationHandler { await pool.value } onCancel: { pool.cancel() }
+        }
     }
 
     static func open(host: String, port: Int, user: String, password: String?, database: String, requireTLS: Bool,
-                     maxConnections: Int, logger: Logger, address: String) async throws -> PostgresStateDatabase {
+                     maxConnections: Int, background: BackgroundWork, logger: Logger, address: String) async throws -> PostgresStateDatabase {
         var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database,
                                                          tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)
         let opened = PostgresStateDatabase(client: PostgresClient(configuration: configuration, backgroundLogger: logger),
-                                           logger: logger, address: address)
+                                           background: background, logger: logger, address: address)
         do {
             try await opened.query("SELECT 1")
         } catch {
@@ -72,8 +77,7 @@ final class PostgresStateDatabase: StateDatabase {
     }
 
     func close() async {
-        runner.cancel()
-        await runner.value
+        await runner.stop()
     }
 
     /// PostgresNIO words its errors generically so that no detail leaks; the server's own

@@ -40,6 +40,10 @@ struct AnthropicToOpenAIStream: EventTranslator {
             switch delta["type"]?.string {
             case "text_delta":
                 return [chunk(["content": delta["text"] ?? ""])]
+            case "thinking_delta":
+                return [chunk(["reasoning_content": delta["thinking"] ?? ""])]
+            case "signature_delta":
+                return [chunk([Reasoning.signatureKey: delta["signature"] ?? ""])]
             case "input_json_delta":
                 guard let index = toolIndexByBlock[json["index"]?.int ?? -1] else { return [] }
                 let call: JSON = ["index": JSON(index), "function": ["arguments": delta["partial_json"] ?? ""]]

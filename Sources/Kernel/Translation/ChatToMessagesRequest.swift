@@ -19,6 +19,10 @@ enum ChatToMessagesRequest {
                 append(role: "user", blocks: try contentBlocks(message["content"], at: "messages[\(index)].content"), to: &messages)
             case "assistant":
                 var blocks: [JSON] = []
+                // Anthropic takes earlier thinking back only as it issued it: with its signature.
+                if let thinking = message["reasoning_content"]?.string, let signature = message[Reasoning.signatureKey]?.string {
+                    blocks.append(["type": "thinking", "thinking": JSON(thinking), "signature": JSON(signature)])
+                }
                 if let content = message["content"], !content.isNull {
                     let text = content.plainText
                     if !text.isEmpty { blocks.append(["type": "text", "text": JSON(text)]) }
@@ -62,6 +66,11 @@ enum ChatToMessagesRequest {
             request["tool_choice"] = choice
         }
         if let user = chat["user"]?.string { request["metadata"] = ["user_id": JSON(user)] }
+        if let thinking = Reasoning.anthropicThinking(effort: chat["reasoning_effort"]?.string, maxTokens: request["max_tokens"]?.int) {
+            request["thinking"] = thinking
+            request["temperature"] = nil  // extended thinking takes no temperature
+            request["top_p"] = nil
+        }
         return request
     }
 

@@ -4,11 +4,14 @@ import Foundation
 enum ResponseTranslation {
     /// An Anthropic message as an OpenAI chat completion.
     static func completion(fromMessage message: JSON) -> JSON {
-        var text = ""
+        var text = "", thinking = "", signature = ""
         var toolCalls: [JSON] = []
         for block in message["content"]?.elements ?? [] {
             switch block["type"]?.string {
             case "text": text += block["text"]?.string ?? ""
+            case "thinking":
+                thinking += block["thinking"]?.string ?? ""
+                signature = block["signature"]?.string ?? signature
             case "tool_use":
                 let arguments = String(decoding: (block["input"] ?? .object()).encoded(), as: UTF8.self)
                 toolCalls.append(["id": JSON(block["id"]?.string ?? ""), "type": "function",
@@ -18,6 +21,8 @@ enum ResponseTranslation {
         }
         var assistant: JSON = ["role": "assistant", "content": text.isEmpty && !toolCalls.isEmpty ? .null : JSON(text), "refusal": .null]
         if !toolCalls.isEmpty { assistant["tool_calls"] = JSON(array: toolCalls) }
+        if !thinking.isEmpty { assistant["reasoning_content"] = JSON(thinking) }
+        if !signature.isEmpty { assistant[Reasoning.signatureKey] = JSON(signature) }
         let choice: JSON = ["index": 0, "message": assistant, "logprobs": .null,
                             "finish_reason": StopReason.openAI(fromAnthropic: message["stop_reason"]?.string).map { JSON($0) } ?? .null]
         var completion: JSON = [

@@ -85,6 +85,14 @@ struct TranslationStep: Sendable {
                         request: { try ChatToMessagesRequest.translate($0, model: $1) },
                         answer: { answer, _ in ResponseTranslation.completion(fromMessage: answer) },
                         events: { asked in AnthropicToOpenAIStream(includeUsage: asked["stream_options"]?["include_usage"]?.bool == true) }),
+        TranslationStep(from: .responses, to: .chatCompletions,
+                        request: { try ResponsesToChatRequest.translate($0, model: $1) },
+                        answer: { answer, asked in ResponseObject.response(fromCompletion: answer, asked: asked, base: ResponseObject.uniqueBase()) },
+                        events: { asked in ChatToResponsesStream(asked: asked, base: ResponseObject.uniqueBase()) }),
+        TranslationStep(from: .chatCompletions, to: .responses,
+                        request: { try ChatToResponsesRequest.translate($0, model: $1) },
+                        answer: { answer, _ in try ResponseObject.completion(fromResponse: answer) },
+                        events: { asked in ResponsesToChatStream(includeUsage: asked["stream_options"]?["include_usage"]?.bool == true) }),
     ]
 }
 

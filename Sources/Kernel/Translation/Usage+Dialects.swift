@@ -26,7 +26,7 @@ extension Usage {
 
     /// A Responses API `usage` object; `reasoningTokens` is the part of the output spent reasoning.
     public func responsesJSON(reasoningTokens: Int = 0) -> JSON {
-        ["input_tokens": JSON(inputTokens), "input_tokens_details": ["cached_tokens": JSON(cachedInputTokens)],
+        ["input_tokens": JSON(inputTokens), "input_tokens_details": ["cached_tokens": JSON(cachedInputTokens), "cache_write_tokens": 0],
          "output_tokens": JSON(outputTokens), "output_tokens_details": ["reasoning_tokens": JSON(min(reasoningTokens, outputTokens))],
          "total_tokens": JSON(totalTokens)]
     }

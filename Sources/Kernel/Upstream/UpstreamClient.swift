@@ -11,15 +11,19 @@ import NIOHTTP1
 /// and an eventfd. libcurl brings connection reuse, HTTP/2 over TLS (ALPN), and the proxy
 /// environment variables (`https_proxy`, `no_proxy`, …).
 ///
+/// The thread starts with the first transfer and ends at `shutdown()`, which the `Gateway` calls
+/// in its shutdown sequence (docs/ARCHITECTURE.md, "Threads and tasks"); a client never used
+/// has no thread.
+///
 /// The thread uses curl's socket interface: it waits in `epoll_wait` on the sockets curl names
 /// and hands curl only those that are ready. `curl_multi_perform` visits every transfer on each
 /// wake-up (a `poll` per transfer), so with thousands of open streams most of the thread's time
 /// went to streams that had nothing to read.
 public final class UpstreamClient: @unchecked Sendable {
     // `multi`, `active`, `awaitingFirstByte` and `timerDeadline` belong to the curl thread;
-    // `commands` and `isRunning` are locked.
+    // `commands` is locked.
     private let multi: UnsafeMutableRawPointer
-    private let commands = NIOLockedValueBox<(queue: [Command], isRunning: Bool)>(([], true))
+    private let commands = NIOLockedValueBox(Commands())
     private var active: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
     /// The transfers with a first-byte deadline whose headers have not all come yet.
     private var awaitingFirstByte: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
@@ -35,6 +39,12 @@ public final class UpstreamClient: @unchecked Sendable {
     private let idleHandles = NIOLockedValueBox<[UnsafeMutableRawPointer]?>([])
     private static let maxIdleHandles = 64
     let allocator = ByteBufferAllocator()
+
+    private struct Commands {
+        var queue: [Command] = []
+        var isRunning = true
+        var hasThread = false
+    }
 
     enum Command {
         case add(UpstreamTransfer)
@@ -57,7 +67,6 @@ public final class UpstreamClient: @unchecked Sendable {
         sluice_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, maxConnections)
         sluice_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
         sluice_curl_multi_set_callbacks(multi, upstreamSocketCallback, upstreamTimerCallback, Unmanaged.passUnretained(self).toOpaque())
-        Thread.start(named: "sluice-upstream") { [self] in run() }
     }
 
     /// Sends a request and returns the whole response. Cancelling the task aborts the transfer.
@@ -86,16 +95,23 @@ public final class UpstreamClient: @unchecked Sendable {
         }
     }
 
-    /// Fails every transfer in flight with `UpstreamError.shutdown` and stops the thread.
+    /// Fails every transfer in flight with `UpstreamError.shutdown`, stops the thread and returns
+    /// once it has ended. Transfers sent after it fail with `.shutdown` at once.
     public func shutdown() {
-        let wasRunning = commands.withLockedValue { state in
+        let (wasRunning, hasThread) = commands.withLockedValue { state in
             defer { state.isRunning = false }
-            return state.isRunning
+            return (state.isRunning, state.hasThread)
         }
         guard wasRunning else { return }
+        guard hasThread else { return releaseCurl() }
         wake()
         stopped.lock(whenValue: true)
         stopped.unlock()
+    }
+
+    /// Whether the curl thread is running (for tests).
+    public var hasThread: Bool {
+        commands.withLockedValue { $0.isRunning && $0.hasThread }
     }
 
     func cancel(_ transfer: UpstreamTransfer, _ error: UpstreamError) {
@@ -104,11 +120,13 @@ public final class UpstreamClient: @unchecked Sendable {
     }
 
     func enqueue(_ command: Command) {
-        let accepted = commands.withLockedValue { state in
-            guard state.isRunning else { return false }
+        let (accepted, startsThread) = commands.withLockedValue { state in
+            guard state.isRunning else { return (false, false) }
             state.queue.append(command)
-            return true
+            defer { state.hasThread = true }
+            return (true, !state.hasThread)
         }
+        if startsThread { Thread.start(named: "sluice-upstream") { [self] in run() } }
         if accepted {
             wake()
         } else if case .add(let transfer) = command {
@@ -176,6 +194,14 @@ public final class UpstreamClient: @unchecked Sendable {
         for command in commands.withLockedValue({ $0.queue }) {
             if case .add(let transfer) = command { transfer.complete(.shutdown) }
         }
+        releaseCurl()
+        stopped.lock()
+        stopped.unlock(withValue: true)
+    }
+
+    /// Frees curl's state and the descriptors: on the curl thread as it ends, or in `shutdown`
+    /// when there never was one.
+    private func releaseCurl() {
         curl_multi_cleanup(multi)
         let idle = idleHandles.withLockedValue { handles in
             defer { handles = nil }
@@ -184,8 +210,6 @@ public final class UpstreamClient: @unchecked Sendable {
         for easy in idle { curl_easy_cleanup(easy) }
         close(epoll)
         close(wakeUp)
-        stopped.lock()
-        stopped.unlock(withValue: true)
     }
 
     private func execute(_ command: Command) {

@@ -41,7 +41,7 @@ public struct AdminAPI: Middleware {
         self.prefix = prefix
         store = ManagedKeyStore(database: database)
         ledger = SpendLedger(database: database)
-        clientKeys = ManagedKeyDirectory(database: database, logger: context.logger)
+        clientKeys = ManagedKeyDirectory(database: database, background: context.background, logger: context.logger)
     }
 
     public func start() async throws { try await clientKeys.start() }

@@ -25,6 +25,8 @@ public struct APIKeyAuth: Authenticator {
     public struct ClientKey: PluginSettings {
         public var key = KeySettings()
         @Setting("models", "public models this key may use; \"*\" for all") public var models = ["*"]
+        @Setting("mcp_tools", "MCP tools this key may list and call, as globs over {server}__{tool} (\"docs__*\"); \"*\" for all")
+        public var mcpTools = ["*"]
         @Setting("optional", "true: leave this key out (with a warning) when its secret is missing") public var optional = false
         public init() {}
     }
@@ -46,11 +48,12 @@ public struct APIKeyAuth: Authenticator {
                 throw context.configError("keys[\(index)].name", "another key is already named \"\(key.name)\"")
             }
             digests.append(key.digest)
-            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models)))
+            identities.append(CallerIdentity(name: key.name, allowedModels: entry.models.contains("*") ? nil : Set(entry.models),
+                                             allowedTools: entry.mcpTools.contains("*") ? nil : entry.mcpTools.map(ToolPattern.init)))
         }
         if settings.managed {
             let database = try context.requireDatabase(for: "managed", "managed keys")
-            managedKeys = ManagedKeyDirectory(database: database, logger: context.logger)
+            managedKeys = ManagedKeyDirectory(database: database, background: context.background, logger: context.logger)
         } else {
             managedKeys = nil
         }

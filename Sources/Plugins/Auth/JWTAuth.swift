@@ -23,6 +23,8 @@ public struct JWTAuth: Authenticator {
         public var modelsClaim: String?
         @Setting("models_claim_absent", .choice(["refuse", "all"]), "a token without the models claim: may use no model (403), or every model")
         public var modelsClaimAbsent = "refuse"
+        @Setting("mcp_tools_claim", "a claim listing globs over {server}__{tool} of the MCP tools the caller may use; absent: all tools")
+        public var mcpToolsClaim: String?
         @Setting("algorithms", .array(.choice(["HS256", "RS256", "ES256"])), "accepted algorithms")
         public var algorithms = ["HS256", "RS256", "ES256"]
         public init() {}
@@ -51,6 +53,7 @@ public struct JWTAuth: Authenticator {
     let nameClaim: String
     let modelsClaim: String?
     let absentModelsMeansAll: Bool
+    let mcpToolsClaim: String?
     let algorithms: Set<String>
 
     public init(settings: Settings, context: PluginContext) throws {
@@ -87,6 +90,7 @@ public struct JWTAuth: Authenticator {
         nameClaim = settings.nameClaim
         modelsClaim = settings.modelsClaim
         absentModelsMeansAll = settings.modelsClaimAbsent == "all"
+        mcpToolsClaim = settings.mcpToolsClaim
         algorithms = Set(settings.algorithms)
     }
 
@@ -120,13 +124,16 @@ public struct JWTAuth: Authenticator {
         guard let name = claims.values[nameClaim]?.identity else {
             throw Self.refusal("its \(nameClaim) claim does not name the caller (a string or an integer is needed)")
         }
-        guard let modelsClaim else { return CallerIdentity(name: name, allowedModels: nil) }
+        // A tools claim that is present but no list allows nothing, as a malformed models claim does.
+        let tools = mcpToolsClaim.flatMap { claims.values[$0] }.map { claim in (claim.list ?? []).map(ToolPattern.init) }
+        let allowedTools = tools.flatMap { patterns in patterns.contains { $0.text == "*" } ? nil : patterns }
+        guard let modelsClaim else { return CallerIdentity(name: name, allowedModels: nil, allowedTools: allowedTools) }
         switch claims.values[modelsClaim] {
         case nil:
             // No claim may mean every model only where the admin said so; a malformed one never does.
-            return CallerIdentity(name: name, allowedModels: absentModelsMeansAll ? nil : [])
+            return CallerIdentity(name: name, allowedModels: absentModelsMeansAll ? nil : [], allowedTools: allowedTools)
         case let claim?:
-            return CallerIdentity(name: name, allowedModels: claim.list.map(Set.init) ?? [])
+            return CallerIdentity(name: name, allowedModels: claim.list.map(Set.init) ?? [], allowedTools: allowedTools)
         }
     }
 

@@ -40,8 +40,11 @@ public struct ResponseCache: Middleware {
     let coalesceTimeout: Duration
     let chargesHits: Bool
     let prefix: String
+    /// Where answers are saved: after the reply is on its way, so that a slow store never delays it.
+    let background: BackgroundWork
 
     public init(settings: Settings, context: PluginContext) throws {
+        background = context.background
         if let url = settings.redisURL {
             guard let endpoint = RedisEndpoint(url: url) else { throw context.configError("redis_url", "expected redis://[:password@]host[:port][/db]") }
             store = RedisExpiringStore(redis: RedisClient(endpoint))
@@ -104,12 +107,8 @@ public struct ResponseCache: Middleware {
                 finish(false)
                 return response
             }
-            // Stored after the reply is on its way: a slow store never delays the client.
             let answer = CachedAnswer(whole: whole, body: String(buffer: body), events: nil, usage: request.context.usage)
-            Task {
-                await save(key, answer, request)
-                finish(true)
-            }
+            saveInBackground(key, answer, request, finish: finish)
         case .events(let events):
             response.body = .events(recording(events, key: key, request: request, finish: finish))
         }
@@ -174,11 +173,19 @@ public struct ResponseCache: Middleware {
             // The provider hid the usage chunk from a client that did not ask for it; the usage is known all the same.
             if request.dialect == .openAI, whole["usage"] == nil, let usage = request.context.usage { whole["usage"] = usage.openAIJSON }
             let answer = CachedAnswer(whole: whole, events: recorded, usage: request.context.usage)
-            Task {
-                await cache.save(key, answer, request)
-                finish(true)
-            }
+            cache.saveInBackground(key, answer, request, finish: finish)
         })
+    }
+
+    /// Saves an answer as a background job, then tells the requests waiting for it (coalesced
+    /// followers) to look it up; when the gateway is stopping and the job is refused, they are
+    /// told to go upstream themselves rather than left waiting.
+    private func saveInBackground(_ key: String, _ answer: CachedAnswer, _ request: GatewayRequest, finish: @escaping @Sendable (Bool) -> Void) {
+        let submitted = background.submit { [self] in
+            await save(key, answer, request)
+            finish(true)
+        }
+        if !submitted { finish(false) }
     }
 }
 

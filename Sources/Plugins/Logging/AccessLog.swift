@@ -97,6 +97,12 @@ public struct AccessLog: Middleware {
         if let cost = context.cost { fields["cost_usd"] = .stringConvertible(cost) }
         if let cache = facts.cacheStatus { fields["cache"] = .string(cache) }
         if let streamEnd { fields["stream_end"] = .string(streamEnd) }
+        if let mcp = facts.mcp {
+            fields["mcp_method"] = .string(mcp.method)
+            if let server = mcp.server { fields["mcp_server"] = .string(server) }
+            if let name = mcp.name { fields[mcp.method == "prompts/get" ? "mcp_prompt" : "mcp_tool"] = .string(name) }
+            if let outcome = mcp.outcome { fields["mcp_outcome"] = .string(outcome) }
+        }
         if let error {
             fields["error_type"] = .string(error.type)
             if let code = error.code { fields["error_code"] = .string(code) }

@@ -24,10 +24,14 @@ final class ManagedKeyDirectory: Sendable {
     let fullReloadInterval: Duration
     private let logger: Logger
     private let snapshot = NIOLockedValueBox(Snapshot())
-    private let poller = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// Where the poll runs: a job of the gateway's background work, not a task of its own.
+    private let background: BackgroundWork
+    private let poller = NIOLockedValueBox<BackgroundJob?>(nil)
 
-    init(database: any StateDatabase, logger: Logger, pollInterval: Duration = .seconds(1), fullReloadInterval: Duration = .seconds(30)) {
+    init(database: any StateDatabase, background: BackgroundWork, logger: Logger, pollInterval: Duration = .seconds(1),
+         fullReloadInterval: Duration = .seconds(30)) {
         store = ManagedKeyStore(database: database)
+        self.background = background
         self.logger = logger
         self.pollInterval = pollInterval
         self.fullReloadInterval = fullReloadInterval
@@ -45,7 +49,8 @@ final class ManagedKeyDirectory: Sendable {
     /// Loads the first snapshot (a failure refuses the manifest) and starts polling.
     func start() async throws {
         try await reload()
-        let task = Task { [weak self] in
+        // Weak: a directory dropped without `stop` (a generation that failed to build) ends its poll.
+        let job = background.start { [weak self] in
             while !Task.isCancelled {
                 guard let interval = self?.pollInterval else { return }
                 try? await Task.sleep(for: interval)
@@ -53,16 +58,15 @@ final class ManagedKeyDirectory: Sendable {
                 await self.poll()
             }
         }
-        poller.withLockedValue { $0 = task }
+        poller.withLockedValue { $0 = job }
     }
 
     func stop() async {
-        let task = poller.withLockedValue { task in
-            defer { task = nil }
-            return task
+        let job = poller.withLockedValue { job in
+            defer { job = nil }
+            return job
         }
-        task?.cancel()
-        await task?.value
+        await job?.stop()
     }
 
     private func poll() async {

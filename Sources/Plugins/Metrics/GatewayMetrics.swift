@@ -25,7 +25,7 @@ final class GatewayMetrics: Sendable {
 
     private enum Metric: UInt8 {
         case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
-        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen
+        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors
     }
 
     /// A metric and up to five label values, in the order its make call names them.
@@ -154,11 +154,35 @@ final class GatewayMetrics: Sendable {
         }
     }
 
+    func mcpCalls(server: String, method: String, tool: String, outcome: String, key: String) -> Counter {
+        handle(.mcpCalls, server, method, tool, outcome, key) {
+            registry.makeCounter(descriptor: name("sluice_mcp_calls", "total", "MCP JSON-RPC calls by server, method, tool, outcome and key"),
+                                 labels: [("mcp_server", server), ("mcp_method", method), ("gen_ai_tool_name", tool), ("outcome", outcome), ("key_name", key)])
+        }
+    }
+
+    func mcpDuration(server: String, method: String, tool: String, outcome: String) -> ValueHistogram {
+        handle(.mcpDuration, server, method, tool, outcome) {
+            registry.makeValueHistogram(descriptor: name("sluice_mcp_call_duration", "seconds", "Time from an MCP call to the end of its answer"),
+                                        labels: [("mcp_server", server), ("mcp_method", method), ("gen_ai_tool_name", tool), ("outcome", outcome)],
+                                        buckets: Self.secondsBuckets)
+        }
+    }
+
     /// 1 while a target's circuit is open (its requests skipped), 0 once closed again.
     func circuitOpen(provider: String, model: String) -> Gauge {
         handle(.circuitOpen, provider, model) {
             registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
                                labels: [("provider", provider), ("upstream_model", model)])
+        }
+    }
+
+    /// Reservations the rate-limit store (Redis) failed to answer, by what became of the request.
+    func rateLimitStoreErrors(action: String) -> Counter {
+        handle(.rateLimitStoreErrors, action) {
+            registry.makeCounter(descriptor: name("sluice_rate_limit_store_errors", "total",
+                                                  "Rate-limit store failures, by what became of the request (allowed, refused)"),
+                                 labels: [("action", action)])
         }
     }
 }

@@ -25,6 +25,14 @@ public struct MetricsPlugin: Middleware {
         context.signals.listen(for: CircuitChanged.self) { metrics.circuitOpen(provider: $0.provider, model: $0.model).set(to: $0.isOpen ? 1.0 : 0.0) }
         context.signals.listen(for: CacheEvicted.self) { metrics.cacheEvictions.increment(by: Int64($0.answers)) }
         context.signals.listen(for: CacheResized.self) { metrics.cacheBytes.set(Double($0.bytes)) }
+        context.signals.listen(for: RateLimitStoreFailed.self) { metrics.rateLimitStoreErrors(action: $0.allowed ? "allowed" : "refused").increment() }
+        // Series that alerts and dashboards watch exist from the start, at zero, so that "no
+        // failures yet" and "not scraped" look different: every target's breaker and the
+        // rate-limit store's failures.
+        for model in context.manifest.models {
+            for target in model.targets { metrics.circuitOpen(provider: target.provider, model: target.model).set(to: 0.0) }
+        }
+        for action in ["allowed", "refused"] { _ = metrics.rateLimitStoreErrors(action: action) }
     }
 
     public var routes: [PluginRoute] {
@@ -65,6 +73,7 @@ public struct MetricsPlugin: Middleware {
     private func record(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstEventAt: ContinuousClock.Instant?,
                         isStream: Bool = false) {
         let context = request.context, facts = context.facts, now = ContinuousClock.now
+        if let mcp = facts.mcp { return recordMCP(mcp, context: context, status: status, error: error, now: now) }
         let model = knownModels.contains(request.model) ? request.model : "unknown"
         let provider = facts.provider ?? "none", key = context.identity?.name ?? "none"
         metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: request.dialect.rawValue).increment()
@@ -91,6 +100,24 @@ public struct MetricsPlugin: Middleware {
         if let error, facts.attempts == 0, let reason = Self.refusalReason(error) {
             metrics.refused(reason: reason, key: key).increment()
         }
+    }
+
+    /// The MCP methods a label may name; a client's invented method counts as `other`.
+    static let mcpMethods: Set<String> = [
+        "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list", "resources/read",
+        "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "completion/complete", "logging/setLevel",
+        "notifications/initialized", "notifications/cancelled", "notifications/roots/list_changed", "response", "GET", "DELETE",
+    ]
+
+    private func recordMCP(_ mcp: MCPCallFacts, context: RequestContext, status: UInt, error: GatewayError?, now: ContinuousClock.Instant) {
+        let method = Self.mcpMethods.contains(mcp.method) ? mcp.method : "other"
+        let tool = mcp.name == nil ? "" : mcp.isKnownName ? mcp.name! : "unknown"
+        // Refused before the gateway answered (auth, rate limit): the status says why.
+        let outcome = mcp.outcome ?? (error.flatMap(Self.refusalReason) ?? "error")
+        let server = mcp.server ?? "none", key = context.identity?.name ?? "none"
+        metrics.mcpCalls(server: server, method: method, tool: tool, outcome: outcome, key: key).increment()
+        metrics.mcpDuration(server: server, method: method, tool: tool, outcome: outcome).record((now - context.receivedAt).inSeconds)
+        if let error, let reason = Self.refusalReason(error) { metrics.refused(reason: reason, key: key).increment() }
     }
 
     /// Why a request was refused before any provider saw it.

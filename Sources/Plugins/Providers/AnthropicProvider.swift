@@ -1,4 +1,5 @@
 import Kernel
+import NIOHTTP1
 
 /// Anthropic's Messages API. Anthropic requests pass through but for the model name; the Kernel
 /// translates the other front doors' requests to Messages and back (streams included).
@@ -19,32 +20,43 @@ public struct AnthropicProvider: Provider {
     let wire: AnthropicWire
 
     public init(settings: Settings, context: PluginContext) throws {
-        wire = AnthropicWire(settings: try AnthropicSettings(settings, context: context), upstream: context.upstream)
+        let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
+        let apiKey = settings.apiKey, version = settings.anthropicVersion
+        let endpoint = AnthropicEndpoint(url: { _, _ in base + "/v1/messages" },
+                                         authentication: { ["x-api-key": apiKey, "anthropic-version": version] },
+                                         defaultMaxTokens: settings.defaultMaxTokens, connection: settings.connection)
+        wire = AnthropicWire(endpoint: endpoint, upstream: context.upstream)
     }
 
     public var nativeOperations: Set<APIOperation> { [.messages] }
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }
 }
 
-/// What talking to Anthropic needs, as the wire uses it.
-struct AnthropicSettings: Sendable {
-    var baseURL: String
-    var apiKey: String
-    var version: String
+/// Where a Messages API lives and how to reach it: Anthropic's own, or Claude on Vertex AI, which
+/// names the model in the URL and the API version in the body.
+struct AnthropicEndpoint: Sendable {
+    /// The URL that answers `model`, whole or streamed.
+    var url: @Sendable (_ model: String, _ stream: Bool) -> String
+    /// The credential headers (a token may have to be fetched first).
+    var authentication: @Sendable () async throws -> HTTPHeaders
+    /// Set for Vertex AI: the body carries this `anthropic_version` and no `model`.
+    var bodyVersion: String?
     var defaultMaxTokens: Int
     var headers: [(key: String, value: String)]
     var timeout: Duration
     var connectTimeout: Duration
     var limits: AnswerLimits
 
-    init(_ settings: AnthropicProvider.Settings, context: PluginContext) throws {
-        baseURL = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
-        apiKey = settings.apiKey
-        version = settings.anthropicVersion
-        defaultMaxTokens = settings.defaultMaxTokens
-        headers = settings.connection.headers.pairs
-        timeout = .seconds(settings.connection.timeout)
-        connectTimeout = .seconds(settings.connection.connectTimeout)
-        limits = settings.connection.limits
+    init(url: @escaping @Sendable (_ model: String, _ stream: Bool) -> String,
+         authentication: @escaping @Sendable () async throws -> HTTPHeaders,
+         bodyVersion: String? = nil, defaultMaxTokens: Int, connection: ProviderConnection) {
+        self.url = url
+        self.authentication = authentication
+        self.bodyVersion = bodyVersion
+        self.defaultMaxTokens = defaultMaxTokens
+        headers = connection.headers.pairs
+        timeout = .seconds(connection.timeout)
+        connectTimeout = .seconds(connection.connectTimeout)
+        limits = connection.limits
     }
 }

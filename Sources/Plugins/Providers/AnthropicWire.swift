@@ -2,10 +2,10 @@ import Kernel
 import NIOCore
 import NIOHTTP1
 
-/// Talking to Anthropic's Messages API: requests pass through but for the model name (the Kernel
-/// translates other front doors' requests to Messages).
+/// Talking to a Messages API (Anthropic's, or Claude on Vertex AI): requests pass through but for
+/// the model name (the Kernel translates other front doors' requests to Messages).
 struct AnthropicWire: Sendable {
-    let settings: AnthropicSettings
+    let endpoint: AnthropicEndpoint
     let upstream: UpstreamClient
 
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
@@ -14,9 +14,14 @@ struct AnthropicWire: Sendable {
         switch (request.operation, request.dialect) {
         case (.messages, .anthropic):
             var body = request.body
-            if body.json["model"]?.string != call.upstreamModel { body.replaceMember("model", with: JSON(call.upstreamModel)) }
+            if let version = endpoint.bodyVersion {
+                body.json["model"] = nil
+                body.json["anthropic_version"] = JSON(version)
+            } else if body.json["model"]?.string != call.upstreamModel {
+                body.replaceMember("model", with: JSON(call.upstreamModel))
+            }
             // Only a translated request can lack it: the Messages front door requires one.
-            if body.json["max_tokens"] == nil { body.json["max_tokens"] = JSON(settings.defaultMaxTokens) }
+            if body.json["max_tokens"] == nil { body.json["max_tokens"] = JSON(endpoint.defaultMaxTokens) }
             let bytes = body.bytes(allocator: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)
@@ -25,27 +30,27 @@ struct AnthropicWire: Sendable {
             }
             return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })
         default:
-            throw GatewayError.invalidRequest("Anthropic does not serve \(request.operation.rawValue) requests")
+            throw GatewayError.invalidRequest("this Messages API does not serve \(request.operation.rawValue) requests")
         }
     }
 
-    private func upstreamRequest(_ body: ByteBuffer, call: ProviderCall) -> UpstreamRequest {
-        var headers: HTTPHeaders = [
-            "content-type": "application/json", "accept": call.request.stream ? "text/event-stream" : "application/json",
-            "x-api-key": settings.apiKey, "anthropic-version": settings.version, "x-request-id": call.request.context.requestID,
-        ]
+    private func upstreamRequest(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamRequest {
+        var headers = try await endpoint.authentication()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "accept", value: call.request.stream ? "text/event-stream" : "application/json")
+        headers.add(name: "x-request-id", value: call.request.context.requestID)
         if let beta = call.request.headers.first(name: "anthropic-beta") { headers.add(name: "anthropic-beta", value: beta) }
         headers.addCallHeaders(call.headers)
-        for (name, value) in settings.headers { headers.replaceOrAdd(name: name, value: value) }
-        let timeout = min(settings.timeout, call.timeout)
-        return UpstreamRequest(url: settings.baseURL + "/v1/messages", headers: headers, body: body,
-                               timeouts: UpstreamTimeouts(connect: settings.connectTimeout, firstByte: timeout,
+        for (name, value) in endpoint.headers { headers.replaceOrAdd(name: name, value: value) }
+        let timeout = min(endpoint.timeout, call.timeout)
+        return UpstreamRequest(url: endpoint.url(call.upstreamModel, call.request.stream), headers: headers, body: body,
+                               timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
                                                           total: call.request.stream ? nil : timeout),
-                               maxResponseBytes: settings.limits.maxResponseBytes)
+                               maxResponseBytes: endpoint.limits.maxResponseBytes)
     }
 
     private func post(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
-        let response = try await upstream.send(upstreamRequest(body, call: call))
+        let response = try await upstream.send(try await upstreamRequest(body, call: call))
         guard (200..<300).contains(response.status) else {
             throw UpstreamFailure.error(status: response.status, headers: response.headers, body: response.body)
         }
@@ -53,11 +58,11 @@ struct AnthropicWire: Sendable {
     }
 
     private func postStream(_ body: ByteBuffer, call: ProviderCall) async throws -> EventStream {
-        let response = try await upstream.stream(upstreamRequest(body, call: call))
+        let response = try await upstream.stream(try await upstreamRequest(body, call: call))
         guard (200..<300).contains(response.status) else {
             throw UpstreamFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
         }
-        return settings.limits.events(response.body)
+        return endpoint.limits.events(response.body)
     }
 
     private func stream(_ events: EventStream) -> GatewayResponse {

@@ -28,7 +28,7 @@ public struct AzureOpenAIProvider: Provider {
         let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
         let version = settings.apiVersion
         let apiKey = settings.apiKey
-        let tokenFile = settings.entraTokenFile.map(TokenFile.init)
+        let tokenFile = settings.entraTokenFile.map { TokenFile($0) }
         guard (apiKey == nil) != (tokenFile == nil) else {
             throw context.configError(nil, "give either \"api_key\" or \"entra_token_file\"")
         }
@@ -55,12 +55,16 @@ public struct AzureOpenAIProvider: Provider {
 /// A token file, re-read at most every few seconds (agents rotate tokens by rewriting the file).
 final class TokenFile: Sendable {
     let path: String
+    let rereadAfter: Duration
     private let cache = NIOLockedValueBox<(token: String, readAt: ContinuousClock.Instant)?>(nil)
 
-    init(_ path: String) { self.path = path }
+    init(_ path: String, rereadAfter: Duration = .seconds(5)) {
+        self.path = path
+        self.rereadAfter = rereadAfter
+    }
 
     func token() throws -> String {
-        if let cached = cache.withLockedValue({ $0 }), ContinuousClock.now - cached.readAt < .seconds(5) { return cached.token }
+        if let cached = cache.withLockedValue({ $0 }), ContinuousClock.now - cached.readAt < rereadAfter { return cached.token }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw GatewayError(.badGateway, type: "upstream_error", "the provider's token file cannot be read", code: "provider_credentials")
         }

@@ -15,6 +15,8 @@ public struct RateLimit: Middleware {
         @Setting("requests_per_minute", .positiveInteger, "requests allowed per minute") public var requestsPerMinute: Int?
         @Setting("tokens_per_minute", .positiveInteger, "input + output tokens allowed per minute") public var tokensPerMinute: Int?
         @Setting("tokens_per_day", .positiveInteger, "input + output tokens allowed per day") public var tokensPerDay: Int?
+        @Setting("tool_calls_per_minute", .positiveInteger, "MCP tools/call requests allowed per minute (other MCP methods are not counted)")
+        public var toolCallsPerMinute: Int?
         @Setting("redis_url", "redis://[:password@]host:port/db to share limits between replicas; absent: in this process")
         public var redisURL: String?
         @Setting("on_store_error", .choice(["allow", "deny"]), "when Redis fails: let requests through (logged) or answer 503")
@@ -29,18 +31,24 @@ public struct RateLimit: Middleware {
     let requestsPerMinute: Int?
     let tokensPerMinute: Int?
     let tokensPerDay: Int?
+    let toolCallsPerMinute: Int?
     let store: any BucketStore
     let failOpen: Bool
     let estimatedOutput: Int
     let prefix: String
+    /// Where settles run: after the answer, so that the store's round trip never delays it.
+    let background: BackgroundWork
+    let signals: PluginSignals
 
     public init(settings: Settings, context: PluginContext) throws {
         by = settings.by
+        background = context.background
         requestsPerMinute = settings.requestsPerMinute
         tokensPerMinute = settings.tokensPerMinute
         tokensPerDay = settings.tokensPerDay
-        guard requestsPerMinute != nil || tokensPerMinute != nil || tokensPerDay != nil else {
-            throw context.configError(nil, "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day")
+        toolCallsPerMinute = settings.toolCallsPerMinute
+        guard requestsPerMinute != nil || tokensPerMinute != nil || tokensPerDay != nil || toolCallsPerMinute != nil else {
+            throw context.configError(nil, "set at least one of requests_per_minute, tokens_per_minute, tokens_per_day, tool_calls_per_minute")
         }
         if let url = settings.redisURL {
             guard let endpoint = RedisEndpoint(url: url) else {
@@ -53,12 +61,14 @@ public struct RateLimit: Middleware {
         failOpen = settings.onStoreError != "deny"
         estimatedOutput = settings.estimatedOutputTokens
         prefix = settings.keyPrefix
+        signals = context.signals
     }
 
     public func shutdown() async { await store.shutdown() }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        if request.operation == .mcp { return try await limitToolCall(request, next: next) }
         let subject = switch by {
         case "model": "model:\(request.model)"
         case "global": "global"
@@ -83,6 +93,7 @@ public struct RateLimit: Middleware {
         } catch {
             request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
                                                                               "on_store_error": .string(failOpen ? "allow" : "deny")])
+            signals.send(RateLimitStoreFailed(allowed: failOpen))
             guard failOpen else {
                 throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
                                    code: "rate_limit_store_unavailable")
@@ -102,10 +113,12 @@ public struct RateLimit: Middleware {
 
         // From here the reservation is settled exactly once: with real usage, or refunded.
         let tokenBuckets = limits.filter { $0.kind != "requests" }.map(\.bucket)
-        let settle: @Sendable (Usage?) -> Void = { [store] usage in
+        let settle: @Sendable (Usage?) -> Void = { [store, background] usage in
             guard !tokenBuckets.isEmpty else { return }
             let used = usage.map { Double($0.totalTokens) } ?? 0
-            Task { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
+            // Refused only while the gateway stops: the bucket then keeps the estimate, which
+            // refills within its period anyway.
+            background.submit { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
         }
         var response: GatewayResponse
         do {
@@ -123,6 +136,38 @@ public struct RateLimit: Middleware {
             response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.usage) }))
         }
         return response
+    }
+
+    /// An MCP tool call spends one from `tool_calls_per_minute` (the other MCP methods, listing and
+    /// reading, are free); `by: "model"` counts per tool.
+    private func limitToolCall(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        guard let perMinute = toolCallsPerMinute, let mcp = request.context.facts.mcp, mcp.method == "tools/call" else {
+            return try await next(request)
+        }
+        let subject = switch by {
+        case "model": "tool:\(mcp.name ?? "")"
+        case "global": "global"
+        default: "key:\(request.context.identity?.name ?? "anonymous")"
+        }
+        let bucket = Bucket(key: "\(prefix)\(subject):tcpm", capacity: Double(perMinute), period: 60)
+        let reservation: Reservation
+        do {
+            reservation = try await store.reserve([bucket], costs: [1])
+        } catch {
+            request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
+                                                                              "on_store_error": .string(failOpen ? "allow" : "deny")])
+            guard failOpen else {
+                throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
+                                   code: "rate_limit_store_unavailable")
+            }
+            return try await next(request)
+        }
+        guard reservation.allowed else {
+            let seconds = max(1, Int(min(reservation.retryAfter.isNaN ? 60 : reservation.retryAfter, 60).rounded(.up)))
+            throw GatewayError(.tooManyRequests, type: "rate_limit_error", "Tool call limit reached for \(subject); retry in \(seconds) s.",
+                               code: "rate_limit_exceeded", headers: ["retry-after": String(seconds)])
+        }
+        return try await next(request)
     }
 
     /// A request's tokens before it runs: about four characters a token for the prompt, plus the

@@ -49,8 +49,10 @@ public struct ResponseStore: Middleware {
         let owner = request.context.identity?.name ?? ""
         var request = request
         var history: [JSON] = []
+        var continued: String?
         if let previousID = request.body.json["previous_response_id"]?.string, let previous = try await load(previousID, owner: owner) {
             history = previous.conversation
+            continued = previousID
             let current = StoredResponse.items(request.body.json["input"])
             request.body.json["input"] = JSON(array: history + current)
             request.body.json["previous_response_id"] = nil
@@ -58,7 +60,10 @@ public struct ResponseStore: Middleware {
         let input = history.isEmpty ? StoredResponse.items(request.body.json["input"]) : request.body.json["input"]?.elements ?? []
         let stores = request.body.json["store"]?.bool != false
         var response = try await next(request)
-        guard stores, response.status == .ok else { return response }
+        guard response.status == .ok else { return response }
+        // The provider saw the whole conversation instead of the id; the answer names it as OpenAI's would.
+        if let continued { response = Self.naming(continued, in: response, allocator: request.context.allocator) }
+        guard stores else { return response }
         let logger = request.context.logger
         let save: @Sendable (JSON) async -> Void = { [store, ttl] answer in
             guard let id = answer["id"]?.string else { return }
@@ -76,6 +81,26 @@ public struct ResponseStore: Middleware {
             // The completed response is kept before its event reaches the client, who may
             // continue the conversation the moment it arrives.
             response.body = .events(EventStream(KeepingCompleted(events: events, save: save)))
+        }
+        return response
+    }
+
+    /// The answer with `previous_response_id` set: in a whole Response, and in the stream events
+    /// that carry the Response (created, in progress, completed…).
+    static func naming(_ previousID: String, in response: GatewayResponse, allocator: ByteBufferAllocator) -> GatewayResponse {
+        var response = response
+        switch response.body {
+        case .whole(let bytes):
+            guard var answer = try? JSON.parse(bytes), answer.isObject else { return response }
+            answer["previous_response_id"] = JSON(previousID)
+            response.body = .whole(answer.encoded(using: allocator))
+        case .events(let events):
+            response.body = .events(events.rewriting { event in
+                guard event.event?.hasPrefix("response.") == true, event.data.contains("\"previous_response_id\""),
+                      var json = event.json, json["response"]?.isObject == true else { return event }
+                json["response"]?["previous_response_id"] = JSON(previousID)
+                return SSEEvent(event: event.event, data: json.description)
+            })
         }
         return response
     }

@@ -34,11 +34,19 @@ struct StoredResponse: Sendable {
             return [["id": JSON(itemID("msg")), "type": "message", "role": "user", "content": [["type": "input_text", "text": JSON(text)]]]]
         }
         return input.elements.map { item in
-            guard item.isObject, item["id"] == nil else { return item }
+            guard item.isObject else { return item }
             var item = item
             let type = item["type"]?.string ?? "message"
             if item["type"] == nil { item["type"] = "message" }
-            item["id"] = JSON(itemID(type == "message" ? "msg" : type == "function_call_output" ? "fco" : "item"))
+            // Listed as OpenAI lists them: a message's text as a part of its own.
+            if type == "message", let text = item["content"]?.string {
+                let part = item["role"]?.string == "assistant" ? "output_text" : "input_text"
+                item["content"] = [["type": JSON(part), "text": JSON(text)]]
+            }
+            if type == "message", item["status"] == nil { item["status"] = "completed" }
+            if item["id"] == nil {
+                item["id"] = JSON(itemID(type == "message" ? "msg" : type == "function_call_output" ? "fco" : "item"))
+            }
             return item
         }
     }

@@ -56,6 +56,8 @@ public struct Budget: Middleware {
     let manifest: Manifest
     let ledger: SpendLedger?
     let directory: ManagedKeyDirectory?
+    /// Where settles run once the answer is out.
+    let background: BackgroundWork
 
     public init(settings: Settings, context: PluginContext) throws {
         period = BudgetPeriod(rawValue: settings.period) ?? .month
@@ -79,8 +81,9 @@ public struct Budget: Middleware {
         defaultMaxOutput = settings.defaultMaxOutputTokens
         prefix = settings.keyPrefix
         manifest = context.manifest
+        background = context.background
         ledger = context.database.map(SpendLedger.init(database:))
-        directory = context.database.map { ManagedKeyDirectory(database: $0, logger: context.logger) }
+        directory = context.database.map { ManagedKeyDirectory(database: $0, background: context.background, logger: context.logger) }
         if context.database == nil {
             context.logger.warning("budget: the manifest names no database, so spend is not rebuilt after a restart and managed budgets are off",
                                    metadata: ["path": .string(context.configPath)])
@@ -133,11 +136,13 @@ public struct Budget: Middleware {
         let remaining = zip(scopes, reservation.spent).map { Double($0.limitNano - $1) / 1e9 }.min() ?? 0
 
         // From here the reservation is settled exactly once, with the real cost (nothing when none is known).
-        let store = store
+        let store = store, background = background
         let settle: @Sendable (Double?) -> Void = { cost in
             let delta = SpendLedger.nanoUSD(cost ?? 0) - reserved
             guard delta != 0 else { return }
-            Task { try? await store.adjust(counters, delta: delta) }
+            // After the answer, so the caller does not wait for the store. Refused only once the
+            // gateway has stopped: the counters then keep the reservation, which errs towards the cap.
+            background.submit { try? await store.adjust(counters, delta: delta) }
         }
         var response: GatewayResponse
         do {

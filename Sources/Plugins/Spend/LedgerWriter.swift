@@ -22,10 +22,13 @@ final class LedgerWriter: Sendable {
     let interval: Duration
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
-    private let loop = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    /// Where the flush loop runs: a job of the gateway's background work, not a task of its own.
+    private let background: BackgroundWork
+    private let loop = NIOLockedValueBox<BackgroundJob?>(nil)
 
-    init(ledger: SpendLedger, batchSize: Int, capacity: Int, interval: Duration, logger: Logger) {
+    init(ledger: SpendLedger, batchSize: Int, capacity: Int, interval: Duration, background: BackgroundWork, logger: Logger) {
         self.ledger = ledger
+        self.background = background
         self.batchSize = batchSize
         self.capacity = capacity
         self.interval = interval
@@ -49,7 +52,7 @@ final class LedgerWriter: Sendable {
     }
 
     func start() {
-        let task = Task { [self] in
+        let job = background.start { [self] in
             while true {
                 await sleepOrWake()
                 let closed = state.withLockedValue { $0.closed }
@@ -57,13 +60,15 @@ final class LedgerWriter: Sendable {
                 if closed || Task.isCancelled { return }
             }
         }
-        loop.withLockedValue { $0 = task }
+        loop.withLockedValue { $0 = job }
     }
 
     /// Stops the loop and writes what is left, retrying a failing database a few times.
     func close() async {
         state.withLockedValue { $0.closed = true }
-        await loop.withLockedValue { $0 }?.value
+        // The loop sees `closed` within a tick and ends after its last flush; then this one
+        // retries what the database refused.
+        await loop.withLockedValue { $0 }?.waitUntilEnded()
         for attempt in 0..<5 where pendingCount > 0 {
             if attempt > 0 { try? await Task.sleep(for: .milliseconds(200 * attempt)) }
             await flush()

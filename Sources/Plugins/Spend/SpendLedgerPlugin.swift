@@ -24,7 +24,8 @@ public struct SpendLedgerPlugin: Middleware {
     public init(settings: Settings, context: PluginContext) throws {
         let database = try context.requireDatabase(for: nil, "spend-ledger")
         writer = LedgerWriter(ledger: SpendLedger(database: database), batchSize: settings.batchSize, capacity: settings.maxBufferedRows,
-                              interval: .milliseconds(Int64(settings.flushIntervalSeconds * 1000)), logger: context.logger)
+                              interval: .milliseconds(Int64(settings.flushIntervalSeconds * 1000)), background: context.background,
+                              logger: context.logger)
     }
 
     public func start() async throws { writer.start() }

@@ -19,32 +19,39 @@ final class TracingBackend: Sendable {
         }
     }
 
-    /// Retained by hand: `deinit` gives the one reference to a thread of its own, which is then
-    /// surely the last owner. (A stored strong reference is released after `deinit` returns, and
-    /// so on the event loop whenever that thread happened to let go first.)
+    /// Retained by hand: `deinit` gives the one reference to a thread off the event loops, which
+    /// is then surely the last owner. (A stored strong reference is released after `deinit`
+    /// returns, and so on the event loop whenever that thread happened to let go first.)
     private let parts: Unmanaged<Parts>
-    private let running = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let background: BackgroundWork
+    private let exporting = NIOLockedValueBox<BackgroundJob?>(nil)
 
     var tracer: any Tracer { parts.takeUnretainedValue().tracer }
 
-    init(tracer: any Tracer, exporter: ServiceGroup) {
+    init(tracer: any Tracer, exporter: ServiceGroup, background: BackgroundWork) {
         parts = .passRetained(Parts(tracer: tracer, exporter: exporter))
+        self.background = background
     }
 
     func start() {
         let exporter = parts.takeUnretainedValue().exporter
         // Off the event loops: encoding and sending a batch takes milliseconds.
-        running.withLockedValue { $0 = Task(executorPreference: BackgroundExecutor.shared) { try? await exporter.run() } }
+        let job = background.start(offEventLoops: true) { try? await exporter.run() }
+        exporting.withLockedValue { $0 = job }
     }
 
     /// Flushes what is queued and stops exporting; returns once the exporter has stopped.
     func shutdown() async {
         await parts.takeUnretainedValue().exporter.triggerGracefulShutdown()
-        await running.withLockedValue { $0 }?.value
+        await exporting.withLockedValue { $0 }?.waitUntilEnded()
     }
 
     deinit {
         let parts = parts
-        Thread.detachNewThread { parts.release() }
+        // On the `sluice-bgwork` thread while the gateway runs; once it has stopped (a host
+        // releasing its gateway after `run`), there is no job left to run it, so on a thread of its own.
+        if !background.submit(offEventLoops: true, { parts.release() }) {
+            Thread.detachNewThread { parts.release() }
+        }
     }
 }

@@ -46,7 +46,8 @@ public struct TracingPlugin: Middleware {
         configuration.traces.sampler = sampler
         do {
             let otel = try OTel.makeTracingBackend(configuration: configuration)
-            backend = TracingBackend(tracer: otel.factory, exporter: ServiceGroup(services: [otel.service], logger: context.logger))
+            backend = TracingBackend(tracer: otel.factory, exporter: ServiceGroup(services: [otel.service], logger: context.logger),
+                                     background: context.background)
         } catch {
             throw context.configError(nil, "cannot set up the OTLP exporter: \(error)")
         }
@@ -65,7 +66,7 @@ public struct TracingPlugin: Middleware {
         let tracer = backend.tracer
         tracer.extract(request.headers, into: &parent, using: HeadersExtractor())
         let operation = Self.operationName(request.operation)
-        let span = tracer.startAnySpan(request.model.isEmpty ? operation : "\(operation) \(request.model)", context: parent, ofKind: .server)
+        let span = tracer.startAnySpan(Self.spanName(request, operation: operation), context: parent, ofKind: .server)
         request.context.attemptTracer = AttemptSpans(backend: backend, parent: span.context, operation: operation)
 
         let response: GatewayResponse
@@ -110,9 +111,25 @@ public struct TracingPlugin: Middleware {
             }
             if let cost = context.cost { attributes["sluice.cost_usd"] = cost }
             if let error { attributes["error.type"] = error.code ?? error.type }
+            if let mcp = facts.mcp {
+                attributes["mcp.method.name"] = mcp.method
+                if let server = mcp.server { attributes["sluice.mcp.server"] = server }
+                if let tool = mcp.tool { attributes["gen_ai.tool.name"] = tool }
+                if let outcome = mcp.outcome { attributes["sluice.mcp.outcome"] = outcome }
+            }
         }
         if let error { span.setStatus(SpanStatus(code: .error, message: error.message)) }
+        else if let outcome = facts.mcp?.outcome, outcome != "ok" { span.setStatus(SpanStatus(code: .error, message: outcome)) }
         span.end()
+    }
+
+    /// `chat gpt-4o`; for MCP, `execute_tool {tool}` (GenAI's name for a tool call) or the method.
+    static func spanName(_ request: GatewayRequest, operation: String) -> String {
+        if let mcp = request.context.facts.mcp {
+            if let tool = mcp.tool { return "execute_tool \(tool)" }
+            return "mcp \(mcp.method)"
+        }
+        return request.model.isEmpty ? operation : "\(operation) \(request.model)"
     }
 
     static func operationName(_ operation: APIOperation) -> String {
@@ -123,6 +140,7 @@ public struct TracingPlugin: Middleware {
         case .listModels: "models"
         case .storedResponse, .deleteStoredResponse, .storedResponseInputItems: "stored_response"
         case .other: "request"
+        case .mcp: "mcp"
         }
     }
 }

@@ -35,7 +35,7 @@ struct RequestRules {
         case .embeddings: try checkEmbeddings()
         case .messages: try checkMessages()
         case .responses: try checkResponses()
-        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other: break
+        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other, .mcp: break
         }
     }
 

@@ -27,7 +27,7 @@ public struct Validation: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        guard request.operation != .listModels, request.operation != .other, request.operation != .mcp else { return try await next(request) }
         var rules = RequestRules(limits: limits, body: request.body.json)
         try rules.check(request.operation)
         guard let clamped = rules.clampedBody else { return try await next(request) }

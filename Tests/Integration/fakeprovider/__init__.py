@@ -1,7 +1,9 @@
 """A fake provider for Sluice's integration tests: OpenAI, Azure OpenAI and Anthropic.
 
-It speaks the OpenAI chat/embeddings wire format (also under Azure's deployment paths) and
-Anthropic's Messages API closely enough that the gateway cannot tell it from the real thing,
+It speaks the OpenAI chat/embeddings wire format (also under Azure's deployment paths), the
+OpenAI Responses API (``/v1/responses``, and Azure's ``/openai/v1/responses``; see
+responses_shapes.py) and Anthropic's Messages API closely enough that the gateway cannot tell it
+from the real thing,
 answers text or tool calls (see replies.py), records every request it receives, and injects
 faults on demand. Stdlib only, so it also
 runs outside the test venv: ``python -m fakeprovider.server --port 0``.

@@ -31,6 +31,12 @@ class Fault:
     chunk_pad_bytes: add a string field of this many bytes to every SSE event of a stream
         (bulk, for back-pressure tests; the events are encoded lazily, so a huge stream costs
         the fake no memory).
+    stream_error_after: after this many events of a stream, send an error event in the
+        endpoint's dialect and end the stream there (HTTP status 200, the stream well-formed):
+        OpenAI chat ``data: {"error": {...}}``, Anthropic ``event: error``, Responses an ``error``
+        event numbered after the events sent (or, with ``stream_error`` "response.failed", a
+        ``response.failed`` event whose response carries the error).
+    stream_error: "error" (default) or "response.failed" (Responses streams only).
     path: only requests to this path consume the fault (None = any request but a gateway's
         background health probe, which would otherwise take a fault meant for a test's request).
     model: only requests whose JSON body names this model consume the fault (None = any);
@@ -47,6 +53,8 @@ class Fault:
     drop_after_chunks: int | None = None
     stream_words: int | None = None
     chunk_pad_bytes: int = 0
+    stream_error_after: int | None = None
+    stream_error: str = "error"
     path: str | None = None
     model: str | None = None
     count: int = 1
@@ -72,6 +80,7 @@ class Fault:
             "x-fake-drop-after-chunks": "drop_after_chunks",
             "x-fake-stream-words": "stream_words",
             "x-fake-chunk-pad-bytes": "chunk_pad_bytes",
+            "x-fake-stream-error-after": "stream_error_after",
         }
         values = {field: int(headers[h]) for h, field in ints.items() if h in headers}
         return cls(**values) if values else None
@@ -83,7 +92,9 @@ class Fault:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         if self.count < 1:
             raise ValueError("count must be at least 1")
-        for name in ("status", "drop_after_chunks", "stream_words"):
+        if self.stream_error not in ("error", "response.failed"):
+            raise ValueError(f"stream_error must be 'error' or 'response.failed', got {self.stream_error!r}")
+        for name in ("status", "drop_after_chunks", "stream_words", "stream_error_after"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer or null, got {value!r}")

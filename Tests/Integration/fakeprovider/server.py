@@ -6,16 +6,19 @@ answers and chunked transfer for SSE streams, exactly as api.openai.com and api.
 
     python -m fakeprovider.server --port 0     # prints "READY <port>" once listening
 
-Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models (OpenAI);
+Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/responses
+and GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items (OpenAI);
 POST /openai/deployments/{deployment}/chat/completions?api-version=V and .../embeddings
-(Azure OpenAI: the deployment is the model, ``api-key`` header); POST /v1/messages (Anthropic:
-``x-api-key`` and ``anthropic-version`` headers). Control: POST /_fake/next (queue a fault, see
-faults.Fault), GET /_fake/requests, POST /_fake/reset.
+(Azure OpenAI: the deployment is the model, ``api-key`` header), and Azure's v1 API
+POST /openai/v1/responses (the deployment is the body's model, no api-version); POST /v1/messages
+(Anthropic: ``x-api-key`` and ``anthropic-version`` headers). Control: POST /_fake/next (queue a
+fault, see faults.Fault), GET /_fake/requests, POST /_fake/reset.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import signal
@@ -27,7 +30,10 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from . import anthropic_shapes as anthropic
+from . import bedrock
+from . import google_routes
 from . import openai_shapes as shapes
+from . import responses_shapes as responses
 from .connection import GONE_ERRORS, ClientConnection, PeerGone
 from .faults import Fault, FaultQueue
 from .recorder import RequestLog
@@ -169,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2])
 
         try:
-            model = azure_deployment(url.path) or (body.get("model") if isinstance(body, dict) else None)
+            model = (azure_deployment(url.path) or google_routes.model_in_path(url.path)
+                     or (body.get("model") if isinstance(body, dict) else None))
             fault = Fault.from_headers(headers) or provider.faults.take(
                 url.path, model if isinstance(model, str) else None,
                 probe=headers.get("user-agent") == HEALTH_PROBE_USER_AGENT)
@@ -198,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _is_stream_request(path: str, body: Any) -> bool:
-        return ((path.endswith("/chat/completions") or path == anthropic.PATH)
+        return ((path.endswith("/chat/completions") or path in (anthropic.PATH, responses.PATH, responses.AZURE_PATH))
                 and isinstance(body, dict) and body.get("stream") is True)
 
     def _drop(self, conn: ClientConnection) -> None:
@@ -208,16 +215,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, raw: bytes, body: Any, fault: Fault,
                conn: ClientConnection) -> None:
+        google = google_routes.route(self, method, path)  # Gemini, Vertex AI and their token endpoint
+        if google is not None:
+            google(raw, body, fault, conn)
+            return
         routes = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,
             ("GET", "/v1/models"): self._models,
             ("POST", anthropic.PATH): self._messages,
+            ("POST", responses.PATH): self._responses,
+            ("POST", responses.AZURE_PATH): self._azure_v1(self._responses),
         }
         handler = routes.get((method, path))
+        if bedrock.matches(path):
+            bedrock.handle(self, method, path, raw, body, fault, conn)
+            return
         deployment = azure_deployment(path)
         if deployment is not None and method == "POST":
             handler = self._azure(deployment, path.endswith("/embeddings"))
+        stored = responses.STORED_PATH.match(path)
+        if stored is not None and (method, stored.group(3)) in (("GET", None), ("DELETE", None), ("GET", "/input_items")):
+            serve = self._stored_response(stored.group(2), method, bool(stored.group(3)))
+            handler = self._azure_v1(serve) if stored.group(1) == "/openai/v1" else serve
         if handler is None:
             self._error(404, f"Invalid URL ({method} {path})")
         elif method == "POST" and raw and body is None:
@@ -258,7 +278,10 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._stream(shapes.iter_chat_stream_events(body["model"], reply, usage, include_usage),
-                         shapes.chat_stream_event_count(reply, include_usage), fault, conn)
+                         shapes.chat_stream_event_count(reply, include_usage), fault, conn,
+                         error_event=lambda _: shapes.error_body(
+                             "The server had an error while processing your request. Sorry about that!",
+                             "server_error"))
         else:
             self._send_whole(200, shapes.chat_completion(body["model"], reply, usage))
 
@@ -281,15 +304,32 @@ class _Handler(BaseHTTPRequestHandler):
         return handle
 
     def _stream(self, events: Iterable[dict], event_count: int, fault: Fault, conn: ClientConnection,
-                anthropic_events: bool = False) -> None:
+                named_events: bool = False, error_event=None) -> None:
         """Writes SSE events as HTTP chunks, one event per chunk, honouring the fault's pacing.
 
         Events are encoded one at a time, so a padded stream of 50,000 events costs no memory.
-        OpenAI streams are ``data: {...}`` events closed by ``data: [DONE]``; Anthropic streams
-        are ``event: TYPE`` + ``data: {...}`` events with no terminator (message_stop is last).
-        ``total_chunks`` (every event, ``[DONE]`` included) is recorded before the first write.
+        OpenAI chat streams are ``data: {...}`` events closed by ``data: [DONE]``; Anthropic and
+        Responses streams are ``event: TYPE`` + ``data: {...}`` events (``named_events``) with no
+        terminator (message_stop, response.completed is last). A ``stream_error_after`` fault
+        cuts the stream after that many events and ends it with ``error_event(events_sent)``
+        (no ``[DONE]``). ``total_chunks`` (every event, ``[DONE]`` included) is recorded before
+        the first write.
         """
-        total = event_count if anthropic_events else event_count + 1
+        cut = fault.stream_error_after
+        if cut is not None and error_event is not None:
+            sent = min(cut, event_count)
+
+            def cut_events(events=events):
+                for i, event in enumerate(events):
+                    if i >= sent:
+                        break
+                    yield event
+                yield error_event(sent)
+
+            events, total, terminator = cut_events(), sent + 1, None
+        else:
+            total = event_count if named_events else event_count + 1
+            terminator = None if named_events else b"data: [DONE]\n\n"
         self._note(stream=True, total_chunks=total)
         if fault.drop_after_chunks == 0:
             self._drop(conn)
@@ -303,9 +343,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if pad is not None:
                     event["x_fake_pad"] = pad
                 data = b"data: " + json.dumps(event).encode() + b"\n\n"
-                yield b"event: " + event["type"].encode() + b"\n" + data if anthropic_events else data
-            if not anthropic_events:
-                yield b"data: [DONE]\n\n"
+                yield b"event: " + event["type"].encode() + b"\n" + data if named_events else data
+            if terminator is not None:
+                yield terminator
 
         last = total - 1
         for i, payload in enumerate(payloads()):
@@ -353,6 +393,77 @@ class _Handler(BaseHTTPRequestHandler):
     def _models(self, body: Any, fault: Fault, conn: ClientConnection) -> None:
         self._send_whole(200, shapes.models_list(self.server.provider.models))
 
+    # --- Responses endpoints ----------------------------------------------------------------
+
+    def _responses(self, body: dict, fault: Fault, conn: ClientConnection) -> None:
+        """POST /v1/responses: checks as OpenAI's, previous_response_id from what the fake kept,
+        the reply planned as on the chat endpoint, a whole Response or its event stream."""
+        provider = self.server.provider
+        problem = responses.check_request(body)
+        if problem is not None:
+            self._error(400, problem[0], param=problem[1], code=problem[2])
+            return
+        history: list[dict] = []
+        previous = body.get("previous_response_id")
+        if previous is not None:
+            kept = provider.stored_response(previous)
+            if kept is None:
+                self._error(400, f"Previous response with id '{previous}' not found.", param="previous_response_id",
+                            code="previous_response_not_found")
+                return
+            history = kept["input"] + kept["response"]["output"]
+        items = history + responses.with_ids(responses.input_items(body.get("input")))
+        problem = responses.check_pairing(items)
+        if problem is not None:
+            self._error(400, problem[0], param=problem[1], code=problem[2])
+            return
+        chat = responses.as_chat(body, items)
+        reply = shapes.plan_reply(chat, fault.stream_words)
+        usage = responses.usage(shapes.reply_usage(chat["messages"], reply))
+        self._note(usage=usage)
+        answer = responses.Answer(body, reply, usage)
+        if body.get("store", True) is not False:
+            provider.keep_response(answer.id, responses.stored(answer, items))
+        if body.get("stream") is True:
+            self._stream(answer.events(), answer.event_count(), fault, conn, named_events=True,
+                         error_event=lambda sent: answer.failure_event(fault.stream_error, sent))
+        else:
+            self._send_whole(200, answer.response())
+
+    def _stored_response(self, response_id: str, method: str, input_items: bool):
+        """GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items (newest first, as
+        OpenAI lists them by default; ``order=asc`` for oldest first)."""
+        def handle(body: Any, fault: Fault, conn: ClientConnection) -> None:
+            provider = self.server.provider
+            kept = provider.stored_response(response_id)
+            if kept is None:
+                self._send_whole(404, responses.not_found(response_id))
+            elif method == "DELETE":
+                provider.forget_response(response_id)
+                self._send_whole(200, {"id": response_id, "object": "response", "deleted": True})
+            elif input_items:
+                query = self._record["query"] if self._record else {}
+                data = kept["input"] if query.get("order") == "asc" else list(reversed(kept["input"]))
+                self._send_whole(200, {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                                       "last_id": data[-1]["id"] if data else None, "has_more": False})
+            else:
+                self._send_whole(200, kept["response"])
+        return handle
+
+    def _azure_v1(self, handler):
+        """Azure OpenAI's v1 API (/openai/v1/...): no api-version, the model in the body, and a key
+        (``api-key``, or an Entra ID bearer token)."""
+        def handle(body: Any, fault: Fault, conn: ClientConnection) -> None:
+            headers = self._record["headers"] if self._record else {}
+            if not headers.get("api-key") and not headers.get("authorization"):
+                self._send_whole(401, {"error": {"code": "401", "message": (
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+                    "a valid key for an active subscription and use a correct regional API endpoint for your "
+                    "resource.")}})
+            else:
+                handler(body, fault, conn)
+        return handle
+
     # --- Anthropic endpoint -----------------------------------------------------------------
 
     def _messages(self, body: dict, fault: Fault, conn: ClientConnection) -> None:
@@ -373,7 +484,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._note(usage=usage)
         if body.get("stream") is True:
             self._stream(anthropic.iter_stream_events(body["model"], reply, input_count, output_count),
-                         anthropic.stream_event_count(reply), fault, conn, anthropic_events=True)
+                         anthropic.stream_event_count(reply), fault, conn, named_events=True,
+                         error_event=lambda _: anthropic.error_body("overloaded_error", "Overloaded"))
         else:
             self._send_whole(200, anthropic.message(body["model"], reply, usage))
 
@@ -419,6 +531,8 @@ class FakeProvider:
         self.verbose = verbose
         self.log = RequestLog()
         self.faults = FaultQueue()
+        self._responses_lock = threading.Lock()
+        self._responses: dict[str, dict] = {}  # what POST /v1/responses kept (store not false)
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
 
@@ -476,6 +590,24 @@ class FakeProvider:
     def reset(self) -> None:
         self.log.clear()
         self.faults.clear()
+        with self._responses_lock:
+            self._responses.clear()
+
+    # --- the Responses API's own store --------------------------------------------------------
+
+    def keep_response(self, response_id: str, record: dict) -> None:
+        with self._responses_lock:
+            self._responses[response_id] = record
+
+    def stored_response(self, response_id: str) -> dict | None:
+        """What the fake kept of a response: {"input": items, "response": the Response}, or None."""
+        with self._responses_lock:
+            record = self._responses.get(response_id)
+            return copy.deepcopy(record) if record is not None else None
+
+    def forget_response(self, response_id: str) -> None:
+        with self._responses_lock:
+            self._responses.pop(response_id, None)
 
 
 def main(argv: list[str] | None = None) -> int:

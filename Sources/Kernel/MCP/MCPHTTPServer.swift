@@ -1,0 +1,157 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A server reached over MCP's Streamable HTTP transport, through the Kernel's `UpstreamClient`.
+/// Each client session has its own upstream session, whose id travels sealed in the client's.
+struct MCPHTTPServer: MCPServerConnection {
+    let name: String
+    let url: String
+    let configuredHeaders: HTTPHeaders
+    let timeout: Duration
+    let client: UpstreamClient
+    let logger: Logger
+    /// What one answer may be at most (a whole JSON answer; each event of a stream likewise).
+    static let maxAnswerBytes = 16 << 20
+
+    init(name: String, settings: MCPServerSettings, client: UpstreamClient, logger: Logger) {
+        self.name = name
+        url = settings.url ?? ""
+        var headers = HTTPHeaders()
+        for (header, value) in settings.headers { headers.add(name: header, value: value) }
+        configuredHeaders = headers
+        timeout = .seconds(settings.timeout)
+        self.client = client
+        self.logger = logger
+    }
+
+    func start() async {}
+    func shutdown() async {}
+
+    private enum Answer {
+        case accepted
+        case reply(MCPReply, sessionID: String?)
+    }
+
+    private func headers(_ upstream: MCPSession.Upstream?, extra: HTTPHeaders, version: String?) -> HTTPHeaders {
+        var headers: HTTPHeaders = ["content-type": "application/json", "accept": "application/json, text/event-stream"]
+        for (header, value) in extra where !Self.ownHeaders.contains(header.lowercased()) { headers.add(name: header, value: value) }
+        headers.add(contentsOf: configuredHeaders)
+        if let id = upstream?.id { headers.replaceOrAdd(name: "mcp-session-id", value: id) }
+        if let version = version ?? upstream?.version { headers.replaceOrAdd(name: "mcp-protocol-version", value: version) }
+        return headers
+    }
+
+    /// Headers the gateway sets itself: what callers pass along (trace context) never replaces them.
+    private static let ownHeaders: Set<String> = ["content-type", "accept", "mcp-session-id", "mcp-protocol-version", "content-length", "host"]
+
+    private func post(_ message: JSON, upstream: MCPSession.Upstream?, extra: HTTPHeaders, version: String? = nil) async throws(MCPServerError) -> Answer {
+        let request = UpstreamRequest(method: .POST, url: url, headers: headers(upstream, extra: extra, version: version),
+                                      body: message.encoded(using: ByteBufferAllocator()),
+                                      timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), firstByte: timeout))
+        let answer: UpstreamStreamingResponse
+        do {
+            answer = try await client.stream(request)
+        } catch let error as UpstreamError {
+            if case .timedOut = error { throw .timedOut }
+            throw .unavailable(error.description)
+        } catch {
+            throw .unavailable("\(error)")
+        }
+        let sessionID = answer.headers.first(name: "mcp-session-id")
+        switch answer.status {
+        case 202:
+            return .accepted
+        case 200:
+            let type = answer.headers.first(name: "content-type")?.lowercased() ?? ""
+            if type.hasPrefix("text/event-stream") {
+                return .reply(.stream(Self.messages(of: answer.body, timeout: timeout)), sessionID: sessionID)
+            }
+            let body: ByteBuffer
+            do { body = try await answer.collect(upTo: Self.maxAnswerBytes) } catch { throw .unavailable("\(error)") }
+            guard let json = try? JSON.parse(body) else { throw .unavailable("the server's answer is not JSON") }
+            return .reply(.message(json), sessionID: sessionID)
+        case 404 where upstream?.id != nil:
+            throw .sessionExpired
+        default:
+            throw .unavailable("the server answered HTTP \(answer.status)")
+        }
+    }
+
+    /// The JSON-RPC messages of an SSE body, until it ends or `timeout` has passed.
+    static func messages(of body: UpstreamBody, timeout: Duration?) -> AsyncThrowingStream<JSON, any Error> {
+        AsyncThrowingStream { continuation in
+            let reader = Task {
+                do {
+                    for try await event in SSEEventSequence(body, maxEventBytes: maxAnswerBytes) where !event.data.isEmpty {
+                        guard let message = try? JSON.parse(event.data) else { continue }
+                        continuation.yield(message)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: Task.isCancelled ? CancellationError() : MCPServerError.unavailable("\(error)"))
+                }
+            }
+            let timer = timeout.map { timeout in
+                Task {
+                    try await Task.sleep(for: timeout)
+                    continuation.finish(throwing: MCPServerError.timedOut)
+                    reader.cancel()
+                }
+            }
+            continuation.onTermination = { _ in
+                reader.cancel()
+                timer?.cancel()
+            }
+        }
+    }
+
+    func open(version: String, headers: HTTPHeaders) async throws(MCPServerError) -> (result: JSON, upstream: MCPSession.Upstream?) {
+        let initialize = JSONRPC.request(id: 0, method: "initialize", params: JSON(object: [
+            ("protocolVersion", JSON(version)), ("capabilities", .object()),
+            ("clientInfo", JSON(object: [("name", "sluice"), ("version", JSON(MCPGateway.version))])),
+        ]))
+        guard case .reply(let reply, let sessionID) = try await post(initialize, upstream: nil, extra: headers) else {
+            throw .unavailable("the server accepted initialize without answering it")
+        }
+        let response = try await reply.response()
+        guard let result = response["result"], let agreed = result["protocolVersion"]?.string else {
+            throw .unavailable("initialize failed: \(response["error"]?["message"]?.string ?? "no result")")
+        }
+        let upstream = MCPSession.Upstream(id: sessionID, version: agreed)
+        await notify(JSONRPC.notification("notifications/initialized"), upstream: upstream, headers: headers)
+        return (result, upstream)
+    }
+
+    func request(_ message: JSON, upstream: MCPSession.Upstream?, headers: HTTPHeaders) async throws(MCPServerError) -> MCPReply {
+        guard case .reply(let reply, _) = try await post(message, upstream: upstream, extra: headers) else {
+            throw .unavailable("the server accepted a request without answering it")
+        }
+        return reply
+    }
+
+    func notify(_ message: JSON, upstream: MCPSession.Upstream?, headers: HTTPHeaders) async {
+        do { _ = try await post(message, upstream: upstream, extra: headers) } catch {
+            logger.debug("mcp notification not delivered", metadata: ["mcp_server": .string(name), "error": .string(error.description)])
+        }
+    }
+
+    func listen(upstream: MCPSession.Upstream?, headers extra: HTTPHeaders) async -> AsyncThrowingStream<JSON, any Error>? {
+        var headers = headers(upstream, extra: extra, version: nil)
+        headers.replaceOrAdd(name: "accept", value: "text/event-stream")
+        headers.remove(name: "content-type")
+        let request = UpstreamRequest(method: .GET, url: url, headers: headers,
+                                      timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), firstByte: timeout))
+        guard let answer = try? await client.stream(request), answer.status == 200,
+              answer.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") == true else { return nil }
+        return Self.messages(of: answer.body, timeout: nil)
+    }
+
+    func close(upstream: MCPSession.Upstream?, headers extra: HTTPHeaders) async {
+        guard upstream?.id != nil else { return }
+        var headers = headers(upstream, extra: extra, version: nil)
+        headers.remove(name: "content-type")
+        _ = try? await client.send(UpstreamRequest(method: .DELETE, url: url, headers: headers,
+                                                   timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), total: timeout)))
+    }
+}

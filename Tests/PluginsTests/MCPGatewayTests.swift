@@ -1,0 +1,107 @@
+import Kernel
+import KernelTesting
+import NIOHTTP1
+import Plugins
+import Testing
+
+/// `/mcp` in-process against a scripted MCP server over HTTP: routing by qualified name, the
+/// allowlist, sessions, and what access-log-facing facts the calls carry.
+@Suite struct MCPGatewayTests {
+    /// An MCP server that knows `add` and `echo`, gives session `up-1`, and answers a call with
+    /// the name it got and the session header it was sent.
+    static func server() async throws -> LocalHTTPServer {
+        try await LocalHTTPServer.start { request in
+            guard let message = try? JSON.parse(request.text), let method = message["method"]?.string else { return .json("{}", status: .accepted) }
+            let id = message["id"] ?? .null
+            var reply = LocalHTTPServer.Reply.json("{}", status: .accepted)
+            switch method {
+            case "initialize":
+                reply = .json(JSONRPC.result(id: id, ["protocolVersion": "2025-06-18", "capabilities": ["tools": [:]],
+                                                      "serverInfo": ["name": "scripted", "version": "1"]]).description)
+                reply.headers.add(name: "mcp-session-id", value: "up-1")
+            case "tools/list":
+                reply = .json(JSONRPC.result(id: id, ["tools": [["name": "add", "inputSchema": [:]], ["name": "echo", "inputSchema": [:]]]]).description)
+            case "tools/call":
+                let text = "\(message["params"]?["name"]?.string ?? "?") in \(request.headers.first(name: "mcp-session-id") ?? "no session")"
+                reply = .json(JSONRPC.result(id: id, ["content": [["type": "text", "text": JSON(text)]]]).description)
+            default:
+                break
+            }
+            return reply
+        }
+    }
+
+    static func manifest(_ url: String) -> String {
+        """
+        {"mcp_servers": {"web": {"url": "\(url)/mcp"}}, "mcp_session_key": "a-session-key-of-at-least-32-characters",
+         "pipeline": [{"plugin": "api-key-auth", "config": {"keys": [
+             {"name": "all", "key": "key-all"}, {"name": "adder", "key": "key-adder", "mcp_tools": ["web__add"]}]}},
+                      {"plugin": "router"}]}
+        """
+    }
+
+    static func rpc(_ gateway: TestGateway, _ method: String, id: Int = 1, params: JSON? = nil, session: String?, key: String = "key-all",
+                    path: String = "/mcp") async throws -> TestResponse {
+        var headers: HTTPHeaders = ["authorization": "Bearer \(key)", "accept": "application/json, text/event-stream"]
+        if let session { headers.add(name: "mcp-session-id", value: session) }
+        return try await gateway.send(.POST, path, body: JSONRPC.request(id: JSON(id), method: method, params: params), headers: headers)
+    }
+
+    @Test func routesByQualifiedNameWithinTheSession() async throws {
+        let server = try await Self.server()
+        try await withGateway(Self.manifest(server.url)) { gateway in
+            let opened = try await Self.rpc(gateway, "initialize", params: ["protocolVersion": "2025-06-18", "capabilities": [:],
+                                                                             "clientInfo": ["name": "t", "version": "1"]], session: nil)
+            #expect(opened.body?["result"]?["protocolVersion"]?.string == "2025-06-18")
+            let session = try #require(opened.headers.first(name: "mcp-session-id"))
+            #expect(!session.contains("up-1"))
+
+            let tools = try await Self.rpc(gateway, "tools/list", session: session)
+            #expect(tools.body?["result"]?["tools"]?.elements.compactMap { $0["name"]?.string } == ["web__add", "web__echo"])
+            let call = try await Self.rpc(gateway, "tools/call", params: ["name": "web__echo", "arguments": [:]], session: session)
+            #expect(call.body?["result"]?["content"]?[0]?["text"]?.string == "echo in up-1")
+            #expect(call.body?["id"]?.int == 1)
+
+            let unknown = try await Self.rpc(gateway, "tools/call", params: ["name": "nowhere__echo"], session: session)
+            #expect(unknown.body?["error"]?["code"]?.int == JSONRPC.invalidParams)
+            let unknownMethod = try await Self.rpc(gateway, "frobnicate", session: session)
+            #expect(unknownMethod.body?["error"]?["code"]?.int == JSONRPC.methodNotFound)
+            #expect(try await Self.rpc(gateway, "ping", session: session).body?["result"] != nil)
+
+            // One server alone: its own names.
+            let single = try await Self.rpc(gateway, "initialize", params: ["protocolVersion": "2025-06-18"], session: nil, path: "/mcp/web")
+            let singleSession = try #require(single.headers.first(name: "mcp-session-id"))
+            let singleCall = try await Self.rpc(gateway, "tools/call", params: ["name": "add"], session: singleSession, path: "/mcp/web")
+            #expect(singleCall.body?["result"]?["content"]?[0]?["text"]?.string == "add in up-1")
+        }
+    }
+
+    @Test func allowlistFiltersAndRefuses() async throws {
+        let server = try await Self.server()
+        try await withGateway(Self.manifest(server.url)) { gateway in
+            let opened = try await Self.rpc(gateway, "initialize", params: ["protocolVersion": "2025-11-25"], session: nil, key: "key-adder")
+            let session = try #require(opened.headers.first(name: "mcp-session-id"))
+            let tools = try await Self.rpc(gateway, "tools/list", session: session, key: "key-adder")
+            #expect(tools.body?["result"]?["tools"]?.elements.compactMap { $0["name"]?.string } == ["web__add"])
+            let refused = try await Self.rpc(gateway, "tools/call", params: ["name": "web__echo"], session: session, key: "key-adder")
+            #expect(refused.status == .ok)
+            #expect(refused.body?["error"]?["code"]?.int == JSONRPC.forbidden)
+            #expect(!server.requests.contains { $0.text.contains("\"echo\"") && $0.text.contains("tools/call") })
+            // The session is the adder's: another key cannot use it.
+            #expect(try await Self.rpc(gateway, "tools/list", session: session, key: "key-all").status == .notFound)
+            #expect(try await Self.rpc(gateway, "tools/list", session: nil, key: "nope").status == .unauthorized)
+        }
+    }
+
+    @Test func forgedSessionsAreNotFound() async throws {
+        let server = try await Self.server()
+        try await withGateway(Self.manifest(server.url)) { gateway in
+            let opened = try await Self.rpc(gateway, "initialize", params: ["protocolVersion": "2025-11-25"], session: nil)
+            let session = try #require(opened.headers.first(name: "mcp-session-id"))
+            var altered = Array(session.utf8)
+            altered[altered.count / 2] = altered[altered.count / 2] == UInt8(ascii: "x") ? UInt8(ascii: "y") : UInt8(ascii: "x")
+            #expect(try await Self.rpc(gateway, "tools/list", session: String(decoding: altered, as: UTF8.self)).status == .notFound)
+            #expect(try await Self.rpc(gateway, "tools/list", session: nil).status == .badRequest)
+        }
+    }
+}

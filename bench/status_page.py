@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""What the status page's counting costs per request: the same requests through two sluices, one
+without and one with `status-page` in its pipeline (auth + router otherwise), alternating in
+rounds on one keep-alive connection each; CPU time of each sluice process from /proc, and its
+resident memory after the run.
+
+    python3 bench/status_page.py [--requests N] [--rounds R] [--sluice PATH]
+
+The upstream is translation.py's canned server. Prints one line per round and the median
+difference; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from translation import KEY, Upstream, free_port, measure
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start(binary: str, base: str, work: Path, with_status: bool) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    pipeline = [{"plugin": "api-key-auth", "config": {"keys": [{"name": "bench", "key": {"env": "SLUICE_BENCH_KEY"}}]}},
+                {"plugin": "router", "config": {"retries": 0}}]
+    if with_status:
+        pipeline.insert(0, {"plugin": "status-page", "config": {"public": True}})
+    manifest = {"server": {"listen": [f"127.0.0.1:{port}"], "drain_timeout_s": 1},
+                "providers": {"chat": {"plugin": "openai-compatible", "config": {"base_url": base + "/v1"}}},
+                "models": {"chat": {"targets": [{"provider": "chat", "model": "bench-upstream"}],
+                                    "price": {"input_per_million": 1, "output_per_million": 2}}},
+                "pipeline": pipeline}
+    config = work / f"plugins-{with_status}.json"
+    config.write_text(json.dumps(manifest))
+    process = subprocess.Popen([binary, "serve", "--config", str(config)], env={**os.environ, "SLUICE_BENCH_KEY": KEY},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("sluice did not start")
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per round and sluice (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sluice", default=str(REPO / ".build" / "release" / "sluice"))
+    args = parser.parse_args()
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    with tempfile.TemporaryDirectory() as work:
+        without, port_without = start(args.sluice, base, Path(work), False)
+        with_status, port_with = start(args.sluice, base, Path(work), True)
+        try:
+            deltas, cpu = [], {False: [], True: []}
+            for round_ in range(args.rounds):
+                for stream in (False, True):
+                    a = measure(port_without, without.pid, "chat", "chat", stream, args.requests)
+                    b = measure(port_with, with_status.pid, "chat", "chat", stream, args.requests)
+                    cpu[stream] += [(a["cpu_us_per_request"], b["cpu_us_per_request"])]
+                    print(f"round {round_} {'stream' if stream else 'whole'}: without {a} with {b}", file=sys.stderr)
+            for stream in (False, True):
+                pairs = cpu[stream]
+                without_us = statistics.median(p[0] for p in pairs)
+                with_us = statistics.median(p[1] for p in pairs)
+                deltas.append(with_us - without_us)
+                print(f"{'stream' if stream else 'whole '}: CPU µs/request without {without_us:.1f}, with {with_us:.1f}, "
+                      f"Δ {with_us - without_us:+.1f} (median of {len(pairs)} rounds of {args.requests})")
+            print(f"RSS after {args.rounds * 2 * args.requests * 11 // 10} requests: without {rss_kib(without.pid)} KiB, "
+                  f"with {rss_kib(with_status.pid)} KiB")
+        finally:
+            for process in (without, with_status):
+                process.terminate()
+                process.wait(10)
+    upstream.shutdown()
+
+
+if __name__ == "__main__":
+    main()
