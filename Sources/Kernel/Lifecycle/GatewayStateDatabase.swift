@@ -54,7 +54,7 @@ public final class GatewayStateDatabase: Sendable {
     /// Runs `body` with the database `manifest` names open (`nil` when it names none), for a
     /// program or a test without a `Gateway` (`sluice check`); closed when `body` returns.
     public static func withOpen<T>(_ manifest: Manifest, logger: Logger,
-                                   _ body: (any StateDatabase)? async throws -> T) async throws -> T {
+                                   _ body: ((any StateDatabase)?) async throws -> T) async throws -> T {
         let holder = GatewayStateDatabase()
         let result = await withDiscardingTaskGroup(returning: Result<T, any Error>.self) { group in
             group.addTask { await holder.run() }

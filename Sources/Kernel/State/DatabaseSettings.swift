@@ -1,3 +1,5 @@
+import Foundation
+
 /// The manifest's `database` section: where the gateway keeps state that must outlive a
 /// process or be shared by replicas (managed keys, teams, the spend ledger).
 public struct DatabaseSettings: PluginSettings {
@@ -62,5 +64,3 @@ public enum DatabaseURL: Sendable, CustomStringConvertible, Equatable {
         String(text).removingPercentEncoding ?? String(text)
     }
 }
-
-import Foundation

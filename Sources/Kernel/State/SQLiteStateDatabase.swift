@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SQLiteNIO
 
@@ -97,8 +98,7 @@ final class SQLiteStateDatabase: StateDatabase {
     }
 }
 
-import NIOConcurrencyHelpers
-
+/// Rows as SQLiteNIO hands them over, one callback each, from its thread pool.
 private final class RowCollector: Sendable {
     private let box = NIOLockedValueBox<[SQLiteRow]>([])
     func append(_ row: SQLiteRow) { box.withLockedValue { $0.append(row) } }
