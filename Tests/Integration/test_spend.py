@@ -28,6 +28,7 @@ from harness.constants import SLUICE_TEST_KEY
 from harness.manifest import default_manifest
 from harness.net import free_port
 from harness.postgres import PostgresError, PostgresServer
+from harness.sluice import sluice_env
 from harness.policy import CHAT, router
 
 ADMIN_KEY = "admin-secret-" + secrets.token_hex(6)
@@ -73,7 +74,8 @@ def spend_manifest(fake, redis_url: str, limits: list | None = None, drain_s: fl
 
 
 def start_pair(start_sluice, fake, redis_server, database_url, limits=None, count=2, **kwargs):
-    env = {"SLUICE_DATABASE_URL": database_url, "SLUICE_ADMIN_KEY": ADMIN_KEY}
+    # The whole environment: the test secrets the manifest references, plus the database's URL.
+    env = sluice_env({"SLUICE_DATABASE_URL": database_url, "SLUICE_ADMIN_KEY": ADMIN_KEY})
     return [start_sluice(spend_manifest(fake, redis_server.url, limits, **kwargs), env=env, name=f"replica{i}") for i in range(count)]
 
 
