@@ -112,7 +112,8 @@ import Testing
         try await ledger.append(records)
         let total = try await ledger.totals(groupedBy: nil, fromMs: nil, toMs: nil)
         #expect(total.first?.requests == 450)
-        #expect(total.first?.costNanoUSD == 450 * 8_000_000)
+        let expected: Int64 = 450 * 8_000_000
+        #expect(total.first?.costNanoUSD == expected)
         let byKey = try await ledger.totals(groupedBy: .key, fromMs: 1_000, toMs: 1_100)
         #expect(byKey.map(\.requests).reduce(0, +) == 100)
         #expect(Set(byKey.compactMap(\.group)) == ["a", "b"])

@@ -28,10 +28,12 @@ import Testing
         "sqlite:" + FileManager.default.temporaryDirectory.appendingPathComponent("sluice-spend-\(UUID().uuidString)/state.db").path
     }
 
+    /// The budget reserves 100 output tokens ($0.2) for a request without `max_tokens`: the
+    /// default (4096, $8.19 at this price) would exceed the $1 cap, and every request be refused.
     static let managedPipeline = """
         [{"plugin": "api-key-auth", "config": {"managed": true, "keys": [{"name": "static", "key": "static-key"}]}},
          {"plugin": "spend-ledger", "config": {"flush_interval_s": 0.05}},
-         {"plugin": "budget", "config": {"limits": [{"model": "m", "usd": 1}]}},
+         {"plugin": "budget", "config": {"limits": [{"model": "m", "usd": 1}], "default_max_output_tokens": 100}},
          {"plugin": "admin-api", "config": {"admin_keys": [{"name": "ops", "key": "\(adminKey)"}]}},
          {"plugin": "router", "config": {"retries": 0}}]
         """
