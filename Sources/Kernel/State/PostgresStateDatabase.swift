@@ -39,12 +39,31 @@ final class PostgresStateDatabase: StateDatabase {
         let opened = PostgresStateDatabase(client: PostgresClient(configuration: configuration, backgroundLogger: logger),
                                            background: background, logger: logger, address: address)
         do {
-            try await opened.query("SELECT 1")
+            try await opened.probe(within: Self.openTimeout)
         } catch {
             await opened.close()
             throw error
         }
         return opened
+    }
+
+    /// How long opening waits for a first answer. The pool retries a server it cannot reach for
+    /// as long as a lease waits, and a lease waits without end: without this, a gateway (or
+    /// `sluice check`) facing a wrong host would hang at start instead of saying so.
+    static let openTimeout: Duration = .seconds(10)
+
+    /// `SELECT 1`, refused with an error naming the address (never the password) when no answer
+    /// comes within `timeout`; the waiting lease is cancelled, which PostgresNIO supports.
+    private func probe(within timeout: Duration) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.query("SELECT 1") }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw DatabaseError("postgres (\(self.address)): no answer within \(timeout.components.seconds) s (is the server up and reachable?)")
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
     }
 
     func query(_ sql: String, _ parameters: [DatabaseValue]) async throws -> [DatabaseRow] {
