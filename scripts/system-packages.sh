@@ -19,6 +19,8 @@ PACKAGES=(
     curl
     # the integration suite: Redis for the rate limiter, journald and the systemd tools for its units
     redis-server systemd
+    # the spend tests (test_spend.py): a private PostgreSQL cluster shared by two gateways
+    postgresql
     # the operator's view (test_status_page.py, test_dashboards.py): a headless browser and its
     # WebDriver for the status page, and promtool (only the prometheus package ships it) for the alert rules
     chromium chromium-driver prometheus

@@ -13,29 +13,39 @@ import NIOHTTP1
 ///     #expect(gateway.calls.last?.upstreamModel == "upstream-m")
 public struct TestGateway: Sendable {
     public let generation: GatewayGeneration
+    /// The manifest's state database, when it names one.
+    public let stateDatabase: GatewayStateDatabase
     /// The generation's background work (cache saves, rate-limit settles, probes).
     public let background: BackgroundWork
-    /// Runs `background`. A `Gateway` runs it as a child task of its `run`; a test gateway has no
-    /// such scope (tests build it, use it, and call `shutdown`), so it runs in a task of its own,
-    /// which `shutdown` finishes and waits for.
+    /// Run `background` and the state database's own work. A `Gateway` runs them as child tasks
+    /// of its `run`; a test gateway has no such scope (tests build it, use it, and call
+    /// `shutdown`), so they run in tasks of their own, which `shutdown` ends and waits for.
     private let runner: Task<Void, Never>
+    private let databaseRunner: Task<Void, Never>
     let logger: Logger
 
     public init(manifest: String, registry: PluginRegistry, environment: [String: String] = [:],
                 logger: Logger = Logger(label: "test")) async throws {
         let checked = try ManifestReader(registry: registry, environment: environment).read(Array(manifest.utf8), file: "test.json")
         let background = BackgroundWork()
+        let stateDatabase = GatewayStateDatabase()
         let runner = Task { await background.run() }
+        let databaseRunner = Task { await stateDatabase.run() }
         do {
+            try await stateDatabase.open(for: checked, logger: logger)
             generation = try await GatewayGeneration.build(checked, upstream: TestGateway.upstream, background: background, registry: registry,
-                                                           environment: environment, logger: logger)
+                                                           environment: environment, logger: logger, database: stateDatabase.current)
         } catch {
             background.finish()
             await runner.value
+            await stateDatabase.close()
+            await databaseRunner.value
             throw error
         }
+        self.stateDatabase = stateDatabase
         self.background = background
         self.runner = runner
+        self.databaseRunner = databaseRunner
         self.logger = logger
     }
 
@@ -63,11 +73,14 @@ public struct TestGateway: Sendable {
         return try await send(.POST, "/v1/chat/completions", body: body, headers: headers)
     }
 
-    /// Shuts the generation down, then lets its background work finish.
+    /// Shuts the generation down, lets its background work finish, then closes the database, as
+    /// a `Gateway` does after its drain.
     public func shutdown() async {
         await generation.shutdown()
         background.finish()
         await runner.value
+        await stateDatabase.close()
+        await databaseRunner.value
     }
 
     /// Every call this gateway's scripted providers received, oldest first.

@@ -18,13 +18,13 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
         let upstream = UpstreamClient()
         defer { upstream.shutdown() }
         // Plugins built here may start background work (a probe loop, an exporter); it runs
-        // while they are checked and has ended when this returns.
+        // while they are checked and has ended when this returns. Plugins that keep state check
+        // it at start, so the database is opened (and migrated) as serving would, and closed after.
         try await BackgroundWork.withRunning { background in
             do throws(ManifestErrors) {
                 let manifest = try ManifestReader(registry: registry, environment: environment).read(file: file)
-                let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
-                                                                   environment: environment, logger: logger)
-                await generation.shutdown()
+                try await Self.buildAndShutDown(manifest, upstream: upstream, background: background, registry: registry,
+                                                environment: environment, logger: logger)
                 for warning in manifest.warnings { print("warning: \(warning)") }
                 print("\(file): ok (\(manifest.providers.count) providers, \(manifest.models.count) models, \(manifest.pipeline.count) pipeline stages)")
             } catch {
@@ -33,6 +33,25 @@ struct CheckCommand<Program: GatewayProgram>: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("\(file): \(count) error\(count == 1 ? "" : "s")\n".utf8))
                 throw ExitCode(1)
             }
+        }
+    }
+
+    /// Opens the database in a helper with typed throws: the generation's shutdown (its ledger's
+    /// flush) comes before the database closes, and background jobs still running then are the
+    /// caller's (`withRunning` ends them after this returns; none of them writes to the database
+    /// here, since no request was served).
+    static func buildAndShutDown(_ manifest: Manifest, upstream: UpstreamClient, background: BackgroundWork, registry: PluginRegistry,
+                                 environment: [String: String], logger: Logger) async throws(ManifestErrors) {
+        do {
+            try await GatewayStateDatabase.withOpen(manifest, logger: logger) { database in
+                let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
+                                                                   environment: environment, logger: logger, database: database)
+                await generation.shutdown()
+            }
+        } catch let errors as ManifestErrors {
+            throw errors
+        } catch {
+            throw ManifestErrors([ManifestError(file: manifest.file, path: "database", "\(error)")])
         }
     }
 }

@@ -48,6 +48,7 @@ struct GatewayCommand<Program: GatewayProgram>: AsyncParsableCommand {
             commandName: Program.commandName,
             abstract: Program.abstract,
             subcommands: [ServeCommand<Program>.self, CheckCommand<Program>.self, ReloadCommand<Program>.self,
-                          HealthcheckCommand.self, PluginsCommand<Program>.self, SchemaCommand<Program>.self])
+                          HealthcheckCommand.self, PluginsCommand<Program>.self, SchemaCommand<Program>.self,
+                          KeysCommand<Program>.self, SpendCommand<Program>.self])
     }
 }

@@ -155,9 +155,11 @@ struct FrontDoor: Sendable {
         guard let generation else {
             throw GatewayError(.serviceUnavailable, type: "server_error", "the gateway is starting", code: "not_ready")
         }
-        if let route = generation.routes["\(head.method.rawValue) \(path)"] {
+        if let route = generation.route(method: head.method.rawValue, path: path) {
             if route.access == .operator { try Self.checkOperator(head.headers, keys: generation.adminKeys) }
-            let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator)
+            // The manifest's keys, so that a route checking credentials itself can tell a client key from an unknown one.
+            let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: [],
+                                         credentials: generation.credentials)
             return try await route.handler(GatewayRequest(
                 operation: .other, dialect: .openAI, method: head.method, uri: head.uri, headers: head.headers,
                 body: RequestBody(raw: body, json: .null), model: "", stream: false, context: context))

@@ -25,6 +25,9 @@ public final class Gateway: Service {
     private let state = NIOLockedValueBox(State())
     /// Reloads run one at a time.
     private let reloading = NIOLockedValueBox(false)
+    /// The manifest's state database: open before the first build, closed after the last
+    /// background job (step 5 of the shutdown, `run`); its pool runs as a child task of `run`.
+    private let stateDatabase = GatewayStateDatabase()
 
     private struct State {
         var addresses: [SocketAddress] = []
@@ -55,35 +58,44 @@ public final class Gateway: Service {
     /// 3. the serving generation shuts down: its health probes are cancelled and awaited, then its
     ///    plugins shut down in reverse order (they may still log and call upstream; `tracing`
     ///    flushes its exporter here);
-    /// 4. background work stops accepting; its jobs left (settles, cache saves, retired
-    ///    generations' shutdowns) get `BackgroundWork.defaultGrace`, then are cancelled; the
-    ///    `sluice-bgwork` thread ends;
-    /// 5. the upstream client's thread ends (a transfer still open fails with `.shutdown`);
-    /// 6. the log writers deliver what they hold, so "stopped" is out when `run` returns.
+    /// 4. background work stops accepting; its jobs left (settles, cache saves, ledger flushes,
+    ///    retired generations' shutdowns) get `BackgroundWork.defaultGrace`, then are cancelled;
+    ///    the `sluice-bgwork` thread ends;
+    /// 5. the state database closes (PostgreSQL: its connection pool stops), now that nothing
+    ///    is left to write to it;
+    /// 6. the upstream client's thread ends (a transfer still open fails with `.shutdown`);
+    /// 7. the log writers deliver what they hold, so "stopped" is out when `run` returns.
     ///
     /// No task or thread it started outlives it.
     public func run() async throws {
         let failure = await withDiscardingTaskGroup { group -> (any Error)? in
-            group.addTask { await self.background.run() }
-            let failure: (any Error)?
-            do {
-                try await serveUntilShutdown()  // steps 1 to 3
-                failure = nil
-            } catch {
-                failure = error
+            // The database's work outlives the background work: a job may write to it up to the end.
+            group.addTask { await self.stateDatabase.run() }
+            let failure = await withDiscardingTaskGroup { group -> (any Error)? in
+                group.addTask { await self.background.run() }
+                let failure: (any Error)?
+                do {
+                    try await serveUntilShutdown()  // steps 1 to 3
+                    failure = nil
+                } catch {
+                    failure = error
+                }
+                background.finish()  // step 4: the group returns once the last job has ended
+                return failure
             }
-            background.finish()  // step 4: the group returns once the last job has ended
+            await stateDatabase.close()  // step 5, also when serving failed (or never began)
             return failure
         }
-        upstream.shutdown()  // step 5
+        upstream.shutdown()  // step 6
         logger.info("stopped")
-        LogWriter.flushAll(timeout: .seconds(2))  // step 6
+        LogWriter.flushAll(timeout: .seconds(2))  // step 7
         if let failure { throw failure }
     }
 
     /// What the gateway does between its start and the end of its serving generation's shutdown.
     private func serveUntilShutdown() async throws {
         let manifest = try reader.read(file: configFile)
+        try await stateDatabase.open(for: manifest, logger: logger)  // closed by `run`, whatever happens here
         responder.serve(try await build(manifest))
 
         let server = HTTPServer(group: MultiThreadedEventLoopGroup.singleton, responder: responder,
@@ -148,6 +160,7 @@ public final class Gateway: Service {
         let server = state.withLockedValue { $0.server }
         do {
             let manifest = try reader.read(file: configFile)
+            stateDatabase.warnIfChanged(manifest, logger: logger)
             let old = responder.serve(try await build(manifest))
             if let old { warnAboutRestartOnlySettings(old: old.manifest.server, new: manifest.server) }
             old?.retire()
@@ -183,7 +196,7 @@ public final class Gateway: Service {
 
     private func build(_ manifest: Manifest) async throws(ManifestErrors) -> GatewayGeneration {
         let generation = try await GatewayGeneration.build(manifest, upstream: upstream, background: background, registry: registry,
-                                                           environment: environment, logger: logger)
+                                                           environment: environment, logger: logger, database: stateDatabase.current)
         for warning in manifest.warnings { logger.warning("manifest", metadata: ["warning": .string(warning.description)]) }
         return generation
     }

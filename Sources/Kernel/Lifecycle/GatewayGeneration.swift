@@ -20,6 +20,8 @@ public final class GatewayGeneration: Sendable {
     let adminKeys: [KeyDigest]
     /// Plugin routes by "METHOD /path".
     let routes: [String: PluginRoute]
+    /// Plugin routes for every path under a prefix (`/admin/*`), longest prefix first.
+    let prefixRoutes: [PluginRoute]
     private let plugins: [any Plugin]
     let health: ProviderHealthMonitor
     /// Where its retirement's shutdown runs.
@@ -41,10 +43,15 @@ public final class GatewayGeneration: Sendable {
         credentials = KnownCredentials(adminKeys + pipeline.authenticators.flatMap(\.credentialDigests))
         self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
         var routes: [String: PluginRoute] = [:]
+        var prefixRoutes: [PluginRoute] = []
         for plugin in plugins {
-            for route in plugin.routes { routes["\(route.method) \(route.path)"] = route }
+            for route in plugin.routes {
+                if route.pathPrefix != nil { prefixRoutes.append(route) } else { routes["\(route.method) \(route.path)"] = route }
+            }
         }
         self.routes = routes
+        // Stable: among equal prefixes the plugin built later comes first, as it wins for exact routes.
+        self.prefixRoutes = prefixRoutes.reversed().enumerated().sorted { ($0.element.path.count, -$0.offset) > ($1.element.path.count, -$1.offset) }.map(\.element)
         health = ProviderHealthMonitor(
             providers: manifest.providers.compactMap { entry in providers[entry.name].map { (entry.name, $0) } },
             unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds), signals: signals)
@@ -54,7 +61,8 @@ public final class GatewayGeneration: Sendable {
     /// and starts them. On failure, whatever was built is shut down again. Its plugins' background
     /// work, its health probes and, once retired, its shutdown run as jobs of `background`.
     public static func build(_ manifest: Manifest, upstream: UpstreamClient, background: BackgroundWork, registry: PluginRegistry,
-                             environment: [String: String], logger: Logger) async throws(ManifestErrors) -> GatewayGeneration {
+                             environment: [String: String], logger: Logger,
+                             database: (any StateDatabase)? = nil) async throws(ManifestErrors) -> GatewayGeneration {
         var built: [any Plugin] = []
         var errors: [ManifestError] = []
         func make(_ name: String, config: JSON, path: String, context: PluginContext) -> (any Plugin)? {
@@ -78,11 +86,11 @@ public final class GatewayGeneration: Sendable {
             var pluginLogger = logger
             pluginLogger[metadataKey: "provider"] = .string(entry.name)
             let context = PluginContext(logger: pluginLogger, upstream: upstream, background: background, manifest: manifest, providers: [:],
-                                        environment: environment, signals: signals)
+                                        environment: environment, signals: signals, database: database)
             providers[entry.name] = make(entry.plugin, config: entry.config, path: entry.path, context: context) as? any Provider
         }
         let context = PluginContext(logger: logger, upstream: upstream, background: background, manifest: manifest, providers: providers,
-                                    environment: environment, signals: signals)
+                                    environment: environment, signals: signals, database: database)
         let middlewares = manifest.pipeline.compactMap {
             make($0.plugin, config: $0.config, path: $0.path, context: context) as? any Middleware
         }
@@ -110,6 +118,12 @@ public final class GatewayGeneration: Sendable {
                                            signals: signals, mcp: mcp)
         generation.health.start(on: background)
         return generation
+    }
+
+    /// The plugin route for a request: an exact one, else the longest prefix that matches.
+    func route(method: String, path: Substring) -> PluginRoute? {
+        if let route = routes["\(method) \(path)"] { return route }
+        return prefixRoutes.first { $0.method == method && path.hasPrefix($0.pathPrefix!) }
     }
 
     /// Answers one HTTP request in-process, exactly as the server would (routing, parsing, the

@@ -2,6 +2,8 @@
 public struct Manifest: Sendable {
     public var file: String
     public var server: ServerSettings
+    /// The state database, when the manifest names one (`"database": {"url": …}`).
+    public var database: DatabaseSettings?
     /// Providers by name, in document order.
     public var providers: [ProviderEntry]
     /// Public models by name, in document order (the order of `GET /v1/models`).

@@ -26,6 +26,8 @@ public struct ManifestReader: Sendable {
     /// The manifest's top level.
     public static let schema = ConfigSchema([
         ConfigField("$schema", .string, "the JSON Schema editors use to check this file"),
+        ConfigField("database", .object(DatabaseSettings.schema),
+                    "the state database (managed keys, teams, the spend ledger): SQLite embedded, or PostgreSQL shared by replicas"),
         ConfigField("server", .object(ServerSettings.schema), default: .object(), "listeners, limits and timeouts"),
         ConfigField("providers", .map(.object(providerEntrySchema)), default: .object(), "upstream providers by name"),
         ConfigField("models", .map(.object(ModelRoute.schema)), default: .object(), "public model names and where they go"),
@@ -55,6 +57,14 @@ public struct ManifestReader: Sendable {
         let top = checker.check(json, against: Self.schema, at: "") ?? json
         let server = (try? ServerSettings.load(top["server"] ?? .object(), path: "server")) ?? ServerSettings()
         var manifest = Manifest(file: file, server: server, providers: [], models: [], pipeline: [])
+        if let database = top["database"], database.isObject {
+            let settings = (try? DatabaseSettings.load(database, path: "database")) ?? DatabaseSettings()
+            // The URL may hold a password: the error never repeats it.
+            if database["url"]?.string != nil, DatabaseURL(settings.url) == nil {
+                checker.fail("database.url", "expected sqlite:PATH or postgres://user:password@host:port/database")
+            }
+            manifest.database = settings
+        }
 
         for (index, entry) in (top["server"]?["admin_keys"]?.elements ?? []).enumerated() {
             let path = JSONPath.element("server.admin_keys", index)

@@ -100,14 +100,18 @@ public struct CallerIdentity: Sendable, Equatable {
     public var name: String
     /// Public models this caller may use; `nil` means all.
     public var allowedModels: Set<String>?
+    /// The team the key belongs to (a managed key's), for budgets and the spend ledger.
+    public var team: String?
     /// Globs over MCP tools named `{server}__{tool}` this caller may list and call; `nil` means all.
     public var allowedTools: [ToolPattern]?
     /// What this caller's guardrails differ in from the manifest's (none: the manifest's as they are).
     public var guardrails: GuardrailOverrides
 
-    public init(name: String, allowedModels: Set<String>?, allowedTools: [ToolPattern]? = nil, guardrails: GuardrailOverrides = .none) {
+    public init(name: String, allowedModels: Set<String>?, team: String? = nil, allowedTools: [ToolPattern]? = nil,
+                guardrails: GuardrailOverrides = .none) {
         self.name = name
         self.allowedModels = allowedModels
+        self.team = team
         self.allowedTools = allowedTools
         self.guardrails = guardrails
     }

@@ -131,8 +131,13 @@ public struct PluginRoute: Sendable {
     }
 
     public var method: String
+    /// An exact path, or a prefix ending in `/*` that matches every path below it
+    /// (`/admin/*`: `/admin/keys/ci`); the handler reads the rest from `request.path`.
     public var path: String
     public var access: Access
+
+    /// The prefix a `/*` path matches (with its slash), or `nil` for an exact path.
+    public var pathPrefix: Substring? { path.hasSuffix("/*") ? path.dropLast() : nil }
     public var handler: @Sendable (GatewayRequest) async throws -> GatewayResponse
 
     public init(method: String, path: String, access: Access = .operator,

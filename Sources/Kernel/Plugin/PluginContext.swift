@@ -18,13 +18,17 @@ public struct PluginContext: Sendable {
     /// Where work that outlives a request or a call goes (a store write after the answer, a
     /// polling loop): child tasks of the gateway's run, never a `Task {}` of a plugin's own.
     public let background: BackgroundWork
+    /// The manifest's state database, open and migrated; `nil` when the manifest names none.
+    public let database: (any StateDatabase)?
     /// Where the plugin's config sits in the manifest, e.g. `pipeline[2].config`.
     public private(set) var configPath = ""
 
     public init(logger: Logger, upstream: UpstreamClient, background: BackgroundWork, manifest: Manifest, providers: [String: any Provider],
-                environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals()) {
+                environment: [String: String], allocator: ByteBufferAllocator = ByteBufferAllocator(), signals: PluginSignals = PluginSignals(),
+                database: (any StateDatabase)? = nil) {
         self.signals = signals
         self.background = background
+        self.database = database
         self.logger = logger
         self.upstream = upstream
         self.manifest = manifest
@@ -38,6 +42,16 @@ public struct PluginContext: Sendable {
         var context = self
         context.configPath = path
         return context
+    }
+
+    /// The state database, for a plugin (or one of its settings, `key`) that cannot work without
+    /// one; a config error naming that setting when the manifest names no database.
+    public func requireDatabase(for key: String?, _ purpose: String) throws -> any StateDatabase {
+        guard let database else {
+            throw configError(key, "\(purpose) needs the state database, and the manifest names none; add at its top "
+                              + "\"database\": {\"url\": \"sqlite:.sluice/sluice.db\"} (or postgres://… shared by replicas)")
+        }
+        return database
     }
 
     /// The reference the setting at `key` was read from (`{"file": …}`, say); `nil` when the

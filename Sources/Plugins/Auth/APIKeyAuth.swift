@@ -7,12 +7,18 @@ import NIOHTTP1
 /// constant time; a key may be limited to some public models. The key's `name` (never the key)
 /// becomes the caller identity for later plugins. Its whole check runs on the request's head,
 /// before the body is read (`Authenticator`).
+///
+/// With `managed`, it also accepts the keys kept in the state database (created through
+/// `admin-api` or `sluice keys`), from a snapshot refreshed every second (`ManagedKeyDirectory`):
+/// a request never waits for the database, and a revoked key is refused everywhere within ~2 s.
 public struct APIKeyAuth: Authenticator {
     public static let name = "api-key-auth"
     public static let summary = "requires a known API key (Authorization: Bearer, x-api-key or api-key)"
 
     public struct Settings: PluginSettings {
-        @Setting("keys", required: true, "the accepted keys") public var keys: [ClientKey] = []
+        @Setting("keys", required: true, "the accepted keys (may be empty with managed)") public var keys: [ClientKey] = []
+        @Setting("managed", "also accept the managed keys kept in the manifest's database (admin-api, sluice keys)")
+        public var managed = false
         public init() {}
     }
 
@@ -29,6 +35,7 @@ public struct APIKeyAuth: Authenticator {
 
     public let credentialDigests: [KeyDigest]
     let identities: [CallerIdentity]
+    let managedKeys: ManagedKeyDirectory?
 
     public init(settings: Settings, context: PluginContext) throws {
         var digests: [KeyDigest] = []
@@ -51,7 +58,13 @@ public struct APIKeyAuth: Authenticator {
                                              allowedTools: entry.mcpTools.contains("*") ? nil : entry.mcpTools.map(ToolPattern.init),
                                              guardrails: GuardrailOverrides(json: guardrails)))
         }
-        if digests.isEmpty {
+        if settings.managed {
+            let database = try context.requireDatabase(for: "managed", "managed keys")
+            managedKeys = ManagedKeyDirectory(database: database, background: context.background, logger: context.logger)
+        } else {
+            managedKeys = nil
+        }
+        if digests.isEmpty, !settings.managed {
             context.logger.warning("api-key-auth has no usable keys: every request will be refused with 401",
                                    metadata: ["path": .string(context.configPath)])
         }
@@ -59,16 +72,27 @@ public struct APIKeyAuth: Authenticator {
         self.identities = identities
     }
 
+    public func start() async throws { try await managedKeys?.start() }
+    public func shutdown() async { await managedKeys?.stop() }
+
     public func screen(_ headers: HTTPHeaders) -> AuthVerdict {
         guard let presented = headers.presentedKey else {
             return .refused(GatewayError(.unauthorized, type: "authentication_error",
                                          "You didn't provide an API key. Send it as `Authorization: Bearer KEY` (or in an `x-api-key` header).",
                                          code: "missing_api_key"))
         }
-        guard let index = KeyDigest.match(presented, in: credentialDigests) else {
-            return .refused(GatewayError.authentication("Incorrect API key provided."))
+        if let index = KeyDigest.match(presented, in: credentialDigests) { return .identified(identities[index]) }
+        // A dictionary lookup of the digest: timing can tell nothing of a SHA-256 preimage.
+        if let managedKeys, let found = managedKeys.lookup(KeyDigest(of: presented)) {
+            let key = found.key, now = WallClock.milliseconds()
+            if found.isPrevious, now >= key.previousValidUntilMs ?? 0 {
+                return .refused(GatewayError.authentication("This API key was rotated and its grace period is over; use the new key."))
+            }
+            guard !key.disabled else { return .refused(GatewayError.authentication("This API key is disabled.")) }
+            guard key.isUsable(atMs: now) else { return .refused(GatewayError.authentication("This API key has expired.")) }
+            return .identified(CallerIdentity(name: key.name, allowedModels: key.allowedModels, team: key.team))
         }
-        return .identified(identities[index])
+        return .refused(GatewayError.authentication("Incorrect API key provided."))
     }
 
     public func describe(_ identity: CallerIdentity) -> String { "The key `\(identity.name)`" }

@@ -173,15 +173,21 @@ public struct RateLimit: Middleware {
     /// A request's tokens before it runs: about four characters a token for the prompt, plus the
     /// answer's cap (or the configured estimate).
     static func estimateTokens(_ body: JSON, operation: APIOperation, outputEstimate: Int) -> Int {
-        var characters = body["messages"]?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
-        characters += body["system"]?.textCharacterCount ?? 0
-        characters += body["instructions"]?.string?.count ?? 0
-        if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
+        let characters = promptCharacters(body)
         let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? body["max_output_tokens"]?.int
             ?? (operation == .embeddings ? 0 : outputEstimate)
         // The front door keeps a request's numbers in range; bounding each part keeps the sum from
         // overflowing or going negative for a request built any other way.
         return Usage.bounded((characters + 3) / 4) + Usage.bounded(output)
+    }
+
+    /// Characters of a request's prompt: messages, system, instructions and input (also `budget`'s estimate).
+    static func promptCharacters(_ body: JSON) -> Int {
+        var characters = body["messages"]?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
+        characters += body["system"]?.textCharacterCount ?? 0
+        characters += body["instructions"]?.string?.count ?? 0
+        if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
+        return characters
     }
 
     /// Characters of one `input` element: an embedding's string, or a Responses item's text
