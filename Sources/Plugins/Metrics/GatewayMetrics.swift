@@ -25,7 +25,7 @@ final class GatewayMetrics: Sendable {
 
     private enum Metric: UInt8 {
         case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
-        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors, guardrailActions
+        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors, guardrailActions, ledgerWriteFailures
     }
 
     /// A metric and up to five label values, in the order its make call names them.
@@ -182,6 +182,14 @@ final class GatewayMetrics: Sendable {
         handle(.circuitOpen, provider, model) {
             registry.makeGauge(descriptor: name("sluice_circuit_open", "", "1 while a provider target's circuit breaker is open or half-open"),
                                labels: [("provider", provider), ("upstream_model", model)])
+        }
+    }
+
+    /// Spend-ledger batches the state database refused (their rows are kept and retried).
+    var ledgerWriteFailures: Counter {
+        handle(.ledgerWriteFailures) {
+            registry.makeCounter(descriptor: name("sluice_ledger_write_failures", "total",
+                                                  "Spend-ledger batches the state database failed to write (rows kept for the next try)"))
         }
     }
 

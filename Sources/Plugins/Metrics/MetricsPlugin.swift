@@ -28,6 +28,7 @@ public struct MetricsPlugin: Middleware {
         context.signals.listen(for: GuardrailTriggered.self) {
             metrics.guardrailActions(guardrail: $0.guardrail, rule: $0.rule, action: $0.action, stage: $0.stage.rawValue).increment(by: Int64($0.count))
         }
+        context.signals.listen(for: LedgerWriteFailed.self) { metrics.ledgerWriteFailures.increment(by: Int64($0.batches)) }
         context.signals.listen(for: RateLimitStoreFailed.self) { metrics.rateLimitStoreErrors(action: $0.allowed ? "allowed" : "refused").increment() }
         // Series that alerts and dashboards watch exist from the start, at zero, so that "no
         // failures yet" and "not scraped" look different: every target's breaker and the

@@ -26,8 +26,13 @@ final class LedgerWriter: Sendable {
     private let background: BackgroundWork
     private let loop = NIOLockedValueBox<BackgroundJob?>(nil)
 
-    init(ledger: SpendLedger, batchSize: Int, capacity: Int, interval: Duration, background: BackgroundWork, logger: Logger) {
+    /// Told of each batch the database refused.
+    private let onWriteFailed: @Sendable () -> Void
+
+    init(ledger: SpendLedger, batchSize: Int, capacity: Int, interval: Duration, background: BackgroundWork, logger: Logger,
+         onWriteFailed: @escaping @Sendable () -> Void = {}) {
         self.ledger = ledger
+        self.onWriteFailed = onWriteFailed
         self.background = background
         self.batchSize = batchSize
         self.capacity = capacity
@@ -112,6 +117,7 @@ final class LedgerWriter: Sendable {
                                  metadata: ["dropped": .stringConvertible(newlyDropped), "dropped_total": .stringConvertible(dropped)])
                 }
             } catch {
+                onWriteFailed()
                 let (pending, dropped) = state.withLockedValue { state -> (Int, Int) in
                     state.inFlight = 0
                     defer { state.droppedLogged = state.dropped }

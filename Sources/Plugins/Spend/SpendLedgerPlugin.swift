@@ -20,15 +20,20 @@ public struct SpendLedgerPlugin: Middleware {
     }
 
     let writer: LedgerWriter
+    let signals: PluginSignals
 
     public init(settings: Settings, context: PluginContext) throws {
         let database = try context.requireDatabase(for: nil, "spend-ledger")
         writer = LedgerWriter(ledger: SpendLedger(database: database), batchSize: settings.batchSize, capacity: settings.maxBufferedRows,
                               interval: .milliseconds(Int64(settings.flushIntervalSeconds * 1000)), background: context.background,
-                              logger: context.logger)
+                              logger: context.logger, onWriteFailed: { [signals = context.signals] in signals.send(LedgerWriteFailed(batches: 1)) })
+        signals = context.signals
     }
 
-    public func start() async throws { writer.start() }
+    public func start() async throws {
+        signals.send(LedgerWriteFailed(batches: 0))
+        writer.start()
+    }
     public func shutdown() async { await writer.close() }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
