@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""What the status page's counting costs per request: the same requests through two sluices, one
-without and one with `status-page` in its pipeline (auth + router otherwise), alternating in
-rounds on one keep-alive connection each; CPU time of each sluice process from /proc, and its
-resident memory after the run.
+"""What pipeline stages cost per request: the same requests through two sluices, one with auth +
+router and one with the stages added, alternating in rounds on one keep-alive connection each;
+CPU time of each sluice process from /proc, and its resident memory after the run.
 
-    python3 bench/status_page.py [--requests N] [--rounds R] [--sluice PATH]
+    python3 bench/stage_cost.py [--stages status-page|budget] [--requests N] [--rounds R] [--sluice PATH]
+
+`status-page` adds the status page's counting; `budget` adds `budget` (a cap per key, in memory)
+and `spend-ledger` (rows to an SQLite state database), the two plugins of spend control.
 
 The upstream is translation.py's canned server. Prints one line per round and the median
 difference; writes nothing.
@@ -37,18 +39,27 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start(binary: str, base: str, work: Path, with_status: bool) -> tuple[subprocess.Popen, int]:
+STAGES = {
+    # (stages before auth, stages before the router, whether a state database is named)
+    "status-page": ([{"plugin": "status-page", "config": {"public": True}}], [], False),
+    "budget": ([], [{"plugin": "budget", "config": {"limits": [{"key": "*", "usd": 1_000_000}]}}, {"plugin": "spend-ledger"}], True),
+}
+
+
+def start(binary: str, base: str, work: Path, stages: str | None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     pipeline = [{"plugin": "api-key-auth", "config": {"keys": [{"name": "bench", "key": {"env": "SLUICE_BENCH_KEY"}}]}},
                 {"plugin": "router", "config": {"retries": 0}}]
-    if with_status:
-        pipeline.insert(0, {"plugin": "status-page", "config": {"public": True}})
+    first, before_router, database = STAGES[stages] if stages else ([], [], False)
+    pipeline = first + pipeline[:1] + before_router + pipeline[1:]
     manifest = {"server": {"listen": [f"127.0.0.1:{port}"], "drain_timeout_s": 1},
                 "providers": {"chat": {"plugin": "openai-compatible", "config": {"base_url": base + "/v1"}}},
                 "models": {"chat": {"targets": [{"provider": "chat", "model": "bench-upstream"}],
                                     "price": {"input_per_million": 1, "output_per_million": 2}}},
                 "pipeline": pipeline}
-    config = work / f"plugins-{with_status}.json"
+    if database:
+        manifest["database"] = {"url": f"sqlite:{work / 'state.db'}"}
+    config = work / f"plugins-{stages}.json"
     config.write_text(json.dumps(manifest))
     process = subprocess.Popen([binary, "serve", "--config", str(config)], env={**os.environ, "SLUICE_BENCH_KEY": KEY},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,6 +76,7 @@ def start(binary: str, base: str, work: Path, with_status: bool) -> tuple[subpro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", choices=sorted(STAGES), default="status-page")
     parser.add_argument("--requests", type=int, default=2000, help="requests per round and sluice (default 2000)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sluice", default=str(REPO / ".build" / "release" / "sluice"))
@@ -74,8 +86,8 @@ def main() -> None:
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{upstream.server_address[1]}"
     with tempfile.TemporaryDirectory() as work:
-        without, port_without = start(args.sluice, base, Path(work), False)
-        with_status, port_with = start(args.sluice, base, Path(work), True)
+        without, port_without = start(args.sluice, base, Path(work), None)
+        with_status, port_with = start(args.sluice, base, Path(work), args.stages)
         try:
             deltas, cpu = [], {False: [], True: []}
             for round_ in range(args.rounds):
