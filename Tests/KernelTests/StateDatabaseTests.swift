@@ -49,7 +49,7 @@ import Testing
         let database = try await Self.open()
         defer { Task { await database.close() } }
         try await database.query("CREATE TABLE t (n BIGINT, s TEXT, d DOUBLE PRECISION)")
-        try await database.transaction { session in
+        _ = try await database.transaction { session in
             try await session.query("INSERT INTO t (n, s, d) VALUES (?, ?, ?)", .integer(1), .text("one"), .double(1.5))
         }
         struct Boom: Error {}

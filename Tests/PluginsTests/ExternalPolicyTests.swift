@@ -20,6 +20,8 @@ import Testing
     static func withPolicy(_ verdict: String, status: HTTPResponseStatus = .ok, delay: Duration = .zero, config: String = "",
                            _ body: (TestGateway, LocalHTTPServer) async throws -> Void) async throws {
         let service = try await LocalHTTPServer.start { _ in LocalHTTPServer.Reply(status: status, body: verdict, delay: delay) }
+        // A loaded machine (the whole suite runs in parallel) must not make a test's service late.
+        let config = config.contains("timeout_s") ? config : config + #", "timeout_s": 30"#
         do {
             try await withGateway(Self.manifest(#"{"url": "\#(service.url)/check"\#(config)}"#)) { try await body($0, service) }
         } catch {

@@ -81,7 +81,7 @@ public struct EventStream: AsyncSequence, Sendable {
 
 /// Turns each event of a stream into zero or more events, with state (a dialect translation,
 /// say). A fresh translator is made for each iteration.
-public protocol EventTranslator {
+public protocol EventTranslator: SendableMetatype {
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent]
     /// Called once after the last event; may add closing events or throw if the stream was cut short.
     mutating func finish() throws -> [SSEEvent]

@@ -61,8 +61,12 @@ struct PIIEngine: Sendable {
                 throw stage == .request
                     ? GatewayError.guardrail("The request contains \(match.detector.noun) (pii detector `\(match.detector.rawValue)`), which this gateway does not accept.", code: "pii_detected")
                     : GatewayError.guardrail("The answer contained \(match.detector.noun) (pii detector `\(match.detector.rawValue)`) and was withheld.", code: "pii_detected")
-            case .redact, .restore where stage == .request:
-                out.append(contentsOf: state.placeholder(for: value, detector: match.detector, keep: action == .restore).utf8)
+            case .redact:
+                out.append(contentsOf: state.placeholder(for: value, detector: match.detector, keep: false).utf8)
+                changed = true
+            case .restore where stage == .request:
+                // Kept, so that the answer's placeholders are put back for this client.
+                out.append(contentsOf: state.placeholder(for: value, detector: match.detector, keep: true).utf8)
                 changed = true
             case .restore, .log:
                 out.append(contentsOf: value.utf8)
