@@ -65,11 +65,10 @@ import Testing
                            {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}"},
                            {"type": "function_call_output", "call_id": "c1", "output": "e5@example.com"}]}
                 """#)
-            // The scripted provider does not speak Responses (nor does a translator on this branch): the
-            // texts are read as the plugin reads them, and a secret in a tool output is refused.
+            // The texts are read as the plugin reads them, and a secret in a tool output is refused.
             #expect(RequestText.collect(responses, operation: .responses) == ["signed c3@example.com", "hi d4@example.com", "e5@example.com"])
             var body = RequestBody(json: responses)
-            try RequestText.rewrite(&body, operation: .responses) { $0.replacingOccurrences(of: "@example.com", with: "@x") }
+            RequestText.rewrite(&body, operation: .responses) { $0.replacingOccurrences(of: "@example.com", with: "@x") }
             #expect(!body.json.description.contains("@example.com"))
             var withSecret = responses
             withSecret["input"]?[2]?["output"] = JSON("token \(Self.secretValue)")
