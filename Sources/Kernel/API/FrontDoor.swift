@@ -50,7 +50,10 @@ struct FrontDoor: Sendable {
     /// Reaches the authenticators' verdicts from the head alone, on the event loop, as the head
     /// arrives: a request they refuse is answered without reading its body.
     static func screen(_ head: HTTPRequestHead, generation: GatewayGeneration?) -> RequestScreening {
-        guard let generation, endpoint(path(of: head.uri), method: head.method) != nil || MCPFrontDoor.serves(path(of: head.uri)) else { return RequestScreening(generation: generation, verdicts: []) }
+        let path = path(of: head.uri)
+        guard let generation, endpoint(path, method: head.method) != nil || MCPFrontDoor.serves(path) else {
+            return RequestScreening(generation: generation, verdicts: [])
+        }
         // In pipeline order, up to the first that does not identify the caller: the rest are
         // asked later, if the request gets that far.
         var verdicts: [AuthVerdict] = []
