@@ -34,6 +34,13 @@ import Testing
         #expect(errors.contains { $0.description.contains("patterns[0]") && $0.description.contains("backreferences") })
     }
 
+    @Test func aKeysOwnSettingsAreCheckedAtLoad() async throws {
+        let typo = await manifestErrors(Self.manifest("{}", keys: #"[{"name": "a", "key": "k", "guardrails": {"content-filter": {"deny_list": ["x"]}}}]"#))
+        #expect(typo.map(\.path) == ["pipeline[0].config.keys[0].guardrails.content-filter.deny_list"], "\(typo)")
+        let wrongType = await manifestErrors(Self.manifest("{}", keys: #"[{"name": "a", "key": "k", "guardrails": {"content-filter": {"max_prompt_tokens": 0}}}]"#))
+        #expect(wrongType.map(\.path) == ["pipeline[0].config.keys[0].guardrails.content-filter.max_prompt_tokens"], "\(wrongType)")
+    }
+
     @Test func maxPromptTokens() async throws {
         try await withGateway(Self.manifest(#"{"max_prompt_tokens": 10}"#)) { gateway async throws in
             #expect(try await gateway.chat(model: "m", String(repeating: "x", count: 40)).status == .ok)

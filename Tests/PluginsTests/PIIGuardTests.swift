@@ -133,6 +133,9 @@ import Testing
         #expect(errors.contains { $0.description.contains("pipeline[0].config.detectors.email") })
         let keyErrors = await manifestErrors(Self.manifest(keys: #"[{"name": "a", "key": "k", "guardrails": {"pii": "yes"}}]"#))
         #expect(keyErrors.contains { $0.description.contains("keys[0].guardrails.pii") })
+        // A key's own policy is checked when the manifest is loaded, not when the key's first request comes.
+        let actionErrors = await manifestErrors(Self.manifest(keys: #"[{"name": "a", "key": "k", "guardrails": {"pii": {"email": "shout"}}}]"#))
+        #expect(actionErrors.map(\.path) == ["pipeline[0].config.keys[0].guardrails.pii.email"], "\(actionErrors)")
     }
 
     // MARK: Streams split at every offset

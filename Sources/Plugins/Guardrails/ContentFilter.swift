@@ -37,6 +37,21 @@ public struct ContentFilter: Middleware {
         }
         rules = ContentRules(deny: PhraseList(settings.deny), patterns: patterns, maxPromptTokens: settings.maxPromptTokens,
                              allowedTools: settings.allowedTools.map(Set.init), blockedTools: Set(settings.blockedTools))
+        try CallerGuardrailSettings(of: Self.name, in: context.manifest).check { own throws(GuardrailConfigError) in
+            let known: Set<String> = ["deny", "max_prompt_tokens", "allowed_tools", "blocked_tools"]
+            if let problem = CallerGuardrailSettings.unknownMember(in: own, known: known) { throw problem }
+            for key in ["deny", "blocked_tools"] {
+                if let list = own[key], !(list.isArray && list.elements.allSatisfy { $0.string != nil }) {
+                    throw GuardrailConfigError(path: key, message: "expected an array of strings")
+                }
+            }
+            if let allowed = own["allowed_tools"], !allowed.isNull, !(allowed.isArray && allowed.elements.allSatisfy { $0.string != nil }) {
+                throw GuardrailConfigError(path: "allowed_tools", message: "expected an array of strings, or null for every tool")
+            }
+            if let tokens = own["max_prompt_tokens"], !tokens.isNull, !(tokens.int.map { $0 >= 1 } ?? false) {
+                throw GuardrailConfigError(path: "max_prompt_tokens", message: "expected an integer of at least 1, or null for no cap")
+            }
+        }
         checksRequests = settings.stages.contains("request")
         checksAnswers = settings.stages.contains("response")
         window = settings.streamWindow

@@ -72,6 +72,16 @@ public struct Moderation: Middleware {
         } catch {
             throw context.configError(error.path, error.message)
         }
+        try CallerGuardrailSettings(of: Self.name, in: context.manifest).check { own throws(GuardrailConfigError) in
+            if let problem = CallerGuardrailSettings.unknownMember(in: own, known: ["action", "thresholds", "default_threshold"]) { throw problem }
+            if let action = own["action"], action.string != "block", action.string != "log" {
+                throw GuardrailConfigError(path: "action", message: "expected block or log")
+            }
+            _ = try Self.thresholds(own["thresholds"])
+            if let threshold = own["default_threshold"], !(threshold.double.map { (0...1).contains($0) } ?? false) {
+                throw GuardrailConfigError(path: "default_threshold", message: "expected a number from 0 to 1")
+            }
+        }
         checksRequests = settings.stages.contains("request")
         checksAnswers = settings.stages.contains("response")
         timeout = .seconds(settings.timeout)
@@ -100,6 +110,7 @@ public struct Moderation: Middleware {
         guard let own = overrides[Self.name] else { return policy }
         var policy = policy
         if let action = own["action"]?.string { policy.blocks = action == "block" }
+        // Checked when the plugin was built (CallerGuardrailSettings).
         if let thresholds = own["thresholds"], let parsed = try? Self.thresholds(thresholds) { policy.thresholds = parsed }
         if let threshold = own["default_threshold"]?.double { policy.defaultThreshold = threshold }
         return policy

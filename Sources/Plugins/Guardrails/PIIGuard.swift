@@ -48,6 +48,10 @@ public struct PIIGuard: Middleware {
         } catch {
             throw context.configError(error.path, error.message)
         }
+        let policy = policy
+        try CallerGuardrailSettings(of: Self.name, in: context.manifest).check { own throws(GuardrailConfigError) in
+            _ = try PIIPolicy.parse(own, base: policy, path: "")
+        }
         checksRequests = settings.stages.contains("request")
         checksAnswers = settings.stages.contains("response")
         window = settings.streamWindow
