@@ -27,6 +27,9 @@ import Testing
             return reply
         }
         let auth = keys.map { #"{"plugin": "api-key-auth", "config": {"keys": \#($0)}}, "# } ?? ""
+        // A loaded machine (the whole suite runs in parallel) must not make the service late,
+        // unless the test is about the timeout.
+        let config = config.contains("timeout_s") ? config : String(config.dropLast()) + #", "timeout_s": 30}"#
         let manifest = #"""
             {"providers": {"p": {"plugin": "scripted", "config": {"reply": "a fight broke out"}},
                            "mod": {"plugin": "openai-compatible", "config": {"base_url": "\#(service.url)/v1", "api_key": "mod-key"}}},
