@@ -91,9 +91,7 @@ struct KeysCommand<Program: GatewayProgram>: AsyncParsableCommand {
             let fields = try options.fields()
             try await database.withDatabase(Program.registry()) { db in
                 let (key, secret) = try await ManagedKeyStore(database: db).createKey(name: name, fields: fields)
-                var json = key.json
-                json["key"] = JSON(secret)
-                printJSON(json)
+                printJSON(key.json(showing: secret))
             }
         }
     }
@@ -141,9 +139,7 @@ struct KeysCommand<Program: GatewayProgram>: AsyncParsableCommand {
         func run() async throws {
             try await database.withDatabase(Program.registry()) { db in
                 let (key, secret) = try await ManagedKeyStore(database: db).rotateKey(named: name, graceSeconds: gracePeriodS)
-                var json = key.json
-                json["key"] = JSON(secret)
-                printJSON(json)
+                printJSON(key.json(showing: secret))
             }
         }
     }

@@ -44,6 +44,13 @@ public struct ManagedKey: Sendable, Equatable {
         return JSON(object: object)
     }
 
+    /// `json` with the key itself, as a creation or a rotation shows it, that once.
+    public func json(showing secret: String) -> JSON {
+        var json = json
+        json["key"] = JSON(secret)
+        return json
+    }
+
     init(row: DatabaseRow) {
         name = row["name"].string ?? ""
         digest = KeyDigest(hex: row["digest"].string ?? "") ?? KeyDigest(of: "")

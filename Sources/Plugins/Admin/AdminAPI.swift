@@ -71,7 +71,7 @@ public struct AdminAPI: Middleware {
                 let body = try Self.body(request)
                 guard let name = body["name"]?.string else { throw GatewayError.invalidRequest("name is required", param: "name") }
                 let (key, secret) = try await store.createKey(name: name, fields: try Self.keyFields(body, creating: true))
-                return .json(Self.withSecret(key, secret), status: .created, allocator: allocator)
+                return .json(key.json(showing: secret), status: .created, allocator: allocator)
             case ("GET", 1, "keys"):
                 return .json(["data": JSON(array: try await store.keys().map(\.json))], allocator: allocator)
             case ("GET", 2, "keys"):
@@ -90,7 +90,7 @@ public struct AdminAPI: Middleware {
                     throw GatewayError.invalidRequest("grace_period_s must be a number of seconds", param: "grace_period_s")
                 }
                 let (key, secret) = try await store.rotateKey(named: parts[1], graceSeconds: grace)
-                return .json(Self.withSecret(key, secret), allocator: allocator)
+                return .json(key.json(showing: secret), allocator: allocator)
             case ("POST", 1, "teams"):
                 let body = try Self.body(request)
                 guard let name = body["name"]?.string else { throw GatewayError.invalidRequest("name is required", param: "name") }
@@ -220,12 +220,6 @@ public struct AdminAPI: Middleware {
         }
         fields.budgetUSD = try budget(body)
         return fields
-    }
-
-    static func withSecret(_ key: ManagedKey, _ secret: String) -> JSON {
-        var json = key.json
-        json["key"] = JSON(secret)
-        return json
     }
 
     static func notFound(_ what: String, _ name: String) -> GatewayError {
