@@ -205,4 +205,24 @@ import Testing
             """)
         #expect(errors.map(\.message) == [#"give either "api_key" or "entra_token_file""#])
     }
+
+    /// A provider answers over either transport (`NIOTransportTests` tells them apart on the
+    /// wire); `nio` cannot reach an https:// API.
+    @Test func theTransportSettingChoosesHowTheProviderIsReached() async throws {
+        for transport in ["nio", "curl"] {
+            let config = { (url: String) in
+                #"{"up": {"plugin": "openai-compatible", "config": {"base_url": "\#(url)/v1", "api_key": "up-key", "transport": "\#(transport)"}}}"#
+            }
+            try await Self.withUpstream(config, models: Self.openAIModels) { gateway, upstream async throws in
+                let answer = try await gateway.chat(model: "m", "hi", headers: Self.client)
+                #expect(answer.text == "hi from upstream", "over \(transport)")
+            }
+        }
+        let errors = await manifestErrors("""
+            {"providers": {"up": {"plugin": "openai", "config": {"api_key": "k", "transport": "nio"}}},
+             "models": {"m": {"targets": [{"provider": "up", "model": "x"}]}}, "pipeline": [{"plugin": "router"}]}
+            """)
+        #expect(errors.map(\.path) == ["providers.up.config.transport"])
+        #expect(errors.first?.message.contains(#""nio" speaks plain HTTP only"#) == true)
+    }
 }

@@ -6,7 +6,7 @@
 //             pipeline[0].handle ─▶ pipeline[1].handle ─▶ … ─▶ router (terminal)
 //                                                                  │ ProviderCall
 //                                                                  ▼
-//                                                     Provider.send ─▶ UpstreamClient (libcurl)
+//                                                     Provider.send ─▶ UpstreamClient (NIO or libcurl)
 //
 //  Responses travel back out through the same middlewares, whole or as an EventStream that each
 //  may observe or rewrite event by event.

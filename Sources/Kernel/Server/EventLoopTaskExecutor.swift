@@ -3,9 +3,10 @@ import NIOCore
 
 /// Keeps a task on one event loop, whichever thread resumes it.
 ///
-/// A request's task is resumed by the upstream client's thread. Left to the global executor it
-/// would go on on any loop and then hop to its connection's loop to write the answer; preferring
-/// the connection's loop keeps the whole request there: one wake-up instead of two, warm caches.
+/// A request's task is resumed by whichever thread completes its awaits (curl's, for one). Left
+/// to the global executor it would go on on any loop and then hop to its connection's loop to
+/// write the answer; preferring the connection's loop keeps the whole request there: one
+/// wake-up instead of two, warm caches, and the NIO upstream transport's pool of that loop.
 /// Jobs run on no serial executor, as the global executor runs them, so calls between the
 /// pipeline's nonisolated async functions go on in place instead of becoming jobs of their own.
 final class EventLoopTaskExecutor: TaskExecutor {

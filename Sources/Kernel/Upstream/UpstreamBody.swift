@@ -1,8 +1,9 @@
 import NIOCore
 
-/// A streamed upstream body. Back-pressured: past `highWatermark` unread chunks the curl transfer
-/// pauses (`CURL_WRITEFUNC_PAUSE`) until the reader catches up; when the reader goes away the
-/// transfer is aborted, which closes the provider connection.
+/// A streamed upstream body. Back-pressured: past `highWatermark` unread chunks the transport
+/// stops reading from the provider (curl pauses the transfer, the NIO transport stops asking its
+/// channel to read) until the reader catches up; when the reader goes away the transfer is
+/// aborted, which closes the provider connection.
 public struct UpstreamBody: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
     typealias Producer = NIOThrowingAsyncSequenceProducer<
@@ -14,6 +15,17 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 
     init(_ producer: Producer) { self.producer = producer }
 
+    /// A body fed by `source`, whose reader's demand goes to `transfer`.
+    static func make(for transfer: any UpstreamBodyFeeder) -> (body: UpstreamBody, source: Source) {
+        let producer = Producer.makeSequence(
+            elementType: ByteBuffer.self,
+            backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
+            finishOnDeinit: false,
+            delegate: UpstreamBodyDelegate(feeder: transfer)
+        )
+        return (UpstreamBody(producer.sequence), producer.source)
+    }
+
     public func makeAsyncIterator() -> Iterator { Iterator(base: producer.makeAsyncIterator()) }
 
     public struct Iterator: AsyncIteratorProtocol {
@@ -22,10 +34,18 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     }
 }
 
-/// Relays the reader's demand to the curl thread.
-struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
-    let transfer: UpstreamTransfer
+/// A transfer that feeds an `UpstreamBody`: told when its reader wants more, and when it is gone.
+protocol UpstreamBodyFeeder: AnyObject, Sendable {
+    /// The reader caught up: read from the provider again.
+    func readerWantsMore()
+    /// The reader dropped the body or its task was cancelled: abort the transfer.
+    func readerWentAway()
+}
 
-    func produceMore() { transfer.client.enqueue(.resume(transfer)) }
-    func didTerminate() { transfer.client.cancel(transfer, .cancelled) }
+/// Relays the reader's demand to the transfer.
+struct UpstreamBodyDelegate: NIOAsyncSequenceProducerDelegate {
+    let feeder: any UpstreamBodyFeeder
+
+    func produceMore() { feeder.readerWantsMore() }
+    func didTerminate() { feeder.readerWentAway() }
 }

@@ -11,16 +11,30 @@ public struct UpstreamRequest: Sendable {
     /// The largest whole answer read; a longer one fails with `responseTooLarge` (a stream's
     /// events are bounded by its event parser instead).
     public var maxResponseBytes: Int
+    /// Which transport carries it (docs/ARCHITECTURE.md, "Upstream transports").
+    public var transport: UpstreamTransport
 
     public init(method: HTTPMethod = .POST, url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
-                timeouts: UpstreamTimeouts = .init(), maxResponseBytes: Int = 64 << 20) {
+                timeouts: UpstreamTimeouts = .init(), maxResponseBytes: Int = 64 << 20, transport: UpstreamTransport = .automatic) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeouts = timeouts
         self.maxResponseBytes = maxResponseBytes
+        self.transport = transport
     }
+}
+
+/// The two ways to reach an upstream (docs/ARCHITECTURE.md, "Upstream transports").
+public enum UpstreamTransport: String, Sendable, CaseIterable {
+    /// `http://` through the NIO client on the caller's event loop, `https://` through curl
+    /// (and `http://` too when an `http_proxy` is set, which only curl honours).
+    case automatic = "auto"
+    /// SwiftNIO's HTTP/1.1 client on the caller's event loop, plain HTTP only.
+    case nio
+    /// libcurl's multi interface on its own thread: TLS, proxies, HTTP/2.
+    case curl
 }
 
 /// Limits on one upstream transfer.

@@ -8,7 +8,7 @@ import NIOHTTP1
 /// lock orders the hand-over); `cancelRequested` is the one field other threads write.
 final class UpstreamTransfer: @unchecked Sendable {
     let easy: UnsafeMutableRawPointer
-    let client: UpstreamClient
+    let client: CurlTransport
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
 
@@ -46,7 +46,7 @@ final class UpstreamTransfer: @unchecked Sendable {
     /// Bursts larger than this arrive in more than one piece, which the event parser expects.
     static let streamingReceiveBufferBytes = 2048
 
-    init(_ request: UpstreamRequest, client: UpstreamClient, streaming: Bool) throws {
+    init(_ request: UpstreamRequest, client: CurlTransport, streaming: Bool) throws {
         guard let easy = client.makeHandle() else { throw UpstreamError.failed("could not create a curl handle") }
         self.easy = easy
         self.client = client
@@ -181,14 +181,9 @@ final class UpstreamTransfer: @unchecked Sendable {
         headersComplete = true
         releaseUploadIfSent()
         guard case .streaming(let continuation) = mode else { return }
-        let producer = UpstreamBody.Producer.makeSequence(
-            elementType: ByteBuffer.self,
-            backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8),
-            finishOnDeinit: false,
-            delegate: UpstreamBodyDelegate(transfer: self)
-        )
-        mode = .streamingBody(producer.source)
-        continuation.resume(returning: UpstreamStreamingResponse(status: status, headers: headers, body: UpstreamBody(producer.sequence)))
+        let (body, source) = UpstreamBody.make(for: self)
+        mode = .streamingBody(source)
+        continuation.resume(returning: UpstreamStreamingResponse(status: status, headers: headers, body: body))
     }
 
     /// Gives the request body back once curl has sent all of it and the final answer has begun.
@@ -242,6 +237,11 @@ final class UpstreamTransfer: @unchecked Sendable {
             return .failed(detail)
         }
     }
+}
+
+extension UpstreamTransfer: UpstreamBodyFeeder {
+    func readerWantsMore() { client.enqueue(.resume(self)) }
+    func readerWentAway() { client.cancel(self, .cancelled) }
 }
 
 private let upstreamHeaderCallback: sluice_curl_data_callback = { pointer, size, count, userdata in

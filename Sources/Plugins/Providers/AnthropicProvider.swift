@@ -20,7 +20,7 @@ public struct AnthropicProvider: Provider {
     let wire: AnthropicWire
 
     public init(settings: Settings, context: PluginContext) throws {
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
+        let base = try settings.connection.checkedBaseURL(settings.baseURL, context: context)
         let apiKey = settings.apiKey, version = settings.anthropicVersion
         let endpoint = AnthropicEndpoint(url: { _, _ in base + "/v1/messages" },
                                          authentication: { ["x-api-key": apiKey, "anthropic-version": version] },
@@ -45,6 +45,7 @@ struct AnthropicEndpoint: Sendable {
     var headers: [(key: String, value: String)]
     var timeout: Duration
     var connectTimeout: Duration
+    var transport: UpstreamTransport
     var limits: AnswerLimits
 
     init(url: @escaping @Sendable (_ model: String, _ stream: Bool) -> String,
@@ -57,6 +58,7 @@ struct AnthropicEndpoint: Sendable {
         headers = connection.headers.pairs
         timeout = .seconds(connection.timeout)
         connectTimeout = .seconds(connection.connectTimeout)
+        transport = connection.upstreamTransport
         limits = connection.limits
     }
 }

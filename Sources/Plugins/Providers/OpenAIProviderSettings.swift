@@ -9,6 +9,7 @@ struct OpenAIEndpoint: Sendable {
     var headers: @Sendable () throws -> HTTPHeaders
     var timeout: Duration
     var connectTimeout: Duration
+    var transport: UpstreamTransport
     /// Ask streams for their usage (`stream_options.include_usage`) even when the client did not.
     var requestsStreamUsage: Bool
     var limits: AnswerLimits
@@ -29,13 +30,14 @@ struct OpenAIEndpoint: Sendable {
         }
         timeout = .seconds(options.connection.timeout)
         connectTimeout = .seconds(options.connection.connectTimeout)
+        transport = options.connection.upstreamTransport
         requestsStreamUsage = options.streamUsage
         limits = options.connection.limits
     }
 
     /// The OpenAI API (or a server that speaks it) at `baseURL`, with a bearer key if any.
     init(baseURL: String, apiKey: String?, _ options: OpenAIWireOptions, context: PluginContext) throws {
-        let base = try ProviderConnection.checkedBaseURL(baseURL, context: context)
+        let base = try options.connection.checkedBaseURL(baseURL, context: context)
         self.init(options, authentication: { apiKey.map { ["authorization": "Bearer \($0)"] } ?? [:] }, url: { path, _ in base + path })
     }
 }

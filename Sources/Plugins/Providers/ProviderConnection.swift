@@ -22,15 +22,25 @@ public struct ProviderConnection: PluginSettings {
     @Setting("timeout_s", .number(min: 0.001), "longest wait for a whole answer, or for the first byte of a stream")
     public var timeout = 600.0
     @Setting("connect_timeout_s", .number(min: 0.001), "longest wait to connect") public var connectTimeout = 10.0
+    @Setting("transport", .choice(UpstreamTransport.allCases.map(\.rawValue)),
+             "auto: http:// through SwiftNIO on the request's event loop, https:// through libcurl; nio or curl to force one")
+    public var transport = UpstreamTransport.automatic.rawValue
     public var limits = AnswerLimits()
 
     public init() {}
 
-    /// `base_url` without a trailing slash, once it is an http:// or https:// URL.
-    static func checkedBaseURL(_ url: String, context: PluginContext) throws -> String {
+    /// `base_url` without a trailing slash, once it is an http:// or https:// URL that the
+    /// chosen transport can reach.
+    func checkedBaseURL(_ url: String, context: PluginContext) throws -> String {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw context.configError("base_url", "expected an http:// or https:// URL, got \"\(url)\"")
         }
+        if upstreamTransport == .nio, !url.hasPrefix("http://") {
+            throw context.configError("transport", "\"nio\" speaks plain HTTP only; \(url) needs \"curl\" or \"auto\"")
+        }
         return url.hasSuffix("/") ? String(url.dropLast()) : url
     }
+
+    /// `transport`, which its schema has checked.
+    var upstreamTransport: UpstreamTransport { UpstreamTransport(rawValue: transport) ?? .automatic }
 }

@@ -48,6 +48,7 @@ struct BedrockSettings: Sendable {
     var headers: [(key: String, value: String)]
     var timeout: Duration
     var connectTimeout: Duration
+    var transport: UpstreamTransport
     var limits: AnswerLimits
 
     init(_ settings: BedrockProvider.Settings, context: PluginContext) throws {
@@ -55,13 +56,14 @@ struct BedrockSettings: Sendable {
         guard !region.isEmpty, region.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else {
             throw context.configError("region", "expected an AWS region such as us-east-1, got \"\(region)\"")
         }
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL ?? "https://bedrock-runtime.\(region).amazonaws.com", context: context)
+        let base = try settings.connection.checkedBaseURL(settings.baseURL ?? "https://bedrock-runtime.\(region).amazonaws.com", context: context)
         endpoint = BedrockEndpoint(baseURL: base)
         signer = SigV4Signer(credentials: try Self.credentials(settings, context: context), region: region, service: "bedrock")
         embeddingConcurrency = settings.embeddingConcurrency
         headers = settings.connection.headers.pairs
         timeout = .seconds(settings.connection.timeout)
         connectTimeout = .seconds(settings.connection.connectTimeout)
+        transport = settings.connection.upstreamTransport
         limits = settings.connection.limits
     }
 

@@ -13,6 +13,7 @@ struct GeminiEndpoint: Sendable {
     var headers: [(key: String, value: String)]
     var timeout: Duration
     var connectTimeout: Duration
+    var transport: UpstreamTransport
     var limits: AnswerLimits
 
     init(url: @escaping @Sendable (_ model: String, _ method: String) -> String,
@@ -24,6 +25,7 @@ struct GeminiEndpoint: Sendable {
         headers = connection.headers.pairs
         timeout = .seconds(connection.timeout)
         connectTimeout = .seconds(connection.connectTimeout)
+        transport = connection.upstreamTransport
         limits = connection.limits
     }
 
@@ -98,7 +100,7 @@ struct GeminiWire: Sendable {
         return UpstreamRequest(method: method, url: url, headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
                                                           total: call.request.stream ? nil : timeout),
-                               maxResponseBytes: endpoint.limits.maxResponseBytes)
+                               maxResponseBytes: endpoint.limits.maxResponseBytes, transport: endpoint.transport)
     }
 
     /// A whole answer, parsed; an error status becomes the client's error.
@@ -127,7 +129,7 @@ struct GeminiWire: Sendable {
             for (name, value) in endpoint.headers { headers.replaceOrAdd(name: name, value: value) }
             let response = try await upstream.send(UpstreamRequest(
                 method: .GET, url: url, headers: headers,
-                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5))))
+                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)), transport: endpoint.transport))
             return ProbeResult(isUp: response.status < 500, detail: "HTTP \(response.status)")
         } catch let error as GatewayError {
             return ProbeResult(isUp: false, detail: error.message)

@@ -1,0 +1,130 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The NIO transport's keep-alive connections of one event loop, by origin. Loop-confined: it is
+/// used only by requests running on its loop, so it takes no lock.
+final class LoopConnectionPool: @unchecked Sendable {
+    let loop: any EventLoop
+    private var idle: [PlainHTTPURL.Origin: [UpstreamConnection]] = [:]
+    /// Every open connection, idle or busy, for the shutdown.
+    private var open: [ObjectIdentifier: UpstreamConnection] = [:]
+    private var isShutDown = false
+
+    /// Idle connections kept per origin; more are closed when their answer ends.
+    static let maxIdlePerOrigin = 128
+    /// How long an idle connection is kept. Servers close theirs too (often after 5 s); a request
+    /// that meets a connection closed under it is sent again on a new one.
+    static let idleTimeout = TimeAmount.seconds(60)
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    /// Sends the exchange on an idle connection to its origin, or on a new one.
+    func run(_ exchange: NIOExchange) {
+        loop.preconditionInEventLoop()
+        guard !isShutDown else { return exchange.fail(.shutdown) }
+        while let connection = idle[exchange.url.origin]?.popLast() {
+            if connection.isUsable {
+                exchange.isOnKeptConnection = true
+                return connection.run(exchange)
+            }
+        }
+        connect(for: exchange)
+    }
+
+    private func connect(for exchange: NIOExchange) {
+        exchange.isOnKeptConnection = false
+        let origin = exchange.url.origin
+        let connection = UpstreamConnection(origin: origin, pool: self)
+        ClientBootstrap(group: loop)
+            .connectTimeout(TimeAmount(exchange.timeouts.connect))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            // Events are small and a stream lives long: start small, grow for large answers.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 4096, maximum: 65536))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(connection)
+                }
+            }
+            .connect(host: origin.host, port: origin.port)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    open[ObjectIdentifier(connection)] = connection
+                    if isShutDown {
+                        channel.close(promise: nil)
+                        exchange.fail(.shutdown)
+                    } else if exchange.isDone {
+                        park(connection)  // the caller gave up while it connected: keep it for the next
+                    } else {
+                        connection.run(exchange)
+                    }
+                case .failure(let error):
+                    exchange.fail(Self.connectError(error, origin: origin))
+                }
+            }
+    }
+
+    /// Takes back a connection whose answer ended cleanly.
+    func park(_ connection: UpstreamConnection) {
+        guard !isShutDown, connection.isUsable else { return connection.close() }
+        var connections = idle[connection.origin, default: []]
+        guard connections.count < Self.maxIdlePerOrigin else { return connection.close() }
+        connections.append(connection)
+        idle[connection.origin] = connections
+        connection.park(idleTimeout: Self.idleTimeout)
+    }
+
+    /// A connection closed, idle or not.
+    func closed(_ connection: UpstreamConnection) {
+        open[ObjectIdentifier(connection)] = nil
+        idle[connection.origin]?.removeAll { $0 === connection }
+    }
+
+    /// A connection closed under an exchange before its answer was complete.
+    func connectionLost(_ exchange: NIOExchange, error: (any Error)?) {
+        guard !isShutDown else { return exchange.fail(.shutdown) }
+        // Nothing of the answer came on a kept-alive connection: the provider most likely closed
+        // it as the request went out, and never saw the request. Send it once more on a new
+        // connection, as curl does.
+        if exchange.isOnKeptConnection, !exchange.hasAnswer, !exchange.wasResent, !exchange.isDone {
+            exchange.wasResent = true
+            return connect(for: exchange)
+        }
+        let detail = error.map { ": \(Self.describe($0))" } ?? ""
+        exchange.fail(.failed("the provider closed the connection before the answer was complete\(detail)"))
+    }
+
+    /// Fails the exchanges in flight with `.shutdown` and closes every connection.
+    func shutDown() {
+        isShutDown = true
+        idle.removeAll()
+        for connection in open.values { connection.close() }
+    }
+
+    // MARK: errors
+
+    static func connectError(_ error: any Error, origin: PlainHTTPURL.Origin) -> UpstreamError {
+        if case ChannelError.connectTimeout = error { return .timedOut(.connect) }
+        return .connectFailed("\(origin.host) port \(origin.port): \(describe(error))")
+    }
+
+    /// A short reason: the errno's text rather than NIO's whole error value.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as NIOConnectionError:
+            if let first = error.connectionErrors.first { return describe(first.error) }
+            if let dns = error.dnsAAAAError ?? error.dnsAError { return "could not resolve the host (\(dns))" }
+            return "no address to connect to"
+        case let error as IOError:
+            return String(cString: strerror(error.errnoCode))
+        default:
+            return String(describing: error)
+        }
+    }
+}

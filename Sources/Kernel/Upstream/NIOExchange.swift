@@ -1,0 +1,201 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request on the NIO transport, from the caller's continuation to the answer's last byte.
+///
+/// Thread discipline: every field is touched on `loop` only. The caller starts it there (it runs
+/// on that loop, or hops once), the connection feeds it there, and the two calls that may come
+/// from elsewhere — the task's cancellation and the body reader's demand — hop there first.
+final class NIOExchange: @unchecked Sendable {
+    let loop: any EventLoop
+    let url: PlainHTTPURL
+    let method: HTTPMethod
+    let headers: HTTPHeaders
+    /// Kept until the answer begins: a request sent on a kept-alive connection that the provider
+    /// had just closed is sent again on a new one. Dropped then: a stream runs for minutes, and a
+    /// chat body carries the whole conversation.
+    private(set) var body: ByteBuffer?
+    let timeouts: UpstreamTimeouts
+    private let maxResponseBytes: Int
+
+    private var state = State.idle
+    private var timers: [Scheduled<Void>] = []
+    /// The connection carrying it, while one does.
+    var connection: UpstreamConnection?
+    /// Whether the reader wants more chunks of a streamed body.
+    private(set) var wantsMore = true
+    /// Whether any part of the answer has arrived (after that, it is never sent again).
+    private(set) var hasAnswer = false
+    /// Whether it went out on a connection an earlier answer had used.
+    var isOnKeptConnection = false
+    /// Whether it has been sent again on a new connection already.
+    var wasResent = false
+
+    enum Waiter {
+        case whole(CheckedContinuation<UpstreamResponse, any Error>)
+        case streaming(CheckedContinuation<UpstreamStreamingResponse, any Error>)
+    }
+
+    private enum State {
+        case idle
+        /// Failed (cancelled, say) before the caller's continuation was handed over.
+        case failedEarly(UpstreamError)
+        case waiting(Waiter)
+        case collecting(CheckedContinuation<UpstreamResponse, any Error>, HTTPResponseHead, ByteBuffer?)
+        case streaming(UpstreamBody.Source)
+        case done
+    }
+
+    init(_ request: UpstreamRequest, url: PlainHTTPURL, loop: any EventLoop) {
+        self.loop = loop
+        self.url = url
+        method = request.method
+        headers = request.headers
+        body = request.body
+        timeouts = request.timeouts
+        maxResponseBytes = request.maxResponseBytes
+    }
+
+    /// Whether the answer has been handed over (or the exchange failed).
+    var isDone: Bool {
+        switch state {
+        case .done, .failedEarly: true
+        default: false
+        }
+    }
+
+    /// Hands over the caller's continuation and starts the deadlines. False when the exchange has
+    /// already failed (it was cancelled first); the continuation is then resumed.
+    func begin(_ waiter: Waiter) -> Bool {
+        loop.preconditionInEventLoop()
+        if case .failedEarly(let error) = state {
+            state = .done
+            switch waiter {
+            case .whole(let continuation): continuation.resume(throwing: error)
+            case .streaming(let continuation): continuation.resume(throwing: error)
+            }
+            return false
+        }
+        state = .waiting(waiter)
+        // Both deadlines count from the start, connecting included, as curl's do.
+        if let firstByte = timeouts.firstByte {
+            timers.append(loop.scheduleTask(in: TimeAmount(firstByte)) { [self] in
+                if !hasAnswer { fail(.timedOut(.firstByte)) }
+            })
+        }
+        if let total = timeouts.total {
+            timers.append(loop.scheduleTask(in: TimeAmount(total)) { [self] in fail(.timedOut(.total)) })
+        }
+        return true
+    }
+
+    // MARK: the connection's events
+
+    func received(_ head: HTTPResponseHead) {
+        hasAnswer = true
+        body = nil
+        switch state {
+        case .waiting(.whole(let continuation)):
+            state = .collecting(continuation, head, nil)
+        case .waiting(.streaming(let continuation)):
+            let (responseBody, source) = UpstreamBody.make(for: self)
+            state = .streaming(source)
+            continuation.resume(returning: UpstreamStreamingResponse(status: Int(head.status.code), headers: head.headers, body: responseBody))
+        default:
+            break
+        }
+    }
+
+    func received(_ chunk: ByteBuffer) {
+        switch state {
+        case .collecting(let continuation, let head, var collected):
+            guard (collected?.readableBytes ?? 0) + chunk.readableBytes <= maxResponseBytes else {
+                return fail(.responseTooLarge(limit: maxResponseBytes))
+            }
+            if collected == nil {
+                collected = chunk  // most answers arrive in one read: keep it, no copy
+            } else {
+                var chunk = chunk
+                collected!.writeBuffer(&chunk)
+            }
+            state = .collecting(continuation, head, collected)
+        case .streaming(let source):
+            switch source.yield(chunk) {
+            case .produceMore: break
+            case .stopProducing: wantsMore = false
+            case .dropped: fail(.cancelled)
+            }
+        default:
+            break
+        }
+    }
+
+    /// The answer is complete.
+    func ended() {
+        cancelTimers()
+        connection = nil
+        let state = self.state
+        self.state = .done
+        switch state {
+        case .collecting(let continuation, let head, let collected):
+            continuation.resume(returning: UpstreamResponse(status: Int(head.status.code), headers: head.headers, body: collected ?? ByteBuffer()))
+        case .streaming(let source):
+            source.finish()
+        default:
+            break
+        }
+    }
+
+    /// Ends the exchange with `error`, once; the connection carrying it is closed (its state
+    /// mid-answer is unknown, so it is never reused).
+    func fail(_ error: UpstreamError) {
+        cancelTimers()
+        body = nil
+        let state = self.state
+        self.state = .done
+        switch state {
+        case .idle:
+            self.state = .failedEarly(error)
+        case .failedEarly, .done:
+            self.state = state
+            return
+        case .waiting(.whole(let continuation)), .collecting(let continuation, _, _):
+            continuation.resume(throwing: error)
+        case .waiting(.streaming(let continuation)):
+            continuation.resume(throwing: error)
+        case .streaming(let source):
+            source.finish(error)
+        }
+        if let connection {
+            self.connection = nil
+            connection.abandon(self)
+        }
+    }
+
+    /// Called from any thread: the caller's task was cancelled.
+    func cancel() {
+        onLoop { $0.fail(.cancelled) }
+    }
+
+    private func cancelTimers() {
+        for timer in timers { timer.cancel() }
+        timers.removeAll()
+    }
+
+    private func onLoop(_ work: @escaping @Sendable (NIOExchange) -> Void) {
+        if loop.inEventLoop { work(self) } else { loop.execute { work(self) } }
+    }
+}
+
+extension NIOExchange: UpstreamBodyFeeder {
+    func readerWantsMore() {
+        onLoop { exchange in
+            exchange.wantsMore = true
+            exchange.connection?.resumeReading()
+        }
+    }
+
+    func readerWentAway() {
+        onLoop { $0.fail(.cancelled) }
+    }
+}
