@@ -20,7 +20,7 @@ public struct AnthropicProvider: Provider {
     let wire: AnthropicWire
 
     public init(settings: Settings, context: PluginContext) throws {
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
+        let base = try settings.connection.checkedBaseURL(settings.baseURL, context: context)
         let apiKey = settings.apiKey, version = settings.anthropicVersion
         let endpoint = AnthropicEndpoint(url: { _, _ in base + "/v1/messages" },
                                          authentication: { ["x-api-key": apiKey, "anthropic-version": version] },
@@ -46,6 +46,7 @@ struct AnthropicEndpoint: Sendable {
     var timeout: Duration
     var connectTimeout: Duration
     var limits: AnswerLimits
+    var caFile: String?
 
     init(url: @escaping @Sendable (_ model: String, _ stream: Bool) -> String,
          authentication: @escaping @Sendable () async throws -> HTTPHeaders,
@@ -58,5 +59,6 @@ struct AnthropicEndpoint: Sendable {
         timeout = .seconds(connection.timeout)
         connectTimeout = .seconds(connection.connectTimeout)
         limits = connection.limits
+        caFile = connection.caFile
     }
 }

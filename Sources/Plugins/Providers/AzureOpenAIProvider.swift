@@ -25,7 +25,7 @@ public struct AzureOpenAIProvider: Provider {
     let wire: OpenAIWire
 
     public init(settings: Settings, context: PluginContext) throws {
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
+        let base = try settings.options.connection.checkedBaseURL(settings.baseURL, context: context)
         let version = settings.apiVersion
         let apiKey = settings.apiKey
         let tokenFile = settings.entraTokenFile.map { TokenFile($0) }

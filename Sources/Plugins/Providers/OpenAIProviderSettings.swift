@@ -12,6 +12,7 @@ struct OpenAIEndpoint: Sendable {
     /// Ask streams for their usage (`stream_options.include_usage`) even when the client did not.
     var requestsStreamUsage: Bool
     var limits: AnswerLimits
+    var caFile: String?
     /// Whether `/responses` is served (the Responses API), so Responses requests pass through.
     var speaksResponses = false
     /// Whether `/moderations` is served: OpenAI's own API and servers that copy it; Azure has none.
@@ -31,11 +32,12 @@ struct OpenAIEndpoint: Sendable {
         connectTimeout = .seconds(options.connection.connectTimeout)
         requestsStreamUsage = options.streamUsage
         limits = options.connection.limits
+        caFile = options.connection.caFile
     }
 
     /// The OpenAI API (or a server that speaks it) at `baseURL`, with a bearer key if any.
     init(baseURL: String, apiKey: String?, _ options: OpenAIWireOptions, context: PluginContext) throws {
-        let base = try ProviderConnection.checkedBaseURL(baseURL, context: context)
+        let base = try options.connection.checkedBaseURL(baseURL, context: context)
         self.init(options, authentication: { apiKey.map { ["authorization": "Bearer \($0)"] } ?? [:] }, url: { path, _ in base + path })
     }
 }

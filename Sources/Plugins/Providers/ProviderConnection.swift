@@ -1,3 +1,4 @@
+import Foundation
 import Kernel
 
 /// How much of a provider's answer the gateway will hold: a whole answer is buffered before it
@@ -22,14 +23,27 @@ public struct ProviderConnection: PluginSettings {
     @Setting("timeout_s", .number(min: 0.001), "longest wait for a whole answer, or for the first byte of a stream")
     public var timeout = 600.0
     @Setting("connect_timeout_s", .number(min: 0.001), "longest wait to connect") public var connectTimeout = 10.0
+    @Setting("ca_file", "a PEM bundle of the certificate authorities trusted for this provider's https:// URL instead of the system store")
+    public var caFile: String?
     public var limits = AnswerLimits()
 
     public init() {}
 
-    /// `base_url` without a trailing slash, once it is an http:// or https:// URL.
-    static func checkedBaseURL(_ url: String, context: PluginContext) throws -> String {
+    /// `base_url` without a trailing slash, once it is an http:// or https:// URL and `ca_file`,
+    /// if given, a file the gateway can read: a missing bundle is refused at load, not found by
+    /// the first request's TLS handshake.
+    func checkedBaseURL(_ url: String, context: PluginContext) throws -> String {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw context.configError("base_url", "expected an http:// or https:// URL, got \"\(url)\"")
+        }
+        if let caFile {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: caFile, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw context.configError("ca_file", "no such file: \(caFile)")
+            }
+            guard FileManager.default.isReadableFile(atPath: caFile) else {
+                throw context.configError("ca_file", "cannot read \(caFile)")
+            }
         }
         return url.hasSuffix("/") ? String(url.dropLast()) : url
     }

@@ -49,13 +49,14 @@ struct BedrockSettings: Sendable {
     var timeout: Duration
     var connectTimeout: Duration
     var limits: AnswerLimits
+    var caFile: String?
 
     init(_ settings: BedrockProvider.Settings, context: PluginContext) throws {
         let region = settings.region
         guard !region.isEmpty, region.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else {
             throw context.configError("region", "expected an AWS region such as us-east-1, got \"\(region)\"")
         }
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL ?? "https://bedrock-runtime.\(region).amazonaws.com", context: context)
+        let base = try settings.connection.checkedBaseURL(settings.baseURL ?? "https://bedrock-runtime.\(region).amazonaws.com", context: context)
         endpoint = BedrockEndpoint(baseURL: base)
         signer = SigV4Signer(credentials: try Self.credentials(settings, context: context), region: region, service: "bedrock")
         embeddingConcurrency = settings.embeddingConcurrency
@@ -63,6 +64,7 @@ struct BedrockSettings: Sendable {
         timeout = .seconds(settings.connection.timeout)
         connectTimeout = .seconds(settings.connection.connectTimeout)
         limits = settings.connection.limits
+        caFile = settings.connection.caFile
     }
 
     /// The configured keys, or else the environment's: never half of each, so a session token

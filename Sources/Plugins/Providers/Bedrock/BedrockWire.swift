@@ -142,7 +142,7 @@ struct BedrockWire: Sendable {
         return UpstreamRequest(url: settings.endpoint.baseURL + path, headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: settings.connectTimeout, firstByte: timeout,
                                                           total: call?.request.stream == true ? nil : timeout),
-                               maxResponseBytes: settings.limits.maxResponseBytes)
+                               maxResponseBytes: settings.limits.maxResponseBytes, caFile: settings.caFile)
     }
 
     private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {

@@ -22,7 +22,7 @@ public struct GeminiProvider: Provider {
     let probeURL: String
 
     public init(settings: Settings, context: PluginContext) throws {
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL, context: context)
+        let base = try settings.connection.checkedBaseURL(settings.baseURL, context: context)
         let version = settings.apiVersion.trimmingCharacters(in: ["/"])
         guard !version.isEmpty, version.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." }) else {
             throw context.configError("api_version", "expected a version such as \"v1beta\", got \"\(settings.apiVersion)\"")

@@ -14,6 +14,7 @@ struct GeminiEndpoint: Sendable {
     var timeout: Duration
     var connectTimeout: Duration
     var limits: AnswerLimits
+    var caFile: String?
 
     init(url: @escaping @Sendable (_ model: String, _ method: String) -> String,
          authentication: @escaping @Sendable () async throws -> HTTPHeaders,
@@ -25,6 +26,7 @@ struct GeminiEndpoint: Sendable {
         timeout = .seconds(connection.timeout)
         connectTimeout = .seconds(connection.connectTimeout)
         limits = connection.limits
+        caFile = connection.caFile
     }
 
     /// A model name as a path segment (`models/` dropped: admins copy names from Google's lists).
@@ -98,7 +100,7 @@ struct GeminiWire: Sendable {
         return UpstreamRequest(method: method, url: url, headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
                                                           total: call.request.stream ? nil : timeout),
-                               maxResponseBytes: endpoint.limits.maxResponseBytes)
+                               maxResponseBytes: endpoint.limits.maxResponseBytes, caFile: endpoint.caFile)
     }
 
     /// A whole answer, parsed; an error status becomes the client's error.
@@ -127,7 +129,7 @@ struct GeminiWire: Sendable {
             for (name, value) in endpoint.headers { headers.replaceOrAdd(name: name, value: value) }
             let response = try await upstream.send(UpstreamRequest(
                 method: .GET, url: url, headers: headers,
-                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5))))
+                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)), caFile: endpoint.caFile))
             return ProbeResult(isUp: response.status < 500, detail: "HTTP \(response.status)")
         } catch let error as GatewayError {
             return ProbeResult(isUp: false, detail: error.message)

@@ -39,7 +39,7 @@ public struct VertexAIProvider: Provider {
             throw context.configError(key, "expected a name of letters, digits and dashes, got \"\(value)\"")
         }
         let defaultBase = location == "global" ? "https://aiplatform.googleapis.com" : "https://\(location)-aiplatform.googleapis.com"
-        let base = try ProviderConnection.checkedBaseURL(settings.baseURL ?? defaultBase, context: context)
+        let base = try settings.connection.checkedBaseURL(settings.baseURL ?? defaultBase, context: context)
         let credentials = try VertexCredentials(settings, context: context)
         self.credentials = credentials
         let root = "\(base)/v1/projects/\(project)/locations/\(location)/publishers"
