@@ -635,6 +635,8 @@ class FakeProvider:
             raise ValueError("HTTP/2 is offered over TLS (ALPN) only: give tls too")
         self._server = _Server((host, port), self, context)
         self._thread: threading.Thread | None = None
+        # The CA a client must trust (a gateway's ca_file); None over plain HTTP.
+        self.ca_file = tls.ca if tls is not None else None
 
     @property
     def port(self) -> int:

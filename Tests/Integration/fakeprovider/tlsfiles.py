@@ -14,6 +14,7 @@ from dataclasses import dataclass
 class TLSFiles:
     cert: str  # PEM: the server certificate (and any intermediates)
     key: str   # PEM: its private key
+    ca: str | None = None  # PEM: the CA that signed cert, which clients must trust
 
     def server_context(self, http2: bool) -> ssl.SSLContext:
         """TLS 1.2 or later, as the providers' APIs; ALPN offers ``h2`` first when ``http2``."""

@@ -66,4 +66,4 @@ def make_test_ca(directory: Path, name: str = "sluice test CA") -> TestCA:
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     key_file.chmod(0o600)
-    return TestCA(ca_file=ca_file, server=TLSFiles(str(cert_file), str(key_file)))
+    return TestCA(ca_file=ca_file, server=TLSFiles(str(cert_file), str(key_file), str(ca_file)))
