@@ -17,7 +17,9 @@ import pytest
 
 from fakeprovider import FakeProvider
 from harness.constants import SLUICE_TEST_KEY
-from harness.manifest import fake_connection
+from harness.manifest import default_manifest, fake_connection, write_manifest
+from harness.net import free_port
+from harness.sluice import run_cli
 from harness.sse import openai_chunks
 from harness.tls import make_test_ca
 
@@ -111,3 +113,10 @@ def test_http1_over_tls(start_sluice, test_ca):
                            for ch in c.chat.completions.create(model="local", messages=HELLO, stream=True) if ch.choices)
         assert text == "echo: hello there"
         assert [(r["protocol"], r["tls"], r["completed"]) for r in fake.requests(CHAT)] == [("HTTP/1.1", True, True)] * 2
+
+
+def test_a_missing_ca_file_is_refused_at_load(sluice_bin, tmp_path):
+    manifest = default_manifest(free_port(), "https://127.0.0.1:1/v1", str(tmp_path / "no-such-ca.pem"))
+    result = run_cli(sluice_bin, "check", str(write_manifest(manifest, tmp_path / "plugins.json")))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "providers.fake.config.ca_file" in result.stderr and "no such file" in result.stderr, result.stderr
