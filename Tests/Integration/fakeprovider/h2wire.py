@@ -101,9 +101,10 @@ class H2Wire:
     def serve(self) -> None:
         try:
             with self.lock:
-                self.h2.initiate_connection()
-                self.h2.update_settings({
+                # In the first SETTINGS frame: h2 holds a client to 100 streams until then.
+                self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
                     h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.server.provider.max_concurrent_streams})
+                self.h2.initiate_connection()
             self._flush()
             while not self.closed:
                 if not self.sock.pending():
@@ -124,7 +125,12 @@ class H2Wire:
                     threading.Thread(target=self._answer, args=(stream,), daemon=True,
                                      name=f"fakeprovider-h2:{stream.stream_id}").start()
                 self._flush()
-        except (*GONE_ERRORS, OSError, h2.exceptions.ProtocolError):
+        except h2.exceptions.ProtocolError:
+            try:
+                self._flush()  # the GOAWAY h2 queued, saying why
+            except OSError:
+                pass
+        except (*GONE_ERRORS, OSError):
             pass
         finally:
             with self.lock:
