@@ -33,7 +33,7 @@ import Testing
         return path
     }
 
-    @Test(arguments: providers.map(\.plugin))
+    @Test(arguments: ProviderCAFileTests.providers.map(\.plugin))
     func aMissingBundleIsRefusedWithItsPath(plugin: String) async throws {
         let config = Self.providers.first { $0.plugin == plugin }!.config
         let missing = "/nonexistent/sluice-test-ca.pem"
@@ -51,7 +51,7 @@ import Testing
         #expect(errors.first?.description.contains("providers.up.config.ca_file") == true, "\(errors)")
     }
 
-    @Test(arguments: providers.map(\.plugin))
+    @Test(arguments: ProviderCAFileTests.providers.map(\.plugin))
     func aReadableBundleLoads(plugin: String) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

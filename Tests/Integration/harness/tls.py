@@ -22,6 +22,7 @@ from fakeprovider.tlsfiles import TLSFiles
 
 @dataclass(frozen=True)
 class TestCA:
+    __test__ = False   # not a test class, whatever pytest thinks of its name
     ca_file: Path      # the CA certificate (PEM): what a provider's ca_file names
     server: TLSFiles   # the server certificate for localhost and 127.0.0.1, and its key
 
