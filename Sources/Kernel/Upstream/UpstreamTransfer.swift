@@ -64,9 +64,13 @@ final class UpstreamTransfer: @unchecked Sendable {
             sluice_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.inMilliseconds))
         }
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
-        // Wait for a connection that is being set up to say whether it multiplexes (ALPN h2)
-        // rather than open one per transfer: a burst of streams to a new host rides one connection.
-        sluice_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        if request.url.utf8.starts(with: "https://".utf8) {
+            // Wait for a connection being set up to say whether it multiplexes (ALPN h2) rather
+            // than open one per transfer: a burst of streams to a new host rides one connection.
+            // Not for http://: curl learns that HTTP/1.1 does not multiplex only from the first
+            // answer, and a burst would wait for it.
+            sluice_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        }
         if let caFile = request.caFile {
             // The bundle replaces the system store: the CA directory is cleared too, or OpenSSL
             // would still trust what it holds. curl copies both strings.
