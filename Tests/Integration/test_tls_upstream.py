@@ -52,7 +52,7 @@ def test_concurrent_streams_share_few_connections(start_sluice, fake):
     (its SETTINGS allow 256 streams per connection), not one per stream."""
     n = 200
     gw = start_sluice(name="h2-multiplex")
-    fake.enqueue(stream_words=8, chunk_delay_ms=400, count=n, path=CHAT)
+    fake.enqueue(stream_words=8, chunk_delay_ms=1500, count=n, path=CHAT)
     results: list[tuple[int, str, bool]] = []
     lock = threading.Lock()
 
@@ -69,7 +69,7 @@ def test_concurrent_streams_share_few_connections(start_sluice, fake):
         thread.start()
     all_open = fake.wait_for(lambda rs: len([r for r in rs if r["path"] == CHAT and not r["completed"]]) >= n, 20)
     for thread in threads:
-        thread.join(40)
+        thread.join(60)
     assert all_open, f"the {n} streams were never open at once: {len(fake.requests(CHAT))} arrived"
     assert len(results) == n and all(r == (200, results[0][1], True) for r in results), results[:3]
 
