@@ -574,7 +574,6 @@ def test_upstream_failure_is_anthropic_shaped(claude, fake, upstream, status, ki
         assert VIA_OPENAI in error["message"], f"the error does not name the public model: {error}"
 
 
-@pytest.mark.both_transports
 @pytest.mark.parametrize("model, path, drop_after", [(VIA_OPENAI, CHAT, 3), (VIA_CLAUDE, MESSAGES, 4)],
                          ids=["openai-upstream", "anthropic-upstream"])
 def test_upstream_drop_mid_stream_is_an_error_event(claude, raw, fake, model, path, drop_after):

@@ -115,7 +115,6 @@ def test_upstream_connections_are_reused(client, fake):
 
 # --- 2. first-byte timeout --------------------------------------------------------------------
 
-@pytest.mark.both_transports
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_slow_provider_is_504(start_sluice, fake, stream):
     gw = start_sluice(lambda m: m["providers"]["fake"]["config"].update(timeout_s=1))
@@ -218,7 +217,6 @@ def test_connection_refused_is_503_provider_unavailable(start_sluice, fake):
 
 # --- 5. client gone during a slow whole answer ------------------------------------------------
 
-@pytest.mark.both_transports
 def test_client_gone_before_the_answer_cancels_upstream(gateway, fake):
     fake.enqueue(delay_ms=5000, path=CHAT)
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
@@ -235,7 +233,6 @@ def test_client_gone_before_the_answer_cancels_upstream(gateway, fake):
 
 # --- 6. back-pressure -------------------------------------------------------------------------
 
-@pytest.mark.both_transports
 def test_slow_reader_does_not_make_the_gateway_buffer(start_sluice, fake):
     gw = start_sluice()
     with sdk(gw) as c:  # warm up allocator, pools and the like before measuring
