@@ -9,6 +9,13 @@ custom manifest. The fake provider is reset before every test.
 
 Under pytest-xdist (``make test`` runs ``-n 4 --dist loadfile``) each worker process has its own
 session gateway and fake provider, and every test file runs whole in one worker.
+
+Two upstream transports: the fake over plain HTTP/1.1 (``http``), and the fake over TLS with
+HTTP/2 (``h2``), whose certificate a throwaway CA signed (harness/tls.py) that the gateway trusts
+only through the provider's ``ca_file``; https:// upstreams go through curl. A test marked
+``both_transports`` runs against each: ``fake``, ``gateway``, ``make_manifest`` and
+``start_sluice`` follow its ``upstream_transport``, and on ``h2`` the test fails unless every
+request the fake received came over HTTP/2. Others run over ``http`` only.
 """
 
 from __future__ import annotations
@@ -28,14 +35,22 @@ from harness.manifest import default_manifest
 from harness.net import free_port
 from harness.redis import RedisError, RedisServer
 from harness.sluice import Sluice, SluiceError
+from harness.tls import TestCA, make_test_ca
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SLUICE_BIN = REPO_ROOT / ".build" / "debug" / "sluice"
 HTTP_TIMEOUT_S = 20.0
+TRANSPORTS = ("http", "h2")  # the plain fake (HTTP/1.1); the TLS fake (HTTP/2 by ALPN)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "run_last: run after every other test (reads the session's logs)")
+    config.addinivalue_line("markers", "both_transports: run against the plain fake and the TLS (HTTP/2) fake")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "upstream_transport" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_transports"):
+        metafunc.parametrize("upstream_transport", TRANSPORTS, indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,20 +88,45 @@ def fake_provider() -> FakeProvider:
     provider.stop()
 
 
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return make_test_ca(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_fake_provider(test_ca: TestCA) -> FakeProvider:
+    """The fake over TLS, HTTP/2 offered by ALPN (started only if a test asks for it)."""
+    provider = FakeProvider(tls=test_ca.server, http2=True).start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def upstream_transport(request: pytest.FixtureRequest) -> str:
+    """``http`` unless the test is marked ``both_transports`` (then each in turn)."""
+    return getattr(request, "param", "http")
+
+
 @pytest.fixture(autouse=True)
-def fake(fake_provider: FakeProvider) -> FakeProvider:
-    """The session's fake provider with no recorded requests and no queued faults."""
-    fake_provider.reset()
-    return fake_provider
+def fake(upstream_transport: str, request: pytest.FixtureRequest) -> FakeProvider:
+    """This test's fake provider (by its transport) with no recorded requests and no queued faults."""
+    provider = request.getfixturevalue("tls_fake_provider" if upstream_transport == "h2" else "fake_provider")
+    provider.reset()
+    yield provider
+    if upstream_transport == "h2":
+        other = [(r["method"], r["path"], r["protocol"]) for r in provider.requests(include_probes=True)
+                 if r["protocol"] != "HTTP/2" or not r["tls"]]
+        assert not other, f"requests to the TLS fake that did not come over HTTP/2: {other}"
 
 
 # --- gateways -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def make_manifest(fake_provider: FakeProvider) -> Callable[..., dict]:
-    """``make_manifest(port=None)``: a fresh default manifest on a free (or given) port."""
+def make_manifest(fake: FakeProvider) -> Callable[..., dict]:
+    """``make_manifest(port=None)``: a fresh default manifest on a free (or given) port, its
+    provider this test's fake (``ca_file`` set for the TLS one)."""
     def make(port: int | None = None) -> dict:
-        return default_manifest(port or free_port(), fake_provider.base_url)
+        return default_manifest(port or free_port(), fake.base_url, fake.ca_file)
     return make
 
 
@@ -98,13 +138,30 @@ def _start(binary: Path, manifest: dict, workdir: Path, name: str, env: dict | N
 
 
 @pytest.fixture(scope="session")
-def gateway(sluice_bin: Path, fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Sluice:
+def session_gateway(sluice_bin: Path, fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Sluice:
     """The session's sluice, serving the default manifest (see harness/manifest.py)."""
     manifest = default_manifest(free_port(), fake_provider.base_url)
     gw = _start(sluice_bin, manifest, tmp_path_factory.mktemp("gateway"), "session", None)
     yield gw
     gw.stop()
     _check_session_log(gw)
+
+
+@pytest.fixture(scope="session")
+def tls_session_gateway(sluice_bin: Path, tls_fake_provider: FakeProvider,
+                        tmp_path_factory: pytest.TempPathFactory) -> Sluice:
+    """The same, its provider the TLS fake (started only if a test asks for it)."""
+    manifest = default_manifest(free_port(), tls_fake_provider.base_url, tls_fake_provider.ca_file)
+    gw = _start(sluice_bin, manifest, tmp_path_factory.mktemp("gateway-tls"), "session-tls", None)
+    yield gw
+    gw.stop()
+    _check_session_log(gw)
+
+
+@pytest.fixture
+def gateway(upstream_transport: str, request: pytest.FixtureRequest) -> Sluice:
+    """The session's sluice whose provider is this test's fake."""
+    return request.getfixturevalue("tls_session_gateway" if upstream_transport == "h2" else "session_gateway")
 
 
 def _check_session_log(gw: Sluice) -> None:

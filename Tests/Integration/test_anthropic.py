@@ -8,7 +8,8 @@
   (extra fields, a ``system`` role among the messages, a tool_use without its tool_result, ...).
 - Same dialect on both sides: the client's body goes upstream as it was sent, but for ``model``.
 
-One gateway serves the module; the fake is reset before every test.
+One gateway serves the module (one per upstream transport: the tests marked ``both_transports``
+also run against the TLS fake over HTTP/2, see conftest.py); the fake is reset before every test.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import openai
 import pytest
 
 from harness.constants import FAKE_PROVIDER_KEY, SLUICE_TEST_KEY
-from harness.manifest import default_manifest
+from harness.manifest import default_manifest, fake_connection
 from harness.net import free_port
 from harness.sluice import Sluice, SluiceError, sluice_env
 from harness.sse import anthropic_events, openai_chunks
@@ -50,19 +51,30 @@ TIMEOUT_S = 15
 # --- the gateway and its clients --------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def gw(sluice_bin, fake_provider, tmp_path_factory) -> Sluice:
-    manifest = default_manifest(free_port(), fake_provider.base_url)
+def gateways(sluice_bin, tmp_path_factory) -> dict:
+    """The module's gateways, one per fake provider, each started when first asked for."""
+    started: dict[str, Sluice] = {}
+    yield started
+    for gateway in started.values():
+        gateway.stop()
+
+
+@pytest.fixture
+def gw(gateways, fake, upstream_transport, sluice_bin, tmp_path_factory) -> Sluice:
+    if upstream_transport in gateways:
+        return gateways[upstream_transport]
+    manifest = default_manifest(free_port(), fake.base_url, fake.ca_file)
     manifest["providers"]["claude"] = {"plugin": "anthropic", "config": {
-        "base_url": fake_provider.url, "api_key": {"env": "FAKE_ANTHROPIC_KEY"}}}
+        **fake_connection(fake.url, fake.ca_file), "api_key": {"env": "FAKE_ANTHROPIC_KEY"}}}
     manifest["models"][VIA_OPENAI] = {"targets": [{"provider": "fake", "model": UP_OPENAI}]}
     manifest["models"][VIA_CLAUDE] = {"targets": [{"provider": "claude", "model": UP_CLAUDE}]}
     try:
-        gateway = Sluice(sluice_bin, manifest, tmp_path_factory.mktemp("anthropic"), name="anthropic",
-                         env=sluice_env({"FAKE_ANTHROPIC_KEY": ANTHROPIC_PROVIDER_KEY})).start()
+        gateways[upstream_transport] = Sluice(
+            sluice_bin, manifest, tmp_path_factory.mktemp("anthropic"), name=f"anthropic-{upstream_transport}",
+            env=sluice_env({"FAKE_ANTHROPIC_KEY": ANTHROPIC_PROVIDER_KEY})).start()
     except SluiceError as exc:
         pytest.fail(str(exc), pytrace=False)
-    yield gateway
-    gateway.stop()
+    return gateways[upstream_transport]
 
 
 @pytest.fixture
@@ -177,6 +189,7 @@ def stream_raw(raw: httpx.Client, path: str, body: dict, headers: dict) -> tuple
 
 # --- anthropic SDK -> /v1/messages -> OpenAI-compatible upstream ---------------------------------
 
+@pytest.mark.both_transports
 def test_messages_text_translated_to_openai(claude, fake):
     raw_resp = claude.messages.with_raw_response.create(model=VIA_OPENAI, max_tokens=50, messages=HELLO)
     msg = raw_resp.parse()
@@ -196,6 +209,7 @@ def test_messages_text_translated_to_openai(claude, fake):
                                                                  up["usage"]["completion_tokens"]) == (2, 3)
 
 
+@pytest.mark.both_transports
 def test_messages_stream_with_the_sdk(claude, fake):
     with claude.messages.stream(model=VIA_OPENAI, max_tokens=50, messages=HELLO) as stream:
         text = "".join(stream.text_stream)
@@ -319,6 +333,7 @@ def test_messages_multi_turn_and_image_parts(claude, fake):
 
 # --- openai SDK -> /v1/chat/completions -> anthropic provider ------------------------------------
 
+@pytest.mark.both_transports
 def test_chat_text_translated_to_anthropic(oai, fake):
     raw_resp = oai.chat.completions.with_raw_response.create(model=VIA_CLAUDE, messages=HELLO)
     answer = raw_resp.parse()
@@ -340,6 +355,7 @@ def test_chat_text_translated_to_anthropic(oai, fake):
         (usage["input_tokens"], usage["output_tokens"], usage["input_tokens"] + usage["output_tokens"]) == (2, 3, 5)
 
 
+@pytest.mark.both_transports
 def test_chat_stream_translated_from_anthropic(oai, fake):
     chunks = list(oai.chat.completions.create(model=VIA_CLAUDE, messages=HELLO, stream=True,
                                               stream_options={"include_usage": True}))
@@ -495,6 +511,7 @@ def test_anthropic_to_anthropic_passes_the_body_through(gw, fake):
                                                                  up["usage"]["output_tokens"])
 
 
+@pytest.mark.both_transports
 def test_anthropic_to_anthropic_stream(claude, fake):
     with claude.messages.stream(model=VIA_CLAUDE, max_tokens=50, messages=HELLO) as stream:
         text = "".join(stream.text_stream)
@@ -543,6 +560,7 @@ def test_unknown_model_is_anthropic_404(claude, fake):
     assert fake.requests() == []
 
 
+@pytest.mark.both_transports
 @pytest.mark.parametrize("upstream, status, kind", [(500, 502, "api_error"), (429, 429, "rate_limit_error")])
 def test_upstream_failure_is_anthropic_shaped(claude, fake, upstream, status, kind):
     fake.enqueue(status=upstream, path=CHAT, headers={"retry-after": "7"} if upstream == 429 else None)

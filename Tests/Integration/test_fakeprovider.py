@@ -1,12 +1,14 @@
 """The fake provider on its own, driven by the official SDK: if these fail, gateway tests mean nothing.
 
-No sluice involved, so these pass before the binary exists.
+No sluice involved, so these pass before the binary exists. The tests marked ``both_transports``
+also run against the fake over TLS with HTTP/2 (conftest.py), through httpx's HTTP/2 client.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -28,15 +30,24 @@ HELLO = [{"role": "user", "content": "hello there"}]
 M = "m"
 
 
+def http_client(fake: FakeProvider, **options) -> httpx.Client:
+    """An HTTP client for ``fake``: over TLS, trusting its CA and asking for HTTP/2."""
+    if fake.ca_file is None:
+        return httpx.Client(timeout=10, trust_env=False, **options)
+    return httpx.Client(timeout=10, trust_env=False, http2=True, verify=ssl.create_default_context(cafile=fake.ca_file),
+                        **options)
+
+
 @pytest.fixture
 def sdk(fake: FakeProvider) -> openai.OpenAI:
-    with openai.OpenAI(base_url=fake.base_url, api_key=KEY, max_retries=0, timeout=10) as c:
+    with openai.OpenAI(base_url=fake.base_url, api_key=KEY, max_retries=0, timeout=10,
+                       http_client=http_client(fake)) as c:
         yield c
 
 
 @pytest.fixture
 def raw(fake: FakeProvider) -> httpx.Client:
-    with httpx.Client(base_url=fake.url, timeout=10, trust_env=False) as c:
+    with http_client(fake, base_url=fake.url) as c:
         yield c
 
 
@@ -44,6 +55,7 @@ def chat_body(**extra) -> dict:
     return {"model": M, "messages": HELLO, **extra}
 
 
+@pytest.mark.both_transports
 def test_chat_completion(sdk, fake):
     answer = sdk.chat.completions.create(model="upstream-x", messages=[
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}])
@@ -68,6 +80,7 @@ def test_content_parts_are_echoed(sdk):
     assert answer.choices[0].message.content == "echo: hi you"
 
 
+@pytest.mark.both_transports
 def test_chat_stream_via_sdk(sdk, fake):
     chunks = list(sdk.chat.completions.create(model=M, messages=HELLO, stream=True,
                                               stream_options={"include_usage": True}))
@@ -83,11 +96,13 @@ def test_chat_stream_via_sdk(sdk, fake):
     assert req["stream"] and req["completed"] and not req["stream_aborted"]
 
 
+@pytest.mark.both_transports
 def test_chat_stream_wire_format(raw):
     with raw.stream("POST", "/v1/chat/completions", json=chat_body(stream=True)) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
-        assert resp.headers["transfer-encoding"] == "chunked"
+        # HTTP/2 frames the body itself: no transfer-encoding there (RFC 9113 §8.2.2).
+        assert resp.headers.get("transfer-encoding") == ("chunked" if resp.http_version == "HTTP/1.1" else None)
         text = resp.read().decode()
     events = text.split("\n\n")
     assert events[-1] == "" and events[-2] == "data: [DONE]"
@@ -119,6 +134,7 @@ def test_embeddings_float_list_input(sdk):
     assert answer.usage.prompt_tokens == 3 and answer.usage.total_tokens == 3
 
 
+@pytest.mark.both_transports
 def test_embeddings_wire_format(raw):
     body = raw.post("/v1/embeddings", json={"model": "e", "input": "x", "encoding_format": "base64"}).json()
     assert body["object"] == "list" and body["data"][0]["object"] == "embedding"
@@ -196,6 +212,7 @@ def test_fault_via_headers(raw):
     assert resp.status_code == 502 and resp.json()["error"]["type"] == "server_error"
 
 
+@pytest.mark.both_transports
 def test_delay_before_headers(sdk, fake):
     fake.enqueue(model=M, delay_ms=300)
     start = time.monotonic()
@@ -203,6 +220,7 @@ def test_delay_before_headers(sdk, fake):
     assert time.monotonic() - start >= 0.3
 
 
+@pytest.mark.both_transports
 def test_chunk_delay(sdk, fake):
     fake.enqueue(model=M, chunk_delay_ms=50)
     start = time.monotonic()
@@ -210,6 +228,7 @@ def test_chunk_delay(sdk, fake):
     assert time.monotonic() - start >= 0.05 * 5  # 5 events + [DONE] => 5 pauses
 
 
+@pytest.mark.both_transports
 def test_chunk_padding(raw, fake):
     fake.enqueue(model=M, chunk_pad_bytes=1000, stream_words=3)
     with raw.stream("POST", "/v1/chat/completions", json=chat_body(stream=True)) as resp:
@@ -230,6 +249,7 @@ def test_fault_model_filter(sdk, fake):
     assert [(r["body"]["model"], r["status"]) for r in fake.requests()] == [("good", 200), ("bad", 503)]
 
 
+@pytest.mark.both_transports
 def test_drop_mid_stream(sdk, fake):
     fake.enqueue(model=M, drop_after_chunks=2)
     got = []
@@ -242,16 +262,18 @@ def test_drop_mid_stream(sdk, fake):
     assert sdk.chat.completions.create(model=M, messages=HELLO).choices[0].message.content  # still serving
 
 
+@pytest.mark.both_transports
 def test_drop_non_stream(sdk, fake):
     fake.enqueue(model=M, drop_after_chunks=0)
     with pytest.raises(openai.APIConnectionError):
         sdk.chat.completions.create(model=M, messages=HELLO)
 
 
+@pytest.mark.both_transports
 def test_client_abort_is_detected(fake):
     """Reading 2 events of a slow stream and hanging up must mark the request stream_aborted."""
     fake.enqueue(model=M, chunk_delay_ms=100, stream_words=200)
-    with httpx.Client(timeout=10, trust_env=False) as c:
+    with http_client(fake) as c:
         with c.stream("POST", f"{fake.base_url}/chat/completions", json=chat_body(stream=True)) as resp:
             events = 0
             for line in resp.iter_lines():
@@ -281,6 +303,7 @@ def test_client_reset_is_detected(fake):
     assert aborted and aborted[0]["chunks_sent"] < 20, fake.requests()
 
 
+@pytest.mark.both_transports
 def test_keep_alive(raw, fake):
     for _ in range(3):
         assert raw.get("/v1/models").status_code == 200
@@ -298,6 +321,7 @@ def test_chunked_request_body(raw, fake):
     assert fake.requests()[0]["headers"]["transfer-encoding"] == "chunked"
 
 
+@pytest.mark.both_transports
 def test_request_log_and_reset(raw, fake):
     raw.get("/v1/models?x=1")
     fake.enqueue(status=500, path="/v1/never-asked")  # a path no request takes: the fake is shared
@@ -462,6 +486,7 @@ def test_anthropic_message(claude, fake):
     assert req["usage"]["input_tokens"] == 4
 
 
+@pytest.mark.both_transports
 def test_anthropic_stream_event_sequence(raw):
     body = {"model": "c", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "hi you"}]}
     with raw.stream("POST", "/v1/messages", json=body, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}) as r:
@@ -549,6 +574,7 @@ def test_anthropic_drop_mid_stream(claude, fake):
 
 # --- mid-stream error events (fault stream_error_after) -----------------------------------------
 
+@pytest.mark.both_transports
 def test_chat_stream_error_event(raw, fake):
     fake.enqueue(stream_error_after=2, model=M)
     resp = raw.post("/v1/chat/completions", json=chat_body(stream=True))

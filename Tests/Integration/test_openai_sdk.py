@@ -25,6 +25,7 @@ def assert_no_client_key(request: dict) -> None:
     assert SLUICE_TEST_KEY not in json.dumps(request["query"]), "client key forwarded upstream in the query"
 
 
+@pytest.mark.both_transports
 def test_chat_completion(client, fake):
     raw = client.chat.completions.with_raw_response.create(model="local", messages=HELLO)
     answer = raw.parse()
@@ -65,6 +66,7 @@ def test_generated_request_ids_differ(client):
     assert None not in ids and len(ids) == 3
 
 
+@pytest.mark.both_transports
 def test_streamed_chat(client, fake):
     chunks = list(client.chat.completions.create(model="local", messages=HELLO, stream=True))
     deltas = [c.choices[0] for c in chunks if c.choices]
@@ -79,6 +81,7 @@ def test_streamed_chat(client, fake):
     assert_no_client_key(upstream)
 
 
+@pytest.mark.both_transports
 def test_streamed_chat_with_usage(client):
     chunks = list(client.chat.completions.create(model="local", messages=HELLO, stream=True,
                                                  stream_options={"include_usage": True}))
@@ -96,6 +99,7 @@ def test_streamed_chat_headers(client):
     assert text == "echo: hello there"
 
 
+@pytest.mark.both_transports
 def test_embeddings_sdk_default_base64(client, fake):
     answer = client.embeddings.create(model="local", input="hello")  # the SDK asks for base64
     assert answer.model == PUBLIC_MODELS["local"]

@@ -166,6 +166,7 @@ def test_weights_are_honoured(start_sluice, fake):
 
 # --- retries and fallbacks --------------------------------------------------------------------
 
+@pytest.mark.both_transports
 def test_failing_target_falls_back_to_the_fallback_model(start_sluice, fake):
     gw = start_sluice(configure({"primary": {**targets(("up-primary", 1)), "fallbacks": ["backup"]},
                                  "backup": targets(("up-backup", 1))}, retries=1, backoff_ms=1))
@@ -332,6 +333,7 @@ def test_open_circuit_target_is_skipped(start_sluice, fake):
 
 # --- timeouts and deadline --------------------------------------------------------------------
 
+@pytest.mark.both_transports
 def test_attempt_timeout_then_retry(start_sluice, fake):
     gw = start_sluice(configure({"slow": targets(("up-slow", 1))}, retries=1, backoff_ms=1, timeout_s=0.5))
     fake.enqueue(delay_ms=3000, model="up-slow")
@@ -360,6 +362,7 @@ def test_deadline_bounds_all_attempts(start_sluice, fake):
 
 # --- streams ----------------------------------------------------------------------------------
 
+@pytest.mark.both_transports
 def test_no_retry_once_the_stream_has_started(start_sluice, fake):
     gw = start_sluice(configure({"streamy": targets(("up-a", 1), ("up-b", 1))}, retries=2, backoff_ms=1))
     fake.enqueue(drop_after_chunks=2, path=CHAT)
@@ -372,6 +375,7 @@ def test_no_retry_once_the_stream_has_started(start_sluice, fake):
     assert fake.requests(CHAT)[0]["dropped"]
 
 
+@pytest.mark.both_transports
 def test_stream_that_fails_before_its_first_byte_is_retried(start_sluice, fake):
     # A status, not a dropped connection: libcurl itself silently re-sends a request whose reused
     # connection dies before any answer, which would hide the router's own retry from this test.

@@ -21,6 +21,7 @@ import pytest
 
 from fakeprovider import openai_shapes as shapes
 from harness.constants import SLUICE_TEST_KEY
+from harness.manifest import fake_connection
 from harness.net import free_port, head_arrived, parse_response, recv_until_closed, request_head
 
 CHAT = "/v1/chat/completions"
@@ -72,11 +73,11 @@ def set_model_config(manifest: dict, models: dict, providers: dict, retries: int
     router["config"]["retries"] = retries
 
 
-def two_providers(fake_base_url: str) -> dict:
+def two_providers(fake) -> dict:
     """Two providers on the same fake, each tagging its requests with a header of its own."""
     return {
         name: {"plugin": "openai-compatible",
-               "config": {"base_url": fake_base_url, "api_key": {"env": "FAKE_PROVIDER_KEY"},
+               "config": {**fake_connection(fake.base_url, fake.ca_file), "api_key": {"env": "FAKE_PROVIDER_KEY"},
                           "headers": {"x-sluice-target": name}}}
         for name in ("alpha", "beta")
     }
@@ -95,13 +96,14 @@ PROVIDER_OF = {"up-alpha": "alpha", "up-beta": "beta", "up-primary": "alpha", "u
 def routed(start_sluice, fake) -> Callable[[int], object]:
     """``routed(retries)``: a gateway with two providers, a two-target model and a fallback chain."""
     def start(retries: int):
-        return start_sluice(lambda m: set_model_config(m, ROUTED_MODELS, two_providers(fake.base_url), retries),
+        return start_sluice(lambda m: set_model_config(m, ROUTED_MODELS, two_providers(fake), retries),
                             name=f"routed-r{retries}-")
     return start
 
 
 # --- 1. connection reuse ----------------------------------------------------------------------
 
+@pytest.mark.both_transports
 def test_upstream_connections_are_reused(client, fake):
     for _ in range(5):
         assert client.chat.completions.create(model="local", messages=HELLO).choices[0].message.content
@@ -131,6 +133,7 @@ def test_slow_provider_is_504(start_sluice, fake, stream):
 
 # --- 3. retries and fallbacks -----------------------------------------------------------------
 
+@pytest.mark.both_transports
 def test_retry_goes_to_the_next_target(routed, fake):
     gw = routed(1)
     fake.enqueue(status=500, path=CHAT)
@@ -172,6 +175,7 @@ def test_no_retries_means_one_attempt(routed, fake):
     assert len(fake.requests(CHAT)) == 1, "retries 0 must not walk to the second target"
 
 
+@pytest.mark.both_transports
 def test_upstream_429_keeps_retry_after(client, fake):
     fake.enqueue(status=429, headers={"retry-after": "7"}, path=CHAT)  # the session gateway: retries 0
     with pytest.raises(openai.RateLimitError) as err:
@@ -311,6 +315,7 @@ def test_open_streams_keep_nothing_of_their_request_bodies(start_sluice, fake):
             sock.close()
 
 
+@pytest.mark.both_transports
 def test_events_larger_than_the_receive_buffer_arrive_whole(gateway, fake):
     # A streamed body is read in 2 KiB pieces (UpstreamTransfer.streamingReceiveBufferBytes):
     # events ten times that size are cut across many reads and must come out whole and in order.
@@ -356,6 +361,7 @@ class StreamReader(threading.Thread):
             self.first_event.set()
 
 
+@pytest.mark.both_transports
 def test_sigterm_drains_streams_in_flight(start_sluice, fake):
     gw = start_sluice(lambda m: m["server"].update(drain_timeout_s=10))
     words = 20

@@ -40,6 +40,8 @@ final class CurlTransport: @unchecked Sendable {
     /// the handle itself) or set its defaults up again. `nil` once the client has stopped.
     private let idleHandles = NIOLockedValueBox<[UnsafeMutableRawPointer]?>([])
     private static let maxIdleHandles = 64
+    /// The most HTTP/2 streams curl opens on one connection (the provider may allow fewer).
+    static let maxStreamsPerConnection = 1000
     let allocator = ByteBufferAllocator()
 
     private struct Commands {
@@ -68,6 +70,9 @@ final class CurlTransport: @unchecked Sendable {
         epoll_ctl(epoll, EPOLL_CTL_ADD, wakeUp, &event)
         sluice_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, maxConnections)
         sluice_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
+        // curl's own cap is 100 streams per HTTP/2 connection; the provider's SETTINGS cap still
+        // applies. Without this, 1,000 streams to one provider would need at least 10 connections.
+        sluice_curl_multi_setopt_long(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, Self.maxStreamsPerConnection)
         sluice_curl_multi_set_callbacks(multi, upstreamSocketCallback, upstreamTimerCallback, Unmanaged.passUnretained(self).toOpaque())
     }
 

@@ -11,17 +11,23 @@ public struct UpstreamRequest: Sendable {
     /// The largest whole answer read; a longer one fails with `responseTooLarge` (a stream's
     /// events are bounded by its event parser instead).
     public var maxResponseBytes: Int
+    /// A PEM bundle of the certificate authorities trusted for an https:// URL instead of the
+    /// system store (a provider's `ca_file`); `nil` for the system store. Verification of the
+    /// peer's certificate and name is always on.
+    public var caFile: String?
     /// Which transport carries it (docs/ARCHITECTURE.md, "Upstream transports").
     public var transport: UpstreamTransport
 
     public init(method: HTTPMethod = .POST, url: String, headers: HTTPHeaders = [:], body: ByteBuffer? = nil,
-                timeouts: UpstreamTimeouts = .init(), maxResponseBytes: Int = 64 << 20, transport: UpstreamTransport = .automatic) {
+                timeouts: UpstreamTimeouts = .init(), maxResponseBytes: Int = 64 << 20, caFile: String? = nil,
+                transport: UpstreamTransport = .automatic) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeouts = timeouts
         self.maxResponseBytes = maxResponseBytes
+        self.caFile = caFile
         self.transport = transport
     }
 }

@@ -64,6 +64,19 @@ final class UpstreamTransfer: @unchecked Sendable {
             sluice_curl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.inMilliseconds))
         }
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
+        if request.url.utf8.starts(with: "https://".utf8) {
+            // Wait for a connection being set up to say whether it multiplexes (ALPN h2) rather
+            // than open one per transfer: a burst of streams to a new host rides one connection.
+            // Not for http://: curl learns that HTTP/1.1 does not multiplex only from the first
+            // answer, and a burst would wait for it.
+            sluice_curl_easy_setopt_long(easy, CURLOPT_PIPEWAIT, 1)
+        }
+        if let caFile = request.caFile {
+            // The bundle replaces the system store: the CA directory is cleared too, or OpenSSL
+            // would still trust what it holds. curl copies both strings.
+            _ = caFile.withCString { sluice_curl_easy_setopt_string(easy, CURLOPT_CAINFO, $0) }
+            sluice_curl_easy_setopt_string(easy, CURLOPT_CAPATH, nil)
+        }
         if streaming {
             // curl allocates the buffer when the transfer starts and frees it when it ends, and
             // curl_easy_reset puts the default back, so a recycled handle starts at 16 KiB again.
@@ -226,7 +239,9 @@ final class UpstreamTransfer: @unchecked Sendable {
         if overflowed { return .responseTooLarge(limit: maxResponseBytes) }
         let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : String(cString: curl_easy_strerror(code))
         switch code {
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR:
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_SSL_CONNECT_ERROR,
+             CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE:
+            // An upstream whose certificate is not trusted is as unreachable as one that refuses.
             return .connectFailed(detail)
         case CURLE_OPERATION_TIMEDOUT:
             // Pre-transfer time is set once a connection (new or reused) is ready to send.

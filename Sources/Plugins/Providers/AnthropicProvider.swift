@@ -47,6 +47,7 @@ struct AnthropicEndpoint: Sendable {
     var connectTimeout: Duration
     var transport: UpstreamTransport
     var limits: AnswerLimits
+    var caFile: String?
 
     init(url: @escaping @Sendable (_ model: String, _ stream: Bool) -> String,
          authentication: @escaping @Sendable () async throws -> HTTPHeaders,
@@ -60,5 +61,6 @@ struct AnthropicEndpoint: Sendable {
         connectTimeout = .seconds(connection.connectTimeout)
         transport = connection.upstreamTransport
         limits = connection.limits
+        caFile = connection.caFile
     }
 }

@@ -46,7 +46,7 @@ struct AnthropicWire: Sendable {
         return UpstreamRequest(url: endpoint.url(call.upstreamModel, call.request.stream), headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
                                                           total: call.request.stream ? nil : timeout),
-                               maxResponseBytes: endpoint.limits.maxResponseBytes, transport: endpoint.transport)
+                               maxResponseBytes: endpoint.limits.maxResponseBytes, caFile: endpoint.caFile, transport: endpoint.transport)
     }
 
     private func post(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {

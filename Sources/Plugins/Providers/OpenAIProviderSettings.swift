@@ -13,6 +13,7 @@ struct OpenAIEndpoint: Sendable {
     /// Ask streams for their usage (`stream_options.include_usage`) even when the client did not.
     var requestsStreamUsage: Bool
     var limits: AnswerLimits
+    var caFile: String?
     /// Whether `/responses` is served (the Responses API), so Responses requests pass through.
     var speaksResponses = false
     /// Whether `/moderations` is served: OpenAI's own API and servers that copy it; Azure has none.
@@ -33,6 +34,7 @@ struct OpenAIEndpoint: Sendable {
         transport = options.connection.upstreamTransport
         requestsStreamUsage = options.streamUsage
         limits = options.connection.limits
+        caFile = options.connection.caFile
     }
 
     /// The OpenAI API (or a server that speaks it) at `baseURL`, with a bearer key if any.

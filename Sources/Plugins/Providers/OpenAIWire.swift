@@ -46,7 +46,7 @@ struct OpenAIWire: Sendable {
             headers.add(name: "user-agent", value: "sluice-health-probe")  // tells probes apart in providers' logs
             let response = try await upstream.send(UpstreamRequest(
                 method: .GET, url: endpoint.url("/models", ""), headers: headers,
-                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)), transport: endpoint.transport))
+                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)), caFile: endpoint.caFile, transport: endpoint.transport))
             return ProbeResult(isUp: response.status < 500, detail: "HTTP \(response.status)")
         } catch {
             return ProbeResult(isUp: false, detail: String(describing: error))
@@ -109,7 +109,7 @@ struct OpenAIWire: Sendable {
         return UpstreamRequest(url: endpoint.url(path, call.upstreamModel), headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
                                                           total: call.request.stream ? nil : timeout),
-                               maxResponseBytes: endpoint.limits.maxResponseBytes, transport: endpoint.transport)
+                               maxResponseBytes: endpoint.limits.maxResponseBytes, caFile: endpoint.caFile, transport: endpoint.transport)
     }
 
     private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {

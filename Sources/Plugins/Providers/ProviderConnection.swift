@@ -1,3 +1,4 @@
+import Foundation
 import Kernel
 
 /// How much of a provider's answer the gateway will hold: a whole answer is buffered before it
@@ -25,18 +26,30 @@ public struct ProviderConnection: PluginSettings {
     @Setting("transport", .choice(UpstreamTransport.allCases.map(\.rawValue)),
              "auto: http:// through SwiftNIO on the request's event loop, https:// through libcurl; nio or curl to force one")
     public var transport = UpstreamTransport.automatic.rawValue
+    @Setting("ca_file", "a PEM bundle of the certificate authorities trusted for this provider's https:// URL instead of the system store")
+    public var caFile: String?
     public var limits = AnswerLimits()
 
     public init() {}
 
     /// `base_url` without a trailing slash, once it is an http:// or https:// URL that the
-    /// chosen transport can reach.
+    /// chosen transport can reach, and `ca_file`, if given, a file the gateway can read: a
+    /// missing bundle is refused at load, not found by the first request's TLS handshake.
     func checkedBaseURL(_ url: String, context: PluginContext) throws -> String {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw context.configError("base_url", "expected an http:// or https:// URL, got \"\(url)\"")
         }
         if upstreamTransport == .nio, !url.hasPrefix("http://") {
             throw context.configError("transport", "\"nio\" speaks plain HTTP only; \(url) needs \"curl\" or \"auto\"")
+        }
+        if let caFile {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: caFile, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw context.configError("ca_file", "no such file: \(caFile)")
+            }
+            guard FileManager.default.isReadableFile(atPath: caFile) else {
+                throw context.configError("ca_file", "cannot read \(caFile)")
+            }
         }
         return url.hasSuffix("/") ? String(url.dropLast()) : url
     }

@@ -5,8 +5,9 @@ OpenAI Responses API (``/v1/responses``, and Azure's ``/openai/v1/responses``; s
 responses_shapes.py) and Anthropic's Messages API closely enough that the gateway cannot tell it
 from the real thing,
 answers text or tool calls (see replies.py), records every request it receives, and injects
-faults on demand. Stdlib only, so it also
-runs outside the test venv: ``python -m fakeprovider.server --port 0``.
+faults on demand. Over TLS it speaks HTTP/1.1 and HTTP/2 (h2wire.py). Stdlib only but for
+HTTP/2 (the ``h2`` package), so it also runs outside the test venv:
+``python -m fakeprovider.server --port 0``.
 """
 
 from .faults import Fault

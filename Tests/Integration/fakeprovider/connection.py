@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import select
 import socket
+import ssl
 import struct
 import time
 
@@ -84,3 +85,27 @@ class ClientConnection:
             self.sock.close()
         except OSError:
             pass
+
+
+class TLSClientConnection(ClientConnection):
+    """The same over TLS, where the socket cannot be peeked at (it holds records, not bytes).
+
+    An HTTP/1.1 client sends nothing while its answer is written, so a readable socket holds the
+    client's close_notify or FIN: one non-blocking read tells which (a pipelining client, which
+    would lose that byte, does not talk to a provider).
+    """
+
+    def peer_gone(self) -> bool:
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if not readable and not self.sock.pending():
+                return False
+            self.sock.setblocking(False)
+            try:
+                return self.sock.recv(1) == b""
+            finally:
+                self.sock.setblocking(True)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return False
+        except (OSError, ValueError):
+            return True

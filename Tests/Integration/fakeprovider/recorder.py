@@ -21,7 +21,7 @@ class RequestLog:
         self._changed = threading.Condition(self._lock)
 
     def add(self, *, method: str, path: str, query: dict, headers: dict, body: Any,
-            body_size: int, peer: str) -> dict:
+            body_size: int, peer: str, protocol: str = "HTTP/1.1", tls: bool = False) -> dict:
         record = {
             "seq": 0,
             "time": time.time(),
@@ -32,6 +32,8 @@ class RequestLog:
             "body": body,
             "body_size": body_size,
             "peer": peer,            # "ip:port" of the client: equal peers = a reused connection
+            "protocol": protocol,    # "HTTP/1.1" or "HTTP/2"
+            "tls": tls,              # whether it came over TLS
             "fault": None,           # the fault applied, if any
             "status": None,          # status sent, None if the connection dropped before
             "stream": False,

@@ -3,8 +3,12 @@ endpoints, and the CLI.
 
 HTTP/1.1 with keep-alive (the gateway pools upstream connections), Content-Length for whole
 answers and chunked transfer for SSE streams, exactly as api.openai.com and api.anthropic.com do.
+Over TLS (``tls=TLSFiles(cert, key)``) it speaks HTTP/1.1 and, with ``http2=True``, HTTP/2 to
+clients that offer ``h2`` in ALPN (fakeprovider/h2wire.py), as those APIs do: the same routes
+and faults on either wire (``Routes`` below), each request's protocol recorded.
 
     python -m fakeprovider.server --port 0     # prints "READY <port>" once listening
+    python -m fakeprovider.server --tls-cert server.pem --tls-key server.key --http2
 
 Endpoints: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, POST /v1/responses
 and GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items (OpenAI);
@@ -12,7 +16,8 @@ POST /openai/deployments/{deployment}/chat/completions?api-version=V and .../emb
 (Azure OpenAI: the deployment is the model, ``api-key`` header), and Azure's v1 API
 POST /openai/v1/responses (the deployment is the body's model, no api-version); POST /v1/messages
 (Anthropic: ``x-api-key`` and ``anthropic-version`` headers). Control: POST /_fake/next (queue a
-fault, see faults.Fault), GET /_fake/requests, POST /_fake/reset.
+fault, see faults.Fault), GET /_fake/requests, GET /_fake/connections (TCP connections accepted
+since the last reset), POST /_fake/reset.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import copy
 import json
 import re
 import signal
+import ssl
 import sys
 import threading
 import uuid
@@ -35,9 +41,10 @@ from . import google_routes
 from . import moderations
 from . import openai_shapes as shapes
 from . import responses_shapes as responses
-from .connection import GONE_ERRORS, ClientConnection, PeerGone
+from .connection import GONE_ERRORS, ClientConnection, PeerGone, TLSClientConnection
 from .faults import Fault, FaultQueue
 from .recorder import RequestLog
+from .tlsfiles import TLSFiles
 
 DEFAULT_MODELS = ["upstream-local", "upstream-smol", "fake-model"]
 CONTROL_PREFIX = "/_fake/"
@@ -56,70 +63,67 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, provider: "FakeProvider"):
+    def __init__(self, address, provider: "FakeProvider", tls: ssl.SSLContext | None):
         self.provider = provider
+        self.tls = tls
         super().__init__(address, _Handler)
 
+    def process_request(self, request, client_address) -> None:
+        self.provider.count_connection()
+        super().process_request(request, client_address)
+
+    def finish_request(self, request, client_address) -> None:
+        """Runs in the connection's own thread: the TLS handshake, then HTTP/2 if ALPN chose it."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(10)
+        secure = self.tls.wrap_socket(request, server_side=True)  # takes over (detaches) the socket
+        try:
+            secure.settimeout(None)
+            if secure.selected_alpn_protocol() == "h2":
+                from .h2wire import H2Wire  # the one module that needs more than the stdlib (h2)
+                H2Wire(secure, client_address, self, _H2Exchange).serve()
+            else:
+                super().finish_request(secure, client_address)
+        finally:
+            try:
+                secure.close()
+            except OSError:
+                pass
+
     def handle_error(self, request, client_address) -> None:
-        """Peers vanishing between keep-alive requests are routine here, not errors to print."""
-        if not isinstance(sys.exc_info()[1], GONE_ERRORS):
+        """Peers vanishing between keep-alive requests, or refusing our test certificate, are
+        routine here, not errors to print."""
+        if not isinstance(sys.exc_info()[1], (*GONE_ERRORS, ssl.SSLError, TimeoutError)):
             super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in two writes: with Nagle's algorithm the body would wait for the
-    # client's delayed ACK of the headers, 40 ms per answer on a kept-alive connection.
-    disable_nagle_algorithm = True
-    server_version = "fake-openai/1.0"
-    sys_version = ""
+class Routes:
+    """The fake's endpoints and faults, whatever the wire: ``_Handler`` (HTTP/1.1, over TLS or
+    not) and ``_H2Exchange`` (one HTTP/2 stream) give them ``command``, ``path``,
+    ``client_address``, ``server`` and the five methods that touch the wire: ``_read_body``,
+    ``_lower_headers``, ``_send_head``, ``_write_body`` and ``_client_connection``."""
+
     server: _Server
+    protocol = "HTTP/1.1"        # what the record says the request came over
+    close_connection = False
     _record: dict | None = None  # the log record of the request being answered
     _anthropic = False           # answering in Anthropic's dialect (POST /v1/messages)
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        if self.server.provider.verbose:
-            super().log_message(format, *args)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _lower_headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            out[key] = f"{out[key]}, {value}" if key in out else value
-        return out
-
     def _start(self, status: int, content_type: str, length: int | None, extra: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        """Sends the head: ``length`` None for a body sent in pieces (``conn.send_chunk``)."""
+        headers = [("Content-Type", content_type)]
         if length is None:
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Cache-Control", "no-cache")
-        else:
-            self.send_header("Content-Length", str(length))
+            headers.append(("Cache-Control", "no-cache"))
         if self._anthropic:
-            self.send_header("request-id", f"req_{uuid.uuid4().hex[:24]}")
+            headers.append(("request-id", f"req_{uuid.uuid4().hex[:24]}"))
         else:
-            self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
-            self.send_header("openai-processing-ms", "1")
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
+            headers += [("x-request-id", f"req_{uuid.uuid4().hex}"), ("openai-processing-ms", "1")]
+        headers += list((extra or {}).items())
+        self._send_head(status, headers, length)
 
     def _send_whole(self, status: int, body: Any, extra: dict | None = None) -> None:
         """Sends a complete JSON (or verbatim str) answer and records it on the current request.
@@ -132,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = next((extra.pop(name) for name in list(extra) if name.lower() == "content-type"), "application/json")
         self._start(status, content_type, len(data), extra)
         self._note(status=status, completed=True)
-        self.wfile.write(data)
+        self._write_body(data)
 
     def _note(self, **changes: Any) -> None:
         if self._record is not None:
@@ -173,7 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         self._record = provider.log.add(
             method=self.command, path=url.path, query=dict(parse_qsl(url.query, keep_blank_values=True)),
-            headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2])
+            headers=headers, body=body, body_size=len(raw), peer="%s:%s" % self.client_address[:2],
+            protocol=self.protocol, tls=self.server.tls is not None)
 
         try:
             model = (azure_deployment(url.path) or google_routes.model_in_path(url.path)
@@ -188,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._note(fault={k: v for k, v in fault.to_json().items() if k != "count"})
         fault = fault or Fault()
 
-        conn = ClientConnection(self.connection)
+        conn = self._client_connection()
         try:
             if fault.delay_ms:
                 conn.wait(fault.delay_ms / 1000)
@@ -497,6 +502,8 @@ class _Handler(BaseHTTPRequestHandler):
         provider = self.server.provider
         if self.command == "GET" and path == "/_fake/requests":
             self._send_whole(200, provider.requests())
+        elif self.command == "GET" and path == "/_fake/connections":
+            self._send_whole(200, {"accepted": provider.connections_accepted()})
         elif self.command == "GET" and path == "/_fake/faults":
             self._send_whole(200, provider.faults.pending())
         elif self.command == "POST" and path == "/_fake/reset":
@@ -516,6 +523,90 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"Invalid URL ({self.command} {path})")
 
 
+class _Handler(Routes, BaseHTTPRequestHandler):
+    """The routes over HTTP/1.1 (TLS or not): one instance per connection, requests in turn."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm the body would wait for the
+    # client's delayed ACK of the headers, 40 ms per answer on a kept-alive connection.
+    disable_nagle_algorithm = True
+    server_version = "fake-openai/1.0"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        if self.server.provider.verbose:
+            super().log_message(format, *args)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _lower_headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            out[key] = f"{out[key]}, {value}" if key in out else value
+        return out
+
+    def _send_head(self, status: int, headers: list[tuple[str, str]], length: int | None) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _write_body(self, data: bytes) -> None:
+        self.wfile.write(data)
+
+    def _client_connection(self) -> ClientConnection:
+        return (TLSClientConnection if self.server.tls is not None else ClientConnection)(self.connection)
+
+
+class _H2Exchange(Routes):
+    """The routes over one HTTP/2 stream (h2wire.H2Wire makes one per request)."""
+
+    protocol = "HTTP/2"
+
+    def __init__(self, stream, server: _Server) -> None:
+        self._h2_stream = stream
+        self.server = server
+        self.command = stream.method
+        self.path = stream.path
+        self.client_address = stream.wire.client_address
+
+    def _read_body(self) -> bytes:
+        return bytes(self._h2_stream.body)
+
+    def _lower_headers(self) -> dict[str, str]:
+        return dict(self._h2_stream.headers)
+
+    def _send_head(self, status: int, headers: list[tuple[str, str]], length: int | None) -> None:
+        self._h2_stream.send_head(status, headers, length)
+
+    def _write_body(self, data: bytes) -> None:
+        self._h2_stream.send_data(data, end_stream=True)
+
+    def _client_connection(self):
+        return self._h2_stream
+
+    def handle(self) -> None:
+        self._dispatch()
+        self._h2_stream.finish()
+
+
 class FakeProvider:
     """The fake provider, run in a background thread (tests) or in the foreground (CLI).
 
@@ -527,16 +618,25 @@ class FakeProvider:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, models: list[str] | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, tls: TLSFiles | None = None, http2: bool = False,
+                 max_concurrent_streams: int = 256):
         self.host = host
         self.models = list(models or DEFAULT_MODELS)
         self.verbose = verbose
         self.log = RequestLog()
         self.faults = FaultQueue()
+        # What an HTTP/2 connection's SETTINGS allow a client (h2wire.H2Wire).
+        self.max_concurrent_streams = max_concurrent_streams
         self._responses_lock = threading.Lock()
         self._responses: dict[str, dict] = {}  # what POST /v1/responses kept (store not false)
-        self._server = _Server((host, port), self)
+        self._connections = 0  # TCP connections accepted since the last reset
+        context = tls.server_context(http2) if tls is not None else None
+        if context is None and http2:
+            raise ValueError("HTTP/2 is offered over TLS (ALPN) only: give tls too")
+        self._server = _Server((host, port), self, context)
         self._thread: threading.Thread | None = None
+        # The CA a client must trust (a gateway's ca_file); None over plain HTTP.
+        self.ca_file = tls.ca if tls is not None else None
 
     @property
     def port(self) -> int:
@@ -544,7 +644,7 @@ class FakeProvider:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._server.tls is not None else 'http'}://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -594,6 +694,16 @@ class FakeProvider:
         self.faults.clear()
         with self._responses_lock:
             self._responses.clear()
+            self._connections = 0
+
+    def count_connection(self) -> None:
+        with self._responses_lock:
+            self._connections += 1
+
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since the last reset (HTTP/2 streams share theirs)."""
+        with self._responses_lock:
+            return self._connections
 
     # --- the Responses API's own store --------------------------------------------------------
 
@@ -619,9 +729,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", dest="models",
                         help="a model id for GET /v1/models (repeatable)")
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    parser.add_argument("--tls-cert", help="serve TLS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="... and this PEM private key")
+    parser.add_argument("--http2", action="store_true", help="offer HTTP/2 (ALPN h2) over TLS")
+    parser.add_argument("--max-concurrent-streams", type=int, default=256,
+                        help="HTTP/2 streams a client may open on one connection")
     args = parser.parse_args(argv)
 
-    provider = FakeProvider(args.host, args.port, args.models, args.verbose)
+    tls = TLSFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
+    provider = FakeProvider(args.host, args.port, args.models, args.verbose, tls=tls, http2=args.http2,
+                            max_concurrent_streams=args.max_concurrent_streams)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=provider._server.shutdown).start())
     print(f"READY {provider.port}", flush=True)
     try:

@@ -8,7 +8,12 @@ from pathlib import Path
 from .constants import DRAIN_TIMEOUT_S, LIMITED_KEY, MAX_BODY_BYTES, PROVIDER_NAME, PUBLIC_MODELS
 
 
-def default_manifest(listen_port: int, fake_base_url: str) -> dict:
+def fake_connection(base_url: str, ca_file: str | None) -> dict:
+    """A provider config's way to the fake: its URL and, over TLS, the CA that signed it."""
+    return {"base_url": base_url, **({"ca_file": ca_file} if ca_file else {})}
+
+
+def default_manifest(listen_port: int, fake_base_url: str, ca_file: str | None = None) -> dict:
     """Two public models on the fake provider, key auth, and a router with no retries."""
     return {
         "server": {
@@ -19,7 +24,7 @@ def default_manifest(listen_port: int, fake_base_url: str) -> dict:
         "providers": {
             PROVIDER_NAME: {
                 "plugin": "openai-compatible",
-                "config": {"base_url": fake_base_url, "api_key": {"env": "FAKE_PROVIDER_KEY"}},
+                "config": {**fake_connection(fake_base_url, ca_file), "api_key": {"env": "FAKE_PROVIDER_KEY"}},
             },
         },
         "models": {

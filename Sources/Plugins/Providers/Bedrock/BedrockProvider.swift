@@ -50,6 +50,7 @@ struct BedrockSettings: Sendable {
     var connectTimeout: Duration
     var transport: UpstreamTransport
     var limits: AnswerLimits
+    var caFile: String?
 
     init(_ settings: BedrockProvider.Settings, context: PluginContext) throws {
         let region = settings.region
@@ -65,6 +66,7 @@ struct BedrockSettings: Sendable {
         connectTimeout = .seconds(settings.connection.connectTimeout)
         transport = settings.connection.upstreamTransport
         limits = settings.connection.limits
+        caFile = settings.connection.caFile
     }
 
     /// The configured keys, or else the environment's: never half of each, so a session token

@@ -142,7 +142,7 @@ struct BedrockWire: Sendable {
         return UpstreamRequest(url: settings.endpoint.baseURL + path, headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: settings.connectTimeout, firstByte: timeout,
                                                           total: call?.request.stream == true ? nil : timeout),
-                               maxResponseBytes: settings.limits.maxResponseBytes, transport: settings.transport)
+                               maxResponseBytes: settings.limits.maxResponseBytes, caFile: settings.caFile, transport: settings.transport)
     }
 
     private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {

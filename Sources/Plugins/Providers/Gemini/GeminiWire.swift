@@ -15,6 +15,7 @@ struct GeminiEndpoint: Sendable {
     var connectTimeout: Duration
     var transport: UpstreamTransport
     var limits: AnswerLimits
+    var caFile: String?
 
     init(url: @escaping @Sendable (_ model: String, _ method: String) -> String,
          authentication: @escaping @Sendable () async throws -> HTTPHeaders,
@@ -27,6 +28,7 @@ struct GeminiEndpoint: Sendable {
         connectTimeout = .seconds(connection.connectTimeout)
         transport = connection.upstreamTransport
         limits = connection.limits
+        caFile = connection.caFile
     }
 
     /// A model name as a path segment (`models/` dropped: admins copy names from Google's lists).
@@ -100,7 +102,7 @@ struct GeminiWire: Sendable {
         return UpstreamRequest(method: method, url: url, headers: headers, body: body,
                                timeouts: UpstreamTimeouts(connect: endpoint.connectTimeout, firstByte: timeout,
                                                           total: call.request.stream ? nil : timeout),
-                               maxResponseBytes: endpoint.limits.maxResponseBytes, transport: endpoint.transport)
+                               maxResponseBytes: endpoint.limits.maxResponseBytes, caFile: endpoint.caFile, transport: endpoint.transport)
     }
 
     /// A whole answer, parsed; an error status becomes the client's error.
@@ -129,7 +131,7 @@ struct GeminiWire: Sendable {
             for (name, value) in endpoint.headers { headers.replaceOrAdd(name: name, value: value) }
             let response = try await upstream.send(UpstreamRequest(
                 method: .GET, url: url, headers: headers,
-                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)), transport: endpoint.transport))
+                timeouts: UpstreamTimeouts(connect: .seconds(2), firstByte: .seconds(5), total: .seconds(5)), caFile: endpoint.caFile, transport: endpoint.transport))
             return ProbeResult(isUp: response.status < 500, detail: "HTTP \(response.status)")
         } catch let error as GatewayError {
             return ProbeResult(isUp: false, detail: error.message)
