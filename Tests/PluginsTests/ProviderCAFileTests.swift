@@ -18,13 +18,15 @@ import Testing
             """
     }
 
-    /// Each provider plugin with a config that loads (no network is touched at load).
+    /// Each provider plugin with a config that loads. The addresses need no name lookup: a
+    /// built gateway's health probes call them at once, and curl's shutdown waits for a lookup
+    /// of a name that never resolves (seconds, with no network), stalling every test after it.
     static let providers: [(plugin: String, config: String)] = [
-        ("openai-compatible", #""base_url": "https://llm.internal.example/v1""#),
-        ("anthropic", #""base_url": "https://claude.internal.example", "api_key": "k""#),
-        ("azure-openai", #""base_url": "https://acme.openai.azure.com", "api_key": "k""#),
-        ("gemini", #""base_url": "https://gemini.internal.example", "api_key": "k""#),
-        ("bedrock", #""region": "us-east-1", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "s""#),
+        ("openai-compatible", #""base_url": "https://127.0.0.1:9/v1""#),
+        ("anthropic", #""base_url": "https://127.0.0.1:9", "api_key": "k""#),
+        ("azure-openai", #""base_url": "https://127.0.0.1:9", "api_key": "k""#),
+        ("gemini", #""base_url": "https://127.0.0.1:9", "api_key": "k""#),
+        ("bedrock", #""region": "us-east-1", "base_url": "https://127.0.0.1:9", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "s""#),
     ]
 
     static func temporaryDirectory() throws -> String {
