@@ -297,7 +297,8 @@ class Suite:
                      "floor-sse": base + 13, "proxy-sse": base + 14, "base-ar": base + 15, "base-full": base + 16}
         self.sluice = Path(os.environ.get("SLUICE_BIN", REPO / ".build/release/sluice"))
         self.floor = Path(os.environ.get("NIO_FLOOR_BIN", BENCH / "nio-floor/.build/release/nio-floor"))
-        self.baseline = Path(args.baseline_bin).resolve() if args.baseline_bin else None
+        self.baseline = (Path(os.environ.get("BENCH_CALLER_DIR", os.getcwd())) / args.baseline_bin).resolve() \
+            if args.baseline_bin else None
         self.pids: dict[str, subprocess.Popen] = {}
         # the process whose CPU a wrk target costs (the server under test, not the upstream)
         self.server_of = {"direct": "nginx-upstream", "nginx": "nginx-proxy", "floor": "floor", "sluice-ar": "ar",
@@ -1563,7 +1564,7 @@ def render(r: dict, args) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke test: ~1 minute, short runs, 1,000 open streams")
+    p.add_argument("--quick", action="store_true", help="smoke test: ~2 minutes, short runs, 1,000 open streams (checks the suite, measures nothing)")
     p.add_argument("--with-litellm", action="store_true", help="also measure LiteLLM's proxy (installed by bench/run)")
     p.add_argument("--seconds", type=float, help="each wrk load run (default $BENCH_SECONDS or 20; --quick 3)")
     p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
