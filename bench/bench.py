@@ -27,10 +27,12 @@ binary's auth + router and full pipeline beside the current one's, interleaved i
 runs, and reports throughput, CPU/req, latency, per-KB body cost, streaming and memory per stream
 side by side.
 
-Wall time: about 10 minutes by default, 13–15 with --with-litellm or --baseline-bin (plus up to 10
-minutes waiting for a quiet machine; --no-wait skips it). To fit, each load run is 20 s (CPU/req
-and 1-connection p50/p99 settle well within that at these rates), each plugin pipeline 8 s, each
-body-size run 5 s, and the SwiftNIO floor's 10,000-stream hold is the only repeat of that hold.
+Wall time: about 10 minutes by default, 12-13 with --baseline-bin, ~15 with it and --with-litellm
+(plus up to 10 minutes waiting for a quiet machine; --no-wait skips it). To fit, each load run is
+20 s after a 3 s warm-up (CPU/req and the 1-connection p50/p99 settle well within that at these
+rates: tens of thousands of requests per run), each plugin pipeline 8 s, each body-size run 5 s
+(the 200 KB runs still make hundreds of requests); the long-conversation stream hold is 2,000
+streams, not 10,000, and only the current binary does it.
 
 What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
   +0  nginx: fixed OpenAI chat.completion JSON           (the upstream; "direct" = the physical floor)
