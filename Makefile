@@ -67,7 +67,8 @@ check: build
 
 ## Benchmarks on 127.0.0.1: sluice against nginx (and LiteLLM with BENCH_ARGS=--with-litellm); ~10 minutes,
 ## writes bench/RESULTS.md and bench/out/. Measures .build/release/sluice (`make release` first); BENCH_SECONDS
-## shortens each run, BENCH_ARGS=--quick is a one-minute smoke test.
+## shortens each run, BENCH_ARGS=--quick is a short smoke test, BENCH_ARGS="--baseline-bin PATH" measures an
+## older sluice binary beside the current one (before/after in one run).
 bench:
 	./bench/run $(BENCH_ARGS)
 

@@ -5,6 +5,35 @@ Run through ``bench/run`` (or ``make bench``); see ``bench/run --help``. Everyth
 count and time; every process this script starts is stopped by its pid when it ends. Raw output
 goes to bench/out/, the summary to bench/RESULTS.md.
 
+It judges issue #26's targets, each a ratio to (or a margin over) the SwiftNIO floor measured in
+the same run, so a busy or slow machine moves goal and figure together:
+  CPU/req at 32 connections       auth + router ≤ 1.5× the floor; full pipeline ≤ 2× the floor
+  each plugin (+CPU µs/req over   tracing ≤ 25, access-log ≤ 10, metrics ≤ 10, validation ≤ 15,
+    auth + router, wrk -c32)        rate-limit ≤ 15
+  long conversations              CPU per extra KB of request body (1 KB vs 200 KB bodies, wrk at
+                                    2 connections): auth + router ≤ 3 µs (200 KB within 1.0 ms of
+                                    1 KB at p50); auth + validation + router ≤ 8 µs
+  latency at 1 connection         auth + router p50 ≤ the floor's p50 + 40 µs; full pipeline
+                                    added p99 (over the upstream direct) ≤ 1 ms
+  memory                          ≤ 20 KB per open http:// stream (full pipeline; 10,000 streams
+                                    ≤ 250 MB); RSS after the load runs ≤ 60 MB
+  streaming                       TTFB overhead ≤ 0.5 ms; longest-held chunk within 1 ms of the floor's
+Each row of the targets table shows nginx's and the floor's figure beside sluice's, and LiteLLM's
+(--with-litellm) and the baseline binary's (--baseline-bin) when measured. `https://` memory per
+stream and HTTP/2 connection counts are not measured here.
+
+Before/after in one run: --baseline-bin PATH (say a release build of an older commit) runs that
+binary's auth + router and full pipeline beside the current one's, interleaved in the same load
+runs, and reports throughput, CPU/req, latency, per-KB body cost, streaming and memory per stream
+side by side.
+
+Wall time: about 10 minutes by default, 12-13 with --baseline-bin, ~15 with it and --with-litellm
+(plus up to 10 minutes waiting for a quiet machine; --no-wait skips it). To fit, each load run is
+20 s after a 3 s warm-up (CPU/req and the 1-connection p50/p99 settle well within that at these
+rates: tens of thousands of requests per run), each plugin pipeline 8 s, each body-size run 5 s
+(the 200 KB runs still make hundreds of requests); the long-conversation stream hold is 2,000
+streams, not 10,000, and only the current binary does it.
+
 What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
   +0  nginx: fixed OpenAI chat.completion JSON           (the upstream; "direct" = the physical floor)
   +1  nginx: fixed SSE stream of 20 chunks + [DONE]       (the fast streaming provider)
@@ -12,13 +41,17 @@ What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
   +3  sse_upstream.py: paced SSE (stamped chunks) and slow SSE (1 chunk/s, for many open streams)
   +4  sluice: api-key-auth + router
   +5  sluice: the full pipeline (every pipeline plugin `sluice plugins` lists that applies)
-  +6  sluice: start-up timing (started and stopped 10 times)
+  +6  sluice: one pipeline at a time (start-up timing, what each plugin costs, auth + validation + router)
   +7  LiteLLM proxy (optional; bench/.venv-litellm)
   +8  nginx: OTLP/HTTP sink for the tracing plugin (answers 200, discards)
   +9  nio-floor: a bare SwiftNIO proxy to +0                (the framework floor; bench/nio-floor)
   +10 nio-floor: the same, to +3                            (its paced streams and open streams)
   +11 nginx: proxy_pass to +3, buffering off               (nginx's paced streams)
   +12 sluice: the full pipeline again, fresh, for the long-conversation hold
+  +13 nio-floor: the same, to +1                            (its time to first byte)
+  +14 nginx: proxy_pass to +1, buffering off               (nginx's time to first byte)
+  +15 baseline sluice: api-key-auth + router              (--baseline-bin)
+  +16 baseline sluice: the full pipeline                  (--baseline-bin)
 
 The floors say what a target costs before any gateway logic: nginx is the proxy floor; nio-floor,
 a minimal HTTP/1.1 proxy written directly on SwiftNIO (the server sluice is built on), is the
@@ -54,6 +87,10 @@ LUA = BENCH / "wrk_chat.lua"
 LITELLM_VENV = BENCH / ".venv-litellm"
 KEY = "sk-bench-" + secrets.token_hex(12)
 HISTORY_BYTES = 16_000  # earlier turns sent with each request in the long-conversation hold
+# The per-KB body cost: a 1 KB and a 200 KB conversation (KiB, so the difference is 199 KB exactly),
+# at a few connections so latency stays close to one request's while the CPU figure has many requests.
+BODY_SMALL, BODY_LARGE = 1024, 200 * 1024
+BODY_CONNS = 2
 
 CHAT_JSON = ('{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-upstream",'
              '"choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},'
@@ -254,17 +291,20 @@ class Suite:
         self.procs = Procs()
         self.notes: list[str] = []
         self.failures: list[str] = []
-        self.r: dict = {"wrk": {}, "streaming": {}, "memory": {}, "startup": {}, "profile": {}}
+        self.r: dict = {"wrk": {}, "streaming": {}, "memory": {}, "startup": {}, "profile": {}, "body": {}}
         base = args.port_base
         self.port = {"json": base, "sse": base + 1, "proxy": base + 2, "py": base + 3,
                      "ar": base + 4, "full": base + 5, "start": base + 6, "litellm": base + 7, "otlp": base + 8,
-                     "floor": base + 9, "floor-py": base + 10, "proxy-py": base + 11, "history": base + 12}
+                     "floor": base + 9, "floor-py": base + 10, "proxy-py": base + 11, "history": base + 12,
+                     "floor-sse": base + 13, "proxy-sse": base + 14, "base-ar": base + 15, "base-full": base + 16}
         self.sluice = Path(os.environ.get("SLUICE_BIN", REPO / ".build/release/sluice"))
         self.floor = Path(os.environ.get("NIO_FLOOR_BIN", BENCH / "nio-floor/.build/release/nio-floor"))
+        self.baseline = (Path(os.environ.get("BENCH_CALLER_DIR", os.getcwd())) / args.baseline_bin).resolve() \
+            if args.baseline_bin else None
         self.pids: dict[str, subprocess.Popen] = {}
         # the process whose CPU a wrk target costs (the server under test, not the upstream)
         self.server_of = {"direct": "nginx-upstream", "nginx": "nginx-proxy", "floor": "floor", "sluice-ar": "ar",
-                          "sluice-full": "full", "litellm": "litellm"}
+                          "sluice-full": "full", "litellm": "litellm", "base-ar": "base-ar", "base-full": "base-full"}
         self.full_plugins: list[str] = []
 
     # ---- setup
@@ -274,6 +314,8 @@ class Suite:
                 sys.exit(f"bench: {tool} is missing (bench/run installs it with apt-get)")
         if not self.sluice.exists():
             sys.exit(f"bench: no sluice binary at {self.sluice} (run `make release`, or set SLUICE_BIN)")
+        if self.baseline and not self.baseline.exists():
+            sys.exit(f"bench: no baseline binary at {self.baseline}")
         busy = [f"{k}={p}" for k, p in self.port.items() if not port_free(p)]
         if busy:
             sys.exit(f"bench: ports in use: {', '.join(busy)} (set BENCH_PORT_BASE to another base)")
@@ -290,6 +332,10 @@ class Suite:
         (OUT / "bin").mkdir()
         self.sluice = OUT / "bin" / "sluice"
         shutil.copy2(self.sluice_src, self.sluice)
+        if self.baseline:
+            self.baseline_src = self.baseline
+            self.baseline = OUT / "bin" / "sluice-baseline"
+            shutil.copy2(self.baseline_src, self.baseline)
 
     def machine(self) -> dict:
         cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -310,7 +356,10 @@ class Suite:
                 "git": head + (" (+ uncommitted changes in Sources/)" if dirty else ""),
                 "sluice_bin": str(self.sluice_src.relative_to(REPO) if self.sluice_src.is_relative_to(REPO) else self.sluice_src),
                 "sluice_bin_mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "nofile_hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1], **versions}
+                "nofile_hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1], **versions,
+                **({"baseline_bin": str(self.baseline_src),
+                    "baseline_bin_mtime": dt.datetime.fromtimestamp(self.baseline_src.stat().st_mtime, dt.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M UTC")} if self.baseline else {})}
 
     def wait_quiet(self) -> None:
         limit = self.args.quiet_wait
@@ -344,8 +393,15 @@ class Suite:
            location / {{ return 200 ''; }} }}"""),
             ("nginx-proxy", "auto", f"""
   upstream fake_provider {{ server 127.0.0.1:{self.port['json']}; keepalive 64; keepalive_requests 1000000; }}
+  # a 200 KB conversation is held in memory, as the gateways hold it, not spooled to a temp file
+  client_body_buffer_size 512k;
   server {{ listen 127.0.0.1:{self.port['proxy']} backlog=4096;
            location / {{ proxy_pass http://fake_provider; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  # the fast SSE upstream relayed as it comes, for nginx's time to first byte
+  upstream sse_provider {{ server 127.0.0.1:{self.port['sse']}; keepalive 16; }}
+  server {{ listen 127.0.0.1:{self.port['proxy-sse']} backlog=4096;
+           location / {{ proxy_pass http://sse_provider; proxy_http_version 1.1; proxy_set_header Connection "";
+                        proxy_buffering off; }} }}
   # the paced SSE upstream, relayed as it comes (proxy_buffering off), for the chunk timings
   upstream paced_provider {{ server 127.0.0.1:{self.port['py']}; keepalive 16; }}
   server {{ listen 127.0.0.1:{self.port['proxy-py']} backlog=4096;
@@ -392,9 +448,9 @@ http {{
             "pipeline": pipeline,
         }
 
-    def check_manifest(self, manifest: dict, path: Path) -> tuple[bool, str]:
+    def check_manifest(self, manifest: dict, path: Path, binary: Path | None = None) -> tuple[bool, str]:
         path.write_text(json.dumps(manifest, indent=2))
-        p = subprocess.run([str(self.sluice), "check", str(path)], capture_output=True, text=True, timeout=30,
+        p = subprocess.run([str(binary or self.sluice), "check", str(path)], capture_output=True, text=True, timeout=30,
                            env={**os.environ, "SLUICE_BENCH_KEY": KEY}, cwd=REPO)
         return p.returncode == 0, (p.stdout + p.stderr).strip()
 
@@ -448,6 +504,33 @@ http {{
             manifest["server"]["listen"] = [f"127.0.0.1:{self.port[port]}"]
             (OUT / target).write_text(json.dumps(manifest, indent=2))
         log(f"full pipeline: {' → '.join(self.full_plugins)}")
+        if self.baseline:
+            self.write_baseline()
+
+    def write_baseline(self) -> None:
+        """The baseline binary gets the same two manifests on its own ports. An older binary may refuse
+        a plugin or setting the current one has: that plugin is left out of its full pipeline, noted."""
+        self.base_plugins: list[str] = []
+        ok, msg = self.check_manifest(self.sluice_manifest(self.port["base-ar"], [self.entry["api-key-auth"], self.entry["router"]]),
+                                      OUT / "baseline-auth-router.json", self.baseline)
+        if not ok:
+            self.notes.append(f"The baseline binary refused the auth + router manifest; baseline not measured: {msg[:300]}")
+            self.baseline = None
+            return
+        chosen: list[str] = []
+        for name in self.full_plugins[:-1]:
+            trial = chosen + [name]
+            ok, msg = self.check_manifest(self.sluice_manifest(self.port["base-full"], [self.entry[n] for n in trial] + [self.entry["router"]]),
+                                          OUT / "baseline-full.json", self.baseline)
+            if ok:
+                chosen = trial
+            else:
+                self.notes.append(f"Baseline: `{name}` left out of its full pipeline: its `sluice check` refused it: {msg[:200]}")
+        self.base_plugins = chosen + ["router"]
+        ok, msg = self.check_manifest(self.sluice_manifest(self.port["base-full"], [self.entry[n] for n in self.base_plugins]),
+                                      OUT / "baseline-full.json", self.baseline)
+        assert ok, msg
+        log(f"baseline full pipeline: {' → '.join(self.base_plugins)}")
 
     def start_servers(self) -> None:
         self.write_nginx()
@@ -460,26 +543,29 @@ http {{
                              "--chunks", "20", "--gap-ms", "5", "--slow-max-s", "600", "--max-lifetime-s", "3600"],
             OUT / "sse_upstream.log")
         if self.floor.exists():
-            for name, upstream in (("floor", "json"), ("floor-py", "py")):
+            for name, upstream in (("floor", "json"), ("floor-py", "py"), ("floor-sse", "sse")):
                 self.pids[name] = self.procs.start(
                     name, [str(self.floor), "--port", str(self.port[name]), "--upstream", f"127.0.0.1:{self.port[upstream]}"],
                     OUT / f"{name}.log")
         else:
             self.notes.append(f"The SwiftNIO framework floor was not measured: no {self.floor} (bench/run builds it; "
                               "see bench/out/nio-floor-build.log).")
-        floors = [("floor", self.port["floor"]), ("floor-py", self.port["floor-py"])] if self.floor.exists() else []
+        floors = [(n, self.port[n]) for n in ("floor", "floor-py", "floor-sse")] if self.floor.exists() else []
         for key, port in [("json", self.port["json"]), ("sse", self.port["sse"]), ("proxy", self.port["proxy"]),
-                          ("py", self.port["py"]), ("proxy-py", self.port["proxy-py"])] + floors:
+                          ("py", self.port["py"]), ("proxy-py", self.port["proxy-py"]), ("proxy-sse", self.port["proxy-sse"])] + floors:
             if not wait_until(lambda: ready_200(port, "/v1/models"), 10):
                 raise SystemExit(f"bench: the {key} upstream on {port} did not come up (see bench/out/)")
-        for name, manifest in (("ar", "sluice-auth-router.json"), ("full", "sluice-full.json")):
-            p = self.procs.start(f"sluice-{name}", [str(self.sluice), "serve", "--config", str(OUT / manifest)],
+        servers = [("ar", self.sluice, "sluice-auth-router.json"), ("full", self.sluice, "sluice-full.json")]
+        if self.baseline:
+            servers += [("base-ar", self.baseline, "baseline-auth-router.json"), ("base-full", self.baseline, "baseline-full.json")]
+        for name, binary, manifest in servers:
+            p = self.procs.start(f"sluice-{name}", [str(binary), "serve", "--config", str(OUT / manifest)],
                                  OUT / f"sluice-{name}.log", env={"SLUICE_BENCH_KEY": KEY})
             self.pids[name] = p
             if not wait_until(lambda: ready_200(self.port[name]), 15):
                 raise SystemExit(f"bench: sluice ({name}) did not answer /ready (see bench/out/sluice-{name}.log)")
         time.sleep(1.0)
-        for name in ("ar", "full"):
+        for name, _, _ in servers:
             self.r["memory"].setdefault(name, {})["idle"] = proc_status(self.pids[name].pid)
         self.r["memory"]["full"]["idle_by_mapping"] = rss_by_mapping(self.pids["full"].pid)
 
@@ -530,6 +616,7 @@ litellm_settings:
             res = self.stream_timing("fast-litellm", f"http://127.0.0.1:{self.port['litellm']}/v1", KEY, "bench-stream")
             if res:
                 self.r["streaming"]["fast-litellm"] = res
+            self.body_cost("litellm", process_tree(self.pids["litellm"].pid), self.port["litellm"], KEY)
             self.r["memory"]["litellm"] = proc_status(self.pids["litellm"].pid)
         self.procs.stop(self.pids.pop("litellm"))
 
@@ -537,7 +624,9 @@ litellm_settings:
     def sanity(self, targets: dict | None = None) -> dict:
         targets = targets or {"direct": (self.port["json"], None), "nginx": (self.port["proxy"], None),
                               **({"floor": (self.port["floor"], None)} if "floor" in self.pids else {}),
-                              "sluice-ar": (self.port["ar"], KEY), "sluice-full": (self.port["full"], KEY)}
+                              "sluice-ar": (self.port["ar"], KEY), "sluice-full": (self.port["full"], KEY),
+                              **({"base-ar": (self.port["base-ar"], KEY), "base-full": (self.port["base-full"], KEY)}
+                                 if self.baseline else {})}
         usable = {}
         for name, (port, key) in targets.items():
             status, headers, body = chat_once(port, key)
@@ -554,11 +643,13 @@ litellm_settings:
         return usable
 
     # ---- wrk
-    def wrk(self, name: str, port: int, key: str | None, conns: int, seconds: float, tag: str) -> dict | None:
+    def wrk(self, name: str, port: int, key: str | None, conns: int, seconds: float, tag: str,
+            body_bytes: int | None = None) -> dict | None:
         threads = 1 if conns == 1 else 2
-        cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds:g}s", "--timeout", "5s",
+        # wrk takes whole seconds only
+        cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
                "-s", str(LUA), f"http://127.0.0.1:{port}"]
-        env = {**os.environ, "BENCH_KEY": key or "none", "BENCH_MODEL": "bench"}
+        env = {**os.environ, "BENCH_KEY": key or "none", "BENCH_MODEL": "bench", "BENCH_BODY_BYTES": str(body_bytes or "")}
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
         except subprocess.TimeoutExpired:
@@ -599,9 +690,87 @@ litellm_settings:
                                          f"(socket {res['errors']}, non-2xx {res['non2xx']}) in {res['requests']} requests")
                 log(f"  {res['rps']:.0f} req/s, p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs, errors {res['error_total']}")
 
+    def measured_wrk(self, name: str, pids: list[int], port: int, key: str | None, conns: int, seconds: float,
+                     tag: str = "", body_bytes: int | None = None) -> dict | None:
+        """A 1 s warm-up, then one wrk run with the CPU and context switches of `pids` over it."""
+        self.wrk(name, port, key, conns, 1, f"{tag}-warmup", body_bytes)
+        cpu0 = cpu_snapshot(pids)
+        res = self.wrk(name, port, key, conns, seconds, tag, body_bytes)
+        cpu1 = cpu_snapshot(pids)
+        self.truncate_logs()
+        if res and res["requests"]:
+            res["cpu_us_per_req"] = (cpu1[0] - cpu0[0]) * 1e6 / res["requests"]
+            res["ctx_per_req"] = (cpu1[1] - cpu0[1]) / res["requests"]
+            res["cpu_cores"] = (cpu1[0] - cpu0[0]) / (res["duration_us"] / 1e6)
+            if res["error_total"]:
+                self.failures.append(f"wrk {name} c{conns}{tag}: {res['error_total']} errors "
+                                     f"(socket {res['errors']}, non-2xx {res['non2xx']}) in {res['requests']} requests")
+        return res
+
+    # ---- long conversations: what each KB of request body costs
+    def body_cost(self, name: str, pids: list[int], port: int, key: str | None) -> None:
+        """CPU/req with a 1 KB and a 200 KB conversation; the difference over the 199 KB between them is
+        the cost of a KB of body (reading, parsing, policy, forwarding), the rest of a request cancelling out."""
+        secs = self.args.body_seconds
+        runs = {}
+        for size in (BODY_SMALL, BODY_LARGE):
+            res = self.measured_wrk(f"body-{name}", pids, port, key, BODY_CONNS, secs, f"-{size // 1024}k", size)
+            if not res or not res.get("cpu_us_per_req"):
+                return
+            runs[size] = res
+        small, large = runs[BODY_SMALL], runs[BODY_LARGE]
+        kb = (large["body_bytes"] - small["body_bytes"]) / 1024
+        out = {"small": small, "large": large, "kb": kb,
+               "per_kb_us": (large["cpu_us_per_req"] - small["cpu_us_per_req"]) / kb,
+               "p50_diff_us": large["latency_us"]["p50"] - small["latency_us"]["p50"],
+               "p99_diff_us": large["latency_us"]["p99"] - small["latency_us"]["p99"]}
+        self.r["body"][name] = out
+        log(f"  body {name}: {small['cpu_us_per_req']:.0f} → {large['cpu_us_per_req']:.0f} µs CPU/req, "
+            f"{out['per_kb_us']:.2f} µs per KB, p50 +{out['p50_diff_us']} µs")
+
+    def fresh_sluice(self, binary: Path, label: str, names: list[str]) -> subprocess.Popen | None:
+        """A sluice with the pipeline `names` on the one-at-a-time port; None (noted) if it does not come up."""
+        if not wait_until(lambda: port_free(self.port["start"]), 10):
+            self.failures.append(f"{label}: the port {self.port['start']} stayed busy")
+            return None
+        path = OUT / f"sluice-{label}.json"
+        path.write_text(json.dumps(self.sluice_manifest(self.port["start"], [self.entry[n] for n in names]), indent=2))
+        p = self.procs.start(f"sluice-{label}", [str(binary), "serve", "--config", str(path)],
+                             OUT / f"sluice-{label}.log", env={"SLUICE_BENCH_KEY": KEY})
+        if not wait_until(lambda: ready_200(self.port["start"]), 15):
+            self.failures.append(f"{label}: sluice did not answer /ready (bench/out/sluice-{label}.log)")
+            self.procs.stop(p)
+            return None
+        return p
+
+    def body_costs(self, usable: dict) -> None:
+        log(f"long conversations: {BODY_SMALL // 1024} KB and {BODY_LARGE // 1024} KB bodies, "
+            f"wrk -c{BODY_CONNS}, {self.args.body_seconds:g} s each")
+        for name in ("nginx", "floor", "sluice-ar", "base-ar"):
+            if name in usable:
+                port, key = usable[name]
+                self.body_cost(name, process_tree(self.pids[self.server_of[name]].pid), port, key)
+        # validation reads every message: its per-KB cost on top of auth + router, in a fresh sluice
+        with_validation = [("sluice-val", self.sluice, "validation" in self.full_plugins)]
+        if self.baseline:
+            with_validation.append(("base-val", self.baseline, "validation" in self.base_plugins))
+        for name, binary, has in with_validation:
+            if not has:
+                self.notes.append(f"{name}: no validation plugin in this binary's full pipeline; its per-KB cost was not measured.")
+                continue
+            p = self.fresh_sluice(binary, name, ["api-key-auth", "validation", "router"])
+            if p is None:
+                continue
+            try:
+                self.body_cost(name, [p.pid], self.port["start"], KEY)
+            finally:
+                self.procs.stop(p)
+            if os.path.exists(OUT / f"sluice-{name}.log"):
+                os.truncate(OUT / f"sluice-{name}.log", 0)
+
     def truncate_logs(self) -> None:
         """Access logs under load would fill the disk: keep the head and any warning/error lines, count the rest."""
-        for name in ("ar", "full"):
+        for name in ("ar", "full", "base-ar", "base-full"):
             path = OUT / f"sluice-{name}.log"
             if not path.exists() or path.stat().st_size < 4 * 1024 * 1024:
                 continue
@@ -760,10 +929,12 @@ litellm_settings:
         log(f"streaming: {self.args.streams} streams each, fast (nginx SSE) and paced (20 chunks 5 ms apart)")
         runs = [("fast-direct", f"http://127.0.0.1:{self.port['sse']}/v1", None, "bench-stream"),
                 ("paced-direct", f"http://127.0.0.1:{self.port['py']}/paced/v1", None, "bench-paced"),
+                ("fast-nginx", f"http://127.0.0.1:{self.port['proxy-sse']}/v1", None, "bench-stream"),
                 ("paced-nginx", f"http://127.0.0.1:{self.port['proxy-py']}/paced/v1", None, "bench-paced")]
         if "floor-py" in self.pids:
-            runs.append(("paced-floor", f"http://127.0.0.1:{self.port['floor-py']}/paced/v1", None, "bench-paced"))
-        for name in ("sluice-ar", "sluice-full"):
+            runs += [("fast-floor", f"http://127.0.0.1:{self.port['floor-sse']}/v1", None, "bench-stream"),
+                     ("paced-floor", f"http://127.0.0.1:{self.port['floor-py']}/paced/v1", None, "bench-paced")]
+        for name in ("sluice-ar", "sluice-full", "base-ar", "base-full"):
             if name in usable:
                 port = usable[name][0]
                 runs += [(f"fast-{name}", f"http://127.0.0.1:{port}/v1", KEY, "bench-stream"),
@@ -803,6 +974,13 @@ litellm_settings:
             fl = self.hold_streams("floor", self.pids["floor-py"].pid, f"http://127.0.0.1:{self.port['floor-py']}/slow/v1", None, n)
             self.r["memory"]["streams_floor"] = fl
             log(f"  opened {fl['ready'] and fl['ready']['opened']}, RSS {fl['before'].get('VmRSS')} → {fl['holding'].get('VmRSS')} MB")
+        if self.baseline and "base-full" in self.pids:
+            log(f"holding {n:,} open streams through the baseline sluice (full pipeline)")
+            bl = self.hold_streams("baseline", self.pids["base-full"].pid, f"http://127.0.0.1:{self.port['base-full']}/v1", KEY, n)
+            self.r["memory"]["streams_base"] = bl
+            if bl["ready"] and bl["ready"]["failed"]:
+                self.failures.append(f"open streams (baseline): {bl['ready']['failed']} of {n} failed to open")
+            log(f"  opened {bl['ready'] and bl['ready']['opened']}, RSS {bl['before'].get('VmRSS')} → {bl['holding'].get('VmRSS')} MB")
         # Chat clients send the whole conversation with every request: the same streams with a long
         # one, through a fresh sluice (memory freed by the hold above would hide the cost).
         m = min(n, 2000)
@@ -892,8 +1070,16 @@ litellm_settings:
             self.wait_quiet()
             self.load_runs(usable)
             self.streaming(usable)
-            for name in ("ar", "full"):
+            servers = ["ar", "full"] + (["base-ar", "base-full"] if self.baseline else [])
+            # RSS after the load runs is read before the body-size runs, whose 200 KB bodies would add to it
+            for name in servers:
                 self.r["memory"][name]["after_load"] = proc_status(self.pids[name].pid)
+            # the floors' RSS after the same runs, beside sluice's (nginx: master and workers together)
+            if "floor" in self.pids:
+                self.r["memory"]["floor"] = {"after_load": proc_status(self.pids["floor"].pid)}
+            tree = [proc_status(q) for q in process_tree(self.pids["nginx-proxy"].pid)]
+            self.r["memory"]["nginx"] = {"after_load": {"VmRSS": round(sum(t.get("VmRSS", 0) for t in tree), 1)}}
+            self.body_costs(usable)
             if "metrics" in self.full_plugins:
                 status, body = http_get(self.port["full"], "/metrics")
                 (OUT / "metrics-full.txt").write_bytes(body)
@@ -909,7 +1095,7 @@ litellm_settings:
             else:
                 self.notes.append("LiteLLM not measured (run `bench/run --with-litellm`).")
             self.r["load_after"] = float(Path("/proc/loadavg").read_text().split()[0])
-            for name in ("ar", "full"):
+            for name in servers:
                 if self.pids[name].poll() is not None:
                     self.failures.append(f"sluice ({name}) exited during the run with status {self.pids[name].returncode}")
         finally:
@@ -918,6 +1104,7 @@ litellm_settings:
         self.r["elapsed_s"] = round(time.monotonic() - t_start)
         self.r["notes"], self.r["failures"] = self.notes, self.failures
         self.r["full_pipeline"] = self.full_plugins
+        self.r["baseline_pipeline"] = getattr(self, "base_plugins", None) if self.baseline else None
         (OUT / "summary.json").write_text(json.dumps(self.r, indent=2, default=str))
         results = render(self.r, self.args)
         (BENCH / "RESULTS.md").write_text(results)
@@ -949,10 +1136,15 @@ def render(r: dict, args) -> str:
     add(f"| sluice | `{m['sluice_bin']}` built {m['sluice_bin_mtime']}; HEAD {m['git']} |")
     add(f"| tools | nginx {m['nginx']}, {m['wrk']}, Python {m['python']}"
         f"{', LiteLLM ' + r['litellm_version'] if r.get('litellm_version') else ''} |")
-    add(f"| full pipeline | {' → '.join(r.get('full_pipeline', []))} |\n")
+    add(f"| full pipeline | {' → '.join(r.get('full_pipeline', []))} |")
+    if m.get("baseline_bin"):
+        add(f"| baseline sluice | `{m['baseline_bin']}` built {m['baseline_bin_mtime']}; full pipeline "
+            f"{' → '.join(r.get('baseline_pipeline') or []) or '–'} |")
+    add("")
 
     names = {"direct": "upstream direct (physical floor)", "nginx": "nginx proxy_pass (proxy floor)",
-             "floor": "SwiftNIO proxy (framework floor)", "sluice-ar": "sluice: auth + router", "sluice-full": "sluice: full pipeline", "litellm": "LiteLLM proxy"}
+             "floor": "SwiftNIO proxy (framework floor)", "sluice-ar": "sluice: auth + router", "sluice-full": "sluice: full pipeline",
+             "base-ar": "baseline sluice: auth + router", "base-full": "baseline sluice: full pipeline", "litellm": "LiteLLM proxy"}
     add("## Non-streaming chat completions (wrk)\n")
     add("CPU/req and switches/req: CPU time (user + system, all threads; /proc/PID/stat) and context switches "
         "(/proc/PID/task/*/status) of the server under test alone — for the proxies not counting the upstream — "
@@ -976,7 +1168,7 @@ def render(r: dict, args) -> str:
     if d1:
         add("Added latency at 1 connection (percentile of the target minus the same percentile direct):\n")
         add("| target | added p50 µs | added p99 µs |\n|---|---:|---:|")
-        for name in ("nginx", "floor", "sluice-ar", "sluice-full", "litellm"):
+        for name in ("nginx", "floor", "sluice-ar", "sluice-full", "base-ar", "base-full", "litellm"):
             res = w.get(name, {}).get(1)
             if res:
                 add(f"| {names[name]} | {res['latency_us']['p50'] - d1['latency_us']['p50']} | "
@@ -984,9 +1176,14 @@ def render(r: dict, args) -> str:
         add("")
 
     ng = w.get("nginx", {}).get(32, {}).get("cpu_us_per_req")
-    if ng:
-        parts = [f"{names[n]} {w[n][32]['cpu_us_per_req']:.1f} µs ({w[n][32]['cpu_us_per_req'] / ng:.1f}× nginx's {ng:.1f} µs)"
-                 for n in ("floor", "sluice-ar", "sluice-full", "litellm") if w.get(n, {}).get(32, {}).get("cpu_us_per_req")]
+    fl = w.get("floor", {}).get(32, {}).get("cpu_us_per_req")
+    if ng or fl:
+        def ratios(v):
+            return ", ".join(x for x in (f"{v / fl:.2f}× the SwiftNIO floor's {fl:.1f} µs" if fl else None,
+                                         f"{v / ng:.1f}× nginx's {ng:.1f} µs" if ng else None) if x)
+        parts = [f"{names[n]} {w[n][32]['cpu_us_per_req']:.1f} µs ({ratios(w[n][32]['cpu_us_per_req'])})"
+                 for n in ("floor", "sluice-ar", "sluice-full", "base-ar", "base-full", "litellm")
+                 if w.get(n, {}).get(32, {}).get("cpu_us_per_req")]
         if parts:
             add("CPU per request at 32 connections: " + "; ".join(parts) + ".\n")
 
@@ -1003,6 +1200,27 @@ def render(r: dict, args) -> str:
                 f"{fmt(extra, 1) if extra is not None else ''} | {fmt(c['ctx_per_req'], 2)} | {c['errors']} |")
         add("")
 
+    body = r.get("body") or {}
+    if body:
+        add(f"## Long conversations: what a KB of request body costs (wrk -c{BODY_CONNS}, {args.body_seconds:g} s per body size)\n")
+        add(f"The same chat request with a {BODY_SMALL // 1024} KB and a {BODY_LARGE // 1024} KB conversation (earlier "
+            "user/assistant turns, as a chat client sends them); CPU per KB = the difference in CPU/req over the "
+            "199 KB between them. `+ validation` is auth + validation + router in a fresh sluice.\n")
+        add(f"| target | CPU µs/req at {BODY_SMALL // 1024} KB | at {BODY_LARGE // 1024} KB | CPU µs per KB | "
+            f"p50 µs at {BODY_SMALL // 1024} KB | at {BODY_LARGE // 1024} KB | + p50 | req/s at {BODY_LARGE // 1024} KB | errors |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        body_names = {"nginx": names["nginx"], "floor": names["floor"], "sluice-ar": names["sluice-ar"],
+                      "sluice-val": "sluice: auth + validation + router", "base-ar": names["base-ar"],
+                      "base-val": "baseline sluice: auth + validation + router", "litellm": names["litellm"]}
+        for key, title in body_names.items():
+            b = body.get(key)
+            if b:
+                sm, lg = b["small"], b["large"]
+                add(f"| {title} | {fmt(sm['cpu_us_per_req'], 1)} | {fmt(lg['cpu_us_per_req'], 1)} | {fmt(b['per_kb_us'], 2)} | "
+                    f"{sm['latency_us']['p50']} | {lg['latency_us']['p50']} | {b['p50_diff_us']} | {fmt(lg['rps'])} | "
+                    f"{sm['error_total'] + lg['error_total']} |")
+        add("")
+
     s = r["streaming"]
     if s:
         add(f"## Streaming ({args.streams} streams each, one after another on a kept-alive connection)\n")
@@ -1011,8 +1229,10 @@ def render(r: dict, args) -> str:
         add("| path | TTFB p50 µs | TTFB p99 µs | + TTFB p50 vs direct | total p50 µs | total p99 µs | errors |")
         add("|---|---:|---:|---:|---:|---:|---:|")
         base = s.get("fast-direct", {})
-        for label, title in (("fast-direct", "direct"), ("fast-sluice-ar", "sluice: auth + router"),
-                             ("fast-sluice-full", "sluice: full pipeline"), ("fast-litellm", "LiteLLM proxy")):
+        for label, title in (("fast-direct", "direct"), ("fast-nginx", "nginx proxy_pass (proxy floor)"),
+                             ("fast-floor", "SwiftNIO proxy (framework floor)"), ("fast-sluice-ar", "sluice: auth + router"),
+                             ("fast-sluice-full", "sluice: full pipeline"), ("fast-base-ar", "baseline sluice: auth + router"),
+                             ("fast-base-full", "baseline sluice: full pipeline"), ("fast-litellm", "LiteLLM proxy")):
             x = s.get(label)
             if x:
                 added = x["ttfb_p50"] - base["ttfb_p50"] if base.get("ttfb_p50") is not None else None
@@ -1028,7 +1248,8 @@ def render(r: dict, args) -> str:
         pbase = s.get("paced-direct", {})
         for label, title in (("paced-direct", "direct"), ("paced-nginx", "nginx proxy_pass (proxy floor)"),
                              ("paced-floor", "SwiftNIO proxy (framework floor)"), ("paced-sluice-ar", "sluice: auth + router"),
-                             ("paced-sluice-full", "sluice: full pipeline")):
+                             ("paced-sluice-full", "sluice: full pipeline"), ("paced-base-ar", "baseline sluice: auth + router"),
+                             ("paced-base-full", "baseline sluice: full pipeline")):
             x = s.get(label)
             if x:
                 held = x["delay_max"] - pbase["delay_p50"] if (x.get("delay_max") is not None and pbase.get("delay_p50") is not None) else None
@@ -1044,8 +1265,11 @@ def render(r: dict, args) -> str:
         if not x.get("VmRSS"):
             return "–"
         return f"{x['VmRSS']:.1f} MB ({x.get('RssAnon', 0):.1f} anon + {x.get('RssFile', 0):.1f} file)"
-    for name, title in (("ar", "sluice: auth + router"), ("full", "sluice: full pipeline")):
+    for name, title in (("ar", "sluice: auth + router"), ("full", "sluice: full pipeline"),
+                        ("base-ar", "baseline sluice: auth + router"), ("base-full", "baseline sluice: full pipeline")):
         x = mem.get(name, {})
+        if not x:
+            continue
         add(f"| {title} | {rss(x.get('idle', {}))} | {rss(x.get('after_load', {}))} | "
             f"{fmt(x.get('after_load', {}).get('VmHWM'), 1, ' MB')} | {fmt(x.get('after_load', {}).get('threads'))} |")
     if mem.get("litellm"):
@@ -1096,77 +1320,213 @@ def render(r: dict, args) -> str:
             add(f"The SwiftNIO floor holding {f_opened:,} of the same streams: {fmt(fl['before'].get('VmRSS'), 1, ' MB')} → "
                 f"{fmt(fl['holding']['VmRSS'], 1, ' MB')}, {fmt(f_per, 1, ' KB')} per stream{at_10k}: two NIO channels and "
                 "their buffers, with no gateway state and no curl.\n")
+        bl = mem.get("streams_base")
+        if bl and bl["holding"].get("VmRSS"):
+            b_opened = (bl.get("ready") or {}).get("opened") or 0
+            b_per = (bl["holding"]["VmRSS"] - bl["before"].get("VmRSS", 0)) * 1024 / b_opened if b_opened else None
+            mem["base_per_stream_kb"] = b_per
+            mem["base_extrapolated_10k_mb"] = bl["before"].get("VmRSS", 0) + b_per * 10000 / 1024 if b_per is not None else None
+            add(f"The baseline sluice (full pipeline) holding {b_opened:,} of the same streams: {fmt(bl['before'].get('VmRSS'), 1, ' MB')} → "
+                f"{fmt(bl['holding']['VmRSS'], 1, ' MB')}, {fmt(b_per, 1, ' KB')} per stream.\n")
 
     su = r["startup"]
     if su.get("runs_ms"):
         add(f"## Start-up\n\nexec → `GET /ready` 200 (auth + router manifest), {len(su['runs_ms'])} runs: median "
             f"**{fmt(su['median_ms'], 1)} ms** (min {fmt(su['min_ms'], 1)}, max {fmt(su['max_ms'], 1)}).\n")
 
-    # targets
-    add("## Targets\n")
-    add("The floors column gives the same figure for nginx and for the SwiftNIO framework floor, measured in the "
-        "same run: a target that the framework floor misses cannot be met by code built on SwiftNIO on this machine.\n")
-    add("| target | goal | measured | | floors: nginx · SwiftNIO |\n|---|---|---|---|---|")
+    # targets: issue #26's, each a ratio to, or a margin over, the SwiftNIO floor measured in this run
+    lit = "litellm" in w or "fast-litellm" in s or "litellm" in body
+    has_base = bool(m.get("baseline_bin"))
+    add("")
+    add("## Targets (issue #26)\n")
+    add("Each goal is relative to the SwiftNIO framework floor measured in this run, so a slower or busier machine "
+        "moves goal and figure together. Beside sluice's figure: the same figure for nginx (the proxy floor) and the "
+        "SwiftNIO floor"
+        + (", LiteLLM" if lit else "") + (", and the baseline binary (`--baseline-bin`)" if has_base else "")
+        + ". A target the framework floor itself misses cannot be met by code built on SwiftNIO on this machine. "
+        "– = not measured in this run (the row neither passes nor fails).\n")
+    extra_cols = (["LiteLLM"] if lit else []) + (["baseline sluice"] if has_base else [])
+    add("| target | goal | measured | | nginx | SwiftNIO floor |" + "".join(f" {c} |" for c in extra_cols))
+    add("|---|---|---|---|---|---|" + "---|" * len(extra_cols))
     rows = []
 
-    def target(name, goal, value, ok, floors=""):
-        rows.append((name, goal, value, ok, floors))
+    def target(name, goal, value, ok, nginx=None, floor=None, litellm=None, baseline=None):
+        cells = [nginx, floor] + ([litellm] if lit else []) + ([baseline] if has_base else [])
+        status = "– not measured" if ok is None else ("✅ pass" if ok else "❌ fail")
+        rows.append(f"| {name} | {goal} | {value if value is not None else '–'} | {status} | "
+                    + " | ".join(c if c is not None else "–" for c in cells) + " |")
 
-    def both(nginx, floor):
-        return f"{nginx if nginx is not None else '–'} · {floor if floor is not None else '–'}"
+    def run_of(name, conns):
+        return w.get(name, {}).get(conns)
 
-    ng32 = w.get("nginx", {}).get(32, {}).get("rps")
-    for name, title, goal in (("sluice-full", "full pipeline throughput, 32 conns", 0.5), ("sluice-ar", "auth + router throughput, 32 conns", 0.7)):
-        x = w.get(name, {}).get(32)
-        if x and ng32:
-            ratio = x["rps"] / ng32
-            f32 = w.get("floor", {}).get(32)
-            target(title, f"≥ {goal}× nginx proxy_pass", f"{ratio:.2f}× ({x['rps']:,.0f} vs {ng32:,.0f} req/s)", ratio >= goal and not x["error_total"],
-                   both("1.00×", f"{f32['rps'] / ng32:.2f}×" if f32 else None))
-    a1 = w.get("sluice-ar", {}).get(1)
-    if a1 and d1:
-        p50 = a1["latency_us"]["p50"] - d1["latency_us"]["p50"]
-        p99 = a1["latency_us"]["p99"] - d1["latency_us"]["p99"]
-        n1, f1 = w.get("nginx", {}).get(1), w.get("floor", {}).get(1)
+    def clean(*results):
+        return all(x is not None and not x.get("error_total", x.get("errors", 0)) for x in results)
 
-        def added(x, p):
-            return f"{x['latency_us'][p] - d1['latency_us'][p]} µs" if x else None
-        target("added latency p50, 1 conn (auth + router)", "≤ 60 µs", f"{p50} µs", p50 <= 60, both(added(n1, "p50"), added(f1, "p50")))
-        target("added latency p99, 1 conn (auth + router)", "≤ 200 µs", f"{p99} µs", p99 <= 200, both(added(n1, "p99"), added(f1, "p99")))
-    for label, title in (("sluice-ar", "auth + router"), ("sluice-full", "full pipeline")):
-        x, b = s.get(f"fast-{label}"), s.get("fast-direct")
-        if x and b:
-            added = x["ttfb_p50"] - b["ttfb_p50"]
-            target(f"streaming TTFB overhead p50 ({title})", "≤ 1 ms", f"{added / 1000:.3f} ms (p99 {(x['ttfb_p99'] - b['ttfb_p99']) / 1000:.3f} ms)", added <= 1000 and not x["errors"])
-        x, b = s.get(f"paced-{label}"), s.get("paced-direct")
-        if x and b and x.get("delay_max") is not None:
-            held = x["delay_max"] - b["delay_p50"]
+    # CPU per request at 32 connections, as a multiple of the floor's
+    fcpu = (run_of("floor", 32) or {}).get("cpu_us_per_req")
 
-            def held_max(y):
-                return f"{(y['delay_max'] - b['delay_p50']) / 1000:.3f} ms" if y and y.get("delay_max") is not None else None
-            target(f"longest a chunk was held ({title})", "≤ 1 ms", f"{held / 1000:.3f} ms (p99 {(x['delay_p99'] - b['delay_p50']) / 1000:.3f} ms; direct max {(b['delay_max'] - b['delay_p50']) / 1000:.3f} ms)", held <= 1000 and not x["errors"],
-                   both(held_max(s.get("paced-nginx")), held_max(s.get("paced-floor"))))
-    full = mem.get("full", {})
-    if full.get("idle"):
-        target("RSS idle (full pipeline)", "≤ 30 MB", f"{full['idle']['VmRSS']} MB", full["idle"]["VmRSS"] <= 30)
-    if full.get("after_load"):
-        target("RSS after load (full pipeline)", "≤ 60 MB", f"{full['after_load']['VmRSS']} MB", full["after_load"]["VmRSS"] <= 60)
+    def cpu_ratio(name):
+        v = (run_of(name, 32) or {}).get("cpu_us_per_req")
+        return f"{v / fcpu:.2f}× ({v:.1f} µs)" if v and fcpu else None
+    for name, base_name, title, goal in (("sluice-ar", "base-ar", "auth + router", 1.5), ("sluice-full", "base-full", "full pipeline", 2.0)):
+        v = (run_of(name, 32) or {}).get("cpu_us_per_req")
+        ratio = v / fcpu if v and fcpu else None
+        target(f"CPU per request, 32 conns ({title})", f"≤ {goal:g}× the floor's",
+               f"{ratio:.2f}× ({v:.1f} vs {fcpu:.1f} µs)" if ratio else None,
+               None if ratio is None else ratio <= goal and clean(run_of(name, 32)),
+               cpu_ratio("nginx"), cpu_ratio("floor"), cpu_ratio("litellm"), cpu_ratio(base_name))
+
+    # each plugin: CPU per request over auth + router, each pipeline in a fresh sluice
+    by_label = {c["label"]: c for c in costs}
+    ar_cost = by_label.get("auth + router")
+    for plugin, limit in (("tracing", 25), ("access-log", 10), ("metrics", 10), ("validation", 15), ("rate-limit", 15)):
+        c = by_label.get(f"+ {plugin}")
+        extra = c["cpu_us_per_req"] - ar_cost["cpu_us_per_req"] if c and ar_cost else None
+        target(f"{plugin}: + CPU per request over auth + router", f"≤ {limit} µs",
+               f"{extra:+.1f} µs ({c['cpu_us_per_req']:.1f} vs {ar_cost['cpu_us_per_req']:.1f} µs)" if extra is not None else None,
+               None if extra is None else extra <= limit and not c["errors"] and not ar_cost["errors"])
+
+    # long conversations: CPU per extra KB of request body, and what 199 KB more does to the p50
+    def per_kb(key):
+        b = body.get(key)
+        return f"{b['per_kb_us']:.2f} µs" if b else None
+
+    def p50_diff(key):
+        b = body.get(key)
+        return f"{b['p50_diff_us'] / 1000:+.3f} ms" if b else None
+    for key, base_key, title, limit in (("sluice-ar", "base-ar", "auth + router", 3), ("sluice-val", "base-val", "auth + validation + router", 8)):
+        b = body.get(key)
+        target(f"CPU per extra KB of request body ({title})", f"≤ {limit} µs",
+               f"{b['per_kb_us']:.2f} µs ({b['small']['cpu_us_per_req']:.0f} → {b['large']['cpu_us_per_req']:.0f} µs CPU/req)" if b else None,
+               None if not b else b["per_kb_us"] <= limit and clean(b["small"], b["large"]),
+               per_kb("nginx"), per_kb("floor"), per_kb("litellm"), per_kb(base_key))
+        if key == "sluice-ar":
+            target(f"{BODY_LARGE // 1024} KB vs {BODY_SMALL // 1024} KB conversation, p50 at {BODY_CONNS} conns (auth + router)",
+                   "≤ + 1.0 ms", p50_diff(key), None if not b else b["p50_diff_us"] <= 1000 and clean(b["small"], b["large"]),
+                   p50_diff("nginx"), p50_diff("floor"), p50_diff("litellm"), p50_diff(base_key))
+
+    # latency at 1 connection
+    f1, dd1 = run_of("floor", 1), run_of("direct", 1)
+
+    def p50_vs_floor(name):
+        x = run_of(name, 1)
+        if not x:
+            return None
+        return f"{x['latency_us']['p50']} µs" + (f" ({x['latency_us']['p50'] - f1['latency_us']['p50']:+d})" if f1 and name != "floor" else "")
+    a1 = run_of("sluice-ar", 1)
+    margin = a1["latency_us"]["p50"] - f1["latency_us"]["p50"] if a1 and f1 else None
+    target("p50 latency, 1 conn (auth + router)", "≤ the floor's + 40 µs",
+           f"{a1['latency_us']['p50']} µs = floor {margin:+d} µs" if margin is not None else None,
+           None if margin is None else margin <= 40 and clean(a1),
+           p50_vs_floor("nginx"), p50_vs_floor("floor"), p50_vs_floor("litellm"), p50_vs_floor("base-ar"))
+
+    def added_p99(name):
+        x = run_of(name, 1)
+        return f"{(x['latency_us']['p99'] - dd1['latency_us']['p99']) / 1000:.3f} ms" if x and dd1 else None
+    x1 = run_of("sluice-full", 1)
+    added = x1["latency_us"]["p99"] - dd1["latency_us"]["p99"] if x1 and dd1 else None
+    target("added p99 latency, 1 conn (full pipeline)", "≤ 1 ms",
+           f"{added / 1000:.3f} ms (p99 {x1['latency_us']['p99']} µs, direct {dd1['latency_us']['p99']} µs)" if added is not None else None,
+           None if added is None else added <= 1000 and clean(x1),
+           added_p99("nginx"), added_p99("floor"), added_p99("litellm"), added_p99("base-full"))
+
+    # memory
+    per = mem.get("per_stream_kb")
+    opened = ((st or {}).get("ready") or {}).get("opened") or 0
+    target("memory per open stream, http:// (full pipeline)", "≤ 20 KB",
+           f"{per:.1f} KB ({opened:,} streams)" if per is not None else None,
+           None if per is None else per <= 20 and opened >= mem.get("streams_n", 0),
+           None, fmt(mem.get("floor_per_stream_kb"), 1, " KB") if mem.get("floor_per_stream_kb") is not None else None,
+           None, fmt(mem.get("base_per_stream_kb"), 1, " KB") if mem.get("base_per_stream_kb") is not None else None)
     if st and st["holding"].get("VmRSS"):
         n = mem["streams_n"]
-        opened = (st.get("ready") or {}).get("opened") or 0
         if n >= 10000:
-            target("RSS with 10,000 open streams", "≤ 250 MB", f"{st['holding']['VmRSS']} MB", st["holding"]["VmRSS"] <= 250 and opened >= n,
-                   both(None, f"{mem['streams_floor']['holding']['VmRSS']} MB" if mem.get("streams_floor") else None))
-        elif mem.get("extrapolated_10k_mb") is not None:
-            target("RSS with 10,000 open streams", "≤ 250 MB",
-                   f"{st['holding']['VmRSS']} MB at {opened:,} streams → {mem['extrapolated_10k_mb']:.0f} MB at 10,000 (extrapolated)",
-                   mem["extrapolated_10k_mb"] <= 250 and opened >= n,
-                   both(None, f"{mem['floor_extrapolated_10k_mb']:.0f} MB" if mem.get("floor_extrapolated_10k_mb") is not None else None))
-    if su.get("median_ms") is not None:
-        target("exec → /ready (median)", "≤ 150 ms", f"{su['median_ms']:.1f} ms", su["median_ms"] <= 150)
-    for name, goal, value, ok, floors in rows:
-        add(f"| {name} | {goal} | {value} | {'✅ pass' if ok else '❌ fail'} | {floors} |")
+            value, projected = f"{st['holding']['VmRSS']} MB", st["holding"]["VmRSS"]
+            floor10k = f"{mem['streams_floor']['holding']['VmRSS']} MB" if (mem.get("streams_floor") or {}).get("holding", {}).get("VmRSS") else None
+        else:
+            projected = mem.get("extrapolated_10k_mb")
+            value = f"{st['holding']['VmRSS']} MB at {opened:,} streams → {projected:.0f} MB at 10,000 (extrapolated)" if projected is not None else None
+            floor10k = f"{mem['floor_extrapolated_10k_mb']:.0f} MB" if mem.get("floor_extrapolated_10k_mb") is not None else None
+        base10k = f"{mem['base_extrapolated_10k_mb']:.0f} MB" if mem.get("base_extrapolated_10k_mb") is not None else None
+        target("RSS with 10,000 open streams (full pipeline)", "≤ 250 MB", value,
+               None if projected is None else projected <= 250 and opened >= n, None, floor10k, None, base10k)
+    else:
+        target("RSS with 10,000 open streams (full pipeline)", "≤ 250 MB", None, None)
+
+    def after_load(key):
+        v = (mem.get(key) or {}).get("after_load", {}).get("VmRSS")
+        return f"{v} MB" if v else None
+    full_after = (mem.get("full") or {}).get("after_load", {}).get("VmRSS")
+    target("RSS after the load runs (full pipeline)", "≤ 60 MB", f"{full_after} MB" if full_after else None,
+           None if not full_after else full_after <= 60, after_load("nginx"), after_load("floor"),
+           f"{mem['litellm']['VmRSS']} MB" if (mem.get("litellm") or {}).get("VmRSS") else None, after_load("base-full"))
+
+    # streaming
+    fd, pd = s.get("fast-direct"), s.get("paced-direct")
+
+    def ttfb(label):
+        x = s.get(label)
+        return f"{(x['ttfb_p50'] - fd['ttfb_p50']) / 1000:.3f} ms" if x and fd and x.get("ttfb_p50") is not None else None
+
+    def held(label):
+        x = s.get(label)
+        return x["delay_max"] - pd["delay_p50"] if x and pd and x.get("delay_max") is not None and pd.get("delay_p50") is not None else None
+
+    def held_ms(label):
+        v = held(label)
+        return f"{v / 1000:.3f} ms" if v is not None else None
+    for name, base_name, title in (("sluice-ar", "base-ar", "auth + router"), ("sluice-full", "base-full", "full pipeline")):
+        x = s.get(f"fast-{name}")
+        over = x["ttfb_p50"] - fd["ttfb_p50"] if x and fd and x.get("ttfb_p50") is not None else None
+        target(f"streaming TTFB overhead p50 ({title})", "≤ 0.5 ms",
+               f"{over / 1000:.3f} ms (p99 {(x['ttfb_p99'] - fd['ttfb_p99']) / 1000:.3f} ms)" if over is not None else None,
+               None if over is None else over <= 500 and clean(x),
+               ttfb("fast-nginx"), ttfb("fast-floor"), ttfb("fast-litellm"), ttfb(f"fast-{base_name}"))
+    for name, base_name, title in (("sluice-ar", "base-ar", "auth + router"), ("sluice-full", "base-full", "full pipeline")):
+        mine, floors = held(f"paced-{name}"), held("paced-floor")
+        target(f"longest a chunk was held ({title})", "≤ the floor's + 1 ms",
+               f"{mine / 1000:.3f} ms = floor {(mine - floors) / 1000:+.3f} ms" if mine is not None and floors is not None else held_ms(f"paced-{name}"),
+               None if mine is None or floors is None else mine - floors <= 1000 and clean(s.get(f"paced-{name}")),
+               held_ms("paced-nginx"), held_ms("paced-floor"), None, held_ms(f"paced-{base_name}"))
+    out.extend(rows)
     add("")
+    judged = [row for row in rows if "– not measured" not in row]
+    passed = sum("✅ pass" in row for row in judged)
+    add(f"{passed} of {len(judged)} measured targets pass" + (f"; {len(rows) - len(judged)} not measured in this run" if len(rows) > len(judged) else "") + ".\n")
+
+    if has_base:
+        add("## Before/after: the baseline binary and this one, in the same run\n")
+        add(f"Baseline: `{m['baseline_bin']}` (built {m['baseline_bin_mtime']}); current: `{m['sluice_bin']}`. Both served "
+            "the same load runs one after the other; change = current vs baseline (lower is better except req/s).\n")
+        add("| figure | baseline | current | change |\n|---|---:|---:|---:|")
+
+        def change(b, c, higher_better=False):
+            if b is None or c is None:
+                return "–"
+            pct_ = f" ({(c - b) / abs(b) * 100:+.0f}%)" if b else ""
+            better = (c > b) if higher_better else (c < b)
+            return f"{c - b:+,.1f}{pct_}" + (" ✓" if better and b and abs(c - b) / abs(b) >= 0.05 else "")
+
+        def pair(label, b, c, digits=1, unit="", higher_better=False):
+            add(f"| {label} | {fmt(b, digits, unit)} | {fmt(c, digits, unit)} | {change(b, c, higher_better)} |")
+
+        def get(name, conns, *path):
+            x = run_of(name, conns)
+            for k in path:
+                x = x.get(k) if isinstance(x, dict) else None
+            return x
+        for cur, old, title in (("sluice-ar", "base-ar", "auth + router"), ("sluice-full", "base-full", "full pipeline")):
+            pair(f"{title}: req/s, 32 conns", get(old, 32, "rps"), get(cur, 32, "rps"), 0, higher_better=True)
+            pair(f"{title}: CPU µs/req, 32 conns", get(old, 32, "cpu_us_per_req"), get(cur, 32, "cpu_us_per_req"))
+            pair(f"{title}: p50 µs, 1 conn", get(old, 1, "latency_us", "p50"), get(cur, 1, "latency_us", "p50"), 0)
+            pair(f"{title}: p99 µs, 1 conn", get(old, 1, "latency_us", "p99"), get(cur, 1, "latency_us", "p99"), 0)
+            fo, fc = s.get(f"fast-{old}"), s.get(f"fast-{cur}")
+            pair(f"{title}: streaming TTFB p50 µs", fo and fo.get("ttfb_p50"), fc and fc.get("ttfb_p50"), 0)
+        for cur, old, title in (("sluice-ar", "base-ar", "auth + router"), ("sluice-val", "base-val", "auth + validation + router")):
+            pair(f"{title}: CPU µs per KB of body", (body.get(old) or {}).get("per_kb_us"), (body.get(cur) or {}).get("per_kb_us"), 2)
+        pair("full pipeline: KB per open stream", mem.get("base_per_stream_kb"), mem.get("per_stream_kb"))
+        pair("full pipeline: RSS MB after the load runs", (mem.get("base-full") or {}).get("after_load", {}).get("VmRSS"), full_after)
+        add("")
 
     prof = r.get("profile") or {}
     if prof.get("symbols"):
@@ -1206,16 +1566,20 @@ def render(r: dict, args) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke test: ~1 minute, short runs, 1,000 open streams")
+    p.add_argument("--quick", action="store_true", help="smoke test: ~2 minutes, short runs, 1,000 open streams (checks the suite, measures nothing)")
     p.add_argument("--with-litellm", action="store_true", help="also measure LiteLLM's proxy (installed by bench/run)")
-    p.add_argument("--seconds", type=float, help="each wrk run (default $BENCH_SECONDS or 30; --quick 3)")
+    p.add_argument("--seconds", type=float, help="each wrk load run (default $BENCH_SECONDS or 20; --quick 3)")
     p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     p.add_argument("--no-perf", action="store_true", help="skip the perf profile")
     p.add_argument("--many-streams", type=int, help="open streams to hold (default 10000; --quick 1000)")
+    p.add_argument("--baseline-bin", metavar="PATH",
+                   help="a second sluice binary (say a release build of an older commit) measured beside "
+                        "$SLUICE_BIN in the same run: auth + router and full pipeline throughput, CPU/req, latency, "
+                        "per-KB body cost, streaming and memory per stream (adds 3-4 minutes)")
     args = p.parse_args()
     env_secs = os.environ.get("BENCH_SECONDS")
     q = args.quick
-    args.seconds = args.seconds or (float(env_secs) if env_secs else (3 if q else 30))
+    args.seconds = args.seconds or (float(env_secs) if env_secs else (3 if q else 20))
     args.warmup = 1 if q else min(3, max(1, args.seconds / 5))
     args.streams = 10 if q else 50
     args.many_streams = args.many_streams or (1000 if q else 10000)
@@ -1224,6 +1588,7 @@ def main() -> None:
     args.startup_runs = 3 if q else 10
     args.perf_seconds = 2 if q else 8
     args.plugin_seconds = 2 if q else 8
+    args.body_seconds = 2 if q else 5
     args.quiet_wait = 0 if (q or args.no_wait) else 600
     args.port_base = int(os.environ.get("BENCH_PORT_BASE", "28100"))
     suite = Suite(args)
