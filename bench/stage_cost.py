@@ -3,10 +3,13 @@
 router and one with the stages added, alternating in rounds on one keep-alive connection each;
 CPU time of each sluice process from /proc, and its resident memory after the run.
 
-    python3 bench/stage_cost.py [--stages status-page|budget] [--requests N] [--rounds R] [--sluice PATH]
+    python3 bench/stage_cost.py [--stages STAGES] [--requests N] [--rounds R] [--sluice PATH]
 
 `status-page` adds the status page's counting; `budget` adds `budget` (a cap per key, in memory)
-and `spend-ledger` (rows to an SQLite state database), the two plugins of spend control.
+and `spend-ledger` (rows to an SQLite state database), the two plugins of spend control;
+`access-log`, `metrics`, `tracing` (exporting to a sink here that discards), `rate-limit` add one
+plugin each, configured as bench/run does; `full` adds all of them and `validation` (bench/run's
+full pipeline).
 
 The upstream is translation.py's canned server. Prints one line per round and the median
 difference; writes nothing.
@@ -24,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from translation import KEY, Upstream, free_port, measure
@@ -39,14 +42,40 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+OTLP = "OTLP_ENDPOINT"  # replaced by the sink's address when the manifest is written
+ACCESS_LOG = {"plugin": "access-log"}
+METRICS = {"plugin": "metrics"}
+TRACING = {"plugin": "tracing", "config": {"otlp_endpoint": OTLP}}
+VALIDATION = {"plugin": "validation", "config": {"max_tokens_cap": 8192}}
+RATE_LIMIT = {"plugin": "rate-limit", "config": {"by": "key", "requests_per_minute": 1_000_000_000, "tokens_per_minute": 1_000_000_000_000}}
 STAGES = {
-    # (stages before auth, stages before the router, whether a state database is named)
+    # (stages before auth, stages before the router, whether a state database is named); the
+    # observability plugins and rate-limit as bench/run configures them
     "status-page": ([{"plugin": "status-page", "config": {"public": True}}], [], False),
     "budget": ([], [{"plugin": "budget", "config": {"limits": [{"key": "*", "usd": 1_000_000}]}}, {"plugin": "spend-ledger"}], True),
+    "access-log": ([ACCESS_LOG], [], False),
+    "metrics": ([METRICS], [], False),
+    "tracing": ([TRACING], [], False),
+    "rate-limit": ([], [RATE_LIMIT], False),
+    "full": ([ACCESS_LOG, METRICS, TRACING], [VALIDATION, RATE_LIMIT], False),
 }
 
 
-def start(binary: str, base: str, work: Path, stages: str | None) -> tuple[subprocess.Popen, int]:
+class OTLPSink(BaseHTTPRequestHandler):
+    """Takes every OTLP/HTTP export and discards it (as bench/run's nginx sink does)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def start(binary: str, base: str, work: Path, stages: str | None, otlp: str = "", wrapper: list[str] = ()) -> tuple[subprocess.Popen, int]:
     port = free_port()
     pipeline = [{"plugin": "api-key-auth", "config": {"keys": [{"name": "bench", "key": {"env": "SLUICE_BENCH_KEY"}}]}},
                 {"plugin": "router", "config": {"retries": 0}}]
@@ -60,10 +89,10 @@ def start(binary: str, base: str, work: Path, stages: str | None) -> tuple[subpr
     if database:
         manifest["database"] = {"url": f"sqlite:{work / 'state.db'}"}
     config = work / f"plugins-{stages}.json"
-    config.write_text(json.dumps(manifest))
-    process = subprocess.Popen([binary, "serve", "--config", str(config)], env={**os.environ, "SLUICE_BENCH_KEY": KEY},
+    config.write_text(json.dumps(manifest).replace(OTLP, otlp))
+    process = subprocess.Popen([*wrapper, binary, "serve", "--config", str(config)], env={**os.environ, "SLUICE_BENCH_KEY": KEY},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -85,9 +114,12 @@ def main() -> None:
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), OTLPSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    otlp = f"http://127.0.0.1:{sink.server_address[1]}"
     with tempfile.TemporaryDirectory() as work:
         without, port_without = start(args.sluice, base, Path(work), None)
-        with_status, port_with = start(args.sluice, base, Path(work), args.stages)
+        with_status, port_with = start(args.sluice, base, Path(work), args.stages, otlp)
         try:
             deltas, cpu = [], {False: [], True: []}
             for round_ in range(args.rounds):
@@ -110,6 +142,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(10)
     upstream.shutdown()
+    sink.shutdown()
 
 
 if __name__ == "__main__":

@@ -43,4 +43,18 @@ import Testing
         var parser = SSEParser()
         #expect(parser.feed(buffer) == Self.expected)
     }
+
+    @Test func findsTextInAnEventsDataByItsBytes() {
+        let usage = SSEEvent(data: #"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#)
+        #expect(usage.dataContains("prompt_tokens"))
+        #expect(usage.dataContains("\"usage\""))
+        #expect(!usage.dataContains("total_tokens"))
+        #expect(!SSEEvent(data: "prompt_token").dataContains("prompt_tokens"))  // a needle longer than the data
+        #expect(SSEEvent(data: "café prompt_tokens é").dataContains("prompt_tokens"))
+        #expect(!SSEEvent(data: "").dataContains("x"))
+        #expect(SSEEvent(data: "").dataContains(""))
+        // A bridged or shared string: its UTF-8 is made contiguous first.
+        let joined = ["a", "prompt", "_tokens"].joined()
+        #expect(SSEEvent(data: String(joined.dropFirst())).dataContains("prompt_tokens"))
+    }
 }

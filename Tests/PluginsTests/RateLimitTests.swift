@@ -104,6 +104,17 @@ import Testing
         }
     }
 
+    /// In memory, a whole answer's settlement happens on its own way out, before it is sent: the
+    /// next request sees it without waiting.
+    @Test func inMemoryAWholeAnswerIsSettledBeforeItIsSent() async throws {
+        try await withGateway(Self.manifest(#"{"tokens_per_day": 100}"#)) { gateway async throws in
+            #expect(try await Self.chat(gateway, maxTokens: 88).headers.first(name: "x-ratelimit-remaining-tokens") == "10")
+            let second = try await Self.chat(gateway, maxTokens: 88)
+            #expect(second.status == .ok)
+            #expect(second.headers.first(name: "x-ratelimit-remaining-tokens") == "5")
+        }
+    }
+
     @Test func aFailedRequestGivesItsReservationBack() async throws {
         let manifest = scriptedManifest(
             pipeline: #"[\#(Self.keys), {"plugin": "rate-limit", "config": {"tokens_per_day": 100}}, {"plugin": "router", "config": {"retries": 0}}]"#,

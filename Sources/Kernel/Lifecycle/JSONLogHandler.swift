@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 
@@ -10,8 +9,6 @@ public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     private let label: String
     private static let allocator = ByteBufferAllocator()
-    /// Made once: making the style costs as much as formatting with it.
-    private static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
     public init(label: String) { self.label = label }
 
@@ -27,19 +24,25 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// One log line, its newline included. The event's fields win over the handler's (usually
-    /// none): no merged dictionary is built.
+    /// none), and both over the four the handler writes first: no merged dictionary is built.
     static func line(level: Logger.Level, message: String, label: String, metadata fields: Logger.Metadata,
                      handlerMetadata: Logger.Metadata = [:]) -> ByteBuffer {
-        var line = JSON.object()
-        line["time"] = JSON(Date.now.formatted(timeFormat))
-        line["level"] = JSON(level.rawValue)
-        line["msg"] = JSON(message)
-        line["logger"] = JSON(label)
-        for (key, value) in fields { line[key] = json(value) }
-        for (key, value) in handlerMetadata where fields[key] == nil { line[key] = json(value) }
-        var bytes = line.encoded(using: allocator, sizeHint: 1024)  // one jansson pass
-        bytes.writeInteger(UInt8(ascii: "\n"))
-        return bytes
+        var line = LogLine(allocator: allocator, capacity: 512)
+        func given(_ key: String) -> Logger.Metadata.Value? {
+            fields[key] ?? (handlerMetadata.isEmpty ? nil : handlerMetadata[key])
+        }
+        line.key("time")
+        if let time = given("time") { line.write(time) } else { line.writeTimeNow() }
+        line.member("level", given("level") ?? .string(level.rawValue))
+        line.member("msg", given("msg") ?? .string(message))
+        line.member("logger", given("logger") ?? .string(label))
+        for (key, value) in fields where !Self.isFirstKey(key) { line.member(key, value) }
+        for (key, value) in handlerMetadata where fields[key] == nil && !Self.isFirstKey(key) { line.member(key, value) }
+        return line.finish()
+    }
+
+    private static func isFirstKey(_ key: String) -> Bool {
+        key == "time" || key == "level" || key == "msg" || key == "logger"
     }
 
     static func json(_ value: Logger.Metadata.Value) -> JSON {

@@ -80,8 +80,13 @@ public protocol Provider: Plugin {
     func probe() async -> ProbeResult?
 }
 
+extension APIOperation {
+    /// What most providers speak natively. Made once: `Provider.answer` asks on every request.
+    public static let chatAndEmbeddings: Set<APIOperation> = [.chatCompletions, .embeddings]
+}
+
 extension Provider {
-    public var nativeOperations: Set<APIOperation> { [.chatCompletions, .embeddings] }
+    public var nativeOperations: Set<APIOperation> { APIOperation.chatAndEmbeddings }
     public func nativeOperations(for upstreamModel: String) -> Set<APIOperation> { nativeOperations }
     public func probe() async -> ProbeResult? { nil }
 }

@@ -28,7 +28,7 @@ public struct AnthropicProvider: Provider {
         wire = AnthropicWire(endpoint: endpoint, upstream: context.upstream)
     }
 
-    public var nativeOperations: Set<APIOperation> { [.messages] }
+    public var nativeOperations: Set<APIOperation> { AnthropicWire.nativeOperations }
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }
 }
 

@@ -8,6 +8,9 @@ struct AnthropicWire: Sendable {
     let endpoint: AnthropicEndpoint
     let upstream: UpstreamClient
 
+    /// Made once: `Provider.answer` asks on every request.
+    static let nativeOperations: Set<APIOperation> = [.messages]
+
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
         let context = request.context

@@ -7,12 +7,16 @@ import NIOHTTP1
 struct OpenAIWire: Sendable {
     let endpoint: OpenAIEndpoint
     let upstream: UpstreamClient
+    /// Made once: `Provider.answer` asks for them on every request.
+    let nativeOperations: Set<APIOperation>
 
-    var nativeOperations: Set<APIOperation> {
+    init(endpoint: OpenAIEndpoint, upstream: UpstreamClient) {
+        self.endpoint = endpoint
+        self.upstream = upstream
         var operations: Set<APIOperation> = [.chatCompletions, .embeddings]
         if endpoint.speaksResponses { operations.insert(.responses) }
         if endpoint.speaksModerations { operations.insert(.moderations) }
-        return operations
+        nativeOperations = operations
     }
 
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
@@ -172,7 +176,7 @@ struct ResponsesUsageTap: EventTranslator {
     let onUsage: @Sendable (Usage) -> Void
 
     mutating func translate(_ event: SSEEvent) throws -> [SSEEvent] {
-        if event.data.contains("\"usage\""), let json = event.json, let usage = Usage(responses: json["response"]?["usage"]) {
+        if event.dataContains("\"usage\""), let json = event.json, let usage = Usage(responses: json["response"]?["usage"]) {
             onUsage(usage)
         }
         return [event]

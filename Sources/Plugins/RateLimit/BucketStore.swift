@@ -1,3 +1,5 @@
+import Kernel
+
 /// Where token buckets live: in this process, or in Redis for replicas to share.
 protocol BucketStore: Sendable {
     /// Takes `costs[i]` from every bucket if each has enough; otherwise takes nothing.
@@ -5,7 +7,18 @@ protocol BucketStore: Sendable {
     /// Adds `deltas[i]` (negative takes, positive gives back) whatever the balance; a bucket may
     /// go below zero (a debt paid off by refill), so real usage is always accounted.
     func adjust(_ buckets: [Bucket], deltas: [Double]) async throws
+    /// `adjust` once an answer is out, so that it never delays one; its failure is ignored.
+    func settle(_ buckets: [Bucket], deltas: [Double], background: BackgroundWork)
     func shutdown() async
+}
+
+extension BucketStore {
+    /// On the background work: a store's round trip must not hold the request's task. Refused
+    /// only while the gateway stops: the bucket then keeps the estimate, which refills within its
+    /// period anyway.
+    func settle(_ buckets: [Bucket], deltas: [Double], background: BackgroundWork) {
+        background.submit { try? await self.adjust(buckets, deltas: deltas) }
+    }
 }
 
 /// One limit: `capacity` units refilled continuously over `period` seconds.

@@ -1,3 +1,4 @@
+import Kernel
 import NIOConcurrencyHelpers
 
 /// Buckets in this process's memory: exact for one process, one lock for all buckets.
@@ -22,6 +23,16 @@ final class InMemoryBucketStore: BucketStore {
     }
 
     func adjust(_ buckets: [Bucket], deltas: [Double]) async throws {
+        apply(buckets, deltas: deltas)
+    }
+
+    /// At once, on the caller's thread: it is one lock and some arithmetic, far less than handing
+    /// it to another thread.
+    func settle(_ buckets: [Bucket], deltas: [Double], background: BackgroundWork) {
+        apply(buckets, deltas: deltas)
+    }
+
+    private func apply(_ buckets: [Bucket], deltas: [Double]) {
         let now = ContinuousClock.now
         states.withLockedValue { states in
             for (bucket, delta) in zip(buckets, deltas) {

@@ -74,7 +74,9 @@ public struct RateLimit: Middleware {
         case "global": "global"
         default: "key:\(request.context.identity?.name ?? "anonymous")"
         }
-        let estimate = Double(Self.estimateTokens(request.body.json, operation: request.operation, outputEstimate: estimatedOutput))
+        // Only token limits need the estimate, and it reads the whole body.
+        let estimate = tokensPerMinute == nil && tokensPerDay == nil ? 0
+            : Double(Self.estimateTokens(request.body.json, operation: request.operation, outputEstimate: estimatedOutput))
         var limits: [(bucket: Bucket, cost: Double, kind: String)] = []
         if let rpm = requestsPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):rpm", capacity: Double(rpm), period: 60), 1, "requests")) }
         if let tpm = tokensPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), estimate, "tokens")) }
@@ -116,9 +118,7 @@ public struct RateLimit: Middleware {
         let settle: @Sendable (Usage?) -> Void = { [store, background] usage in
             guard !tokenBuckets.isEmpty else { return }
             let used = usage.map { Double($0.totalTokens) } ?? 0
-            // Refused only while the gateway stops: the bucket then keeps the estimate, which
-            // refills within its period anyway.
-            background.submit { try? await store.adjust(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }) }
+            store.settle(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }, background: background)
         }
         var response: GatewayResponse
         do {

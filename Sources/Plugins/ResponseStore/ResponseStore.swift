@@ -96,7 +96,7 @@ public struct ResponseStore: Middleware {
             response.body = .whole(answer.encoded(using: allocator))
         case .events(let events):
             response.body = .events(events.rewriting { event in
-                guard event.event?.hasPrefix("response.") == true, event.data.contains("\"previous_response_id\""),
+                guard event.event?.hasPrefix("response.") == true, event.dataContains("\"previous_response_id\""),
                       var json = event.json, json["response"]?.isObject == true else { return event }
                 json["response"]?["previous_response_id"] = JSON(previousID)
                 return SSEEvent(event: event.event, data: json.description)

@@ -47,9 +47,11 @@ final class CircuitBreaker: Sendable {
 
     func recordSuccess(_ target: String) {
         let wasOpen = states.withLockedValue { states in
-            defer { states[target] = .closed(failures: 0) }
-            if case .closed = states[target] ?? .closed(failures: 0) { return false }
-            return true
+            switch states[target] {
+            case nil, .closed(failures: 0): return false  // the usual case: nothing to write
+            case .closed: states[target] = .closed(failures: 0); return false
+            case .open, .halfOpen: states[target] = .closed(failures: 0); return true
+            }
         }
         if wasOpen { onChange(target, false) }
     }

@@ -5,7 +5,7 @@ extension SSEEvent {
     /// whether the chunk is the usage-only one (no choices). Only that chunk names
     /// prompt_tokens, so a substring test spares parsing every other chunk.
     var openAIUsage: (usage: Usage, isUsageOnly: Bool)? {
-        guard data.contains("prompt_tokens"), let json, let usage = Usage(openAI: json["usage"]) else { return nil }
+        guard dataContains("prompt_tokens"), let json, let usage = Usage(openAI: json["usage"]) else { return nil }
         return (usage, json["choices"]?.count == 0)
     }
 }

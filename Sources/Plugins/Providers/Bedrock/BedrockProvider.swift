@@ -35,7 +35,7 @@ public struct BedrockProvider: Provider {
         wire = BedrockWire(settings: try BedrockSettings(settings, context: context), upstream: context.upstream)
     }
 
-    public var nativeOperations: Set<APIOperation> { [.chatCompletions, .embeddings] }
+    public var nativeOperations: Set<APIOperation> { APIOperation.chatAndEmbeddings }
     public func send(_ call: ProviderCall) async throws -> GatewayResponse { try await wire.send(call) }
     public func probe() async -> ProbeResult? { await wire.probe() }
 }

@@ -45,7 +45,7 @@ struct GeminiWire: Sendable {
     let endpoint: GeminiEndpoint
     let upstream: UpstreamClient
 
-    static let nativeOperations: Set<APIOperation> = [.chatCompletions, .embeddings]
+    static let nativeOperations = APIOperation.chatAndEmbeddings
 
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
         switch call.request.operation {

@@ -66,7 +66,7 @@ public struct VertexAIProvider: Provider {
 
     /// Claude models speak Anthropic's Messages format on Vertex AI; the rest speak Gemini's.
     public func nativeOperations(for upstreamModel: String) -> Set<APIOperation> {
-        Self.isClaude(upstreamModel) ? [.messages] : GeminiWire.nativeOperations
+        Self.isClaude(upstreamModel) ? AnthropicWire.nativeOperations : GeminiWire.nativeOperations
     }
 
     public func send(_ call: ProviderCall) async throws -> GatewayResponse {

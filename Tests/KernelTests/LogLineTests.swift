@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import NIOCore
+import Testing
+@testable import Kernel
+
+/// `JSONLogHandler` writes its lines by hand; they must read back as the object jansson would have
+/// written, byte for byte where jansson's output is defined (everything but the time).
+@Suite struct LogLineTests {
+    static let fields: Logger.Metadata = [
+        "request_id": .string("req-1"),
+        "quoted": .string("a \"b\" \\ c/d é 🙂 \u{0}\u{1}\u{8}\u{9}\u{A}\u{C}\u{D}\u{1F}\u{7F}"),
+        "status": .stringConvertible(UInt(200)),
+        "attempts": .stringConvertible(3),
+        "negative": .stringConvertible(Int32(-7)),
+        "stream": .stringConvertible(true),
+        "whole_ms": .stringConvertible(12.0),
+        "latency_ms": .stringConvertible(1.23),
+        "tiny": .stringConvertible(0.000012345),
+        "huge": .stringConvertible(1.5e300),
+        "third": .stringConvertible(1.0 / 3),
+        "negative_exponent": .stringConvertible(-2.5e-7),
+        "not_a_number": .stringConvertible(Double.nan),
+        "other": .stringConvertible(URL(string: "https://example.com/a")!),
+        "list": .array([.string("x"), .stringConvertible(1)]),
+        "headers": .dictionary(["b": .string("2"), "a": .string("1")]),
+    ]
+
+    @Test func writesWhatJanssonWrites() throws {
+        for (key, value) in Self.fields {
+            var line = LogLine(allocator: ByteBufferAllocator(), capacity: 16)
+            line.member(key, value)
+            let written = String(buffer: line.finish())
+            let expected = String(decoding: JSON(object: [(key, JSONLogHandler.json(value))]).encoded(), as: UTF8.self) + "\n"
+            #expect(written == expected, "\(key)")
+        }
+    }
+
+    @Test func aLineHasTheTimeLevelMessageLoggerAndFields() throws {
+        let before = Date.now.addingTimeInterval(-1)
+        let bytes = JSONLogHandler.line(level: .info, message: "request", label: "sluice.access", metadata: Self.fields)
+        #expect(bytes.getInteger(at: bytes.writerIndex - 1, as: UInt8.self) == UInt8(ascii: "\n"))
+        let line = try JSON.parse(bytes)
+        #expect(line.keys.prefix(4) == ["time", "level", "msg", "logger"])
+        #expect(line["level"]?.string == "info")
+        #expect(line["msg"]?.string == "request")
+        #expect(line["logger"]?.string == "sluice.access")
+        #expect(line["quoted"]?.string == "a \"b\" \\ c/d é 🙂 \u{0}\u{1}\u{8}\u{9}\u{A}\u{C}\u{D}\u{1F}\u{7F}")
+        #expect(line["latency_ms"]?.double == 1.23)
+        #expect(line["headers"]?["a"]?.string == "1")
+        let time = try #require(line["time"]?.string)
+        #expect(time.count == 24 && time.hasSuffix("Z"))
+        let parsed = try #require(try? Date(time, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        #expect(parsed >= before && parsed <= Date.now.addingTimeInterval(1))
+    }
+
+    @Test func fieldsWinOverTheHandlersAndBothOverTheFirstFour() throws {
+        let bytes = JSONLogHandler.line(level: .warning, message: "m", label: "l", metadata: ["msg": .string("from the event"), "k": .string("event")],
+                                        handlerMetadata: ["k": .string("handler"), "logger": .string("from the handler"), "h": .string("only")])
+        let line = try JSON.parse(bytes)
+        #expect(line.keys.sorted() == ["h", "k", "level", "logger", "msg", "time"])
+        #expect(line["msg"]?.string == "from the event")
+        #expect(line["logger"]?.string == "from the handler")
+        #expect(line["k"]?.string == "event")
+        #expect(line["level"]?.string == "warning")
+    }
+}
