@@ -826,9 +826,14 @@ def _read_lines_until(reader: int, data: bytearray, done, timeout_s: float) -> l
 
 
 def test_the_gateways_own_threads_are_named(start_sluice):
-    """top, ps and perf show what a thread is: the upstream client's and the log writer's threads
-    carry their names (Foundation's Thread.name alone does not name them on Linux)."""
-    gw = start_sluice(lambda m: m["pipeline"].insert(0, {"plugin": "access-log", "config": {}}), name="threads")
+    """top, ps and perf show what a thread is: curl's and the log writer's threads carry their
+    names (Foundation's Thread.name alone does not name them on Linux). The provider is reached
+    through curl, whose thread starts with its first transfer (plain HTTP would go through NIO)."""
+    def configure(m):
+        m["pipeline"].insert(0, {"plugin": "access-log", "config": {}})
+        for provider in m["providers"].values():
+            provider["config"]["transport"] = "curl"
+    gw = start_sluice(configure, name="threads")
     body = {"model": "local", "messages": [{"role": "user", "content": "hi"}]}
     with httpx.Client(base_url=gw.url, timeout=TIMEOUT_S, trust_env=False) as c:
         assert c.post(CHAT, json=body, headers=bearer(SLUICE_TEST_KEY)).status_code == 200

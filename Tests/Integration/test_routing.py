@@ -362,7 +362,6 @@ def test_deadline_bounds_all_attempts(start_sluice, fake):
 
 # --- streams ----------------------------------------------------------------------------------
 
-@pytest.mark.both_transports
 def test_no_retry_once_the_stream_has_started(start_sluice, fake):
     gw = start_sluice(configure({"streamy": targets(("up-a", 1), ("up-b", 1))}, retries=2, backoff_ms=1))
     fake.enqueue(drop_after_chunks=2, path=CHAT)

@@ -44,21 +44,4 @@ public struct JSONLogHandler: LogHandler {
     private static func isFirstKey(_ key: String) -> Bool {
         key == "time" || key == "level" || key == "msg" || key == "logger"
     }
-
-    static func json(_ value: Logger.Metadata.Value) -> JSON {
-        switch value {
-        case .string(let string): JSON(string)
-        case .stringConvertible(let convertible):
-            switch convertible {  // the concrete types first: a cast to a protocol costs a conformance search
-            case let int as Int: JSON(int)
-            case let int as UInt: JSON(Int(truncatingIfNeeded: int))
-            case let int as any BinaryInteger: JSON(Int(truncatingIfNeeded: int))
-            case let double as Double: JSON(double)
-            case let bool as Bool: JSON(bool)
-            default: JSON(convertible.description)
-            }
-        case .array(let values): JSON(array: values.map(json))
-        case .dictionary(let values): JSON(object: values.sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
-        }
-    }
 }

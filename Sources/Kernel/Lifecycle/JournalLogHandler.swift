@@ -35,7 +35,7 @@ public struct JournalLogHandler: LogHandler {
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             let text = switch value {
             case .string(let string): string
-            default: JSONLogHandler.json(value).description
+            default: LogLine.text(of: value)
             }
             fields.append("\(Self.fieldName(key))=\(text)")
         }

@@ -15,6 +15,14 @@ struct LogLine {
         bytes.writeInteger(UInt8(ascii: "{"))
     }
 
+    /// A metadata value alone, as JSON text (a journal field that is not a string).
+    static func text(of value: Logger.Metadata.Value) -> String {
+        var line = LogLine(allocator: ByteBufferAllocator(), capacity: 64)
+        line.bytes.clear()  // no object around it
+        line.write(value)
+        return String(buffer: line.bytes)
+    }
+
     /// Closes the object and ends the line.
     mutating func finish() -> ByteBuffer {
         bytes.writeInteger(UInt8(ascii: "}"))
@@ -33,7 +41,7 @@ struct LogLine {
         write(value)
     }
 
-    /// As `JSONLogHandler.json(_:)` would encode it (a dictionary's keys sorted).
+    /// As jansson would encode it (a dictionary's keys sorted).
     mutating func write(_ value: Logger.Metadata.Value) {
         switch value {
         case .string(let string): writeString(string)
