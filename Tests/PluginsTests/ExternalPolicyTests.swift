@@ -127,13 +127,12 @@ import Testing
     }
 
     @Test func aSlowServiceTimesOut() async throws {
-        // The service answers after 4 s; a refusal well before that came from the 0.2 s timeout,
-        // with room for a loaded machine.
-        try await Self.withPolicy(#"{"action": "allow"}"#, delay: .seconds(4), config: #", "timeout_s": 0.2"#) { gateway, _ async throws in
-            let start = ContinuousClock.now
+        // The service would allow, after 10 s: a refusal can only come from the 0.2 s timeout.
+        // No wall-clock bound: the parallel suite can stall this task for seconds, and the
+        // upstream deadline fires on its own regardless.
+        try await Self.withPolicy(#"{"action": "allow"}"#, delay: .seconds(10), config: #", "timeout_s": 0.2"#) { gateway, _ async throws in
             let refused = try await gateway.chat(model: "m", "hi", headers: Self.auth)
             #expect(refused.status == .serviceUnavailable)
-            #expect(ContinuousClock.now - start < .seconds(3))
         }
     }
 
