@@ -48,11 +48,12 @@ import Testing
     @Test(arguments: ["(a+)+b", "(a|a)*b", "(a|aa)+$b", "(a*)*b", #"(\w+\s?)+!"#, "(.*a){3}x"])
     func pathologicalPatternsStayLinear(pattern: String) throws {
         let regex = try LinearRegex(pattern)
-        let text = String(repeating: "a", count: 1 << 20)
+        let text = String(repeating: "a", count: 1 << 18)
         let clock = ContinuousClock()
         let elapsed = clock.measure { #expect(!regex.matches(text)) }
-        // Linear: a megabyte in seconds even unoptimized; a backtracking engine would never end.
+        // Linear: a backtracking engine would never end. 256 KiB, not more: the Swift suite's tests
+        // share the cooperative pool's threads, and a longer run starves its timing-bound tests.
         #expect(elapsed < .seconds(30), "\(pattern): \(elapsed)")
-        print("LinearRegex \(pattern) over 1 MiB of a: \(elapsed)")
+        print("LinearRegex \(pattern) over 256 KiB of a: \(elapsed)")
     }
 }
