@@ -25,10 +25,13 @@ CLIENT_SPAN = "00f067aa0ba902b7"
 AUTH = {"authorization": f"Bearer {SLUICE_TEST_KEY}"}
 
 
-def with_tracing(endpoint: str):
+def with_tracing(endpoint: str, protocol: str | None = "http/json", **extra):
+    """The tracing plugin first in the pipeline; `protocol=None` leaves the default (http/protobuf)."""
     def edit(manifest: dict) -> None:
-        manifest["pipeline"].insert(0, {"plugin": "tracing", "config": {
-            "otlp_endpoint": endpoint, "protocol": "http/json", "service_name": "sluice-test", "export_interval_ms": 100}})
+        config = {"otlp_endpoint": endpoint, "service_name": "sluice-test", "export_interval_ms": 100, **extra}
+        if protocol:
+            config["protocol"] = protocol
+        manifest["pipeline"].insert(0, {"plugin": "tracing", "config": config})
     return edit
 
 
@@ -43,6 +46,7 @@ def wait_for_spans(collector: OTLPReceiver, count: int, timeout: float = 10) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with collector.lock:
+            assert not collector.errors, f"the collector could not read an export: {collector.errors}"
             if len(collector.spans) >= count:
                 return list(collector.spans)
         time.sleep(0.05)
@@ -72,6 +76,85 @@ def test_spans_continue_the_clients_trace(start_sluice, fake, collector):
     [upstream] = fake.requests(CHAT)
     traceparent = upstream["headers"]["traceparent"]
     assert traceparent.split("-")[1] == TRACE_ID and traceparent.split("-")[2] == client["span_id"]
+
+
+def test_the_default_protobuf_export_is_read_by_opentelemetry_proto(start_sluice, fake, collector):
+    """`http/protobuf` is the default, and the gateway encodes it by hand: the official generated
+    code (opentelemetry-proto, in harness/otlp.py) must read every field back."""
+    gw = start_sluice(with_tracing(collector.url, protocol=None))
+    answer = httpx.post(gw.url + CHAT, timeout=10, headers={
+        **AUTH, "traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01", "tracestate": "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+        "x-request-id": "proto-1"}, json={"model": "local", "messages": [{"role": "user", "content": "hello there"}]})
+    assert answer.status_code == 200, answer.text
+    spans = wait_for_spans(collector, 2)
+    assert set(collector.content_types) == {"application/x-protobuf"}
+    server = next(s for s in spans if s["kind"] == 2)  # SPAN_KIND_SERVER
+    client = next(s for s in spans if s["kind"] == 3)  # SPAN_KIND_CLIENT
+    assert server["service"] == client["service"] == "sluice-test"
+    assert server["scope"] == "sluice.tracing"
+    assert server["trace_id"] == client["trace_id"] == TRACE_ID
+    assert server["parent_id"] == CLIENT_SPAN
+    assert client["parent_id"] == server["span_id"] and len(client["span_id"]) == 16 and client["span_id"] != server["span_id"]
+    assert server["trace_state"] == client["trace_state"] == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+    assert server["name"] == "chat local" and client["name"] == "chat upstream-local"
+    assert server["start"] <= client["start"] <= client["end"] <= server["end"]
+    assert abs(server["start"] / 1e9 - time.time()) < 60, "Unix nanoseconds"
+    assert server["status"] == {} and client["status"] == {}
+    attributes = server["attributes"]
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "local"
+    assert attributes["gen_ai.response.model"] == "upstream-local"
+    assert attributes["gen_ai.provider.name"] == "fake"
+    assert attributes["sluice.request_id"] == "proto-1"
+    assert attributes["sluice.front_door"] == "openai"
+    assert attributes["sluice.key_name"]
+    # Integers as int_value, not strings.
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["sluice.attempts"] == 1
+    assert attributes["gen_ai.usage.input_tokens"] == 2 and attributes["gen_ai.usage.output_tokens"] == 3
+    assert client["attributes"] == {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "fake",
+                                    "gen_ai.request.model": "upstream-local", "sluice.attempt": 1,
+                                    "gen_ai.usage.input_tokens": 2, "gen_ai.usage.output_tokens": 3}
+    [upstream] = fake.requests(CHAT)
+    assert upstream["headers"]["traceparent"] == f"00-{TRACE_ID}-{client['span_id']}-01"
+    assert upstream["headers"]["tracestate"] == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+
+    # A refusal: the error status and its type.
+    refused = httpx.post(gw.url + CHAT, headers={**AUTH, "x-request-id": "proto-2"}, timeout=10,
+                         json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 404
+    spans = wait_for_spans(collector, 3)
+    failed = next(s for s in spans if s["attributes"].get("sluice.request_id") == "proto-2")
+    assert failed["status"]["code"] == 2  # STATUS_CODE_ERROR
+    assert failed["status"]["message"]
+    assert failed["attributes"]["error.type"] == "model_not_found"
+    assert failed["attributes"]["http.response.status_code"] == 404
+    assert failed["parent_id"] == "" and len(failed["trace_id"]) == 32 and failed["trace_id"] != TRACE_ID
+
+
+def test_a_trace_not_sampled_is_passed_on_and_not_exported(start_sluice, fake, collector):
+    gw = start_sluice(with_tracing(collector.url, sample_ratio=0))
+    with httpx.Client(base_url=gw.url, headers=AUTH, timeout=10) as client:
+        # The client decided not to sample: its decision is followed and passed on.
+        other = "0af7651916cd43dd8448eb211c80319c"
+        unsampled = client.post(CHAT, headers={"traceparent": f"00-{other}-b7ad6b7169203331-00"},
+                                json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+        assert unsampled.status_code == 200
+        # A new trace at sample_ratio 0: not sampled either, but it has a context to pass on.
+        new = client.post(CHAT, json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+        assert new.status_code == 200
+        # A sampled parent is followed whatever the ratio.
+        sampled = client.post(CHAT, headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"},
+                              json={"model": "local", "messages": [{"role": "user", "content": "hi"}]})
+        assert sampled.status_code == 200
+    sent = [r["headers"]["traceparent"].split("-") for r in fake.requests(CHAT)]
+    assert [s[3] for s in sent] == ["00", "00", "01"]
+    assert sent[0][1] == other and sent[0][2] != "b7ad6b7169203331"
+    assert sent[1][1] not in (other, TRACE_ID) and sent[1][1] != "0" * 32
+    wait_for_spans(collector, 2)
+    time.sleep(0.5)  # a few more export intervals: nothing else comes
+    with collector.lock:
+        assert {s["trace_id"] for s in collector.spans} == {TRACE_ID}, collector.spans
 
 
 def test_a_stream_ends_its_spans_when_it_ends(start_sluice, fake, collector):
@@ -129,10 +212,10 @@ def test_spans_are_batched_and_exported_off_the_event_loops(start_sluice, fake, 
 
 @pytest.mark.parametrize("binary", ["debug", "release"])
 def test_building_and_shutting_down_a_tracing_pipeline_is_clean(binary, sluice_bin, make_manifest, tmp_path, request):
-    # swift-otel's exporter stops its HTTP client synchronously when it is freed, which
-    # AsyncHTTPClient turns into a crash on an event loop, where sluice's tasks run. `sluice
-    # check` builds, starts and shuts down every plugin; it crashed about one run in three when
-    # the exporter was freed there (the static release binary showed it most).
+    # `sluice check` builds, starts and shuts down every plugin, the exporter's job included.
+    # With swift-otel (before issue #26) it crashed about one run in three: its exporter stopped
+    # its HTTP client synchronously when freed, which AsyncHTTPClient turns into a crash on an
+    # event loop. The tracer is Sluice's own now; a start and shutdown must stay clean.
     path = sluice_bin if binary == "debug" else Path(os.environ.get("SLUICE_RELEASE_BIN") or REPO_ROOT / ".build" / "release" / "sluice")
     if not path.is_file():
         pytest.fail(f"no {binary} binary at {path}", pytrace=False)
