@@ -10,3 +10,5 @@ void sluice_json_install_budget(void);
 void sluice_json_budget_begin(size_t bytes);
 /// Ends the budget; non-zero when an allocation was refused for it.
 int sluice_json_budget_end(void);
+/// What the last budgeted parse on this thread allocated, in bytes (its estimate is checked against it).
+size_t sluice_json_budget_spent(void);

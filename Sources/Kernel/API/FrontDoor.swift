@@ -165,7 +165,7 @@ struct FrontDoor: Sendable {
                                          credentials: generation.credentials)
             return try await route.handler(GatewayRequest(
                 operation: .other, dialect: .openAI, method: head.method, uri: head.uri, headers: head.headers,
-                body: RequestBody(raw: body, json: .null), model: "", stream: false, context: context))
+                body: RequestBody(opaque: body), model: "", stream: false, context: context))
         }
         if MCPFrontDoor.serves(path) {
             return try await MCPFrontDoor(frontDoor: self, generation: generation)
@@ -187,12 +187,12 @@ struct FrontDoor: Sendable {
                                      headers: head.headers, body: .empty, model: "", stream: false, context: context)
         let admitted = verdicts.allSatisfy { if case .success = $0 { true } else { false } }
         if endpoint.method == .POST, admitted {
-            let json = try await Self.parseBody(body, memoryBudget: generation.manifest.server.maxJSONMemoryBytes)
-            try Self.checkShape(json, for: endpoint.operation)
-            try RequestNumbers.check(json, dialect: endpoint.dialect)
-            request.body = RequestBody(raw: body, json: json)
-            request.model = json["model"]?.string ?? ""
-            request.stream = json["stream"]?.bool ?? false
+            let scanned = try await Self.scanBody(body, memoryBudget: generation.manifest.server.maxJSONMemoryBytes)
+            try Self.checkShape(scanned, for: endpoint.operation)
+            try RequestNumbers.check(scanned, dialect: endpoint.dialect)
+            request.body = scanned
+            request.model = scanned.member("model")?.string ?? ""
+            request.stream = scanned.member("stream")?.bool ?? false
         }
         return try await generation.pipeline.handle(request)
     }
@@ -237,23 +237,25 @@ struct FrontDoor: Sendable {
         return query.split(separator: "&").contains { $0 == "verbose=1" || $0 == "verbose=true" || $0 == "verbose" }
     }
 
-    /// Bodies larger than this are parsed on NIO's thread pool, so that a big body never holds
+    /// Bodies larger than this are scanned on NIO's thread pool, so that a big body never holds
     /// the event loop its connection shares with many others.
-    static let offLoopParseBytes = 256 * 1024
+    static let offLoopScanBytes = 1024 * 1024
 
-    static func parseBody(_ body: ByteBuffer, memoryBudget: Int) async throws -> JSON {
+    /// Checks a body is a JSON object (without building its tree) and indexes its members.
+    static func scanBody(_ body: ByteBuffer, memoryBudget: Int) async throws -> RequestBody {
         guard body.readableBytes > 0 else {
             throw GatewayError.invalidRequest("the request body is empty; expected a JSON object")
         }
-        let parsed: Result<JSON, JSONParseError>
-        if body.readableBytes > offLoopParseBytes {
-            parsed = try await NIOThreadPool.singleton.runIfActive { Result { () throws(JSONParseError) in try JSON.parseRequest(body, memoryBudget: memoryBudget) } }
+        let scanned: Result<JSONScan, JSONParseError>
+        if body.readableBytes > offLoopScanBytes {
+            scanned = try await NIOThreadPool.singleton.runIfActive { Result { () throws(JSONParseError) in try JSONScanner.scan(body, memoryBudget: memoryBudget) } }
         } else {
-            parsed = Result { () throws(JSONParseError) in try JSON.parseRequest(body, memoryBudget: memoryBudget) }
+            scanned = Result { () throws(JSONParseError) in try JSONScanner.scan(body, memoryBudget: memoryBudget) }
         }
-        let json: JSON
-        switch parsed {
-        case .success(let value): json = value
+        switch scanned {
+        case .success(let scan):
+            guard scan.kind == .object else { throw GatewayError.invalidRequest("the request body must be a JSON object") }
+            return RequestBody(raw: body, scan: scan)
         case .failure(let error) where error.exceededBudget:
             throw GatewayError(.payloadTooLarge, type: "invalid_request_error",
                                "the request body's JSON needs more memory than this gateway allows (\(memoryBudget) bytes); send fewer or smaller values",
@@ -261,43 +263,41 @@ struct FrontDoor: Sendable {
         case .failure(let error):
             throw GatewayError.invalidRequest("the request body is not valid JSON (\(error))")
         }
-        guard json.isObject else { throw GatewayError.invalidRequest("the request body must be a JSON object") }
-        return json
     }
 
     /// The fields without which no plugin or provider could make sense of a request. Full
     /// validation (ranges, roles, limits) is the `validation` plugin's job.
-    static func checkShape(_ json: JSON, for operation: APIOperation) throws {
-        guard let model = json["model"], let name = model.string, !name.isEmpty else {
-            throw GatewayError.invalidRequest(json["model"] == nil ? "you must provide a model parameter" : "model must be a non-empty string",
+    static func checkShape(_ body: RequestBody, for operation: APIOperation) throws {
+        let model = body.member("model")
+        guard let name = model?.string, !name.isEmpty else {
+            throw GatewayError.invalidRequest(model == nil ? "you must provide a model parameter" : "model must be a non-empty string",
                                               param: "model")
         }
-        if let stream = json["stream"], !stream.isNull, stream.bool == nil {
+        if let stream = body.member("stream"), !stream.isNull, stream.bool == nil {
             throw GatewayError.invalidRequest("stream must be true or false", param: "stream")
         }
         switch operation {
         case .chatCompletions, .messages:
-            guard let messages = json["messages"] else {
+            guard let messages = body.member("messages") else {
                 throw GatewayError.invalidRequest("missing required parameter: messages", param: "messages")
             }
-            guard messages.isArray, messages.count > 0 else {
+            guard messages.kind == .array, !messages.isEmpty else {
                 throw GatewayError.invalidRequest("messages must be a non-empty array", param: "messages")
             }
-            if operation == .messages, json["max_tokens"]?.int == nil {
+            if operation == .messages, body.member("max_tokens")?.int == nil {
                 throw GatewayError.invalidRequest("max_tokens: a positive integer is required", param: "max_tokens")
             }
         case .embeddings, .moderations:
-            guard let input = json["input"], !input.isNull else {
+            guard let input = body.member("input"), !input.isNull else {
                 throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
             }
         case .responses:
-            let input = json["input"]
-            if input == nil || input!.isNull {
-                guard json["previous_response_id"]?.string != nil else {
-                    throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
+            if let input = body.member("input"), !input.isNull {
+                guard input.kind == .string || input.kind == .array else {
+                    throw GatewayError.invalidRequest("input must be a string or an array of input items", param: "input")
                 }
-            } else if input!.string == nil && !input!.isArray {
-                throw GatewayError.invalidRequest("input must be a string or an array of input items", param: "input")
+            } else if body.member("previous_response_id")?.string == nil {
+                throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
             }
         case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other, .mcp:
             break

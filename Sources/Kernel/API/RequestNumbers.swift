@@ -29,8 +29,12 @@ enum RequestNumbers {
     private static let anthropic = shared + [("temperature", .number(0...1))]
 
     static func check(_ body: JSON, dialect: APIDialect) throws {
+        try check(RequestBody(json: body), dialect: dialect)
+    }
+
+    static func check(_ body: RequestBody, dialect: APIDialect) throws {
         for (key, rule) in dialect == .anthropic ? anthropic : openAI {
-            guard let value = body[key], !value.isNull else { continue }
+            guard let value = body.member(key), !value.isNull else { continue }
             switch rule {
             case .integer(let range):
                 guard let int = value.int, range.contains(int) else { throw refusal(key, "an integer", range.lowerBound, range.upperBound) }

@@ -1,58 +1,208 @@
+import Atomics
 import NIOCore
 
-/// A request body, parsed once. The client's bytes are kept so that an unchanged body is
-/// forwarded as it came (docs/ARCHITECTURE.md, "A request's path"); a change through `json` marks it modified.
+/// A request body: the client's bytes, forwarded as they came unless something changes them
+/// (docs/ARCHITECTURE.md, "A request's path"). The front door only scans them (`JSONScanner`):
+/// top-level members are read (`member`) and set (`replaceMember`) in the bytes, and a tree is
+/// built the first time a plugin or a translation reads `json`. Setting `json` makes the tree
+/// the body, encoded again when it is sent.
 public struct RequestBody: Sendable {
     public private(set) var raw: ByteBuffer
-    public var json: JSON {
-        didSet {
-            isModified = true
-            onlyReplaced = nil
-        }
-    }
+    private var content: Content
+    /// Whether the bytes to send are no longer the client's.
     public private(set) var isModified = false
-    /// Set while the one change is a member replaced through `replaceMember`: the bytes sent
-    /// upstream are then the client's with that value swapped, not the whole tree encoded again.
-    private var onlyReplaced: (key: String, value: JSON)?
 
+    private enum Content: Sendable {
+        /// `raw` is the body; its top-level members are indexed, and its tree is built when asked.
+        case scanned(JSONMemberIndex, LazyTree)
+        /// The tree is the body (`raw` is what the client sent before it changed).
+        case tree(JSON)
+        /// Not JSON the gateway reads (a plugin route's body, or none).
+        case opaque
+    }
+
+    /// A body the front door has scanned.
+    public init(raw: ByteBuffer, scan: JSONScan) {
+        self.raw = raw
+        content = scan.members.map { .scanned($0, LazyTree()) } ?? .opaque
+    }
+
+    /// A body whose tree is already built from `raw`.
     public init(raw: ByteBuffer, json: JSON) {
         self.raw = raw
-        self.json = json
+        if let members = (try? JSONScanner.scan(raw))?.members {
+            content = .scanned(members, LazyTree(json))
+        } else {
+            content = json.isNull ? .opaque : .tree(json)
+        }
     }
 
     /// A body made by the gateway (a translation, say): its bytes are the JSON's encoding.
     public init(json: JSON) {
         raw = ByteBuffer()
-        self.json = json
+        content = .tree(json)
         isModified = true
     }
 
-    public static let empty = RequestBody(raw: ByteBuffer(), json: .null)
-
-    /// Sets a top-level member, as `json[key] = value` does, more cheaply: a provider renaming
-    /// the `model` sends the client's bytes with one value swapped.
-    public mutating func replaceMember(_ key: String, with value: JSON) {
-        let wasModified = isModified
-        json[key] = value
-        if !wasModified { onlyReplaced = (key, value) }
+    /// Bytes the gateway does not read as JSON.
+    public init(opaque raw: ByteBuffer) {
+        self.raw = raw
+        content = .opaque
     }
 
-    /// The bytes to send upstream: the client's own unless something changed the JSON.
-    public func bytes(allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard isModified else { return raw }
-        // A replaced member absent, repeated or escaped in the client's bytes: encode the tree.
-        if let onlyReplaced, case .found(let range) = JSON.valueRange(ofMember: onlyReplaced.key, in: raw) {
-            return splice(onlyReplaced.value, over: range, allocator: allocator)
+    public static let empty = RequestBody(opaque: ByteBuffer())
+
+    /// The whole body as a tree, built on first use from the client's bytes.
+    public var json: JSON {
+        get {
+            switch content {
+            case .scanned(_, let lazy): lazy.tree(of: raw)
+            case .tree(let json): json
+            case .opaque: .null
+            }
         }
-        return json.encoded(using: allocator, sizeHint: raw.readableBytes + 256)
+        set {
+            content = .tree(newValue)
+            isModified = true
+        }
     }
 
-    private func splice(_ value: JSON, over range: Range<Int>, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let encodedValue = value.encoded(using: allocator)
-        var out = allocator.buffer(capacity: raw.readableBytes - range.count + encodedValue.readableBytes)
-        out.writeImmutableBuffer(raw.getSlice(at: raw.readerIndex, length: range.lowerBound)!)
-        out.writeImmutableBuffer(encodedValue)
-        out.writeImmutableBuffer(raw.getSlice(at: raw.readerIndex + range.upperBound, length: raw.readableBytes - range.upperBound)!)
-        return out
+    /// Whether a tree of the body exists (the front door and a provider that only renames the model never build one).
+    public var isParsed: Bool {
+        switch content {
+        case .scanned(_, let lazy): lazy.isBuilt
+        case .tree: true
+        case .opaque: false
+        }
+    }
+
+    /// The whole body to read without building a tree: the client's bytes while nothing built one.
+    public var view: JSONView {
+        switch content {
+        case .scanned(_, let lazy): lazy.built.map(JSONView.init) ?? JSONView(scannedBytes: raw)
+        case .tree(let json): JSONView(json)
+        case .opaque: JSONView(.null)
+        }
+    }
+
+    /// A top-level member, read from the bytes while no tree is the body.
+    public func member(_ key: String) -> JSONView? {
+        switch content {
+        case .scanned(let index, let lazy):
+            if let tree = lazy.built { return tree[key].map(JSONView.init) }
+            let found = raw.withUnsafeReadableBytes { index.find(key, in: $0) }
+            guard let found else { return nil }
+            let range = index.members[found].valueRange
+            return JSONView(scannedBytes: raw.getSlice(at: raw.readerIndex + range.lowerBound, length: range.count)!)
+        case .tree(let json):
+            return json[key].map(JSONView.init)
+        case .opaque:
+            return nil
+        }
+    }
+
+    /// Sets (or with `nil` removes) a top-level member, as `json[key] = value` does, by splicing
+    /// the client's bytes while no tree is the body: renaming the `model` of a 200 KB conversation
+    /// copies its bytes once and parses none of them.
+    public mutating func replaceMember(_ key: String, with value: JSON?) {
+        switch content {
+        case .scanned(let index, let lazy):
+            let (bytes, members) = Self.splice(raw, index: index, key: key, value: value)
+            raw = bytes
+            // A tree built already is kept, changed the same way (a shallow copy of its top level).
+            var tree = lazy.built
+            tree?[key] = value
+            content = .scanned(members, tree.map(LazyTree.init) ?? LazyTree())
+            isModified = true
+        case .tree(var json):
+            content = .opaque  // lets `json` be uniquely referenced while it changes
+            json[key] = value
+            content = .tree(json)
+        case .opaque:
+            break
+        }
+    }
+
+    /// The bytes to send upstream.
+    public func bytes(allocator: ByteBufferAllocator) -> ByteBuffer {
+        switch content {
+        case .scanned, .opaque: raw
+        case .tree(let json): json.encoded(using: allocator, sizeHint: raw.readableBytes + 256)
+        }
+    }
+
+    private static func splice(_ raw: ByteBuffer, index: JSONMemberIndex, key: String, value: JSON?)
+        -> (ByteBuffer, JSONMemberIndex) {
+        let found = raw.withUnsafeReadableBytes { index.find(key, in: $0) }
+        var members = index.members
+        let replaced: Range<Int>
+        var insertion = ByteBuffer()
+        var added: JSONMemberIndex.Member?
+        switch (found, value) {
+        case (nil, nil):
+            return (raw, index)
+        case (let found?, let value?):
+            replaced = members[found].valueRange
+            insertion = value.encoded(using: ByteBufferAllocator(), sizeHint: 64)
+            members[found].valueRange = replaced.lowerBound..<(replaced.lowerBound + insertion.readableBytes)
+        case (let found?, nil):
+            // With the comma that separates it from a neighbour.
+            if found + 1 < members.count {
+                replaced = members[found].start..<members[found + 1].start
+            } else if found > 0 {
+                replaced = members[found - 1].valueRange.upperBound..<members[found].valueRange.upperBound
+            } else {
+                replaced = members[found].start..<members[found].valueRange.upperBound
+            }
+            members.remove(at: found)
+        case (nil, let value?):
+            let at = members.last?.valueRange.upperBound ?? index.closingBrace
+            replaced = at..<at
+            if !members.isEmpty { insertion.writeStaticString(",") }
+            let start = at + insertion.readableBytes
+            insertion.writeBytes(JSON(key).encoded())
+            let keyRange = (start + 1)..<(at + insertion.readableBytes - 1)
+            insertion.writeStaticString(":")
+            let valueStart = at + insertion.readableBytes
+            insertion.writeImmutableBuffer(value.encoded(using: ByteBufferAllocator(), sizeHint: 64))
+            let escaped = !JSON(key).encoded().dropFirst().dropLast().elementsEqual(key.utf8)
+            added = JSONMemberIndex.Member(keyRange: keyRange, escapedKey: escaped ? key : nil, start: start,
+                                           valueRange: valueStart..<(at + insertion.readableBytes))
+        }
+        let delta = insertion.readableBytes - replaced.count
+        for position in members.indices where members[position].start >= replaced.upperBound {
+            members[position].start += delta
+            members[position].keyRange = (members[position].keyRange.lowerBound + delta)..<(members[position].keyRange.upperBound + delta)
+            members[position].valueRange = (members[position].valueRange.lowerBound + delta)..<(members[position].valueRange.upperBound + delta)
+        }
+        if let added { members.append(added) }
+
+        var out = ByteBufferAllocator().buffer(capacity: raw.readableBytes + delta)
+        out.writeImmutableBuffer(raw.getSlice(at: raw.readerIndex, length: replaced.lowerBound)!)
+        out.writeImmutableBuffer(insertion)
+        out.writeImmutableBuffer(raw.getSlice(at: raw.readerIndex + replaced.upperBound, length: raw.readableBytes - replaced.upperBound)!)
+        return (out, JSONMemberIndex(members: members, closingBrace: index.closingBrace + delta))
+    }
+}
+
+/// A body's tree, built at most once however many copies of the body share it.
+final class LazyTree: Sendable {
+    private final class Box: Sendable {
+        let json: JSON
+        init(_ json: JSON) { self.json = json }
+    }
+
+    private let box = ManagedAtomicLazyReference<Box>()
+
+    init() {}
+    init(_ json: JSON) { _ = box.storeIfNilThenLoad(Box(json)) }
+
+    var isBuilt: Bool { box.load() != nil }
+    var built: JSON? { box.load()?.json }
+
+    /// The tree of `raw`, which a scan has found to be valid JSON.
+    func tree(of raw: ByteBuffer) -> JSON {
+        if let built = box.load() { return built.json }
+        return box.storeIfNilThenLoad(Box((try? JSON.parse(raw)) ?? .object())).json
     }
 }

@@ -127,7 +127,7 @@ public struct ResponseCache: Middleware {
     private func isCacheable(_ request: GatewayRequest) -> Bool {
         if let models, !models.contains(request.model) { return false }
         if cachesEverything || request.operation == .embeddings { return true }
-        return request.body.json["temperature"]?.double == 0
+        return request.body.member("temperature")?.double == 0
     }
 
     private func lookup(_ key: String, _ request: GatewayRequest) async -> GatewayResponse? {
@@ -144,7 +144,7 @@ public struct ResponseCache: Middleware {
             request.context.usage = Usage(inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, cachedInputTokens: usage.inputTokens)
         }
         var response = answer.response(streaming: request.stream, dialect: request.dialect,
-                                       includeUsage: request.body.json["stream_options"]?["include_usage"]?.bool == true,
+                                       includeUsage: request.body.member("stream_options")?.json["include_usage"]?.bool == true,
                                        allocator: request.context.allocator)
         response.provider = "cache"
         response.headers.replaceOrAdd(name: "x-sluice-cache", value: "hit")

@@ -18,13 +18,13 @@ struct AnthropicWire: Sendable {
         case (.messages, .anthropic):
             var body = request.body
             if let version = endpoint.bodyVersion {
-                body.json["model"] = nil
-                body.json["anthropic_version"] = JSON(version)
-            } else if body.json["model"]?.string != call.upstreamModel {
+                body.replaceMember("model", with: nil)
+                body.replaceMember("anthropic_version", with: JSON(version))
+            } else if body.member("model")?.string != call.upstreamModel {
                 body.replaceMember("model", with: JSON(call.upstreamModel))
             }
             // Only a translated request can lack it: the Messages front door requires one.
-            if body.json["max_tokens"] == nil { body.json["max_tokens"] = JSON(endpoint.defaultMaxTokens) }
+            if body.member("max_tokens") == nil { body.replaceMember("max_tokens", with: JSON(endpoint.defaultMaxTokens)) }
             let bytes = body.bytes(allocator: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)

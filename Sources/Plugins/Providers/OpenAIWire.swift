@@ -69,12 +69,13 @@ struct OpenAIWire: Sendable {
             context.usage = Usage(openAI: JSON.member("usage", in: response.body))
             return try whole(response)
         }
-        let clientAskedForUsage = body.json["stream_options"]?["include_usage"]?.bool == true
+        let askedOptions = body.member("stream_options")?.json
+        let clientAskedForUsage = askedOptions?["include_usage"]?.bool == true
         let injectUsage = endpoint.requestsStreamUsage && !clientAskedForUsage
         if injectUsage {
-            var options = body.json["stream_options"].flatMap { $0.isObject ? $0 : nil } ?? .object()
+            var options = askedOptions.flatMap { $0.isObject ? $0 : nil } ?? .object()
             options["include_usage"] = true
-            body.json["stream_options"] = options
+            body.replaceMember("stream_options", with: options)
         }
         let events = try await postStream("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
         return stream(events.translating { OpenAIUsageTap(hidesUsageChunk: injectUsage) { context.usage = $0 } })
@@ -100,7 +101,7 @@ struct OpenAIWire: Sendable {
     // MARK: Transport
 
     private func patchModel(_ body: inout RequestBody, _ model: String) {
-        if body.json["model"]?.string != model { body.replaceMember("model", with: JSON(model)) }
+        if body.member("model")?.string != model { body.replaceMember("model", with: JSON(model)) }
     }
 
     private func upstreamRequest(_ path: String, body: ByteBuffer, call: ProviderCall) throws -> UpstreamRequest {

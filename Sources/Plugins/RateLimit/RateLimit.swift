@@ -76,7 +76,7 @@ public struct RateLimit: Middleware {
         }
         // Only token limits need the estimate, and it reads the whole body.
         let estimate = tokensPerMinute == nil && tokensPerDay == nil ? 0
-            : Double(Self.estimateTokens(request.body.json, operation: request.operation, outputEstimate: estimatedOutput))
+            : Double(Self.estimateTokens(request.body.view, operation: request.operation, outputEstimate: estimatedOutput))
         var limits: [(bucket: Bucket, cost: Double, kind: String)] = []
         if let rpm = requestsPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):rpm", capacity: Double(rpm), period: 60), 1, "requests")) }
         if let tpm = tokensPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), estimate, "tokens")) }
@@ -172,7 +172,7 @@ public struct RateLimit: Middleware {
 
     /// A request's tokens before it runs: about four characters a token for the prompt, plus the
     /// answer's cap (or the configured estimate).
-    static func estimateTokens(_ body: JSON, operation: APIOperation, outputEstimate: Int) -> Int {
+    static func estimateTokens(_ body: JSONView, operation: APIOperation, outputEstimate: Int) -> Int {
         let characters = promptCharacters(body)
         let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? body["max_output_tokens"]?.int
             ?? (operation == .embeddings ? 0 : outputEstimate)
@@ -182,7 +182,7 @@ public struct RateLimit: Middleware {
     }
 
     /// Characters of a request's prompt: messages, system, instructions and input (also `budget`'s estimate).
-    static func promptCharacters(_ body: JSON) -> Int {
+    static func promptCharacters(_ body: JSONView) -> Int {
         var characters = body["messages"]?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
         characters += body["system"]?.textCharacterCount ?? 0
         characters += body["instructions"]?.string?.count ?? 0
@@ -192,7 +192,7 @@ public struct RateLimit: Middleware {
 
     /// Characters of one `input` element: an embedding's string, or a Responses item's text
     /// (a message's content, a tool call's arguments or output).
-    private static func inputCharacters(_ item: JSON) -> Int {
+    private static func inputCharacters(_ item: JSONView) -> Int {
         if let string = item.string { return string.count }
         return (item["content"]?.textCharacterCount ?? 0) + (item["arguments"]?.string?.count ?? 0) + (item["output"]?.string?.count ?? 0)
     }

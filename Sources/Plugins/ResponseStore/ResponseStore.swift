@@ -50,15 +50,17 @@ public struct ResponseStore: Middleware {
         var request = request
         var history: [JSON] = []
         var continued: String?
-        if let previousID = request.body.json["previous_response_id"]?.string, let previous = try await load(previousID, owner: owner) {
+        var conversation: [JSON]?
+        if let previousID = request.body.member("previous_response_id")?.string, let previous = try await load(previousID, owner: owner) {
             history = previous.conversation
             continued = previousID
-            let current = StoredResponse.items(request.body.json["input"])
-            request.body.json["input"] = JSON(array: history + current)
-            request.body.json["previous_response_id"] = nil
+            let whole = history + StoredResponse.items(request.body.member("input")?.json)
+            conversation = whole
+            request.body.replaceMember("input", with: JSON(array: whole))
+            request.body.replaceMember("previous_response_id", with: nil)
         }
-        let input = history.isEmpty ? StoredResponse.items(request.body.json["input"]) : request.body.json["input"]?.elements ?? []
-        let stores = request.body.json["store"]?.bool != false
+        let input = conversation ?? StoredResponse.items(request.body.member("input")?.json)
+        let stores = request.body.member("store")?.bool != false
         var response = try await next(request)
         guard response.status == .ok else { return response }
         // The provider saw the whole conversation instead of the id; the answer names it as OpenAI's would.

@@ -188,7 +188,7 @@ public struct Budget: Middleware {
         let prices = Self.prices(of: request.model, in: manifest)
         guard !prices.isEmpty else { return 0 }
         let input = prices.map(\.input).max() ?? 0, output = prices.map(\.output).max() ?? 0
-        let body = request.body.json
+        let body = request.body.view
         let prompt = Usage.bounded((RateLimit.promptCharacters(body) + 2) / 3)
         let answer = request.operation == .embeddings ? 0
             : Usage.bounded(body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? body["max_output_tokens"]?.int ?? defaultMaxOutput)

@@ -13,11 +13,12 @@ struct RequestRules {
     }
 
     let limits: Limits
-    let body: JSON
-    /// The body with max_tokens lowered to the cap, when clamping changed it.
-    private(set) var clampedBody: JSON?
+    /// Read where it lies: the client's bytes, unless a plugin before made a tree of them.
+    let body: JSONView
+    /// Token limits above the cap, lowered to it (when clamping).
+    private(set) var clamps: [(key: String, cap: Int)] = []
 
-    init(limits: Limits, body: JSON) {
+    init(limits: Limits, body: JSONView) {
         self.limits = limits
         self.body = body
     }
@@ -77,7 +78,7 @@ struct RequestRules {
                 throw fail("\(path).role", "role must be one of system, developer, user, assistant, tool")
             }
             if role != "tool", role != "assistant" { toolCallIDs = [] }
-            characters += content?.textCharacterCount ?? 0
+            if counts { characters += content?.textCharacterCount ?? 0 }
         }
         try checkTotal(characters)
         try boolean("stream")
@@ -104,11 +105,10 @@ struct RequestRules {
     // MARK: OpenAI embeddings
 
     private func checkEmbeddings() throws {
-        let input = body["input"] ?? .null
         let valid: Bool
-        if let string = input.string {
+        if let input = body["input"], let string = input.string {
             valid = !string.isEmpty
-        } else if input.isArray, input.count > 0 {
+        } else if let input = body["input"], input.isArray, input.count > 0 {
             let elements = input.elements
             valid = elements.allSatisfy { $0.string != nil } || elements.allSatisfy { $0.kind == .integer }
                 || elements.allSatisfy { $0.isArray && $0.count > 0 && $0.elements.allSatisfy { $0.kind == .integer } }
@@ -138,7 +138,7 @@ struct RequestRules {
             for (blockIndex, block) in content.elements.enumerated() where block["type"]?.string == nil {
                 throw fail("\(path).content[\(blockIndex)].type", "each content block needs a type")
             }
-            characters += content.textCharacterCount
+            if counts { characters += content.textCharacterCount }
         }
         try checkTotal(characters)
         guard body["max_tokens"]?.kind == .integer else { throw fail("max_tokens", "max_tokens must be an integer of at least 1") }
@@ -164,10 +164,10 @@ struct RequestRules {
     // MARK: OpenAI responses
 
     private mutating func checkResponses() throws {
-        var characters = body["instructions"]?.string?.count ?? 0
+        var characters = counts ? body["instructions"]?.string?.count ?? 0 : 0
         if let input = body["input"], !input.isNull {
             if let text = input.string {
-                characters += text.count
+                if counts { characters += text.count }
             } else {
                 guard input.count <= limits.maxMessages else {
                     throw fail("input", "at most \(limits.maxMessages) input items are accepted, got \(input.count)")
@@ -183,7 +183,7 @@ struct RequestRules {
                         guard let content = item["content"], content.string != nil || content.isArray else {
                             throw fail("\(path).content", "content must be a string or an array of content parts")
                         }
-                        characters += content.textCharacterCount
+                        if counts { characters += content.textCharacterCount }
                     case "function_call":
                         guard item["call_id"]?.string != nil, item["name"]?.string != nil, item["arguments"]?.string != nil else {
                             throw fail(path, "a function_call item needs call_id, name and arguments (a string)")
@@ -192,7 +192,7 @@ struct RequestRules {
                         guard item["call_id"]?.string != nil, item["output"] != nil else {
                             throw fail(path, "a function_call_output item needs call_id and output")
                         }
-                        characters += item["output"]?.string?.count ?? 0
+                        if counts { characters += item["output"]?.string?.count ?? 0 }
                     default:
                         break  // reasoning and other items are the provider's to judge
                     }
@@ -217,7 +217,10 @@ struct RequestRules {
 
     // MARK: Shared checks
 
-    private func messageList() throws -> [JSON] {
+    /// Counting characters walks every string (grapheme by grapheme): only done when limited.
+    private var counts: Bool { limits.maxTotalCharacters != nil }
+
+    private func messageList() throws -> [JSONView] {
         let messages = body["messages"]?.elements ?? []
         guard messages.count <= limits.maxMessages else {
             throw fail("messages", "at most \(limits.maxMessages) messages are accepted, got \(messages.count)")
@@ -236,9 +239,7 @@ struct RequestRules {
         guard let tokens = value.int, tokens >= 1 else { throw fail(key, "\(key) must be an integer of at least 1") }
         guard let cap = limits.maxTokensCap, tokens > cap else { return }
         guard limits.clamp else { throw fail(key, "\(key) is \(tokens); this gateway accepts at most \(cap)") }
-        var clamped = clampedBody ?? body
-        clamped[key] = JSON(cap)
-        clampedBody = clamped
+        clamps.append((key, cap))
     }
 
     private func boolean(_ key: String) throws {

@@ -28,11 +28,11 @@ public struct Validation: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other, request.operation != .mcp else { return try await next(request) }
-        var rules = RequestRules(limits: limits, body: request.body.json)
+        var rules = RequestRules(limits: limits, body: request.body.view)
         try rules.check(request.operation)
-        guard let clamped = rules.clampedBody else { return try await next(request) }
+        guard !rules.clamps.isEmpty else { return try await next(request) }
         var request = request
-        request.body.json = clamped
+        for (key, cap) in rules.clamps { request.body.replaceMember(key, with: JSON(cap)) }
         return try await next(request)
     }
 }

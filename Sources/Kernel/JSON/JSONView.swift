@@ -1,0 +1,269 @@
+import NIOCore
+
+/// One value of a request body, read where it is: the client's bytes while nothing has built a
+/// tree (docs/ARCHITECTURE.md, "A request's path"), otherwise a member of the tree. Reading a
+/// `model` or a `stream` flag this way costs the bytes of that value, not a parse of the body.
+public struct JSONView: Sendable {
+    private enum Storage: Sendable {
+        /// The bytes of one value a scan has checked (so they are valid JSON).
+        case bytes(ByteBuffer)
+        case tree(JSON)
+    }
+
+    private let storage: Storage
+
+    /// The bytes of a value `JSONScanner` checked.
+    init(scannedBytes: ByteBuffer) { storage = .bytes(scannedBytes) }
+    public init(_ json: JSON) { storage = .tree(json) }
+
+    public var kind: JSON.Kind {
+        switch storage {
+        case .tree(let json): return json.kind
+        case .bytes(let bytes):
+            switch bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) {
+            case UInt8(ascii: "{"): return .object
+            case UInt8(ascii: "["): return .array
+            case UInt8(ascii: "\""): return .string
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+            case UInt8(ascii: "n"), nil: return .null
+            default:
+                let isReal = bytes.readableBytesView.contains { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") }
+                return isReal ? .real : .integer
+            }
+        }
+    }
+
+    public var isNull: Bool { kind == .null }
+
+    public var string: String? {
+        switch storage {
+        case .tree(let json): return json.string
+        case .bytes(let bytes):
+            guard kind == .string else { return nil }
+            let inner = bytes.getSlice(at: bytes.readerIndex + 1, length: bytes.readableBytes - 2)!
+            // Escapes are rare in the short strings read this way; jansson decodes those.
+            guard inner.readableBytesView.contains(UInt8(ascii: "\\")) else { return String(buffer: inner) }
+            return json.string
+        }
+    }
+
+    public var bool: Bool? {
+        switch storage {
+        case .tree(let json): return json.bool
+        case .bytes(let bytes):
+            switch bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) {
+            case UInt8(ascii: "t"): return true
+            case UInt8(ascii: "f"): return false
+            default: return nil
+            }
+        }
+    }
+
+    /// The integer value; a real with no fractional part counts too, as `JSON.int` has it.
+    public var int: Int? {
+        switch storage {
+        case .tree(let json): return json.int
+        case .bytes(let bytes):
+            switch kind {
+            case .integer: return Int(String(buffer: bytes))
+            case .real:
+                guard let value = double, value.rounded() == value else { return nil }
+                return Int(exactly: value)
+            default: return nil
+            }
+        }
+    }
+
+    public var double: Double? {
+        switch storage {
+        case .tree(let json): return json.double
+        case .bytes(let bytes):
+            guard kind == .integer || kind == .real else { return nil }
+            return Double(String(buffer: bytes))
+        }
+    }
+
+    /// Whether an array or object has no elements (false for anything else).
+    public var isEmpty: Bool {
+        switch storage {
+        case .tree(let json): return (json.isArray || json.isObject) && json.count == 0
+        case .bytes(let bytes):
+            guard kind == .array || kind == .object else { return false }
+            // What follows the opening bracket, whitespace aside, is the closing one.
+            let afterOpening = bytes.readableBytesView.dropFirst().first { !JSONView.isWhitespace($0) }
+            return afterOpening == UInt8(ascii: "]") || afterOpening == UInt8(ascii: "}")
+        }
+    }
+
+    public var isObject: Bool { kind == .object }
+    public var isArray: Bool { kind == .array }
+
+    /// The member `key` of an object; `nil` when absent or when this is not an object.
+    public subscript(key: String) -> JSONView? {
+        switch storage {
+        case .tree(let json): return json[key].map(JSONView.init)
+        case .bytes(let bytes):
+            guard kind == .object else { return nil }
+            var found: Range<Int>?
+            var key = key
+            key.withUTF8 { wanted in
+                bytes.withUnsafeReadableBytes { raw in
+                    JSONSkip.members(of: raw) { name, value in
+                        guard JSONSkip.keyMatches(UnsafeRawBufferPointer(rebasing: raw[name]), wanted) else { return true }
+                        found = value
+                        return false
+                    }
+                }
+            }
+            return found.map { JSONView(scannedBytes: bytes.getSlice(at: bytes.readerIndex + $0.lowerBound, length: $0.count)!) }
+        }
+    }
+
+    /// The elements of an array (empty for anything else).
+    public var elements: [JSONView] {
+        switch storage {
+        case .tree(let json): return json.elements.map(JSONView.init)
+        case .bytes(let bytes):
+            guard kind == .array else { return [] }
+            var ranges: [Range<Int>] = []
+            bytes.withUnsafeReadableBytes { raw in JSONSkip.elements(of: raw) { ranges.append($0) } }
+            return ranges.map { JSONView(scannedBytes: bytes.getSlice(at: bytes.readerIndex + $0.lowerBound, length: $0.count)!) }
+        }
+    }
+
+    /// The keys of an object, in document order (empty for anything else).
+    public var keys: [String] {
+        switch storage {
+        case .tree(let json): return json.keys
+        case .bytes(let bytes):
+            guard kind == .object else { return [] }
+            var names: [Range<Int>] = []
+            bytes.withUnsafeReadableBytes { raw in JSONSkip.members(of: raw) { name, _ in names.append(name); return true } }
+            return names.map { name in
+                let slice = bytes.getSlice(at: bytes.readerIndex + name.lowerBound - 1, length: name.count + 2)!
+                return JSONView(scannedBytes: slice).string ?? ""
+            }
+        }
+    }
+
+    /// Number of elements of an array or members of an object; 0 otherwise.
+    public var count: Int {
+        switch storage {
+        case .tree(let json): return json.count
+        case .bytes(let bytes):
+            var count = 0
+            switch kind {
+            case .array: bytes.withUnsafeReadableBytes { raw in JSONSkip.elements(of: raw) { _ in count += 1 } }
+            case .object: bytes.withUnsafeReadableBytes { raw in JSONSkip.members(of: raw) { _, _ in count += 1; return true } }
+            default: break
+            }
+            return count
+        }
+    }
+
+    /// Characters of text in a content value: a string, or the `text` (and nested `content`) of its parts.
+    public var textCharacterCount: Int {
+        if let string { return string.count }
+        return elements.reduce(0) { $0 + ($1["text"]?.string?.count ?? 0) + ($1["content"]?.textCharacterCount ?? 0) }
+    }
+
+    /// The value as a tree, parsed from its bytes when it is not one already.
+    public var json: JSON {
+        switch storage {
+        case .tree(let json): return json
+        case .bytes(let bytes): return (try? JSON.parse(bytes)) ?? .null
+        }
+    }
+
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+}
+
+/// Walks bytes a `JSONScanner` has checked: no validation, only where values begin and end.
+enum JSONSkip {
+    /// Calls `body` with each member's key (without quotes) and value range of the object at the
+    /// start of `raw`, until it returns false.
+    static func members(of raw: UnsafeRawBufferPointer, _ body: (Range<Int>, Range<Int>) -> Bool) {
+        var position = whitespace(raw, 1)
+        guard position < raw.count, raw[position] != UInt8(ascii: "}") else { return }
+        while position < raw.count {
+            let keyEnd = string(raw, position)
+            let name = (position + 1)..<(keyEnd - 1)
+            position = whitespace(raw, keyEnd) + 1  // past the colon
+            position = whitespace(raw, position)
+            let valueEnd = value(raw, position)
+            guard body(name, position..<valueEnd) else { return }
+            position = whitespace(raw, valueEnd)
+            guard position < raw.count, raw[position] == UInt8(ascii: ",") else { return }
+            position = whitespace(raw, position + 1)
+        }
+    }
+
+    /// Calls `body` with each element's range of the array at the start of `raw`.
+    static func elements(of raw: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
+        var position = whitespace(raw, 1)
+        guard position < raw.count, raw[position] != UInt8(ascii: "]") else { return }
+        while position < raw.count {
+            let end = value(raw, position)
+            body(position..<end)
+            position = whitespace(raw, end)
+            guard position < raw.count, raw[position] == UInt8(ascii: ",") else { return }
+            position = whitespace(raw, position + 1)
+        }
+    }
+
+    /// Whether a key as written (maybe with escapes) is `wanted`.
+    static func keyMatches(_ written: UnsafeRawBufferPointer, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard written.contains(UInt8(ascii: "\\")) else { return written.elementsEqual(wanted) }
+        var quoted = ByteBuffer(integer: UInt8(ascii: "\""))
+        quoted.writeBytes(written)
+        quoted.writeInteger(UInt8(ascii: "\""))
+        return JSONView(scannedBytes: quoted).string.map { $0.utf8.elementsEqual(wanted) } ?? false
+    }
+
+    static func whitespace(_ raw: UnsafeRawBufferPointer, _ start: Int) -> Int {
+        var position = start
+        while position < raw.count, JSONView.isWhitespace(raw[position]) { position += 1 }
+        return position
+    }
+
+    /// The end of the string whose opening quote is at `start`.
+    static func string(_ raw: UnsafeRawBufferPointer, _ start: Int) -> Int {
+        var position = start + 1
+        while position < raw.count {
+            switch raw[position] {
+            case UInt8(ascii: "\""): return position + 1
+            case UInt8(ascii: "\\"): position += 2
+            default: position += 1
+            }
+        }
+        return position
+    }
+
+    /// The end of the value that starts at `start`.
+    static func value(_ raw: UnsafeRawBufferPointer, _ start: Int) -> Int {
+        var position = start
+        var depth = 0
+        while position < raw.count {
+            switch raw[position] {
+            case UInt8(ascii: "\""):
+                position = string(raw, position)
+                if depth == 0 { return position }
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if depth == 0 { return position }  // the end of a scalar's container
+                depth -= 1
+                if depth == 0 { return position + 1 }
+            case UInt8(ascii: ","), 0x20, 0x0A, 0x0D, 0x09:
+                if depth == 0 { return position }
+            default:
+                break
+            }
+            position += 1
+        }
+        return position
+    }
+}
