@@ -239,7 +239,7 @@ struct FrontDoor: Sendable {
 
     /// Bodies larger than this are scanned on NIO's thread pool, so that a big body never holds
     /// the event loop its connection shares with many others.
-    static let offLoopScanBytes = 1024 * 1024
+    static let offLoopScanBytes = 256 * 1024
 
     /// Checks a body is a JSON object (without building its tree) and indexes its members.
     static func scanBody(_ body: ByteBuffer, memoryBudget: Int) async throws -> RequestBody {

@@ -34,6 +34,7 @@ public struct JSONView: Sendable {
     }
 
     public var isNull: Bool { kind == .null }
+    public var isString: Bool { kind == .string }
 
     public var string: String? {
         switch storage {
@@ -41,9 +42,8 @@ public struct JSONView: Sendable {
         case .bytes(let bytes):
             guard kind == .string else { return nil }
             let inner = bytes.getSlice(at: bytes.readerIndex + 1, length: bytes.readableBytes - 2)!
-            // Escapes are rare in the short strings read this way; jansson decodes those.
             guard inner.readableBytesView.contains(UInt8(ascii: "\\")) else { return String(buffer: inner) }
-            return json.string
+            return inner.withUnsafeReadableBytes(JSONView.unescaped)
         }
     }
 
@@ -131,6 +131,12 @@ public struct JSONView: Sendable {
         }
     }
 
+    /// The element at `index` of an array; `nil` when out of range or not an array.
+    public subscript(index: Int) -> JSONView? {
+        let elements = elements
+        return elements.indices.contains(index) ? elements[index] : nil
+    }
+
     /// The keys of an object, in document order (empty for anything else).
     public var keys: [String] {
         switch storage {
@@ -177,6 +183,46 @@ public struct JSONView: Sendable {
 
     static func isWhitespace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+
+    /// A string's content with its escapes decoded (the scan has checked them, surrogate pairs included).
+    static func unescaped(_ raw: UnsafeRawBufferPointer) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var position = 0
+        func hex(_ at: Int) -> UInt32 {
+            raw[at..<(at + 4)].reduce(0) { value, byte in
+                let digit: UInt8 = byte <= UInt8(ascii: "9") ? byte - UInt8(ascii: "0") : (byte | 0x20) - UInt8(ascii: "a") + 10
+                return value << 4 | UInt32(digit)
+            }
+        }
+        while position < raw.count {
+            let byte = raw[position]
+            guard byte == UInt8(ascii: "\\"), position + 1 < raw.count else {
+                out.append(byte)
+                position += 1
+                continue
+            }
+            let letter = raw[position + 1]
+            position += 2
+            switch letter {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u") where position + 4 <= raw.count:
+                var scalar = hex(position)
+                position += 4
+                if (0xD800...0xDBFF).contains(scalar), position + 6 <= raw.count {
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (hex(position + 2) - 0xDC00)
+                    position += 6
+                }
+                out.append(contentsOf: UTF8.encode(Unicode.Scalar(scalar) ?? "\u{FFFD}")!)
+            default: out.append(letter)  // \" \\ \/
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

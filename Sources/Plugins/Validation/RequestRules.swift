@@ -53,12 +53,12 @@ struct RequestRules {
             let content = message["content"]
             switch role {
             case "system", "developer", "user", "function":
-                guard let content, content.string != nil || content.isArray else {
+                guard let content, content.isString || content.isArray else {
                     throw fail("\(path).content", "a \(role) message needs content: a string or an array of parts")
                 }
             case "assistant":
                 let hasCalls = (message["tool_calls"]?.count ?? 0) > 0
-                if let content, !(content.string != nil || content.isArray || (content.isNull && hasCalls)) {
+                if let content, !(content.isString || content.isArray || (content.isNull && hasCalls)) {
                     throw fail("\(path).content", "content must be a string, an array of parts, or null with tool_calls")
                 }
                 if content == nil && !hasCalls { throw fail("\(path).content", "an assistant message needs content or tool_calls") }
@@ -85,7 +85,7 @@ struct RequestRules {
         try boolean("logprobs")
         try string("user")
         if let stop = body["stop"], !stop.isNull {
-            guard stop.string != nil || (stop.isArray && stop.count <= 4 && stop.elements.allSatisfy { $0.string != nil }) else {
+            guard stop.isString || (stop.isArray && stop.count <= 4 && stop.elements.allSatisfy { $0.isString }) else {
                 throw fail("stop", "stop must be a string or an array of up to 4 strings")
             }
         }
@@ -110,7 +110,7 @@ struct RequestRules {
             valid = !string.isEmpty
         } else if let input = body["input"], input.isArray, input.count > 0 {
             let elements = input.elements
-            valid = elements.allSatisfy { $0.string != nil } || elements.allSatisfy { $0.kind == .integer }
+            valid = elements.allSatisfy { $0.isString } || elements.allSatisfy { $0.kind == .integer }
                 || elements.allSatisfy { $0.isArray && $0.count > 0 && $0.elements.allSatisfy { $0.kind == .integer } }
         } else {
             valid = false
@@ -132,10 +132,10 @@ struct RequestRules {
             let role = message["role"]?.string
             guard role == "user" || role == "assistant" else { throw fail("\(path).role", "role must be \"user\" or \"assistant\"") }
             if index == 0, role != "user" { throw fail("\(path).role", "the first message must have the user role") }
-            guard let content = message["content"], content.string != nil || content.isArray else {
+            guard let content = message["content"], content.isString || content.isArray else {
                 throw fail("\(path).content", "content must be a string or an array of content blocks")
             }
-            for (blockIndex, block) in content.elements.enumerated() where block["type"]?.string == nil {
+            for (blockIndex, block) in content.elements.enumerated() where block["type"]?.isString != true {
                 throw fail("\(path).content[\(blockIndex)].type", "each content block needs a type")
             }
             if counts { characters += content.textCharacterCount }
@@ -144,10 +144,10 @@ struct RequestRules {
         guard body["max_tokens"]?.kind == .integer else { throw fail("max_tokens", "max_tokens must be an integer of at least 1") }
         try maxTokens("max_tokens")
         try boolean("stream")
-        if let sequences = body["stop_sequences"], !(sequences.isArray && sequences.elements.allSatisfy { $0.string != nil }) {
+        if let sequences = body["stop_sequences"], !(sequences.isArray && sequences.elements.allSatisfy { $0.isString }) {
             throw fail("stop_sequences", "stop_sequences must be an array of strings")
         }
-        if let system = body["system"], !(system.string != nil || (system.isArray && system.elements.allSatisfy { $0["type"]?.string == "text" })) {
+        if let system = body["system"], !(system.isString || (system.isArray && system.elements.allSatisfy { $0["type"]?.string == "text" })) {
             throw fail("system", "system must be a string or an array of text blocks")
         }
         if let tools = body["tools"] {
@@ -180,16 +180,16 @@ struct RequestRules {
                         guard ["user", "assistant", "system", "developer"].contains(item["role"]?.string ?? "") else {
                             throw fail("\(path).role", "role must be one of user, assistant, system or developer")
                         }
-                        guard let content = item["content"], content.string != nil || content.isArray else {
+                        guard let content = item["content"], content.isString || content.isArray else {
                             throw fail("\(path).content", "content must be a string or an array of content parts")
                         }
                         if counts { characters += content.textCharacterCount }
                     case "function_call":
-                        guard item["call_id"]?.string != nil, item["name"]?.string != nil, item["arguments"]?.string != nil else {
+                        guard item["call_id"]?.isString == true, item["name"]?.isString == true, item["arguments"]?.isString == true else {
                             throw fail(path, "a function_call item needs call_id, name and arguments (a string)")
                         }
                     case "function_call_output":
-                        guard item["call_id"]?.string != nil, item["output"] != nil else {
+                        guard item["call_id"]?.isString == true, item["output"] != nil else {
                             throw fail(path, "a function_call_output item needs call_id and output")
                         }
                         if counts { characters += item["output"]?.string?.count ?? 0 }
@@ -247,7 +247,7 @@ struct RequestRules {
     }
 
     private func string(_ key: String) throws {
-        if let value = body[key], !value.isNull, value.string == nil { throw fail(key, "\(key) must be a string") }
+        if let value = body[key], !value.isNull, !value.isString { throw fail(key, "\(key) must be a string") }
     }
 
     private func fail(_ param: String, _ message: String) -> GatewayError {

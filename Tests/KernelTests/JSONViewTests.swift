@@ -1,0 +1,51 @@
+import NIOCore
+import Testing
+@testable import Kernel
+
+/// A `JSONView` over scanned bytes reads what the jansson tree of the same bytes reads.
+@Suite struct JSONViewTests {
+    static let document = #"""
+    { "model": "m", "messages": [ {"role": "user", "content": "line\nnext \"quoted\" \ud83d\ude00 \/ tab\t"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"c1","function":{"name":"f","arguments":"{}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "é"}, {"type":"image"}]} ],
+      "stop": ["a", "b"], "n": 3, "t": 0.5, "big": -12e2, "empty": {}, "list": [ ], "flag": false, "k\u0065y": "escaped key" }
+    """#
+
+    static func both() throws -> (JSONView, JSON) {
+        let buffer = ByteBuffer(string: document)
+        let body = RequestBody(raw: buffer, scan: try JSONScanner.scan(buffer))
+        return (body.view, try JSON.parse(buffer))
+    }
+
+    /// Every value reachable from the top, compared with the tree's.
+    static func agree(_ view: JSONView, _ json: JSON, path: String = "$") {
+        #expect(view.kind == json.kind, "\(path)")
+        #expect(view.string == json.string, "\(path)")
+        #expect(view.int == json.int, "\(path)")
+        #expect(view.double == json.double, "\(path)")
+        #expect(view.bool == json.bool, "\(path)")
+        #expect(view.count == json.count, "\(path)")
+        #expect(view.isEmpty == ((json.isArray || json.isObject) && json.count == 0), "\(path)")
+        #expect(view.json == json, "\(path)")
+        #expect(view.keys == json.keys, "\(path)")
+        for (index, (element, expected)) in zip(view.elements, json.elements).enumerated() {
+            agree(element, expected, path: "\(path)[\(index)]")
+        }
+        for key in json.keys {
+            guard let member = view[key] else {
+                Issue.record("\(path).\(key) missing")
+                continue
+            }
+            agree(member, json[key]!, path: "\(path).\(key)")
+        }
+    }
+
+    @Test func readsWhatTheTreeReads() throws {
+        let (view, json) = try Self.both()
+        Self.agree(view, json)
+        #expect(view["absent"] == nil)
+        #expect(view["messages"]?[0]?["content"]?.string == "line\nnext \"quoted\" 😀 / tab\t")
+        #expect(view["key"]?.string == "escaped key")
+        #expect(view["messages"]?.elements[2]["content"]?.textCharacterCount == 1)
+    }
+}
