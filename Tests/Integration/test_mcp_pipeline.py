@@ -135,6 +135,21 @@ def call(name: str, arguments: dict, id=7, token=None) -> dict:
     return {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}
 
 
+def metric(gw, name: str, **labels) -> float | None:
+    """The value of the one sample of `name` whose labels include `labels` (None if there is none)."""
+    found = None
+    for line in gw.get("/metrics")[1].decode().splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        label_text, value = line[len(name) + 1:].rsplit("} ", 1)
+        pairs = dict(part.split("=", 1) for part in label_text.split('",') if "=" in part)
+        pairs = {key: value.strip('"') for key, value in pairs.items()}
+        if all(pairs.get(key) == wanted for key, wanted in labels.items()):
+            assert found is None, f"several samples of {name} match {labels}"
+            found = float(value)
+    return found
+
+
 def access_lines(gw, method: str | None = None) -> list[dict]:
     return [line for line in gw.log_lines()
             if line.get("logger") == "sluice.access" and "mcp_method" in line and (method is None or line["mcp_method"] == method)]
@@ -187,9 +202,12 @@ def test_jwt_auth_guards_mcp_and_its_claim_limits_tools(start_sluice, web_server
 # --- rate limits -----------------------------------------------------------------------------------
 
 def test_tool_calls_per_minute_refuse_the_call_past_the_limit(start_sluice, web_server, markers):
-    gw = start_sluice(with_mcp(web_server, markers, pipeline=[
-        {"plugin": "access-log"}, {"plugin": "metrics"}, {"plugin": "rate-limit", "config": {"tool_calls_per_minute": 2}}]))
-    # The rate limit stands after the authenticator (it counts per key).
+    def edit(manifest):
+        with_mcp(web_server, markers)(manifest)
+        # After the authenticator: it counts per key.
+        at = next(i for i, stage in enumerate(manifest["pipeline"]) if stage["plugin"] == "api-key-auth")
+        manifest["pipeline"].insert(at + 1, {"plugin": "rate-limit", "config": {"tool_calls_per_minute": 2}})
+    gw = start_sluice(edit)
     session = open_session(gw)
     for index in range(2):
         answered = rpc(gw, call("web__add", {"a": index, "b": 1}, id=10 + index), session)
@@ -212,8 +230,10 @@ def test_tool_calls_per_minute_refuse_the_call_past_the_limit(start_sluice, web_
                 with pytest.raises(McpError, match="limit"):
                     await session.call_tool("web__echo", {"text": "x"})
     asyncio.run(through_the_sdk())
-    assert gw.wait_for_log('"mcp_outcome":"rate_limited"') or any(
-        line.get("status") == 429 or line.get("error_code") == "rate_limit_exceeded" for line in access_lines(gw, "tools/call"))
+    assert gw.wait_for_log('"error_code":"rate_limit_exceeded"')
+    refusals = [line for line in access_lines(gw, "tools/call") if line.get("error_code") == "rate_limit_exceeded"]
+    assert len(refusals) == 2 and all(line["key_name"] == "tester" for line in refusals)
+    assert metric(gw, "sluice_mcp_calls_total", mcp_server="web", mcp_method="tools/call", outcome="ok") == 2
 
 
 # --- access log and metrics ------------------------------------------------------------------------
@@ -221,33 +241,31 @@ def test_tool_calls_per_minute_refuse_the_call_past_the_limit(start_sluice, web_
 def test_access_log_has_one_line_per_message_without_arguments(start_sluice, web_server, markers):
     gw = start_sluice(with_mcp(web_server, markers))
     wait_for_local(gw)
-    before = len(access_lines(gw))
     session = open_session(gw)
     secret_argument = "argument-that-must-not-be-logged-4711"
     for server in ("web", "local"):
         answered = rpc(gw, call(f"{server}__echo", {"text": secret_argument}, id=f"{server}-1"), session)
         assert messages(answered)[-1]["result"]["content"][0]["text"] == f"{server}: {secret_argument}"
     assert gw.wait_for_log('"mcp_tool":"local__echo"')
-    lines = access_lines(gw)[before:]
-    # initialize, notifications/initialized, two calls: one line each.
-    assert [line["mcp_method"] for line in lines] == ["initialize", "notifications/initialized", "tools/call", "tools/call"]
-    for server, line in zip(("web", "local"), lines[2:]):
-        assert line["mcp_server"] == server and line["mcp_tool"] == f"{server}__echo"
+    # One line per message: each call once, the session's own messages too.
+    calls = [line for line in access_lines(gw, "tools/call") if line.get("mcp_tool") in ("web__echo", "local__echo")]
+    assert [line["mcp_tool"] for line in calls] == ["web__echo", "local__echo"]
+    assert access_lines(gw, "notifications/initialized") and access_lines(gw, "initialize")
+    for server, line in zip(("web", "local"), calls):
+        assert line["mcp_server"] == server
         assert line["mcp_outcome"] == "ok" and line["status"] == 200
         assert isinstance(line["latency_ms"], (int, float)) and "upstream_ms" in line
         assert line["key_name"] == "tester"
     assert secret_argument not in gw.stdout_text() and secret_argument not in gw.stderr_text()
     assert SLUICE_TEST_KEY not in gw.stdout_text()
 
-    status, metrics = gw.get("/metrics")
-    text = metrics.decode()
     for server in ("web", "local"):
-        labels = f'mcp_server="{server}",mcp_method="tools/call",gen_ai_tool_name="{server}__echo",outcome="ok"'
-        assert f'sluice_mcp_calls_total{{{labels},key_name="tester"}} 1' in text, text
-        assert f'sluice_mcp_call_duration_seconds_count{{{labels}}} 1' in text
+        labels = {"mcp_server": server, "mcp_method": "tools/call", "gen_ai_tool_name": f"{server}__echo", "outcome": "ok"}
+        assert metric(gw, "sluice_mcp_calls_total", key_name="tester", **labels) == 1
+        assert metric(gw, "sluice_mcp_call_duration_seconds_count", **labels) == 1
     # A name no server listed is no label of its own.
     rpc(gw, call("web__no_such_tool", {}, id=99), session)
-    assert wait_until(lambda: 'gen_ai_tool_name="unknown"' in gw.get("/metrics")[1].decode(), timeout=5)
+    assert wait_until(lambda: metric(gw, "sluice_mcp_calls_total", gen_ai_tool_name="unknown", mcp_server="web") == 1, timeout=5)
     assert "web__no_such_tool" not in gw.get("/metrics")[1].decode()
 
 

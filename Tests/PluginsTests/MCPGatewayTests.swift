@@ -104,4 +104,99 @@ import Testing
             #expect(try await Self.rpc(gateway, "tools/list", session: nil).status == .badRequest)
         }
     }
+
+    /// A server that asks its client during a call (its SSE answer: a sampling request, then the
+    /// result) and stalls on `slow`; everything it is sent is recorded.
+    static func askingServer() async throws -> LocalHTTPServer {
+        try await LocalHTTPServer.start { request in
+            guard let message = try? JSON.parse(request.text), let method = message["method"]?.string else { return .json("{}", status: .accepted) }
+            let id = message["id"] ?? .null
+            switch method {
+            case "initialize":
+                var reply = LocalHTTPServer.Reply.json(JSONRPC.result(id: id, ["protocolVersion": "2025-06-18", "capabilities": ["tools": [:]],
+                                                                               "serverInfo": ["name": "asking", "version": "1"]]).description)
+                reply.headers.add(name: "mcp-session-id", value: "up-1")
+                return reply
+            case "tools/call" where message["params"]?["name"]?.string == "slow":
+                var reply = LocalHTTPServer.Reply.json(JSONRPC.result(id: id, ["content": []]).description)
+                reply.delay = .seconds(5)
+                return reply
+            case "tools/call":
+                let ask = JSONRPC.request(id: 5, method: "sampling/createMessage", params: ["maxTokens": 1, "messages": []])
+                let done = JSONRPC.result(id: id, ["content": [["type": "text", "text": "asked"]]])
+                return LocalHTTPServer.Reply(headers: ["content-type": "text/event-stream"],
+                                             body: "event: message\ndata: \(ask)\n\nevent: message\ndata: \(done)\n\n")
+            default:
+                return .json("{}", status: .accepted)
+            }
+        }
+    }
+
+    static func open(_ gateway: TestGateway, capabilities: JSON = ["sampling": [:], "experimental": ["x": [:]]]) async throws -> String {
+        let opened = try await rpc(gateway, "initialize", params: ["protocolVersion": "2025-06-18", "capabilities": capabilities,
+                                                                   "clientInfo": ["name": "t", "version": "1"]], session: nil)
+        return try #require(opened.headers.first(name: "mcp-session-id"))
+    }
+
+    static func post(_ gateway: TestGateway, _ message: JSON, session: String, key: String = "key-all") async throws -> TestResponse {
+        try await gateway.send(.POST, "/mcp", body: message, headers: ["authorization": "Bearer \(key)", "mcp-session-id": session,
+                                                                       "accept": "application/json, text/event-stream"])
+    }
+
+    @Test func relaysAServersRequestAndRoutesTheAnswerBack() async throws {
+        let server = try await Self.askingServer()
+        try await withGateway(Self.manifest(server.url)) { gateway in
+            let session = try await Self.open(gateway)
+            // The server learned what the client can answer, and nothing sluice does not relay.
+            let initialize = try #require(server.requests.first { $0.text.contains("\"initialize\"") })
+            #expect(try JSON.parse(initialize.text)["params"]?["capabilities"] == ["sampling": [:]])
+
+            let call = try await Self.rpc(gateway, "tools/call", params: ["name": "web__add"], session: session)
+            let messages = (call.events ?? []).compactMap { try? JSON.parse($0.data) }
+            #expect(messages.count == 2)
+            #expect(messages.first?["method"]?.string == "sampling/createMessage")
+            #expect(messages.first?["id"]?.string == "web/5")
+            #expect(messages.last?["result"]?["content"]?[0]?["text"]?.string == "asked")
+
+            let answer: JSON = ["jsonrpc": "2.0", "id": "web/5", "result": ["role": "assistant", "content": ["type": "text", "text": "hi"]]]
+            let relayed = try await Self.post(gateway, answer, session: session)
+            #expect(relayed.status == .accepted)
+            let delivered = try #require(server.requests.last)
+            let sent = try JSON.parse(delivered.text)
+            #expect(sent["id"]?.int == 5)
+            #expect(sent["result"]?["content"]?["text"]?.string == "hi")
+            #expect(delivered.headers.first(name: "mcp-session-id") == "up-1")
+
+            // Ids sluice never gave out: HTTP 400 and a JSON-RPC error, nothing sent on.
+            let count = server.requests.count
+            for bad: JSON in ["nowhere/5", "web/not json", "web", 5] {
+                var forged = answer
+                forged["id"] = bad
+                let refused = try await Self.post(gateway, forged, session: session)
+                #expect(refused.status == .badRequest)
+                #expect(refused.body?["error"]?["code"]?.int == JSONRPC.invalidParams)
+            }
+            #expect(server.requests.count == count)
+        }
+    }
+
+    @Test func aTimedOutCallIsCancelledAtTheServer() async throws {
+        let server = try await Self.askingServer()
+        let manifest = Self.manifest(server.url).replacingOccurrences(of: #"{"url": "\#(server.url)/mcp"}"#,
+                                                                      with: #"{"url": "\#(server.url)/mcp", "timeout_s": 0.5}"#)
+        #expect(manifest.contains("timeout_s"))
+        try await withGateway(manifest) { gateway in
+            let session = try await Self.open(gateway)
+            let call = try await Self.rpc(gateway, "tools/call", id: 42, params: ["name": "web__slow"], session: session)
+            #expect(call.body?["error"]?["code"]?.int == JSONRPC.timedOut)
+            #expect(call.body?["error"]?["message"]?.string?.contains("`web` did not answer within 0.5 s") == true)
+            let deadline = ContinuousClock.now + .seconds(5)
+            var cancelled: JSON?
+            while cancelled == nil, ContinuousClock.now < deadline {
+                cancelled = server.requests.compactMap { try? JSON.parse($0.text) }.first { $0["method"]?.string == "notifications/cancelled" }
+                if cancelled == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(cancelled?["params"]?["requestId"]?.int == 42)
+        }
+    }
 }
