@@ -462,6 +462,30 @@ def test_sampling_elicitation_and_roots_are_relayed_to_the_client(start_sluice, 
     assert [id.split("/", 1)[0] for id in seen_ids] == ["web"] * 3 + ["local"] * 3
 
 
+def test_an_http_servers_request_outside_a_call_reaches_the_get_stream(start_sluice, web_server, markers):
+    gw = start_sluice(with_mcp(web_server, markers))
+    seen_ids: list = []
+
+    async def roots(context):
+        seen_ids.append(context.request_id)
+        return types.ListRootsResult(roots=[types.Root(uri="file:///srv/get")])
+
+    async def scenario():
+        async with client(gw) as (read, write, _):
+            async with ClientSession(read, write, list_roots_callback=roots) as session:
+                await session.initialize()
+                # The GET stream opens beside the session (and then upstream): ask until it is there.
+                for _ in range(10):
+                    text = (await session.call_tool("web__ask_roots_outside", {})).content[0].text
+                    if text != "no answer":
+                        return text
+                return text
+    assert asyncio.run(scenario()) == "web roots: file:///srv/get"
+    assert seen_ids and all(isinstance(id, str) and id.startswith("web/") for id in seen_ids)
+    assert any(line["mcp_method"] == "response" and line.get("mcp_server") == "web" and line.get("mcp_outcome") == "ok"
+               for line in access_lines(gw))
+
+
 def test_a_relayed_request_is_answered_only_by_its_own_session(start_sluice, web_server, markers):
     gw = start_sluice(with_mcp(web_server, markers))
     wait_for_local(gw)

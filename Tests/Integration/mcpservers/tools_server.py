@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import anyio
 from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.shared.message import ServerMessageMetadata
@@ -103,6 +104,18 @@ async def ask_roots(ctx: Context) -> str:
     """Asks the client for its roots (roots/list), on this call's stream."""
     result = await ctx.session.send_request(types.ServerRequest(types.ListRootsRequest()), types.ListRootsResult,
                                             metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+    return f"{label} roots: " + ",".join(str(root.uri) for root in result.roots)
+
+
+@server.tool()
+async def ask_roots_outside(ctx: Context) -> str:
+    """Asks the client for its roots outside this call's stream (over HTTP: on the GET stream),
+    giving up after 2 s (a GET stream not yet open upstream never sees the request)."""
+    try:
+        with anyio.fail_after(2):
+            result = await ctx.session.list_roots()
+    except TimeoutError:
+        return "no answer"
     return f"{label} roots: " + ",".join(str(root.uri) for root in result.roots)
 
 
