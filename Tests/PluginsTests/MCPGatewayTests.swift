@@ -1,4 +1,7 @@
+import Foundation
 import Kernel
+import Logging
+import NIOCore
 import KernelTesting
 import NIOHTTP1
 import Plugins
@@ -197,6 +200,101 @@ import Testing
                 if cancelled == nil { try await Task.sleep(for: .milliseconds(20)) }
             }
             #expect(cancelled?["params"]?["requestId"]?.int == 42)
+        }
+    }
+
+    /// A stdio server in sh: it logs every line it reads to the file named by its argument; its
+    /// tool `ask` asks the client for roots (answering "relayed" if the answer holds file:///x)
+    /// and `wait` never answers.
+    static let stdioScript = #"""
+        log="$1"
+        while IFS= read -r line; do
+          printf '%s\n' "$line" >> "$log"
+          id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')
+          case "$line" in
+            *'"method":"initialize"'*)
+              printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"sh","version":"1"}}}\n' "$id" ;;
+            *'"name":"ask"'*)
+              printf '%s\n' '{"jsonrpc":"2.0","id":"q1","method":"roots/list"}'
+              IFS= read -r answer
+              printf '%s\n' "$answer" >> "$log"
+              case "$answer" in *'"id":"q1"'*'file:///x'*) text=relayed ;; *) text=other ;; esac
+              printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"%s"}]}}\n' "$id" "$text" ;;
+          esac
+        done
+        """#
+
+    static func withStdioServer(_ body: (TestGateway, _ log: URL) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-mcp-\(UInt64.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("server.sh"), log = directory.appendingPathComponent("lines.log")
+        try stdioScript.write(to: script, atomically: true, encoding: .utf8)
+        let manifest = """
+            {"mcp_servers": {"local": {"command": ["/bin/sh", "\(script.path)", "\(log.path)"], "timeout_s": 10}},
+             "mcp_session_key": "a-session-key-of-at-least-32-characters",
+             "pipeline": [{"plugin": "api-key-auth", "config": {"keys": [{"name": "all", "key": "key-all"}]}}, {"plugin": "router"}]}
+            """
+        try await withGateway(manifest, environment: ["PATH": "/usr/bin:/bin"]) { gateway in try await body(gateway, log) }
+    }
+
+    static func lines(_ log: URL, containing text: String) async throws -> [String] {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let found = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init).filter { $0.contains(text) }
+            if !found.isEmpty { return found }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return []
+    }
+
+    @Test func aStdioServersRequestGoesToItsCallsClientOnly() async throws {
+        try await Self.withStdioServer { gateway, log in
+            let mine = try await Self.open(gateway), other = try await Self.open(gateway)
+            let headers: HTTPHeaders = ["authorization": "Bearer key-all", "mcp-session-id": mine, "accept": "application/json, text/event-stream"]
+            let body = JSONRPC.request(id: 9, method: "tools/call", params: ["name": "local__ask"]).encoded(using: ByteBufferAllocator())
+            // Read event by event: the call goes on only once the client answered.
+            let call = await gateway.generation.respond(uri: "/mcp", headers: headers, body: body, logger: Logger(label: "test"))
+            guard case .events(let events) = call.body else { Issue.record("expected a stream"); return }
+            var iterator = events.makeAsyncIterator()
+            let request = try JSON.parse(try #require(try await iterator.next()).data)
+            #expect(request["method"]?.string == "roots/list")
+            let id = try #require(request["id"]?.string)
+            #expect(id.hasPrefix("local/") && id != "local/q1")
+
+            let answer: JSON = ["jsonrpc": "2.0", "id": JSON(id), "result": ["roots": [["uri": "file:///x"]]]]
+            // Another session cannot answer it, nor can a made-up token.
+            #expect(try await Self.post(gateway, answer, session: other).status == .badRequest)
+            var madeUp = answer
+            madeUp["id"] = "local/q1"
+            #expect(try await Self.post(gateway, madeUp, session: mine).status == .badRequest)
+            #expect(try await Self.post(gateway, answer, session: mine).status == .accepted)
+            // The token is spent.
+            #expect(try await Self.post(gateway, answer, session: mine).status == .badRequest)
+
+            let result = try JSON.parse(try #require(try await iterator.next()).data)
+            #expect(result["id"]?.int == 9)
+            #expect(result["result"]?["content"]?[0]?["text"]?.string == "relayed")
+            // The server got the answer under its own id.
+            #expect(try await Self.lines(log, containing: "file:///x").first?.contains(#""id":"q1""#) == true)
+        }
+    }
+
+    @Test func aClientsCancellationReachesTheStdioServerUnderSluicesID() async throws {
+        try await Self.withStdioServer { gateway, log in
+            let mine = try await Self.open(gateway), other = try await Self.open(gateway)
+            async let waiting = Self.rpc(gateway, "tools/call", id: 77, params: ["name": "local__wait"], session: mine)
+            let forwarded = try #require(try await Self.lines(log, containing: #""name":"wait""#).first)
+            let sluiceID = try #require(try JSON.parse(forwarded)["id"]?.int)
+            let cancel: JSON = ["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": 77, "reason": "no"]]
+            // Another session's request 77 is not this one.
+            #expect(try await Self.post(gateway, cancel, session: other).status == .accepted)
+            #expect(try await Self.post(gateway, cancel, session: mine).status == .accepted)
+            let cancelled = try await Self.lines(log, containing: "notifications/cancelled")
+            #expect(cancelled.count == 1)
+            #expect(cancelled.first.flatMap { try? JSON.parse($0) }?["params"]?["requestId"]?.int == sluiceID)
+            // The call ends without the server's answer.
+            #expect(try await waiting.body?["error"] != nil)
         }
     }
 }
