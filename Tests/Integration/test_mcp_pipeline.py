@@ -486,6 +486,36 @@ def test_an_http_servers_request_outside_a_call_reaches_the_get_stream(start_slu
                for line in access_lines(gw))
 
 
+def test_a_stdio_servers_request_with_several_calls_in_flight_is_answered_by_sluice(start_sluice, web_server, markers):
+    """The stdio transport does not say whose call a request belongs to: with another client's call
+    in flight, sluice answers it itself rather than show one client's request to another."""
+    gw = start_sluice(with_mcp(web_server, markers))
+    wait_for_local(gw)
+    other = open_session(gw)
+    asked: list = []
+
+    async def roots(context):
+        asked.append(context.request_id)
+        return types.ListRootsResult(roots=[types.Root(uri="file:///srv/mine")])
+
+    async def scenario():
+        async with client(gw) as (read, write, _):
+            async with ClientSession(read, write, list_roots_callback=roots) as session:
+                await session.initialize()
+                caller = threading.Thread(target=rpc, args=(gw, call("local__sleepy", {"seconds": 3, "tag": "busy"}), other))
+                caller.start()
+                while not (markers / "busy-started").exists():
+                    await anyio.sleep(0.05)
+                crowded = (await session.call_tool("local__ask_roots", {})).content[0].text
+                caller.join(15)
+                alone = (await session.call_tool("local__ask_roots", {})).content[0].text
+                return crowded, alone
+    crowded, alone = asyncio.run(scenario())
+    assert crowded == "local roots: "
+    assert alone == "local roots: file:///srv/mine"
+    assert len(asked) == 1
+
+
 def test_a_relayed_request_is_answered_only_by_its_own_session(start_sluice, web_server, markers):
     gw = start_sluice(with_mcp(web_server, markers))
     wait_for_local(gw)
