@@ -234,6 +234,9 @@ def test_tool_calls_per_minute_refuse_the_call_past_the_limit(start_sluice, web_
     refusals = [line for line in access_lines(gw, "tools/call") if line.get("error_code") == "rate_limit_exceeded"]
     assert len(refusals) == 2 and all(line["key_name"] == "tester" for line in refusals)
     assert metric(gw, "sluice_mcp_calls_total", mcp_server="web", mcp_method="tools/call", outcome="ok") == 2
+    refused = sum(metric(gw, "sluice_mcp_calls_total", mcp_server="web", gen_ai_tool_name=tool, outcome="rate_limited") or 0
+                  for tool in ("web__add", "web__echo", "unknown"))
+    assert refused == 2
 
 
 # --- access log and metrics ------------------------------------------------------------------------
