@@ -489,9 +489,10 @@ def test_an_http_servers_request_outside_a_call_reaches_the_get_stream(start_slu
                for line in access_lines(gw))
 
 
-def test_a_stdio_servers_request_with_several_calls_in_flight_is_answered_by_sluice(start_sluice, web_server, markers):
+def test_a_stdio_servers_request_with_several_sessions_calls_in_flight_is_answered_by_sluice(start_sluice, web_server, markers):
     """The stdio transport does not say whose call a request belongs to: with another client's call
-    in flight, sluice answers it itself rather than show one client's request to another."""
+    in flight, sluice answers it itself rather than show one client's request to another; with
+    only this client's calls in flight, the client gets it."""
     gw = start_sluice(with_mcp(web_server, markers))
     wait_for_local(gw)
     other = open_session(gw)
@@ -512,11 +513,18 @@ def test_a_stdio_servers_request_with_several_calls_in_flight_is_answered_by_slu
                 crowded = (await session.call_tool("local__ask_roots", {})).content[0].text
                 caller.join(15)
                 alone = (await session.call_tool("local__ask_roots", {})).content[0].text
-                return crowded, alone
-    crowded, alone = asyncio.run(scenario())
+                # Two calls of this one session in flight: the request is this client's.
+                async with anyio.create_task_group() as group:
+                    group.start_soon(session.call_tool, "local__sleepy", {"seconds": 2, "tag": "own"})
+                    while not (markers / "own-started").exists():
+                        await anyio.sleep(0.05)
+                    parallel = (await session.call_tool("local__ask_roots", {})).content[0].text
+                return crowded, alone, parallel
+    crowded, alone, parallel = asyncio.run(scenario())
     assert crowded == "local roots: "
     assert alone == "local roots: file:///srv/mine"
-    assert len(asked) == 1
+    assert parallel == "local roots: file:///srv/mine"
+    assert len(asked) == 2
 
 
 def test_a_relayed_request_is_answered_only_by_its_own_session(start_sluice, web_server, markers):

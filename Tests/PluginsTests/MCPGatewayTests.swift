@@ -238,11 +238,11 @@ import Testing
         try await withGateway(manifest, environment: ["PATH": "/usr/bin:/bin"]) { gateway in try await body(gateway, log) }
     }
 
-    static func lines(_ log: URL, containing text: String) async throws -> [String] {
+    static func lines(_ log: URL, containing text: String, atLeast count: Int = 1) async throws -> [String] {
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
             let found = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init).filter { $0.contains(text) }
-            if !found.isEmpty { return found }
+            if found.count >= count { return found }
             try await Task.sleep(for: .milliseconds(20))
         }
         return []
@@ -295,6 +295,41 @@ import Testing
             #expect(cancelled.first.flatMap { try? JSON.parse($0) }?["params"]?["requestId"]?.int == sluiceID)
             // The call ends without the server's answer.
             #expect(try await waiting.body?["error"] != nil)
+        }
+    }
+
+    @Test func aStdioServersRequestGoesOnlyToTheOneSessionWithCallsInFlight() async throws {
+        try await Self.withStdioServer { gateway, log in
+            let mine = try await Self.open(gateway), other = try await Self.open(gateway)
+            @Sendable func start(_ tool: String, id: Int, session: String) async -> GatewayResponse {
+                let headers: HTTPHeaders = ["authorization": "Bearer key-all", "mcp-session-id": session, "accept": "application/json, text/event-stream"]
+                let body = JSONRPC.request(id: JSON(id), method: "tools/call", params: ["name": JSON(tool)]).encoded(using: ByteBufferAllocator())
+                return await gateway.generation.respond(uri: "/mcp", headers: headers, body: body, logger: Logger(label: "test"))
+            }
+            let cancel = { (id: Int) -> JSON in ["jsonrpc": "2.0", "method": "notifications/cancelled", "params": ["requestId": JSON(id)]] }
+
+            // Another session's call in flight: whose request it is cannot be known, so sluice answers it (no roots).
+            async let othersWait = start("local__wait", id: 1, session: other)
+            _ = try await Self.lines(log, containing: #""name":"wait""#)
+            let crowded = try await Self.rpc(gateway, "tools/call", id: 2, params: ["name": "local__ask"], session: mine)
+            #expect(crowded.body?["result"]?["content"]?[0]?["text"]?.string == "other")
+            #expect(try await Self.post(gateway, cancel(1), session: other).status == .accepted)
+            _ = await othersWait
+
+            // Two calls of one session: the request goes to that client, on its oldest call's stream.
+            async let myWait = start("local__wait", id: 3, session: mine)
+            _ = try await Self.lines(log, containing: #""name":"wait""#, atLeast: 2)
+            async let ask = start("local__ask", id: 4, session: mine)
+            guard case .events(let events) = await myWait.body else { Issue.record("expected a stream"); return }
+            var iterator = events.makeAsyncIterator()
+            let request = try JSON.parse(try #require(try await iterator.next()).data)
+            let relayedID = try #require(request["id"]?.string)
+            #expect(relayedID.hasPrefix("local/"))
+            let answer: JSON = ["jsonrpc": "2.0", "id": JSON(relayedID), "result": ["roots": [["uri": "file:///x"]]]]
+            #expect(try await Self.post(gateway, answer, session: mine).status == .accepted)
+            guard case .whole(let buffer) = await ask.body else { Issue.record("expected a whole answer"); return }
+            #expect(try JSON.parse(buffer)["result"]?["content"]?[0]?["text"]?.string == "relayed")
+            #expect(try await Self.post(gateway, cancel(3), session: mine).status == .accepted)
         }
     }
 }

@@ -5,11 +5,11 @@ import NIOHTTP1
 /// A server the gateway starts as a child process and speaks to over stdin/stdout. One process
 /// serves every client session: the gateway initializes it once, renumbers each request (and its
 /// progress token) so that clients cannot collide, and hands each answer back under the client's
-/// own id. A request the server makes (sampling, elicitation, roots) goes to the client of its
-/// one call in flight, under the id `{server}/{random token}`, and only that client's session can
-/// answer it; with no call in flight, or several (the stdio transport does not say which call a
-/// request belongs to, and guessing would show one client's request to another), the gateway
-/// answers what it can itself. A process that exits is started again after a delay that doubles up to
+/// own id. A request the server makes (sampling, elicitation, roots) goes to the client whose
+/// calls are in flight, under the id `{server}/{random token}`, and only that client's session can
+/// answer it; with no call in flight, or calls of several sessions (the stdio transport does not
+/// say which call a request belongs to, and guessing would show one client's request to
+/// another), the gateway answers what it can itself. A process that exits is started again after a delay that doubles up to
 /// `max_restart_delay_s`; while it is down its calls fail at once and its tools are not listed.
 final class MCPStdioServer: MCPServerConnection {
     let name: String
@@ -55,8 +55,9 @@ final class MCPStdioServer: MCPServerConnection {
         /// The server's own id for its request.
         let serverID: JSON
         let session: String
-        /// The gateway's id of the call it was relayed on.
-        let call: Int
+        /// The gateway's id of the call that holds it (it was relayed on that call's stream, or
+        /// inherited from an earlier call of the same session that ended first).
+        var call: Int
     }
 
     /// At most this many relayed requests wait for answers (each a small entry), whatever clients do.
@@ -224,7 +225,15 @@ final class MCPStdioServer: MCPServerConnection {
     private static func remove(_ id: Int, from state: inout State) -> Pending? {
         guard let pending = state.pending.removeValue(forKey: id) else { return nil }
         if let token = pending.token { state.progress[token] = nil }
-        for relay in pending.relays { state.relays[relay] = nil }
+        // A request relayed on this call may belong to another call of the same session still in
+        // flight (the transport does not say): that call keeps it answerable.
+        if !pending.relays.isEmpty, let session = pending.session,
+           let heir = state.pending.first(where: { $0.value.session == session })?.key {
+            state.pending[heir]?.relays += pending.relays
+            for relay in pending.relays { state.relays[relay]?.call = heir }
+        } else {
+            for relay in pending.relays { state.relays[relay] = nil }
+        }
         return pending
     }
 
@@ -295,13 +304,15 @@ final class MCPStdioServer: MCPServerConnection {
         }
     }
 
-    /// Where the server's request `serverID` goes: the one call in flight whose client can answer
-    /// it, under a fresh random token; `nil` when there is no such call, or more than one.
+    /// Where the server's request `serverID` goes: the stream of the oldest call in flight whose
+    /// client can answer it, under a fresh random token, when all such calls are one session's;
+    /// `nil` when there is none, or when calls of several sessions are in flight (whose request it
+    /// is cannot be known, and one client must never see another's).
     private func relay(_ serverID: JSON) -> (continuation: AsyncThrowingStream<JSON, any Error>.Continuation, token: String)? {
         state.withLockedValue { state in
             let open = state.pending.filter { $0.value.session != nil }
-            guard open.count == 1, let entry = open.first, let session = entry.value.session,
-                  state.relays.count < Self.maxRelays else { return nil }
+            guard Set(open.values.compactMap(\.session)).count == 1, let entry = open.min(by: { $0.key < $1.key }),
+                  let session = entry.value.session, state.relays.count < Self.maxRelays else { return nil }
             let call = entry.key, pending = entry.value
             // 128 random bits: a client cannot guess another's token.
             let token = (0..<2).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined(separator: "-")
