@@ -187,7 +187,7 @@ def test_protocol_versions_are_negotiated(start_sluice, web_server):
     single = initialize(gw, path="/mcp/web")
     names = {tool["name"] for tool in answer(rpc(gw, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
                                                   session=single.headers["mcp-session-id"], path="/mcp/web"))["result"]["tools"]}
-    assert names == {"add", "echo", "slow"}
+    assert {"add", "echo", "slow"} <= names and not [name for name in names if "__" in name]
     # A session of /mcp/web is no session of /mcp.
     assert rpc(gw, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session=single.headers["mcp-session-id"]).status_code == 404
     # Ending a session.
@@ -199,7 +199,7 @@ def test_key_allowlist_filters_and_refuses(start_sluice, web_server):
     gw = start_sluice(with_mcp(web_server))
     wait_for_tools(gw)
     names = asyncio.run(list_tool_names(gw, LIMITED_KEY))
-    assert set(names) == {"web__add", "web__echo", "web__slow"}
+    assert {"web__add", "web__echo", "web__slow"} <= set(names) and all(name.startswith("web__") for name in names)
 
     async def scenario():
         async with streamablehttp_client(f"{gw.url}/mcp", headers={"Authorization": f"Bearer {LIMITED_KEY}"}) as (read, write, _):

@@ -106,4 +106,39 @@ import Testing
         #expect(paths.contains("mcp_session_key"))
         #expect(!errors.contains { $0.1.contains("too short") })
     }
+
+    @Test func keepsOnlyTheCapabilitiesSluiceRelays() throws {
+        let declared = try JSON.parse(#"{"sampling": {"tools": {}}, "elicitation": {}, "roots": {"listChanged": true}, "experimental": {"x": {}}, "tasks": {}}"#)
+        #expect(MCPClientCapabilities.relayable(declared) == (try JSON.parse(#"{"sampling": {"tools": {}}, "elicitation": {}, "roots": {"listChanged": true}}"#)))
+        #expect(MCPClientCapabilities.relayable(nil) == .object())
+        #expect(MCPClientCapabilities.relayable(try JSON.parse(#"{"sampling": true}"#)) == .object())
+    }
+
+    @Test func relayIDsNameTheServerAndItsOwnID() {
+        #expect(MCPHTTPServer.relayID(server: "web", JSON(5)) == "web/5")
+        #expect(MCPHTTPServer.relayID(server: "web", JSON("a/b")) == #"web/"a\/b""# || MCPHTTPServer.relayID(server: "web", JSON("a/b")) == #"web/"a/b""#)
+    }
+
+    @Test func aWholeAnswerUnlessSomethingComesFirst() async throws {
+        let answer = try JSON.parse(#"{"jsonrpc": "2.0", "id": 1, "result": {}}"#)
+        let request = try JSON.parse(#"{"jsonrpc": "2.0", "id": "s/1", "method": "roots/list"}"#)
+        let (alone, only) = AsyncThrowingStream<JSON, any Error>.makeStream()
+        only.yield(answer)
+        only.finish()
+        guard case .message(let whole) = try await MCPReply.whole(unlessMore: alone) else { Issue.record("expected a whole answer"); return }
+        #expect(whole == answer)
+
+        let (asking, both) = AsyncThrowingStream<JSON, any Error>.makeStream()
+        both.yield(request)
+        both.yield(answer)
+        both.finish()
+        guard case .stream(let messages) = try await MCPReply.whole(unlessMore: asking) else { Issue.record("expected a stream"); return }
+        var seen: [JSON] = []
+        for try await message in messages { seen.append(message) }
+        #expect(seen == [request, answer])
+
+        let (empty, none) = AsyncThrowingStream<JSON, any Error>.makeStream()
+        none.finish()
+        await #expect(throws: MCPServerError.self) { _ = try await MCPReply.whole(unlessMore: empty) }
+    }
 }

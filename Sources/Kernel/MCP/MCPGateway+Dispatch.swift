@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -179,7 +180,7 @@ extension MCPGateway {
     private func upstreamSession(of server: any MCPServerConnection, _ session: MCPSession) async throws(MCPServerError) -> MCPSession.Upstream? {
         if let upstream = session.upstream[server.name] { return upstream }
         guard server is MCPHTTPServer else { return nil }
-        return try await server.open(version: session.version, headers: [:]).upstream
+        return try await server.open(version: session.version, capabilities: .object(), headers: [:]).upstream
     }
 
     /// Sends one request to one server and hands its answer back, whole or streamed.
@@ -198,7 +199,9 @@ extension MCPGateway {
         let reply: MCPReply
         do {
             let upstream = try await upstreamSession(of: server, session)
-            reply = try await server.request(message, upstream: upstream, headers: headers)
+            // The reply goes to this client, which answers the server's requests on it and may cancel it.
+            reply = try await server.request(message, upstream: upstream, headers: headers,
+                                             session: request.context[MCPExchange.self]?.sessionID)
         } catch {
             request.context.recordFacts { $0.upstreamRespondedAt = .now }
             let answer = failure(error, server: server, id: id, request: request)
@@ -227,13 +230,19 @@ extension MCPGateway {
         }
     }
 
+    /// A timeout as the manifest wrote it: `30`, `0.5`.
+    static func seconds(_ duration: Duration) -> String {
+        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return value == value.rounded() ? String(Int(value)) : String(format: "%g", value)
+    }
+
     /// The JSON-RPC error for a server that did not answer, naming it.
     private func failure(_ error: MCPServerError, server: any MCPServerConnection, id: JSON, request: GatewayRequest) -> JSON {
         switch error {
         case .timedOut:
             record(request) { $0.outcome = "timeout" }
             return JSONRPC.error(id: id, code: JSONRPC.timedOut,
-                                 "the MCP server `\(server.name)` did not answer within \(server.timeout.components.seconds) s")
+                                 "the MCP server `\(server.name)` did not answer within \(Self.seconds(server.timeout)) s")
         case .sessionExpired:
             record(request) { $0.outcome = "unavailable" }
             return JSONRPC.error(id: id, code: JSONRPC.serverUnavailable, "the MCP server `\(server.name)` ended its session; initialize again")

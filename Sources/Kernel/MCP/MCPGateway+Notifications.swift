@@ -1,8 +1,8 @@
 import NIOCore
 
 /// The GET stream: what the session's servers send outside any request (list changes, log
-/// messages, resource updates), merged into one. It ends when the gateway drains or its
-/// generation is replaced, so it holds neither; the client opens it again.
+/// messages, resource updates, their requests to the client), merged into one. It ends when the
+/// gateway drains or its generation is replaced, so it holds neither; the client opens it again.
 extension MCPGateway {
     func notifications(for session: MCPSession, scope: String?, request: GatewayRequest,
                        isDraining: @escaping @Sendable () -> Bool) async throws -> GatewayResponse {
@@ -25,8 +25,12 @@ extension MCPGateway {
                             switch MCPMessageKind(message) {
                             case .notification(let method) where method != "notifications/progress":
                                 continuation.yield(message)
+                            case .request:
+                                // A server's request outside any call (its id already `{server}/…`):
+                                // this session's client answers it.
+                                continuation.yield(message)
                             default:
-                                // A request needs one client to answer it; progress belongs to a request's own stream.
+                                // Progress and answers belong to a request's own stream.
                                 logger.debug("mcp server message dropped from the notification stream", metadata: ["mcp_server": .string(name)])
                             }
                         }

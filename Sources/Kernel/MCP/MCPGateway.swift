@@ -94,17 +94,15 @@ public final class MCPGateway: Sendable {
             if method != "notifications/initialized" {
                 await withTaskGroup(of: Void.self) { group in
                     for server in targets(exchange.scope) {
-                        group.addTask { await server.notify(message, upstream: session.upstream[server.name], headers: [:]) }
+                        group.addTask { await server.notify(message, upstream: session.upstream[server.name], headers: [:], session: exchange.sessionID) }
                     }
                 }
             }
             record(request) { $0.outcome = "ok" }
             return GatewayResponse(status: .accepted, body: .whole(ByteBuffer()))
         case .response:
-            // Answers to servers' requests: the gateway asks clients nothing (see docs/MCP.md).
-            _ = try openSession(exchange, request)
-            record(request) { $0.outcome = "ok" }
-            return GatewayResponse(status: .accepted, body: .whole(ByteBuffer()))
+            let session = try openSession(exchange, request)
+            return await relayAnswer(message, session: session, sessionID: exchange.sessionID ?? "", scope: exchange.scope, request: request)
         case .invalid:
             record(request) { $0.outcome = "invalid" }
             return .json(JSONRPC.error(id: message["id"], code: JSONRPC.invalidRequest, "not a JSON-RPC 2.0 request, notification or response"),
@@ -146,15 +144,41 @@ public final class MCPGateway: Sendable {
         return session
     }
 
+    // MARK: Server-to-client requests
+
+    /// A client's answer to a server's request it got as `{server}/{token}`: back to that server,
+    /// which checks that the request was this session's. Anything else is refused with HTTP 400
+    /// and a JSON-RPC error, so that a client sees why its answer went nowhere.
+    private func relayAnswer(_ message: JSON, session: MCPSession, sessionID: String, scope: String?, request: GatewayRequest) async -> GatewayResponse {
+        let id = message["id"] ?? .null
+        guard let relayed = id.string, let slash = relayed.firstIndex(of: "/"),
+              let server = byName[String(relayed[..<slash])], scope == nil || scope == server.name else {
+            record(request) { $0.outcome = "unknown" }
+            return .json(JSONRPC.error(id: nil, code: JSONRPC.invalidParams, "no server's request has the id \(id.description)"), status: .badRequest)
+        }
+        record(request) { $0.server = server.name }
+        let token = String(relayed[relayed.index(after: slash)...])
+        guard await server.answer(message, token: token, upstream: session.upstream[server.name], headers: [:], session: sessionID) else {
+            record(request) { $0.outcome = "unknown" }
+            return .json(JSONRPC.error(id: nil, code: JSONRPC.invalidParams,
+                                       "no request of the MCP server `\(server.name)` in this session awaits an answer with id \(id.description)"),
+                         status: .badRequest)
+        }
+        record(request) { $0.outcome = "ok" }
+        return GatewayResponse(status: .accepted, body: .whole(ByteBuffer()))
+    }
+
     // MARK: Sessions
 
     private func initialize(_ message: JSON, scope: String?, request: GatewayRequest) async throws -> GatewayResponse {
         let id = message["id"] ?? .null
         let version = MCPVersions.negotiate(message["params"]?["protocolVersion"]?.string)
+        // Each HTTP server learns what this client can answer of its requests (they are relayed).
+        let capabilities = MCPClientCapabilities.relayable(message["params"]?["capabilities"])
         let opened = await withTaskGroup(of: (String, Result<(result: JSON, upstream: MCPSession.Upstream?), MCPServerError>).self) { group in
             for server in targets(scope) {
                 group.addTask {
-                    do { return (server.name, .success(try await server.open(version: version, headers: [:]))) } catch {
+                    do { return (server.name, .success(try await server.open(version: version, capabilities: capabilities, headers: [:]))) } catch {
                         return (server.name, .failure(error as? MCPServerError ?? .unavailable("\(error)")))
                     }
                 }

@@ -1,9 +1,13 @@
+import Atomics
 import Logging
 import NIOCore
 import NIOHTTP1
 
 /// A server reached over MCP's Streamable HTTP transport, through the Kernel's `UpstreamClient`.
 /// Each client session has its own upstream session, whose id travels sealed in the client's.
+/// The server's requests (sampling, elicitation, roots) reach the client under the id
+/// `{server}/{the server's id as JSON}`; the client's answer comes back in the same session (its
+/// id names the upstream session), so nothing needs remembering and any replica can route it.
 struct MCPHTTPServer: MCPServerConnection {
     let name: String
     let url: String
@@ -65,7 +69,11 @@ struct MCPHTTPServer: MCPServerConnection {
         case 200:
             let type = answer.headers.first(name: "content-type")?.lowercased() ?? ""
             if type.hasPrefix("text/event-stream") {
-                return .reply(.stream(Self.messages(of: answer.body, timeout: timeout)), sessionID: sessionID)
+                var abandoned: (@Sendable (String) -> Void)?
+                if case .request = MCPMessageKind(message), let id = message["id"] {
+                    abandoned = { why in self.cancel(id, why, upstream: upstream) }
+                }
+                return .reply(.stream(Self.messages(of: answer.body, timeout: timeout, server: name, abandoned: abandoned)), sessionID: sessionID)
             }
             let body: ByteBuffer
             do { body = try await answer.collect(upTo: Self.maxAnswerBytes) } catch { throw .unavailable("\(error)") }
@@ -78,13 +86,20 @@ struct MCPHTTPServer: MCPServerConnection {
         }
     }
 
-    /// The JSON-RPC messages of an SSE body, until it ends or `timeout` has passed.
-    static func messages(of body: UpstreamBody, timeout: Duration?) -> AsyncThrowingStream<JSON, any Error> {
-        AsyncThrowingStream { continuation in
+    /// The JSON-RPC messages of an SSE body, until it ends or `timeout` has passed. The server's
+    /// requests get ids the gateway routes back (`{server}/{id}`). `abandoned` is called when the
+    /// stream ends without the answer (timed out, its reader gone): the server is told to stop.
+    static func messages(of body: UpstreamBody, timeout: Duration?, server: String,
+                         abandoned: (@Sendable (String) -> Void)? = nil) -> AsyncThrowingStream<JSON, any Error> {
+        let answered = ManagedAtomic(false)
+        let timedOut = ManagedAtomic(false)
+        return AsyncThrowingStream { continuation in
             let reader = Task {
                 do {
                     for try await event in SSEEventSequence(body, maxEventBytes: maxAnswerBytes) where !event.data.isEmpty {
-                        guard let message = try? JSON.parse(event.data) else { continue }
+                        guard var message = try? JSON.parse(event.data) else { continue }
+                        if case .request = MCPMessageKind(message), let id = message["id"] { message["id"] = JSON(Self.relayID(server: server, id)) }
+                        if message.isJSONRPCResponse { answered.store(true, ordering: .relaxed) }
                         continuation.yield(message)
                     }
                     continuation.finish()
@@ -95,6 +110,7 @@ struct MCPHTTPServer: MCPServerConnection {
             let timer = timeout.map { timeout in
                 Task {
                     try await Task.sleep(for: timeout)
+                    timedOut.store(true, ordering: .relaxed)
                     continuation.finish(throwing: MCPServerError.timedOut)
                     reader.cancel()
                 }
@@ -102,13 +118,26 @@ struct MCPHTTPServer: MCPServerConnection {
             continuation.onTermination = { _ in
                 reader.cancel()
                 timer?.cancel()
+                if !answered.load(ordering: .relaxed) {
+                    abandoned?(timedOut.load(ordering: .relaxed) ? "timed out at the gateway" : "the client went away")
+                }
             }
         }
     }
 
-    func open(version: String, headers: HTTPHeaders) async throws(MCPServerError) -> (result: JSON, upstream: MCPSession.Upstream?) {
+    /// The id a client sees for this server's request `id`.
+    static func relayID(server: String, _ id: JSON) -> String { "\(server)/\(id.description)" }
+
+    /// Tells the server the gateway stopped waiting for request `id` (MCP's cancellation), in a
+    /// task of its own: the caller's task is being cancelled or has ended.
+    private func cancel(_ id: JSON, _ why: String, upstream: MCPSession.Upstream?) {
+        let notification = JSONRPC.notification("notifications/cancelled", params: JSON(object: [("requestId", id), ("reason", JSON(why))]))
+        Task { await notify(notification, upstream: upstream, headers: [:], session: nil) }
+    }
+
+    func open(version: String, capabilities: JSON, headers: HTTPHeaders) async throws(MCPServerError) -> (result: JSON, upstream: MCPSession.Upstream?) {
         let initialize = JSONRPC.request(id: 0, method: "initialize", params: JSON(object: [
-            ("protocolVersion", JSON(version)), ("capabilities", .object()),
+            ("protocolVersion", JSON(version)), ("capabilities", capabilities),
             ("clientInfo", JSON(object: [("name", "sluice"), ("version", JSON(MCPGateway.version))])),
         ]))
         guard case .reply(let reply, let sessionID) = try await post(initialize, upstream: nil, extra: headers) else {
@@ -123,14 +152,35 @@ struct MCPHTTPServer: MCPServerConnection {
         return (result, upstream)
     }
 
-    func request(_ message: JSON, upstream: MCPSession.Upstream?, headers: HTTPHeaders) async throws(MCPServerError) -> MCPReply {
-        guard case .reply(let reply, _) = try await post(message, upstream: upstream, extra: headers) else {
+    func request(_ message: JSON, upstream: MCPSession.Upstream?, headers: HTTPHeaders, session: String?) async throws(MCPServerError) -> MCPReply {
+        let answer: Answer
+        do throws(MCPServerError) {
+            answer = try await post(message, upstream: upstream, extra: headers)
+        } catch {
+            // No answer in time, or the client left while waiting for one: the server may stop.
+            if let id = message["id"] {
+                if case .timedOut = error { cancel(id, "timed out at the gateway", upstream: upstream) }
+                else if Task.isCancelled { cancel(id, "the client went away", upstream: upstream) }
+            }
+            throw error
+        }
+        guard case .reply(let reply, _) = answer else {
             throw .unavailable("the server accepted a request without answering it")
         }
         return reply
     }
 
-    func notify(_ message: JSON, upstream: MCPSession.Upstream?, headers: HTTPHeaders) async {
+    func answer(_ response: JSON, token: String, upstream: MCPSession.Upstream?, headers: HTTPHeaders, session: String) async -> Bool {
+        // The token is the server's own id as JSON; the upstream session is the client's own, so
+        // a client can only ever answer requests made in its session.
+        guard let id = try? JSON.parse(token), id.string != nil || id.int != nil else { return false }
+        var response = response
+        response["id"] = id
+        guard case .accepted? = try? await post(response, upstream: upstream, extra: headers) else { return false }
+        return true
+    }
+
+    func notify(_ message: JSON, upstream: MCPSession.Upstream?, headers: HTTPHeaders, session: String?) async {
         do { _ = try await post(message, upstream: upstream, extra: headers) } catch {
             logger.debug("mcp notification not delivered", metadata: ["mcp_server": .string(name), "error": .string(error.description)])
         }
@@ -144,7 +194,7 @@ struct MCPHTTPServer: MCPServerConnection {
                                       timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), firstByte: timeout))
         guard let answer = try? await client.stream(request), answer.status == 200,
               answer.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") == true else { return nil }
-        return Self.messages(of: answer.body, timeout: nil)
+        return Self.messages(of: answer.body, timeout: nil, server: name)
     }
 
     func close(upstream: MCPSession.Upstream?, headers extra: HTTPHeaders) async {
