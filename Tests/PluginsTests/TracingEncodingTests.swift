@@ -154,15 +154,19 @@ import Testing
         for (value, bytes) in [(UInt64(0), [0x00]), (1, [0x01]), (127, [0x7f]), (128, [0x80, 0x01]), (150, [0x96, 0x01]),
                                (300, [0xac, 0x02]), (16_383, [0xff, 0x7f]), (16_384, [0x80, 0x80, 0x01]),
                                (UInt64.max, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])] as [(UInt64, [UInt8])] {
-            var writer = ProtobufWriter(buffer: ByteBuffer())
-            writer.varint(value)
-            #expect(Array(writer.buffer.readableBytesView) == bytes, "\(value)")
             #expect(ProtobufWriter.varintSize(value) == bytes.count, "\(value)")
+            let written = ProtobufWriter.encode(size: bytes.count) { $0.varint(value) }
+            #expect(Array(written.readableBytesView) == bytes, "\(value)")
         }
-        // A tag: field 16 of wire type 5 (Span.flags) takes two bytes.
-        var writer = ProtobufWriter(buffer: ByteBuffer())
-        writer.fixed32Field(16, 0x0301)
-        #expect(Array(writer.buffer.readableBytesView) == [0x85, 0x01, 0x01, 0x03, 0x00, 0x00])
+        // A tag: field 16 of wire type 5 (Span.flags) takes two bytes; fixed32 is little-endian.
+        #expect(ProtobufWriter.fixed32FieldSize(16) == 6)
+        let flags = ProtobufWriter.encode(size: 6) { $0.fixed32Field(16, 0x0301) }
+        #expect(Array(flags.readableBytesView) == [0x85, 0x01, 0x01, 0x03, 0x00, 0x00])
+        let bytes = ProtobufWriter.encode(size: 18 + 10) { writer in
+            writer.bytesField(1, bigEndian: 0x0102_0304_0506_0708, 0x090a_0b0c_0d0e_0f10)
+            writer.bytesField(2, bigEndian: 0xa1a2_a3a4_a5a6_a7a8)
+        }
+        #expect(Array(bytes.readableBytesView) == [0x0a, 16] + Array(1...16) + [0x12, 8, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8])
     }
 
     @Test func aSpanWithoutAttributesHasTheseBytes() {

@@ -9,8 +9,9 @@ enum OTLPJSON {
 
     static func encode(_ spans: some Collection<SpanRecord>, resource: OTLPResource,
                        allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        // About 600 bytes a span with the gateway's attributes; the buffer grows if needed.
-        var json = JSONWriter(buffer: allocator.buffer(capacity: 256 + 640 * spans.count))
+        // About 700 bytes a span with the gateway's attributes; the array grows if needed.
+        var json = JSONWriter()
+        json.bytes.reserveCapacity(256 + 768 * spans.count)
         json.raw(#"{"resourceSpans":[{"resource":{"attributes":"#)
         json.attributes(resource.attributes)
         json.raw(#"},"scopeSpans":[{"scope":{"name":"#)
@@ -23,23 +24,59 @@ enum OTLPJSON {
             json.span(span)
         }
         json.raw("]}]}]}")
-        return json.buffer
+        return allocator.buffer(bytes: json.bytes)
     }
 }
 
-/// The JSON writing of `OTLPJSON`: members in a fixed order, strings escaped per RFC 8259.
+/// The JSON writing of `OTLPJSON`, into an array (appending to one is cheaper than `ByteBuffer`'s
+/// bookkeeping per write): members in a fixed order, strings escaped per RFC 8259, numbers and
+/// ids written as digits without intermediate strings.
 private struct JSONWriter {
-    var buffer: ByteBuffer
+    var bytes: [UInt8] = []
+
+    private static let hexDigits: StaticString = "0123456789abcdef"
 
     mutating func raw(_ text: StaticString) {
-        _ = text.withUTF8Buffer { buffer.writeBytes($0) }
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// `value` as lower-case hex, all 16 digits (half a trace id, or a span id).
+    mutating func hex(_ value: UInt64) {
+        Self.hexDigits.withUTF8Buffer { digits in
+            for shift in stride(from: 60, through: 0, by: -4) {
+                bytes.append(digits[Int(truncatingIfNeeded: value >> UInt64(shift)) & 0xf])
+            }
+        }
+    }
+
+    mutating func decimal(_ value: UInt64) {
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        var index = bytes.count + digits - 1
+        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+        var value = value
+        repeat {
+            bytes[index] = UInt8(ascii: "0") + UInt8(value % 10)
+            value /= 10
+            index -= 1
+        } while value > 0
+    }
+
+    mutating func integer(_ value: Int64) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        decimal(value.magnitude)
     }
 
     mutating func span(_ span: SpanRecord) {
         raw(#"{"traceId":""#)
-        buffer.writeString(TraceContext.hex(span.context.traceID))
+        hex(span.context.traceID.high)
+        hex(span.context.traceID.low)
         raw(#"","spanId":""#)
-        buffer.writeString(TraceContext.hex(span.context.spanID))
+        hex(span.context.spanID.value)
         raw(#"""#)
         if let state = span.context.traceState, !state.isEmpty {
             raw(#","traceState":"#)
@@ -47,24 +84,24 @@ private struct JSONWriter {
         }
         if span.parentSpanID.isValid {
             raw(#","parentSpanId":""#)
-            buffer.writeString(TraceContext.hex(span.parentSpanID))
+            hex(span.parentSpanID.value)
             raw(#"""#)
         }
         raw(#","flags":"#)
-        buffer.writeString(String(span.otlpFlags))
+        decimal(UInt64(span.otlpFlags))
         raw(#","name":"#)
         string(span.name)
         raw(#","kind":"#)
-        buffer.writeString(String(span.kind.rawValue))
+        decimal(UInt64(span.kind.rawValue))
         raw(#","startTimeUnixNano":""#)
-        buffer.writeString(String(span.startNanoseconds))
+        decimal(span.startNanoseconds)
         raw(#"","endTimeUnixNano":""#)
-        buffer.writeString(String(span.endNanoseconds))
+        decimal(span.endNanoseconds)
         raw(#"","attributes":"#)
         attributes(span.attributes)
         if let status = span.status {
             raw(#","status":{"code":"#)
-            buffer.writeString(String(SpanRecord.Status.errorCode))
+            decimal(UInt64(SpanRecord.Status.errorCode))
             if !status.message.isEmpty {
                 raw(#","message":"#)
                 string(status.message)
@@ -89,7 +126,7 @@ private struct JSONWriter {
                 raw(value ? #""boolValue":true"# : #""boolValue":false"#)
             case .int(let value):
                 raw(#""intValue":""#)
-                buffer.writeString(String(value))
+                integer(value)
                 raw(#"""#)
             case .double(let value):
                 raw(#""doubleValue":"#)
@@ -109,41 +146,46 @@ private struct JSONWriter {
             raw(value < 0 ? #""-Infinity""# : #""Infinity""#)
         } else {
             // Swift's shortest round-tripping form ("0.25", "1e-05"), which is valid JSON.
-            buffer.writeString(value.description)
+            bytes.append(contentsOf: value.description.utf8)
         }
     }
 
-    /// A JSON string: `"` and `\` escaped, control characters as `\n`, `\t`… or `\u00XX`; every
-    /// other character as its UTF-8 (a Swift string is valid Unicode), in runs.
+    /// A JSON string: `"` and `\` escaped, control characters as `\n`, `\t`… or `\u00XX`;
+    /// every other character as its UTF-8 (a Swift string is valid Unicode), in runs.
     mutating func string(_ value: String) {
         raw(#"""#)
-        var value = value
-        value.withUTF8 { bytes in
-            var start = 0
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[start..<index]))
-                start = index + 1
-                switch byte {
-                case UInt8(ascii: "\""): raw(#"\""#)
-                case UInt8(ascii: "\\"): raw(#"\\"#)
-                case UInt8(ascii: "\n"): raw(#"\n"#)
-                case UInt8(ascii: "\r"): raw(#"\r"#)
-                case UInt8(ascii: "\t"): raw(#"\t"#)
-                case 0x08: raw(#"\b"#)
-                case 0x0c: raw(#"\f"#)
-                default:
-                    let digits: StaticString = "0123456789abcdef"
-                    raw(#"\u00"#)
-                    digits.withUTF8Buffer { digits in
-                        buffer.writeInteger(digits[Int(byte >> 4)])
-                        buffer.writeInteger(digits[Int(byte & 0xf)])
-                    }
+        let done: Void? = value.utf8.withContiguousStorageIfAvailable { escaped($0) }
+        if done == nil { escaped(Array(value.utf8)) }  // a string not stored as UTF-8 (bridged)
+        raw(#"""#)
+    }
+
+    private mutating func escaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+        var start = 0
+        for index in 0..<utf8.count {
+            let byte = utf8[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<index]))
+            start = index + 1
+            switch byte {
+            case UInt8(ascii: "\""): raw(#"\""#)
+            case UInt8(ascii: "\\"): raw(#"\\"#)
+            case UInt8(ascii: "\n"): raw(#"\n"#)
+            case UInt8(ascii: "\r"): raw(#"\r"#)
+            case UInt8(ascii: "\t"): raw(#"\t"#)
+            case 0x08: raw(#"\b"#)
+            case 0x0c: raw(#"\f"#)
+            default:
+                raw(#"\u00"#)
+                Self.hexDigits.withUTF8Buffer { digits in
+                    bytes.append(digits[Int(byte >> 4)])
+                    bytes.append(digits[Int(byte & 0xf)])
                 }
             }
-            buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[start...]))
         }
-        raw(#"""#)
+        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
+    }
+
+    private mutating func escaped(_ utf8: [UInt8]) {
+        utf8.withUnsafeBufferPointer { escaped($0) }
     }
 }

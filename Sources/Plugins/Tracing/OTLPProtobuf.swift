@@ -51,19 +51,18 @@ enum OTLPProtobuf {
             + ProtobufWriter.lengthDelimitedSize(Field.scopeSpans, scopeSpans)
         let total = ProtobufWriter.lengthDelimitedSize(Field.resourceSpans, resourceSpans)
 
-        var writer = ProtobufWriter(buffer: allocator.buffer(capacity: total))
-        writer.lengthDelimitedHeader(Field.resourceSpans, length: resourceSpans)
-        writer.lengthDelimitedHeader(Field.resource, length: resourceBody)
-        for attribute in resource.attributes { write(attribute, field: Field.resourceAttributes, into: &writer) }
-        writer.lengthDelimitedHeader(Field.scopeSpans, length: scopeSpans)
-        writer.lengthDelimitedHeader(Field.scope, length: scope)
-        writer.stringField(Field.scopeName, resource.scopeName)
-        for (span, size) in zip(spans, spanSizes) {
-            writer.lengthDelimitedHeader(Field.spans, length: size)
-            write(span, into: &writer)
+        return ProtobufWriter.encode(size: total, allocator: allocator) { writer in
+            writer.lengthDelimitedHeader(Field.resourceSpans, length: resourceSpans)
+            writer.lengthDelimitedHeader(Field.resource, length: resourceBody)
+            for attribute in resource.attributes { write(attribute, field: Field.resourceAttributes, into: &writer) }
+            writer.lengthDelimitedHeader(Field.scopeSpans, length: scopeSpans)
+            writer.lengthDelimitedHeader(Field.scope, length: scope)
+            writer.stringField(Field.scopeName, resource.scopeName)
+            for (span, size) in zip(spans, spanSizes) {
+                writer.lengthDelimitedHeader(Field.spans, length: size)
+                write(span, into: &writer)
+            }
         }
-        assert(writer.buffer.readableBytes == total, "OTLP protobuf: measured \(total) bytes, wrote \(writer.buffer.readableBytes)")
-        return writer.buffer
     }
 
     // MARK: Span

@@ -1,9 +1,11 @@
 import NIOCore
 
 /// Protocol Buffers' wire format (https://protobuf.dev/programming-guides/encoding/), the few
-/// pieces OTLP's trace messages need, written straight into a `ByteBuffer`. An embedded message
-/// is preceded by its length, so encoders measure a message (the `…Size` functions) before
-/// writing it; there is no intermediate object tree as with generated code.
+/// pieces OTLP's trace messages need. An embedded message is preceded by its length, so an
+/// encoder measures everything first (the `…Size` functions), then writes into memory of exactly
+/// that size (`encode(size:)`): one allocation, no intermediate object tree as with generated
+/// code, and no per-field call into `ByteBuffer` (its bookkeeping per write cost more than the
+/// bytes themselves). Every write is checked against the measured size.
 struct ProtobufWriter {
     enum WireType: UInt64 {
         case varint = 0
@@ -12,10 +14,28 @@ struct ProtobufWriter {
         case fixed32 = 5
     }
 
-    var buffer: ByteBuffer
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    /// The bytes written so far.
+    private(set) var count = 0
 
-    init(buffer: ByteBuffer) {
-        self.buffer = buffer
+    private init(base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    /// A buffer of `size` bytes written by `body`, which must write exactly that many.
+    static func encode(size: Int, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+                       _ body: (inout ProtobufWriter) -> Void) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: size)
+        guard size > 0 else { return buffer }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var writer = ProtobufWriter(base: raw.baseAddress!, capacity: size)
+            body(&writer)
+            precondition(writer.count == size, "protobuf: measured \(size) bytes, wrote \(writer.count)")
+            return size
+        }
+        return buffer
     }
 
     // MARK: Sizes
@@ -48,13 +68,25 @@ struct ProtobufWriter {
 
     // MARK: Writing
 
+    /// Room for `bytes` more; past the measured size is a bug in the measuring, never memory
+    /// to write into.
+    @inline(__always)
+    private mutating func reserve(_ bytes: Int) -> Int {
+        precondition(count + bytes <= capacity, "protobuf: writing past the measured \(capacity) bytes")
+        defer { count += bytes }
+        return count
+    }
+
     mutating func varint(_ value: UInt64) {
         var value = value
+        let offset = reserve(Self.varintSize(value))
+        var index = offset
         while value >= 0x80 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+            base.storeBytes(of: UInt8(truncatingIfNeeded: value) | 0x80, toByteOffset: index, as: UInt8.self)
             value >>= 7
+            index += 1
         }
-        buffer.writeInteger(UInt8(truncatingIfNeeded: value))
+        base.storeBytes(of: UInt8(truncatingIfNeeded: value), toByteOffset: index, as: UInt8.self)
     }
 
     mutating func tag(_ field: Int, _ type: WireType) {
@@ -68,18 +100,25 @@ struct ProtobufWriter {
 
     mutating func fixed64Field(_ field: Int, _ value: UInt64) {
         tag(field, .fixed64)
-        buffer.writeInteger(value, endianness: .little)
+        base.storeBytes(of: value.littleEndian, toByteOffset: reserve(8), as: UInt64.self)
     }
 
     mutating func fixed32Field(_ field: Int, _ value: UInt32) {
         tag(field, .fixed32)
-        buffer.writeInteger(value, endianness: .little)
+        base.storeBytes(of: value.littleEndian, toByteOffset: reserve(4), as: UInt32.self)
     }
 
     mutating func stringField(_ field: Int, _ value: String) {
+        let length = value.utf8.count
         tag(field, .lengthDelimited)
-        varint(UInt64(value.utf8.count))
-        buffer.writeString(value)
+        varint(UInt64(length))
+        let offset = reserve(length)
+        let copied: Void? = value.utf8.withContiguousStorageIfAvailable { bytes in
+            if let source = bytes.baseAddress { (base + offset).copyMemory(from: source, byteCount: length) }
+        }
+        if copied == nil {  // a string not stored as UTF-8 (bridged): byte by byte
+            for (index, byte) in value.utf8.enumerated() { base.storeBytes(of: byte, toByteOffset: offset + index, as: UInt8.self) }
+        }
     }
 
     /// The header of an embedded message (or of bytes) of `length` bytes; its content follows.
@@ -91,13 +130,14 @@ struct ProtobufWriter {
     /// A `bytes` field of 8 bytes holding a big-endian integer (a span id).
     mutating func bytesField(_ field: Int, bigEndian value: UInt64) {
         lengthDelimitedHeader(field, length: 8)
-        buffer.writeInteger(value, endianness: .big)
+        base.storeBytes(of: value.bigEndian, toByteOffset: reserve(8), as: UInt64.self)
     }
 
     /// A `bytes` field of 16 bytes holding two big-endian integers (a trace id).
     mutating func bytesField(_ field: Int, bigEndian high: UInt64, _ low: UInt64) {
         lengthDelimitedHeader(field, length: 16)
-        buffer.writeInteger(high, endianness: .big)
-        buffer.writeInteger(low, endianness: .big)
+        let offset = reserve(16)
+        base.storeBytes(of: high.bigEndian, toByteOffset: offset, as: UInt64.self)
+        base.storeBytes(of: low.bigEndian, toByteOffset: offset + 8, as: UInt64.self)
     }
 }

@@ -40,16 +40,33 @@ struct TraceContext: Hashable, Sendable {
 
     /// The client's trace context, when it sent a valid `traceparent`. A `tracestate` without a
     /// valid `traceparent` is ignored, as the spec requires; several `tracestate` fields are one
-    /// list (RFC 9110 §5.3), joined with commas.
+    /// list (RFC 9110 §5.3), joined with commas. One pass over the headers, comparing names by
+    /// length first: this runs for every request, and most carry neither header.
     init?(headers: HTTPHeaders) {
-        guard let parent = headers.first(name: "traceparent") else { return nil }
-        guard var context = TraceContext(traceparent: parent) else { return nil }
-        let states = headers["tracestate"]
-        if !states.isEmpty {
-            let state = states.count == 1 ? states[0] : states.joined(separator: ",")
-            if !state.isEmpty { context.traceState = state }
+        var parent: String?
+        var state: String?
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 11 where parent == nil && Self.isName(name, "traceparent"):
+                parent = value
+            case 10 where Self.isName(name, "tracestate"):
+                state = state.map { $0 + "," + value } ?? value
+            default:
+                continue
+            }
         }
+        guard let parent, var context = TraceContext(traceparent: parent) else { return nil }
+        if let state, !state.isEmpty { context.traceState = state }
         self = context
+    }
+
+    /// Whether a header's `name` is `lowercased` (all ASCII letters), whatever its case.
+    private static func isName(_ name: String, _ lowercased: StaticString) -> Bool {
+        lowercased.withUTF8Buffer { expected in
+            // `byte | 0x20` folds only letters onto a lower-case letter, so this compares letters
+            // case-insensitively and anything else exactly.
+            name.utf8.elementsEqual(expected) { $0 | 0x20 == $1 }
+        }
     }
 
     /// Parses a `traceparent` value: `{version}-{trace-id}-{parent-id}-{trace-flags}`, lower-case
