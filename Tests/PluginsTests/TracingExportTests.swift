@@ -150,11 +150,13 @@ import Testing
             var failures = ExportFailureLog(logger: lines.logger)
             let exporter = Self.exporter(collector.url, buffer: buffer, logger: lines.logger)
             await exporter.exportHeld(&failures)
-            let warnings = lines.all.filter { $0.level == .warning }
+            // Only the drop report counts: under a loaded test run an export may also time out and say so.
+            let warnings = lines.all.filter { $0.level == .warning && $0.metadata["spans_dropped"] != nil }
             #expect(warnings.count == 1)
             #expect(warnings.first?.metadata["spans_dropped"]?.description == "6")
             await exporter.exportHeld(&failures)
-            #expect(lines.all.filter { $0.level == .warning }.count == 1, "nothing dropped since: no new line")
+            #expect(lines.all.filter { $0.level == .warning && $0.metadata["spans_dropped"] != nil }.count == 1,
+                    "nothing dropped since: no new line")
         }
     }
 
