@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 
 from harness.constants import LIMITED_KEY, SLUICE_TEST_KEY
-from harness.net import free_port
+from harness.mcp_server import web_mcp_server
 
 SERVER = Path(__file__).parent / "mcpservers" / "tools_server.py"
 SESSION_KEY = "mcp-session-key-for-tests-0123456789abcdef"
@@ -29,23 +28,8 @@ VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25"]
 @pytest.fixture(scope="module")
 def web_server():
     """The Streamable HTTP server, for the whole module."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(SERVER), "http", "web", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the HTTP MCP server did not start")
-    yield url
-    process.terminate()
-    process.wait(10)
+    with web_mcp_server() as url:
+        yield url
 
 
 def with_mcp(web_url: str, **extra):

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 
 from harness.constants import SLUICE_TEST_KEY
+from harness.mcp_server import web_mcp_server
 from harness.net import free_port
 from harness.otlp import OTLPReceiver
 from harness.sluice import sluice_env
@@ -46,24 +46,8 @@ def markers(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def web_server(markers):
     """The Streamable HTTP test server, for the whole module."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(SERVER), "http", "web", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**sluice_env(), "MARKER_DIR": str(markers)})
-    url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the HTTP MCP server did not start")
-    yield url
-    process.terminate()
-    process.wait(10)
+    with web_mcp_server(env={**sluice_env(), "MARKER_DIR": str(markers)}) as url:
+        yield url
 
 
 def with_mcp(web_url: str, markers: Path, pipeline: list[dict] | None = None, servers: dict | None = None, **extra):

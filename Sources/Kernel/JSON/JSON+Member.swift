@@ -72,7 +72,7 @@ struct JSONSkimmer {
         return found.map { .found($0) } ?? .absent
     }
 
-    private static func isWhitespace(_ byte: UInt8) -> Bool {
+    static func isWhitespace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 
@@ -86,12 +86,12 @@ struct JSONSkimmer {
         return true
     }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while index < bytes.count, Self.isWhitespace(bytes[index]) { index += 1 }
     }
 
     /// Skips a string; returns the range of its contents (escapes left as written).
-    private mutating func skipString() -> Range<Int>? {
+    mutating func skipString() -> Range<Int>? {
         guard take(UInt8(ascii: "\"")) else { return nil }
         let start = index
         while index < bytes.count {
@@ -108,7 +108,7 @@ struct JSONSkimmer {
 
     /// Skips a value: strings and brackets are matched, scalars run to the next delimiter.
     /// jansson reads the one value that matters; the others need only be found, not checked.
-    private mutating func skipValue() -> Bool {
+    mutating func skipValue() -> Bool {
         guard index < bytes.count else { return false }
         switch bytes[index] {
         case UInt8(ascii: "\""):

@@ -144,7 +144,7 @@ private struct Scanner {
 
     private func trailingWhitespace() -> Int {
         var count = 0
-        while count < bytes.count, Self.isWhitespace(bytes[bytes.count - 1 - count]) { count += 1 }
+        while count < bytes.count, JSONSkimmer.isWhitespace(bytes[bytes.count - 1 - count]) { count += 1 }
         return count
     }
 
@@ -478,11 +478,7 @@ private struct Scanner {
     }
 
     private mutating func skipWhitespace() {
-        while position < bytes.count, Self.isWhitespace(bytes[position]) { position += 1 }
-    }
-
-    static func isWhitespace(_ byte: UInt8) -> Bool {
-        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+        while position < bytes.count, JSONSkimmer.isWhitespace(bytes[position]) { position += 1 }
     }
 
     static func describe(_ byte: UInt8) -> String {

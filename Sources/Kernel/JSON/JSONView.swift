@@ -90,7 +90,7 @@ public struct JSONView: Sendable {
         case .bytes(let bytes):
             guard kind == .array || kind == .object else { return false }
             // What follows the opening bracket, whitespace aside, is the closing one.
-            let afterOpening = bytes.readableBytesView.dropFirst().first { !JSONView.isWhitespace($0) }
+            let afterOpening = bytes.readableBytesView.dropFirst().first { !JSONSkimmer.isWhitespace($0) }
             return afterOpening == UInt8(ascii: "]") || afterOpening == UInt8(ascii: "}")
         }
     }
@@ -181,10 +181,6 @@ public struct JSONView: Sendable {
         }
     }
 
-    static func isWhitespace(_ byte: UInt8) -> Bool {
-        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
-    }
-
     /// A string's content with its escapes decoded (the scan has checked them, surrogate pairs included).
     static func unescaped(_ raw: UnsafeRawBufferPointer) -> String {
         var out: [UInt8] = []
@@ -268,48 +264,25 @@ enum JSONSkip {
         return JSONView(scannedBytes: quoted).string.map { $0.utf8.elementsEqual(wanted) } ?? false
     }
 
+    // Where values end is JSONSkimmer's walk (JSON+Member.swift), started at an offset.
+
     static func whitespace(_ raw: UnsafeRawBufferPointer, _ start: Int) -> Int {
-        var position = start
-        while position < raw.count, JSONView.isWhitespace(raw[position]) { position += 1 }
-        return position
+        var skimmer = JSONSkimmer(bytes: raw, index: start)
+        skimmer.skipWhitespace()
+        return skimmer.index
     }
 
     /// The end of the string whose opening quote is at `start`.
     static func string(_ raw: UnsafeRawBufferPointer, _ start: Int) -> Int {
-        var position = start + 1
-        while position < raw.count {
-            switch raw[position] {
-            case UInt8(ascii: "\""): return position + 1
-            case UInt8(ascii: "\\"): position += 2
-            default: position += 1
-            }
-        }
-        return position
+        var skimmer = JSONSkimmer(bytes: raw, index: start)
+        _ = skimmer.skipString()
+        return skimmer.index
     }
 
     /// The end of the value that starts at `start`.
     static func value(_ raw: UnsafeRawBufferPointer, _ start: Int) -> Int {
-        var position = start
-        var depth = 0
-        while position < raw.count {
-            switch raw[position] {
-            case UInt8(ascii: "\""):
-                position = string(raw, position)
-                if depth == 0 { return position }
-                continue
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                if depth == 0 { return position }  // the end of a scalar's container
-                depth -= 1
-                if depth == 0 { return position + 1 }
-            case UInt8(ascii: ","), 0x20, 0x0A, 0x0D, 0x09:
-                if depth == 0 { return position }
-            default:
-                break
-            }
-            position += 1
-        }
-        return position
+        var skimmer = JSONSkimmer(bytes: raw, index: start)
+        _ = skimmer.skipValue()
+        return skimmer.index
     }
 }
