@@ -1,5 +1,6 @@
 import Kernel
 import NIOCore
+import NIOPosix
 
 /// Refuses requests (and answers) by deny lists of words and phrases, linear-time regular
 /// expressions, a cap on the prompt's estimated tokens, and the tools a request may offer.
@@ -76,7 +77,7 @@ public struct ContentFilter: Middleware {
         let answersHaveText = [.chatCompletions, .messages, .responses].contains(request.operation)
         guard answersHaveText || request.operation == .embeddings || request.operation == .moderations,
               let rules = rules(for: request) else { return try await next(request) }
-        if checksRequests { try check(request, rules: rules) }
+        if checksRequests { try await check(request, rules: rules) }
         var response = try await next(request)
         guard checksAnswers, answersHaveText, rules.checksText, (200..<300).contains(response.status.code) else { return response }
         switch response.body {
@@ -97,7 +98,11 @@ public struct ContentFilter: Middleware {
         return response
     }
 
-    private func check(_ request: GatewayRequest, rules: ContentRules) throws {
+    /// Requests with more text than this are checked on NIO's thread pool: deny lists and patterns
+    /// take time in proportion to the text, and the event loop is shared with many connections.
+    static let offLoopTextBytes = 64 * 1024
+
+    private func check(_ request: GatewayRequest, rules: ContentRules) async throws {
         let tools = ContentRules.toolNames(request.body.json)
         for tool in tools where rules.blockedTools.contains(tool) || !(rules.allowedTools?.contains(tool) ?? true) {
             count("tool", action: "block", stage: .request)
@@ -114,11 +119,13 @@ public struct ContentFilter: Middleware {
                                              code: "prompt_too_long")
             }
         }
-        for text in texts {
-            if let violation = rules.violation(in: text, stage: .request) {
-                count(violation.rule, action: "block", stage: .request)
-                throw violation.error
-            }
+        guard rules.checksText else { return }
+        let firstViolation = { @Sendable in texts.lazy.compactMap { rules.violation(in: $0, stage: .request) }.first }
+        let violation = texts.reduce(0, { $0 + $1.utf8.count }) > Self.offLoopTextBytes
+            ? try await NIOThreadPool.singleton.runIfActive(firstViolation) : firstViolation()
+        if let violation {
+            count(violation.rule, action: "block", stage: .request)
+            throw violation.error
         }
     }
 

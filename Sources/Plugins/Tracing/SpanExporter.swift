@@ -23,8 +23,9 @@ final class SpanExporter: Sendable {
         }
     }
 
-    /// The longest an export may take, connecting included (as swift-otel's was configured).
-    static let timeout: Duration = .seconds(2)
+    /// The longest an export may take, connecting included: OTLP's default (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    /// The export job runs apart from requests, so a slow collector costs them nothing.
+    static let timeout: Duration = .seconds(10)
 
     let buffer: SpanBuffer
     let url: String
