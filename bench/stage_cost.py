@@ -57,6 +57,7 @@ STAGES = {
     "metrics": ([METRICS], [], False),
     "tracing": ([TRACING], [], False),
     "rate-limit": ([], [RATE_LIMIT], False),
+    "validation": ([], [VALIDATION], False),
     "full": ([ACCESS_LOG, METRICS, TRACING], [VALIDATION, RATE_LIMIT], False),
 }
 

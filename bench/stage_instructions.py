@@ -6,7 +6,7 @@ has its counters zeroed (`callgrind_control --zero`), serves N requests on one k
 connection, and is dumped. Every thread's instructions count (event loops, the upstream client,
 background work, exporters).
 
-    python3 bench/stage_instructions.py --stages tracing [--requests N] [--sluice PATH] [--profile DIR]
+    python3 bench/stage_instructions.py --stages tracing [--requests N] [--body-kb KB] [--sluice PATH] [--profile DIR]
 
 With --profile, writes each dump's top functions by inclusive instructions (callgrind_annotate)
 to DIR/<stages>-{base,with}.txt.
@@ -28,14 +28,14 @@ from translation import Upstream, measure
 
 
 def instructions(binary: str, base: str, otlp: str, work: Path, stages: str | None, requests: int, stream: bool,
-                 profile: Path | None) -> int:
+                 profile: Path | None, body_bytes: int = 0) -> int:
     out = work / f"callgrind.{stages or 'base'}"
     wrapper = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--collect-atstart=yes", f"--callgrind-out-file={out}"]
     process, port = start(binary, base, work, stages, otlp, wrapper)
     try:
-        measure(port, process.pid, "chat", "chat", stream, 100)  # warm-up (and the first connections)
+        measure(port, process.pid, "chat", "chat", stream, 100, body_bytes)  # warm-up (and the first connections)
         subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
-        measure(port, process.pid, "chat", "chat", stream, requests * 10 // 11)  # measure() adds a tenth
+        measure(port, process.pid, "chat", "chat", stream, requests * 10 // 11, body_bytes)  # measure() adds a tenth
         subprocess.run(["callgrind_control", "--dump=measured", str(process.pid)], check=True, capture_output=True)
     finally:
         process.terminate()
@@ -48,7 +48,8 @@ def instructions(binary: str, base: str, otlp: str, work: Path, stages: str | No
         annotated = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=99", str(measured)],
                                    check=True, capture_output=True, text=True).stdout
         lines = annotated.splitlines()
-        name = f"{stages or 'base'}{'-stream' if stream else ''}-{'with' if stages else 'base'}.txt"
+        size = f"-{body_bytes // 1024}k" if body_bytes else ""
+        name = f"{stages or 'base'}{'-stream' if stream else ''}{size}-{'with' if stages else 'base'}.txt"
         (profile / name).write_text(f"callgrind, {requests} requests after a warm-up of 100, {total // requests:,} instructions/request\n"
                                     + "\n".join(lines[:80]) + "\n")
     return total // requests
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true", help="streamed answers instead of whole ones")
     parser.add_argument("--sluice", default=str(REPO / ".build" / "release" / "sluice"))
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--body-kb", type=int, default=0, help="chat bodies of about this many KB (earlier turns added)")
     parser.add_argument("--no-base", action="store_true", help="count only the sluice with the stages")
     args = parser.parse_args()
 
@@ -75,9 +77,10 @@ def main() -> None:
         stripped = Path(work) / "sluice"
         subprocess.run(["strip", "--strip-debug", "-o", str(stripped), args.sluice], check=True)
         args.sluice = str(stripped)
-        without = None if args.no_base else instructions(args.sluice, base, otlp, Path(work), None, args.requests, args.stream, args.profile)
-        with_stages = instructions(args.sluice, base, otlp, Path(work), args.stages, args.requests, args.stream, args.profile)
-    kind = "stream" if args.stream else "whole"
+        sized = {"body_bytes": args.body_kb * 1024}
+        without = None if args.no_base else instructions(args.sluice, base, otlp, Path(work), None, args.requests, args.stream, args.profile, **sized)
+        with_stages = instructions(args.sluice, base, otlp, Path(work), args.stages, args.requests, args.stream, args.profile, **sized)
+    kind = ("stream" if args.stream else "whole") + (f", {args.body_kb} KB bodies" if args.body_kb else "")
     if without is None:
         print(f"{args.stages} {kind}: {with_stages:,} instructions/request with the stages")
     else:

@@ -195,9 +195,14 @@ def request_body(door: str, stream: bool) -> tuple[str, dict]:
     return "/v1/responses", {"model": "M", "input": "Say hello", "max_output_tokens": 32, "stream": stream}
 
 
-def measure(port: int, pid: int, door: str, model: str, stream: bool, n: int) -> dict:
+def measure(port: int, pid: int, door: str, model: str, stream: bool, n: int, body_bytes: int = 0) -> dict:
+    """With body_bytes, earlier user/assistant turns (as bench/wrk_chat.lua sends them) fill a chat
+    or messages body up to about that size."""
     path, body = request_body(door, stream)
     body["model"] = model
+    turn = "Tell me more about the history of the printing press and its effect on Europe. " * 8
+    while "messages" in body and len(json.dumps(body)) < body_bytes:
+        body["messages"][-1:-1] = [{"role": "user", "content": turn}, {"role": "assistant", "content": turn}]
     data = json.dumps(body).encode()
     headers = {"content-type": "application/json", "authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

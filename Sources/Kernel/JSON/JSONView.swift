@@ -11,10 +11,20 @@ public struct JSONView: Sendable {
     }
 
     private let storage: Storage
+    /// Where a scanned body's top-level members lie: its members are found without a walk over
+    /// the bytes (a 200 KB conversation's `stream` flag costs a look-up, not a skip of its messages).
+    private let members: JSONMemberIndex?
 
-    /// The bytes of a value `JSONScanner` checked.
-    init(scannedBytes: ByteBuffer) { storage = .bytes(scannedBytes) }
-    public init(_ json: JSON) { storage = .tree(json) }
+    /// The bytes of a value `JSONScanner` checked, with the index of its members when it made one.
+    init(scannedBytes: ByteBuffer, members: JSONMemberIndex? = nil) {
+        storage = .bytes(scannedBytes)
+        self.members = members
+    }
+
+    public init(_ json: JSON) {
+        storage = .tree(json)
+        members = nil
+    }
 
     public var kind: JSON.Kind {
         switch storage {
@@ -103,6 +113,10 @@ public struct JSONView: Sendable {
         switch storage {
         case .tree(let json): return json[key].map(JSONView.init)
         case .bytes(let bytes):
+            if let members {
+                let found = bytes.withUnsafeReadableBytes { members.find(key, in: $0) }
+                return found.map { member(members.members[$0].valueRange, of: bytes) }
+            }
             guard kind == .object else { return nil }
             var found: Range<Int>?
             var key = key
@@ -115,8 +129,12 @@ public struct JSONView: Sendable {
                     }
                 }
             }
-            return found.map { JSONView(scannedBytes: bytes.getSlice(at: bytes.readerIndex + $0.lowerBound, length: $0.count)!) }
+            return found.map { member($0, of: bytes) }
         }
+    }
+
+    private func member(_ range: Range<Int>, of bytes: ByteBuffer) -> JSONView {
+        JSONView(scannedBytes: bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count)!)
     }
 
     /// The elements of an array (empty for anything else).
@@ -144,7 +162,11 @@ public struct JSONView: Sendable {
         case .bytes(let bytes):
             guard kind == .object else { return [] }
             var names: [Range<Int>] = []
-            bytes.withUnsafeReadableBytes { raw in JSONSkip.members(of: raw) { name, _ in names.append(name); return true } }
+            if let members {
+                names = members.members.map(\.keyRange)
+            } else {
+                bytes.withUnsafeReadableBytes { raw in JSONSkip.members(of: raw) { name, _ in names.append(name); return true } }
+            }
             return names.map { name in
                 let slice = bytes.getSlice(at: bytes.readerIndex + name.lowerBound - 1, length: name.count + 2)!
                 return JSONView(scannedBytes: slice).string ?? ""
@@ -160,7 +182,9 @@ public struct JSONView: Sendable {
             var count = 0
             switch kind {
             case .array: bytes.withUnsafeReadableBytes { raw in JSONSkip.elements(of: raw) { _ in count += 1 } }
-            case .object: bytes.withUnsafeReadableBytes { raw in JSONSkip.members(of: raw) { _, _ in count += 1; return true } }
+            case .object:
+                if let members { return members.members.count }
+                bytes.withUnsafeReadableBytes { raw in JSONSkip.members(of: raw) { _, _ in count += 1; return true } }
             default: break
             }
             return count

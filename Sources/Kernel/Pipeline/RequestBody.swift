@@ -79,27 +79,14 @@ public struct RequestBody: Sendable {
     /// The whole body to read without building a tree: the client's bytes while nothing built one.
     public var view: JSONView {
         switch content {
-        case .scanned(_, let lazy): lazy.built.map(JSONView.init) ?? JSONView(scannedBytes: raw)
+        case .scanned(let index, let lazy): lazy.built.map(JSONView.init) ?? JSONView(scannedBytes: raw, members: index)
         case .tree(let json): JSONView(json)
         case .opaque: JSONView(.null)
         }
     }
 
     /// A top-level member, read from the bytes while no tree is the body.
-    public func member(_ key: String) -> JSONView? {
-        switch content {
-        case .scanned(let index, let lazy):
-            if let tree = lazy.built { return tree[key].map(JSONView.init) }
-            let found = raw.withUnsafeReadableBytes { index.find(key, in: $0) }
-            guard let found else { return nil }
-            let range = index.members[found].valueRange
-            return JSONView(scannedBytes: raw.getSlice(at: raw.readerIndex + range.lowerBound, length: range.count)!)
-        case .tree(let json):
-            return json[key].map(JSONView.init)
-        case .opaque:
-            return nil
-        }
-    }
+    public func member(_ key: String) -> JSONView? { view[key] }
 
     /// Sets (or with `nil` removes) a top-level member, as `json[key] = value` does, by splicing
     /// the client's bytes while no tree is the body: renaming the `model` of a 200 KB conversation

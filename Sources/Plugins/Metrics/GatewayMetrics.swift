@@ -1,3 +1,4 @@
+import Atomics
 import Kernel
 import NIOConcurrencyHelpers
 import Prometheus
@@ -24,8 +25,8 @@ final class GatewayMetrics: Sendable {
     private let made = NIOLockedValueBox<[Series: any AnyObject & Sendable]>([:])
 
     private enum Metric: UInt8 {
-        case requests, duration, timeToFirstToken, upstreamDuration, overhead, tokenUsage, tokens, cost, inFlight, openStreams
-        case retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors, guardrailActions, ledgerWriteFailures
+        case requests, duration, timeToFirstToken, upstreamDuration, tokenUsage, tokens, cost
+        case requestSeries, retries, fallbacks, refused, cacheRequests, cacheEvictions, cacheBytes, circuitOpen, mcpCalls, mcpDuration, rateLimitStoreErrors, guardrailActions, ledgerWriteFailures
     }
 
     /// A metric and up to five label values, in the order its make call names them.
@@ -74,11 +75,22 @@ final class GatewayMetrics: Sendable {
         }
     }
 
-    var overhead: ValueHistogram {
-        handle(.overhead) {
-            registry.makeValueHistogram(descriptor: name("sluice_gateway_overhead", "seconds", "Request time not spent waiting on a provider"),
-                                        labels: [], buckets: Self.overheadBuckets)
+    /// The series one answered request records, found with one lookup (`MetricsPlugin.record`).
+    func requestSeries(model: String, provider: String, status: UInt, key: String, frontDoor: String) -> RequestSeries {
+        handle(.requestSeries, model, provider, String(status), key, frontDoor) {
+            RequestSeries(metrics: self, model: model, provider: provider, status: status, key: key, frontDoor: frontDoor)
         }
+    }
+
+    // The unlabelled series every request touches: made on first use, then one atomic load each.
+    private let overheadMade = ManagedAtomicLazyReference<ValueHistogram>()
+    private let inFlightMade = ManagedAtomicLazyReference<Gauge>()
+    private let openStreamsMade = ManagedAtomicLazyReference<Gauge>()
+
+    var overhead: ValueHistogram {
+        overheadMade.load() ?? overheadMade.storeIfNilThenLoad(
+            registry.makeValueHistogram(descriptor: name("sluice_gateway_overhead", "seconds", "Request time not spent waiting on a provider"),
+                                        labels: [], buckets: Self.overheadBuckets))
     }
 
     func tokenUsage(type: String, model: String, provider: String) -> ValueHistogram {
@@ -104,15 +116,13 @@ final class GatewayMetrics: Sendable {
     }
 
     var inFlight: Gauge {
-        handle(.inFlight) {
-            registry.makeGauge(descriptor: name("sluice_requests_in_flight", "", "Requests being answered (streams included)"), labels: [])
-        }
+        inFlightMade.load() ?? inFlightMade.storeIfNilThenLoad(
+            registry.makeGauge(descriptor: name("sluice_requests_in_flight", "", "Requests being answered (streams included)"), labels: []))
     }
 
     var openStreams: Gauge {
-        handle(.openStreams) {
-            registry.makeGauge(descriptor: name("sluice_streams_open", "", "Streams being sent to clients"), labels: [])
-        }
+        openStreamsMade.load() ?? openStreamsMade.storeIfNilThenLoad(
+            registry.makeGauge(descriptor: name("sluice_streams_open", "", "Streams being sent to clients"), labels: []))
     }
 
     func retries(model: String) -> Counter {

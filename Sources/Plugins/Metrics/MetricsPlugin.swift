@@ -80,26 +80,25 @@ public struct MetricsPlugin: Middleware {
         if let mcp = facts.mcp { return recordMCP(mcp, context: context, status: status, error: error, now: now) }
         let model = knownModels.contains(request.model) ? request.model : "unknown"
         let provider = facts.provider ?? "none", key = context.identity?.name ?? "none"
-        metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: request.dialect.rawValue).increment()
+        let series = metrics.requestSeries(model: model, provider: provider, status: status, key: key, frontDoor: request.dialect.rawValue)
+        series.requests.increment()
         let total = now - context.receivedAt
-        metrics.duration(model: model, provider: provider, status: status).record(total.inSeconds)
-        if let firstEventAt { metrics.timeToFirstToken(model: model, provider: provider).record((firstEventAt - context.receivedAt).inSeconds) }
+        series.duration.record(total.inSeconds)
+        if let firstEventAt { series.timeToFirstToken.record((firstEventAt - context.receivedAt).inSeconds) }
         if let upstream = facts.upstreamTime(now: now, streamed: isStream) {
-            metrics.upstreamDuration(provider: provider).record(upstream.inSeconds)
+            series.upstreamDuration.record(upstream.inSeconds)
             metrics.overhead.record(max(.zero, total - upstream).inSeconds)
         }
-        if facts.attempts > 1 { metrics.retries(model: model).increment(by: Int64(facts.attempts - 1)) }
-        if facts.usedFallback { metrics.fallbacks(model: model).increment() }
+        if facts.attempts > 1 { series.retries.increment(by: Int64(facts.attempts - 1)) }
+        if facts.usedFallback { series.fallbacks.increment() }
         if let usage = context.usage {
-            metrics.tokenUsage(type: "input", model: model, provider: provider).record(Double(usage.inputTokens))
-            metrics.tokenUsage(type: "output", model: model, provider: provider).record(Double(usage.outputTokens))
-            metrics.tokens(direction: "input", model: model, provider: provider, key: key).increment(by: Int64(usage.inputTokens))
-            metrics.tokens(direction: "output", model: model, provider: provider, key: key).increment(by: Int64(usage.outputTokens))
-            if usage.cachedInputTokens > 0 {
-                metrics.tokens(direction: "cached_input", model: model, provider: provider, key: key).increment(by: Int64(usage.cachedInputTokens))
-            }
+            series.inputTokenUsage.record(Double(usage.inputTokens))
+            series.outputTokenUsage.record(Double(usage.outputTokens))
+            series.inputTokens.increment(by: Int64(usage.inputTokens))
+            series.outputTokens.increment(by: Int64(usage.outputTokens))
+            if usage.cachedInputTokens > 0 { series.cachedInputTokens.increment(by: Int64(usage.cachedInputTokens)) }
         }
-        if let cost = context.cost { metrics.cost(model: model, provider: provider, key: key).increment(by: cost) }
+        if let cost = context.cost { series.cost.increment(by: cost) }
         if let cache = facts.cacheStatus { metrics.cacheRequests(result: cache).increment() }
         if let error, facts.attempts == 0, let reason = Self.refusalReason(error) {
             metrics.refused(reason: reason, key: key).increment()
