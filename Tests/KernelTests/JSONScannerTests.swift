@@ -85,6 +85,21 @@ import Testing
         #expect(disagreements.isEmpty, "\(disagreements.count) disagreements, first: \(disagreements.prefix(5))")
     }
 
+    /// Long ASCII strings are skipped eight bytes at a time: a byte that needs a closer look is
+    /// seen wherever it falls in such a word, and at the end of the buffer.
+    @Test func aSpecialByteIsSeenAtEveryOffsetOfALongString() {
+        let specials: [[UInt8]] = [[0x22], [0x5C, 0x6E], [0x5C, 0x78], [0x5C], [0x00], [0x1F], [0x7F], [0xC3, 0xA9], [0xC3], [0xFF], [0xED, 0xA0, 0x80]]
+        for special in specials {
+            for offset in 0..<20 {
+                for tail in [Array(#""}"#.utf8), Array(#"" , "b": "x"}"#.utf8), []] {
+                    var bytes = Array(#"{"a": ""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: offset) + special
+                    bytes += Array(repeating: UInt8(ascii: "y"), count: 19 - offset) + tail
+                    #expect(Self.scanner(bytes) == Self.jansson(bytes), "\(special) at \(offset), tail \(tail)")
+                }
+            }
+        }
+    }
+
     @Test func errorsNameLineAndColumn() {
         do {
             _ = try JSONScanner.scan(ByteBuffer(string: "{\"a\": 1,\n  \"é\": x}"))
