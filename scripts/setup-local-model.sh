@@ -30,12 +30,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 # --- 2. llama-cpp-python[server] --------------------------------------------------------------------
-LLAMA_STAMP="$VENV/.llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION"
+LLAMA_STAMP="$VENV/.llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION-portable"
 if [ -f "$LLAMA_STAMP" ]; then
     say "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION already installed in $VENV (stamp $(basename "$LLAMA_STAMP"))"
 else
     say "installing llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION into $VENV"
-    say "  (the first time this compiles llama.cpp from source: 2–5 min on 2 cores; later installs reuse pip's wheel cache)"
+    say "  (this compiles llama.cpp from source: 2–5 min on 2 cores)"
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
     # Only what the Python package loads (libllama, libggml*), which halves the compile:
     # - text only: the multimodal library (mtmd, for image models) is not built;
@@ -45,10 +45,13 @@ else
     #   llama.cpp's project() (CMAKE_PROJECT_llama.cpp_INCLUDE) turns it off again.
     no_common="$VENV/llama-cpp-no-common.cmake"
     printf 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "made by scripts/setup-local-model.sh" FORCE)\n' > "$no_common"
-    export CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$no_common${CMAKE_ARGS:+ $CMAKE_ARGS}"
+    # - for any x86-64 CPU, not only this one's (GGML_NATIVE off): a native build crashed with a
+    #   general protection fault in libggml-cpu on its first completion on one of our VMs, and a
+    #   wheel built natively elsewhere is not safe to reuse, so pip's wheel cache is not used.
+    export CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$no_common${CMAKE_ARGS:+ $CMAKE_ARGS}"
     start=$SECONDS
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-cache-dir \
         "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION"
     "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server.app; print("setup-local-model: llama_cpp", llama_cpp.__version__, "imports")'
     rm -f "$VENV"/.llama-cpp-python-*
