@@ -88,9 +88,10 @@ final class GatewayMetrics: Sendable {
     private let openStreamsMade = ManagedAtomicLazyReference<Gauge>()
 
     var overhead: ValueHistogram {
-        overheadMade.load() ?? overheadMade.storeIfNilThenLoad(
+        overheadMade.made {
             registry.makeValueHistogram(descriptor: name("sluice_gateway_overhead", "seconds", "Request time not spent waiting on a provider"),
-                                        labels: [], buckets: Self.overheadBuckets))
+                                        labels: [], buckets: Self.overheadBuckets)
+        }
     }
 
     func tokenUsage(type: String, model: String, provider: String) -> ValueHistogram {
@@ -116,13 +117,15 @@ final class GatewayMetrics: Sendable {
     }
 
     var inFlight: Gauge {
-        inFlightMade.load() ?? inFlightMade.storeIfNilThenLoad(
-            registry.makeGauge(descriptor: name("sluice_requests_in_flight", "", "Requests being answered (streams included)"), labels: []))
+        inFlightMade.made {
+            registry.makeGauge(descriptor: name("sluice_requests_in_flight", "", "Requests being answered (streams included)"), labels: [])
+        }
     }
 
     var openStreams: Gauge {
-        openStreamsMade.load() ?? openStreamsMade.storeIfNilThenLoad(
-            registry.makeGauge(descriptor: name("sluice_streams_open", "", "Streams being sent to clients"), labels: []))
+        openStreamsMade.made {
+            registry.makeGauge(descriptor: name("sluice_streams_open", "", "Streams being sent to clients"), labels: [])
+        }
     }
 
     func retries(model: String) -> Counter {

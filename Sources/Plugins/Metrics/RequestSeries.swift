@@ -32,24 +32,20 @@ final class RequestSeries: Sendable {
         self.frontDoor = frontDoor
     }
 
-    private func made<Handle>(_ reference: ManagedAtomicLazyReference<Handle>, _ make: () -> Handle) -> Handle {
-        reference.load() ?? reference.storeIfNilThenLoad(make())
-    }
-
     var requests: Counter {
-        made(requestsMade) { metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: frontDoor) }
+        requestsMade.made { metrics.requests(model: model, provider: provider, status: status, key: key, frontDoor: frontDoor) }
     }
-    var duration: ValueHistogram { made(durationMade) { metrics.duration(model: model, provider: provider, status: status) } }
-    var timeToFirstToken: ValueHistogram { made(timeToFirstTokenMade) { metrics.timeToFirstToken(model: model, provider: provider) } }
-    var upstreamDuration: ValueHistogram { made(upstreamDurationMade) { metrics.upstreamDuration(provider: provider) } }
-    var inputTokenUsage: ValueHistogram { made(inputUsageMade) { metrics.tokenUsage(type: "input", model: model, provider: provider) } }
-    var outputTokenUsage: ValueHistogram { made(outputUsageMade) { metrics.tokenUsage(type: "output", model: model, provider: provider) } }
-    var inputTokens: Counter { made(inputTokensMade) { metrics.tokens(direction: "input", model: model, provider: provider, key: key) } }
-    var outputTokens: Counter { made(outputTokensMade) { metrics.tokens(direction: "output", model: model, provider: provider, key: key) } }
+    var duration: ValueHistogram { durationMade.made { metrics.duration(model: model, provider: provider, status: status) } }
+    var timeToFirstToken: ValueHistogram { timeToFirstTokenMade.made { metrics.timeToFirstToken(model: model, provider: provider) } }
+    var upstreamDuration: ValueHistogram { upstreamDurationMade.made { metrics.upstreamDuration(provider: provider) } }
+    var inputTokenUsage: ValueHistogram { inputUsageMade.made { metrics.tokenUsage(type: "input", model: model, provider: provider) } }
+    var outputTokenUsage: ValueHistogram { outputUsageMade.made { metrics.tokenUsage(type: "output", model: model, provider: provider) } }
+    var inputTokens: Counter { inputTokensMade.made { metrics.tokens(direction: "input", model: model, provider: provider, key: key) } }
+    var outputTokens: Counter { outputTokensMade.made { metrics.tokens(direction: "output", model: model, provider: provider, key: key) } }
     var cachedInputTokens: Counter {
-        made(cachedInputTokensMade) { metrics.tokens(direction: "cached_input", model: model, provider: provider, key: key) }
+        cachedInputTokensMade.made { metrics.tokens(direction: "cached_input", model: model, provider: provider, key: key) }
     }
-    var cost: Counter { made(costMade) { metrics.cost(model: model, provider: provider, key: key) } }
-    var retries: Counter { made(retriesMade) { metrics.retries(model: model) } }
-    var fallbacks: Counter { made(fallbacksMade) { metrics.fallbacks(model: model) } }
+    var cost: Counter { costMade.made { metrics.cost(model: model, provider: provider, key: key) } }
+    var retries: Counter { retriesMade.made { metrics.retries(model: model) } }
+    var fallbacks: Counter { fallbacksMade.made { metrics.fallbacks(model: model) } }
 }
