@@ -45,9 +45,13 @@ final class LocalHTTPServer: Sendable {
         url = "http://127.0.0.1:\(channel.localAddress?.port ?? 0)"
     }
 
+    /// The fake servers' own event loop: a gateway under test runs plugins on the shared
+    /// singleton's loops, and a plugin's long check there must not also stall the fake provider.
+    private static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     static func start(_ answer: @escaping Answer) async throws -> LocalHTTPServer {
         let box = NIOLockedValueBox<LocalHTTPServer?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
