@@ -135,8 +135,11 @@ say "starting the model server on $MODEL_URL ($THREADS threads; log: ${MODEL_LOG
 # refuses any id that is not a UUID, such as the ones sluice and clients send).
 # --model_alias local: the model's id in /v1/models. llama_cpp.server serves its one model whatever
 # name a request carries (and echoes that name back), so the upstream name in the manifest does not matter.
+# --interrupt_requests False: by default llama_cpp.server ends the stream in flight whenever another
+# request waits for its model lock, and GET /v1/models takes that lock, so sluice's provider health
+# probe (every health_probe_interval_s) would cut a client's answer short.
 spawn "$MODEL_PY" "$ROOT/scripts/llama_server.py" --model "$GGUF" --model_alias local \
-    --host "$MODEL_HOST" --port "$MODEL_PORT" --n_threads "$THREADS" >"$MODEL_LOG" 2>&1
+    --host "$MODEL_HOST" --port "$MODEL_PORT" --n_threads "$THREADS" --interrupt_requests False >"$MODEL_LOG" 2>&1
 MODEL_PID=$!
 if ! wait_http "$MODEL_URL/v1/models" "$MODEL_PID" "model server" 120; then
     say "the model server did not come up; last lines of ${MODEL_LOG#"$ROOT/"}:"

@@ -59,7 +59,10 @@ class ModelServer:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(MODEL_PYTHON), *self.entry, "--model", str(GGUF), "--model_alias", "local",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1"],
+                 "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1",
+                 # As `make run`: sluice's health probe (GET /v1/models) takes the model lock, and
+                 # by default llama_cpp.server then ends the stream in flight.
+                 "--interrupt_requests", "False"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + MODEL_READY_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -204,6 +207,22 @@ def test_responses_api_on_the_real_model(model_gateway: Sluice):
         with client.responses.stream(model="local", input=prompt, max_output_tokens=MAX_TOKENS, temperature=0) as stream:
             final = stream.get_final_response()
         assert final.output_text == whole.output_text
+
+
+def test_health_probes_do_not_cut_a_stream_short(sluice_bin: Path, model_server: ModelServer, tmp_path: Path):
+    """Sluice probes each provider (GET /v1/models) every health_probe_interval_s. That probe waits
+    for llama_cpp.server's model lock, which by default ends the stream in flight; the server runs
+    with --interrupt_requests False (as `make run` starts it), so probes every 100 ms change nothing."""
+    gw = start_gateway(sluice_bin, model_server, tmp_path, "probed", health_probe_interval_s=0.1)
+    try:
+        with sdk(gw) as client:
+            whole = client.chat.completions.create(model="local", messages=PROMPT, max_tokens=MAX_TOKENS, temperature=0)
+            chunks = list(client.chat.completions.create(model="local", messages=PROMPT, max_tokens=MAX_TOKENS,
+                                                         temperature=0, stream=True))
+        assert any(c.choices and c.choices[0].finish_reason in ("stop", "length") for c in chunks), chunks[-3:]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    finally:
+        gw.stop()
 
 
 # --- the model server going away --------------------------------------------------------------
