@@ -48,4 +48,18 @@ import Testing
         #expect(view["key"]?.string == "escaped key")
         #expect(view["messages"]?.elements[2]["content"]?.textCharacterCount == 1)
     }
+
+    /// Strings are skipped eight bytes at a time up to a quote or backslash: one at every offset of
+    /// a long string, in a nested object (walked, not indexed), leaves every member where the tree has it.
+    @Test func anEscapeIsSeenAtEveryOffsetOfALongString() throws {
+        for escape in [#"\""#, #"\\"#, #"\n"#, #"\u00e9"#, #"\\\""#] {
+            for offset in 0..<20 {
+                let text = String(repeating: "x", count: offset) + escape + String(repeating: "y", count: 19 - offset)
+                let document = #"{"messages": [{"content": ""# + text + #"", "role": "user", "n": [1, "]"]}, "tail"]}"#
+                let buffer = ByteBuffer(string: document)
+                let view = RequestBody(raw: buffer, scan: try JSONScanner.scan(buffer)).view
+                Self.agree(view, try JSON.parse(buffer), path: "\(escape) at \(offset)")
+            }
+        }
+    }
 }

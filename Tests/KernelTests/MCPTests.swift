@@ -36,6 +36,22 @@ import Testing
         #expect(seal.open("not base64 at all!") == nil)
         #expect(seal.open(String(repeating: "A", count: 100_000)) == nil)
     }
+
+    /// The id's spelling: base64 with `-` and `_`, no padding, and only the canonical one.
+    @Test func base64URLIsBase64SpeltForURLs() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<40 {
+            let data = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let expected = data.base64EncodedString().map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" }
+            let text = MCPSessionSeal.base64URL(data)
+            #expect(text == String(expected))
+            #expect(MCPSessionSeal.data(base64URL: text) == data)
+        }
+        #expect(MCPSessionSeal.data(base64URL: "-_8") == Data([0xFB, 0xFF]))
+        #expect(MCPSessionSeal.data(base64URL: "-_9") == nil)  // the same bytes with a spare bit set
+        #expect(MCPSessionSeal.data(base64URL: "-_8=") == nil)
+        #expect(MCPSessionSeal.data(base64URL: "+/8") == nil)
+    }
 }
 
 @Suite struct MCPNamesTests {

@@ -94,7 +94,14 @@ struct JSONSkimmer {
     mutating func skipString() -> Range<Int>? {
         guard take(UInt8(ascii: "\"")) else { return nil }
         let start = index
-        while index < bytes.count {
+        while true {
+            // Only a quote or a backslash matters here (a scan has checked the rest, or jansson will).
+            while index + 8 <= bytes.count {
+                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                guard ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word) == 0 else { break }
+                index += 8
+            }
+            guard index < bytes.count else { return nil }
             switch bytes[index] {
             case UInt8(ascii: "\\"): index += 2
             case UInt8(ascii: "\""):
@@ -103,7 +110,6 @@ struct JSONSkimmer {
             default: index += 1
             }
         }
-        return nil
     }
 
     /// Skips a value: strings and brackets are matched, scalars run to the next delimiter.

@@ -353,14 +353,12 @@ private struct Scanner {
     /// Skips eight bytes at a time while none ends the string or needs a closer look (a quote, a
     /// backslash, a control character or a non-ASCII byte): most of a conversation's text.
     private mutating func skipPlainASCII(_ decodedCount: inout Int) {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
         let start = position
         while position + 8 <= bytes.count {
             let word = bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\""))), backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-            // A byte is zero in `quote` or `backslash`, or below 0x20, or has its high bit set.
-            let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
-            guard special & highBits == 0 else { break }
+            let special = ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
+                | ByteWord.hasControlOrNonASCII(word)
+            guard special == 0 else { break }
             position += 8
         }
         decodedCount += position - start

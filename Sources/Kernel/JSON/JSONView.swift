@@ -133,6 +133,29 @@ public struct JSONView: Sendable {
         }
     }
 
+    /// The members `keys` of an object (each `nil` when absent), found in one walk over its bytes
+    /// where a subscript per key would walk them once per key.
+    public func members(_ keys: [String]) -> [JSONView?] {
+        guard case .bytes(let bytes) = storage, members == nil else { return keys.map { self[$0] } }
+        var found = [JSONView?](repeating: nil, count: keys.count)
+        guard kind == .object else { return found }
+        var missing = keys.count
+        bytes.withUnsafeReadableBytes { raw in
+            JSONSkip.members(of: raw) { name, value in
+                let written = UnsafeRawBufferPointer(rebasing: raw[name])
+                for index in keys.indices where found[index] == nil {
+                    var key = keys[index]
+                    guard key.withUTF8({ JSONSkip.keyMatches(written, $0) }) else { continue }
+                    found[index] = member(value, of: bytes)
+                    missing -= 1
+                    break
+                }
+                return missing > 0
+            }
+        }
+        return found
+    }
+
     private func member(_ range: Range<Int>, of bytes: ByteBuffer) -> JSONView {
         JSONView(scannedBytes: bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count)!)
     }

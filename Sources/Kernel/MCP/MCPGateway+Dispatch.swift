@@ -216,10 +216,8 @@ extension MCPGateway {
             return .json(answer)
         case .stream(let messages):
             let context = request.context
-            let events = EventStream(MCPEventSequence(messages: messages)).observing({ event in
-                guard event.data.contains("\"result\"") || event.data.contains("\"error\""), let json = event.json, json.isJSONRPCResponse else { return }
-                context.recordFacts { $0.mcp?.outcome = json["error"] == nil ? "ok" : "error" }
-            }, finished: { error in
+            let answered: @Sendable (JSON) -> Void = { answer in context.recordFacts { $0.mcp?.outcome = answer["error"] == nil ? "ok" : "error" } }
+            let events = EventStream(MCPEventSequence(messages: messages, answered: answered)).observing({ _ in }, finished: { error in
                 span?.end(error.map { GatewayError($0) }, nil)
             }).catchingErrors { [self] error in
                 guard let error = error as? MCPServerError else { return nil }

@@ -89,7 +89,7 @@ public struct Router: Middleware {
         var lastFailure: (target: ModelRoute.Target, error: GatewayError)?
         for target in plan {
             try Task.checkCancellation()
-            let key = "\(target.provider)/\(target.model)"
+            let key = target.circuit
             guard let provider = providers[target.provider], breaker.allows(key) else { continue }
             if let last = lastFailure {
                 let sameTarget = last.target.provider == target.provider && last.target.model == target.model
@@ -149,7 +149,7 @@ public struct Router: Middleware {
         var attempts: [ModelRoute.Target] = []
         for name in [route.name] + route.fallbacks {
             guard let picker = pickers[name] else { continue }
-            let order = picker.order().filter { providers[$0.provider] != nil && !breaker.isOpen("\($0.provider)/\($0.model)") }
+            let order = picker.order().filter { providers[$0.provider] != nil && !breaker.isOpen($0.circuit) }
             guard !order.isEmpty else { continue }
             attempts += (0...retries).map { order[$0 % order.count] }
         }

@@ -42,35 +42,39 @@ struct RequestRules {
 
     // MARK: OpenAI chat
 
+    /// What a message's checks read, found in one walk over each message.
+    private static let chatMessageFields = ["role", "content", "tool_calls", "tool_call_id"]
+    private static let messageFields = ["role", "content"]
+
     private mutating func checkChat() throws {
         let messages = try messageList()
         var toolCallIDs: Set<String> = []
         var characters = 0
         for (index, message) in messages.enumerated() {
-            let path = "messages[\(index)]"
+            var path: String { "messages[\(index)]" }
             guard message.isObject else { throw fail(path, "each message must be an object") }
-            let role = message["role"]?.string ?? ""
-            let content = message["content"]
+            let fields = message.members(Self.chatMessageFields)
+            let role = fields[0]?.string ?? "", content = fields[1], toolCalls = fields[2]
             switch role {
             case "system", "developer", "user", "function":
                 guard let content, content.isString || content.isArray else {
                     throw fail("\(path).content", "a \(role) message needs content: a string or an array of parts")
                 }
             case "assistant":
-                let hasCalls = (message["tool_calls"]?.count ?? 0) > 0
+                let hasCalls = toolCalls.map { $0.isArray && !$0.isEmpty } ?? false
                 if let content, !(content.isString || content.isArray || (content.isNull && hasCalls)) {
                     throw fail("\(path).content", "content must be a string, an array of parts, or null with tool_calls")
                 }
                 if content == nil && !hasCalls { throw fail("\(path).content", "an assistant message needs content or tool_calls") }
                 toolCallIDs = []
-                for (callIndex, call) in (message["tool_calls"]?.elements ?? []).enumerated() {
+                for (callIndex, call) in (toolCalls?.elements ?? []).enumerated() {
                     guard let id = call["id"]?.string, call["function"]?["name"]?.string?.isEmpty == false else {
                         throw fail("\(path).tool_calls[\(callIndex)]", "a tool call needs an id and function.name")
                     }
                     toolCallIDs.insert(id)
                 }
             case "tool":
-                guard let id = message["tool_call_id"]?.string else { throw fail("\(path).tool_call_id", "a tool message needs tool_call_id") }
+                guard let id = fields[3]?.string else { throw fail("\(path).tool_call_id", "a tool message needs tool_call_id") }
                 guard toolCallIDs.contains(id) else {
                     throw fail("\(path).tool_call_id", "a tool message must answer a tool call of the assistant message before it")
                 }
@@ -128,11 +132,12 @@ struct RequestRules {
         let messages = try messageList()
         var characters = 0
         for (index, message) in messages.enumerated() {
-            let path = "messages[\(index)]"
-            let role = message["role"]?.string
+            var path: String { "messages[\(index)]" }
+            let fields = message.members(Self.messageFields)
+            let role = fields[0]?.string
             guard role == "user" || role == "assistant" else { throw fail("\(path).role", "role must be \"user\" or \"assistant\"") }
             if index == 0, role != "user" { throw fail("\(path).role", "the first message must have the user role") }
-            guard let content = message["content"], content.isString || content.isArray else {
+            guard let content = fields[1], content.isString || content.isArray else {
                 throw fail("\(path).content", "content must be a string or an array of content blocks")
             }
             for (blockIndex, block) in content.elements.enumerated() where block["type"]?.isString != true {
@@ -173,7 +178,7 @@ struct RequestRules {
                     throw fail("input", "at most \(limits.maxMessages) input items are accepted, got \(input.count)")
                 }
                 for (index, item) in input.elements.enumerated() {
-                    let path = "input[\(index)]"
+                    var path: String { "input[\(index)]" }
                     guard item.isObject else { throw fail(path, "each input item must be an object") }
                     switch item["type"]?.string ?? "message" {
                     case "message":

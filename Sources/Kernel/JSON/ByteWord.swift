@@ -1,0 +1,18 @@
+/// Eight bytes of JSON read as one word, so that plain text is passed over eight bytes at a time.
+enum ByteWord {
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Non-zero when some byte of `word` is `byte` (the high bit of that byte lane is set).
+    @inline(__always)
+    static func has(_ byte: UInt8, in word: UInt64) -> UInt64 {
+        let matches = word ^ (ones &* UInt64(byte))
+        return (matches &- ones) & ~matches & highBits
+    }
+
+    /// Non-zero when some byte of `word` is below 0x20 (a control character) or not ASCII.
+    @inline(__always)
+    static func hasControlOrNonASCII(_ word: UInt64) -> UInt64 {
+        (((word &- ones &* 0x20) & ~word) | word) & highBits
+    }
+}
