@@ -52,7 +52,7 @@ struct MCPHTTPServer: MCPServerConnection {
     private func post(_ message: JSON, upstream: MCPSession.Upstream?, extra: HTTPHeaders, version: String? = nil) async throws(MCPServerError) -> Answer {
         let request = UpstreamRequest(method: .POST, url: url, headers: headers(upstream, extra: extra, version: version),
                                       body: message.encoded(using: ByteBufferAllocator()),
-                                      timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), firstByte: timeout))
+                                      timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), firstByte: timeout, total: timeout))
         let answer: UpstreamStreamingResponse
         do {
             answer = try await client.stream(request)
@@ -73,7 +73,7 @@ struct MCPHTTPServer: MCPServerConnection {
                 if case .request = MCPMessageKind(message), let id = message["id"] {
                     abandoned = { why in self.cancel(id, why, upstream: upstream) }
                 }
-                return .reply(.stream(Self.messages(of: answer.body, timeout: timeout, server: name, abandoned: abandoned)), sessionID: sessionID)
+                return .reply(.stream(Self.messages(of: answer.body, server: name, abandoned: abandoned)), sessionID: sessionID)
             }
             let body: ByteBuffer
             do { body = try await answer.collect(upTo: Self.maxAnswerBytes) } catch { throw .unavailable("\(error)") }
@@ -86,15 +86,18 @@ struct MCPHTTPServer: MCPServerConnection {
         }
     }
 
-    /// The JSON-RPC messages of an SSE body, until it ends or `timeout` has passed. The server's
-    /// requests get ids the gateway routes back (`{server}/{id}`). `abandoned` is called when the
-    /// stream ends without the answer (timed out, its reader gone): the server is told to stop.
-    static func messages(of body: UpstreamBody, timeout: Duration?, server: String,
+    /// The JSON-RPC messages of an SSE body, until it ends (or the request's total timeout ends
+    /// it). The server's requests get ids the gateway routes back (`{server}/{id}`). `abandoned`
+    /// is called when the stream ends without the answer (timed out, its reader gone): the server
+    /// is told to stop. Once the answer came, the body is read to its end even if nobody wants
+    /// the rest, so that its connection goes back to the pool.
+    static func messages(of body: UpstreamBody, server: String,
                          abandoned: (@Sendable (String) -> Void)? = nil) -> AsyncThrowingStream<JSON, any Error> {
         let answered = ManagedAtomic(false)
         let timedOut = ManagedAtomic(false)
         return AsyncThrowingStream { continuation in
-            let reader = Task {
+            // On the event loop of the request that reads the messages: no thread hop per message.
+            let reader = Task(executorPreference: EventLoopTaskExecutor.current) {
                 do {
                     for try await event in SSEEventSequence(body, maxEventBytes: maxAnswerBytes) where !event.data.isEmpty {
                         guard var message = try? JSON.parse(event.data) else { continue }
@@ -103,24 +106,18 @@ struct MCPHTTPServer: MCPServerConnection {
                         continuation.yield(message)
                     }
                     continuation.finish()
+                } catch let error as UpstreamError {
+                    guard case .timedOut = error else { return continuation.finish(throwing: MCPServerError.unavailable(error.description)) }
+                    timedOut.store(true, ordering: .relaxed)
+                    continuation.finish(throwing: MCPServerError.timedOut)
                 } catch {
                     continuation.finish(throwing: Task.isCancelled ? CancellationError() : MCPServerError.unavailable("\(error)"))
                 }
             }
-            let timer = timeout.map { timeout in
-                Task {
-                    try await Task.sleep(for: timeout)
-                    timedOut.store(true, ordering: .relaxed)
-                    continuation.finish(throwing: MCPServerError.timedOut)
-                    reader.cancel()
-                }
-            }
             continuation.onTermination = { _ in
+                guard !answered.load(ordering: .relaxed) else { return }
                 reader.cancel()
-                timer?.cancel()
-                if !answered.load(ordering: .relaxed) {
-                    abandoned?(timedOut.load(ordering: .relaxed) ? "timed out at the gateway" : "the client went away")
-                }
+                abandoned?(timedOut.load(ordering: .relaxed) ? "timed out at the gateway" : "the client went away")
             }
         }
     }
@@ -167,7 +164,9 @@ struct MCPHTTPServer: MCPServerConnection {
         guard case .reply(let reply, _) = answer else {
             throw .unavailable("the server accepted a request without answering it")
         }
-        return reply
+        // An answer that came alone on a stream goes back whole, as JSON.
+        guard case .stream(let messages) = reply else { return reply }
+        return try await MCPReply.whole(unlessMore: messages)
     }
 
     func answer(_ response: JSON, token: String, upstream: MCPSession.Upstream?, headers: HTTPHeaders, session: String) async -> Bool {
@@ -194,7 +193,7 @@ struct MCPHTTPServer: MCPServerConnection {
                                       timeouts: UpstreamTimeouts(connect: min(.seconds(10), timeout), firstByte: timeout))
         guard let answer = try? await client.stream(request), answer.status == 200,
               answer.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") == true else { return nil }
-        return Self.messages(of: answer.body, timeout: nil, server: name)
+        return Self.messages(of: answer.body, server: name)
     }
 
     func close(upstream: MCPSession.Upstream?, headers extra: HTTPHeaders) async {

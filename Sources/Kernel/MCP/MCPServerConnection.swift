@@ -88,7 +88,7 @@ extension MCPReply {
         if first.isJSONRPCResponse { return .message(first) }
         return .stream(AsyncThrowingStream { continuation in
             continuation.yield(first)
-            let task = Task {
+            let task = Task(executorPreference: EventLoopTaskExecutor.current) {
                 do {
                     while let next = try await rest.iterator.next() { continuation.yield(next) }
                     continuation.finish()

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 
 /// Keeps a task on one event loop, whichever thread resumes it.
 ///
@@ -27,6 +28,9 @@ final class EventLoopTaskExecutor: TaskExecutor {
             return executor
         }
     }
+
+    /// The executor of the event loop this code runs on, if it runs on one.
+    static var current: EventLoopTaskExecutor? { MultiThreadedEventLoopGroup.currentEventLoop.map(of) }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
