@@ -179,6 +179,37 @@ def test_protocol_versions_are_negotiated(start_sluice, web_server):
     assert ended.status_code == 200
 
 
+def upstream_ports(port: int) -> set[int]:
+    """The client ports of every TCP connection to `port` the kernel knows, open or closing."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in line.split()[1:3])
+            if remote == port:
+                ports.add(local)
+            elif local == port and remote:
+                ports.add(remote)
+    return ports
+
+
+def test_a_lone_answer_comes_back_as_json_over_a_reused_connection(start_sluice, web_server):
+    """The test server answers each call on an SSE stream; an answer with nothing before it comes
+    back as plain JSON, and the gateway reads each stream to its end so that its upstream
+    connection serves the next call (twenty calls, at most one new connection)."""
+    gw = start_sluice(with_mcp(web_server))
+    session = initialize(gw).headers["mcp-session-id"]
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "web__add", "arguments": {"a": 2, "b": 2}}}
+    first = rpc(gw, call, session=session, version="2025-11-25")
+    assert first.headers["content-type"].startswith("application/json"), first.headers
+    web_port = int(web_server.rsplit(":", 1)[1].split("/")[0])
+    before = upstream_ports(web_port)
+    for _ in range(20):
+        response = rpc(gw, call, session=session, version="2025-11-25")
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.json()["result"]["content"][0]["text"] == "4 from web"
+    assert len(upstream_ports(web_port) - before) <= 1
+
+
 def test_key_allowlist_filters_and_refuses(start_sluice, web_server):
     gw = start_sluice(with_mcp(web_server))
     wait_for_tools(gw)
