@@ -43,8 +43,10 @@ final class LoopConnectionPool: @unchecked Sendable {
             .connectTimeout(TimeAmount(exchange.timeouts.connect))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
-            // Events are small and a stream lives long: start small, grow for large answers.
-            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 4096, maximum: 65536))
+            // Events are small and a stream lives long: start small, grow for large answers. The
+            // channel keeps its last read buffer for the next read, so each open stream holds one
+            // buffer of about the initial size.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 2048, maximum: 65536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
