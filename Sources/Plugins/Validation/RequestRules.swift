@@ -54,7 +54,7 @@ struct RequestRules {
             var path: String { "messages[\(index)]" }
             guard message.isObject else { throw fail(path, "each message must be an object") }
             let fields = message.members(Self.chatMessageFields)
-            let role = fields[0]?.string ?? "", content = fields[1], toolCalls = fields[2]
+            let role = fields[0]?.string ?? "", content = fields[1], toolCalls = fields[2], toolCallID = fields[3]
             switch role {
             case "system", "developer", "user", "function":
                 guard let content, content.isString || content.isArray else {
@@ -74,7 +74,7 @@ struct RequestRules {
                     toolCallIDs.insert(id)
                 }
             case "tool":
-                guard let id = fields[3]?.string else { throw fail("\(path).tool_call_id", "a tool message needs tool_call_id") }
+                guard let id = toolCallID?.string else { throw fail("\(path).tool_call_id", "a tool message needs tool_call_id") }
                 guard toolCallIDs.contains(id) else {
                     throw fail("\(path).tool_call_id", "a tool message must answer a tool call of the assistant message before it")
                 }
