@@ -195,19 +195,25 @@ def upstream_ports(port: int) -> set[int]:
 def test_a_lone_answer_comes_back_as_json_over_a_reused_connection(start_sluice, web_server):
     """The test server answers each call on an SSE stream; an answer with nothing before it comes
     back as plain JSON, and the gateway reads each stream to its end so that its upstream
-    connection serves the next call (twenty calls, at most one new connection)."""
+    connection serves the next call. The calls share one client connection, so one event loop
+    (whose pool of upstream connections is its own) serves them all: after the first call, twenty
+    more open no new upstream connection."""
     gw = start_sluice(with_mcp(web_server))
     session = initialize(gw).headers["mcp-session-id"]
     call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "web__add", "arguments": {"a": 2, "b": 2}}}
-    first = rpc(gw, call, session=session, version="2025-11-25")
-    assert first.headers["content-type"].startswith("application/json"), first.headers
+    headers = {"Authorization": f"Bearer {SLUICE_TEST_KEY}", "Accept": "application/json, text/event-stream",
+               "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
     web_port = int(web_server.rsplit(":", 1)[1].split("/")[0])
-    before = upstream_ports(web_port)
-    for _ in range(20):
-        response = rpc(gw, call, session=session, version="2025-11-25")
-        assert response.headers["content-type"].startswith("application/json")
-        assert response.json()["result"]["content"][0]["text"] == "4 from web"
-    assert len(upstream_ports(web_port) - before) <= 1
+    with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as client:
+        first = client.post("/mcp", json=call)
+        assert first.headers["content-type"].startswith("application/json"), first.headers
+        before = upstream_ports(web_port)
+        assert before, "the first call's upstream connection is not in /proc/net/tcp"
+        for _ in range(20):
+            response = client.post("/mcp", json=call)
+            assert response.headers["content-type"].startswith("application/json")
+            assert response.json()["result"]["content"][0]["text"] == "4 from web"
+    assert not upstream_ports(web_port) - before
 
 
 def test_key_allowlist_filters_and_refuses(start_sluice, web_server):
