@@ -43,7 +43,7 @@ import Testing
         for length in 0..<40 {
             let data = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
             let expected = data.base64EncodedString().map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 }.filter { $0 != "=" }
-            let text = MCPSessionSeal.base64URL(data)
+            let text = Base64URL.encode(data)
             #expect(text == String(expected))
             #expect(MCPSessionSeal.data(base64URL: text) == data)
         }

@@ -36,9 +36,7 @@ public struct ManagedKeyStore: Sendable {
     public static func newSecret() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let encoded = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "sk-sluice-" + encoded
+        return "sk-sluice-" + Base64URL.encode(Data(bytes))
     }
 
     static let keyColumns = "name, digest, previous_digest, previous_valid_until_ms, team, models, expires_at_ms, disabled, budget_usd, created_at_ms, updated_at_ms"

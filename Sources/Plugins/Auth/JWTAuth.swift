@@ -183,9 +183,7 @@ public struct JWTAuth: Authenticator {
     /// The token's header (jwt-kit picks the key; the algorithm list and the key ids are ours).
     static func header(_ token: String) -> JSON? {
         guard let header = token.split(separator: ".").first else { return nil }
-        var base64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let json = try? JSON.parse(data), json.isObject else { return nil }
+        guard let data = Base64URL.decode(header), let json = try? JSON.parse(data), json.isObject else { return nil }
         return json
     }
 }

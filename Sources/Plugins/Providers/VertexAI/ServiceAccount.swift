@@ -39,13 +39,8 @@ struct ServiceAccount: Sendable {
         if let keyID { header["kid"] = JSON(keyID) }
         let claims: JSON = ["iss": JSON(email), "scope": JSON(Self.scope), "aud": JSON(tokenURI),
                             "iat": JSON(issued), "exp": JSON(issued + 3600)]
-        let signed = Self.base64URL(Data(header.encoded())) + "." + Self.base64URL(Data(claims.encoded()))
+        let signed = Base64URL.encode(Data(header.encoded())) + "." + Base64URL.encode(Data(claims.encoded()))
         let signature = try key.signature(for: Data(signed.utf8), padding: .insecurePKCS1v1_5)
-        return signed + "." + Self.base64URL(signature.rawRepresentation)
-    }
-
-    static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return signed + "." + Base64URL.encode(signature.rawRepresentation)
     }
 }
