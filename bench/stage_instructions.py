@@ -4,18 +4,24 @@ busy, shared machine, where CPU time is not. Two sluices run under callgrind, au
 auth + router with the stages added (as bench/stage_cost.py builds them); each serves a warm-up,
 has its counters zeroed (`callgrind_control --zero`), serves N requests on one keep-alive
 connection, and is dumped. Every thread's instructions count (event loops, the upstream client,
-background work, exporters).
+background work, exporters). The difference is turned into time by the instructions per µs of
+the base sluice's user CPU, measured outside valgrind in the same run: the per-plugin targets
+are in µs, and a stage's work is user-space work.
 
     python3 bench/stage_instructions.py --stages tracing [--requests N] [--body-kb KB] [--sluice PATH] [--profile DIR]
 
 With --profile, writes each dump's top functions by inclusive instructions (callgrind_annotate)
-to DIR/<stages>-{base,with}.txt.
+to DIR/<stages>-{base,with}.txt, by their own instructions to DIR/<stages>-{base,with}-self.txt,
+and the dump itself to DIR/<stages>-{base,with}.callgrind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,14 +51,41 @@ def instructions(binary: str, base: str, otlp: str, work: Path, stages: str | No
     total = int(re.search(r"^summary:\s+(\d+)", measured.read_text(errors="replace"), re.M).group(1))
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
-        annotated = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=99", str(measured)],
-                                   check=True, capture_output=True, text=True).stdout
-        lines = annotated.splitlines()
         size = f"-{body_bytes // 1024}k" if body_bytes else ""
-        name = f"{stages or 'base'}{'-stream' if stream else ''}{size}-{'with' if stages else 'base'}.txt"
-        (profile / name).write_text(f"callgrind, {requests} requests after a warm-up of 100, {total // requests:,} instructions/request\n"
-                                    + "\n".join(lines[:80]) + "\n")
+        name = f"{stages or 'base'}{'-stream' if stream else ''}{size}-{'with' if stages else 'base'}"
+        shutil.copy(measured, profile / f"{name}.callgrind")
+        for inclusive in ("yes", "no"):
+            annotated = subprocess.run(["callgrind_annotate", f"--inclusive={inclusive}", "--threshold=99", str(measured)],
+                                       check=True, capture_output=True, text=True).stdout
+            lines = annotated.splitlines()
+            kind = "" if inclusive == "yes" else "-self"
+            (profile / f"{name}{kind}.txt").write_text(
+                f"callgrind, {requests} requests after a warm-up of 100, {total // requests:,} instructions/request\n"
+                + "\n".join(lines[:80 if inclusive == "yes" else 200]) + "\n")
     return total // requests
+
+
+def user_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK")
+
+
+def user_us_per_request(binary: str, base: str, work: Path, stream: bool, body_bytes: int, requests: int = 4000, rounds: int = 3) -> float:
+    """The base sluice's user CPU per request outside valgrind (median of rounds): what turns a
+    count of instructions into time on this machine. A stage's instructions run in user space
+    (the kernel's share of a request, its socket calls, does not change with a stage)."""
+    process, port = start(binary, base, work, None)
+    try:
+        measure(port, process.pid, "chat", "chat", stream, 200, body_bytes)
+        samples = []
+        for _ in range(rounds):
+            before = user_seconds(process.pid)
+            measure(port, process.pid, "chat", "chat", stream, requests, body_bytes)
+            samples.append((user_seconds(process.pid) - before) / (requests + requests // 10) * 1e6)
+        return statistics.median(samples)
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def main() -> None:
@@ -80,12 +113,15 @@ def main() -> None:
         sized = {"body_bytes": args.body_kb * 1024}
         without = None if args.no_base else instructions(args.sluice, base, otlp, Path(work), None, args.requests, args.stream, args.profile, **sized)
         with_stages = instructions(args.sluice, base, otlp, Path(work), args.stages, args.requests, args.stream, args.profile, **sized)
+        user_us = None if without is None else user_us_per_request(args.sluice, base, Path(work), args.stream, sized["body_bytes"])
     kind = ("stream" if args.stream else "whole") + (f", {args.body_kb} KB bodies" if args.body_kb else "")
     if without is None:
         print(f"{args.stages} {kind}: {with_stages:,} instructions/request with the stages")
     else:
+        per_us = without / user_us
         print(f"{args.stages} {kind}: instructions/request without {without:,}, with {with_stages:,}, Δ {with_stages - without:+,} "
-              f"({args.requests} requests each)")
+              f"({args.requests} requests each); ≈ {(with_stages - without) / per_us:+.1f} µs of CPU at this machine's "
+              f"{per_us:,.0f} instructions/µs (the base's user CPU, {user_us:.1f} µs/request outside valgrind)")
     upstream.shutdown()
     sink.shutdown()
 

@@ -52,11 +52,44 @@ import Testing
 
     @Test func writesWhatJanssonWrites() throws {
         for (key, value) in Self.fields {
-            var line = LogLine(allocator: ByteBufferAllocator(), capacity: 16)
+            var line = LogLine(capacity: 16)
             line.member(key, value)
-            let written = String(buffer: line.finish())
+            let written = String(buffer: line.finish(allocator: ByteBufferAllocator()))
             let expected = String(decoding: JSON(object: [(key, Self.janssonValue(value))]).encoded(), as: UTF8.self) + "\n"
             #expect(written == expected, "\(key)")
+        }
+    }
+
+    /// Strings are passed over eight bytes at a time: an escape or a non-ASCII character must be
+    /// seen at every offset of a word.
+    @Test func anEscapeIsSeenAtEveryOffset() {
+        for special in ["\"", "\\", "\u{1}", "\n", "\u{1F}", "é", "🙂", "\u{7F}"] {
+            for offset in 0..<20 {
+                let text = String(repeating: "a", count: offset) + special + String(repeating: "b", count: 19 - offset)
+                #expect(LogLine.text(of: .string(text)) == JSON(text).description, "\(special.unicodeScalars.first!.value) at \(offset)")
+            }
+        }
+    }
+
+    /// Numbers written by Swift's shortest spelling must be jansson's too: around the bounds of
+    /// that way (10⁻⁴, 10¹⁵), at 15, 16 and 17 significant digits, and anywhere at random.
+    @Test func numbersAreWrittenAsJanssonWritesThem() {
+        var generator = SystemRandomNumberGenerator()
+        var numbers: [Double] = [0, -0.0, 1, -1, 0.1, 0.2 + 0.1, 1e-4, 9.9999e-5, 1.00000000000001e-4, 1e15, 999_999_999_999_999,
+                                 99_999_999_999_999.9, 123_456_789_012_345, 1_234_567_890_123_456, 0.123456789012345,
+                                 0.1234567890123456, 2.0 / 3, 1e14, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -1e300]
+        for _ in 0..<2_000 {
+            let exponent = Int.random(in: -6...17, using: &generator)
+            let scale = (0..<abs(exponent)).reduce(1.0) { value, _ in value * 10 }
+            let value = Double.random(in: 1..<10, using: &generator) * (exponent < 0 ? 1 / scale : scale)
+            numbers.append(value)
+            numbers.append((value * 100).rounded() / 100)  // as latencies are written
+            numbers.append(-(value * 1_000).rounded() / 1_000)
+            numbers.append(Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator)))
+        }
+        for number in numbers where number.isFinite {
+            let written = LogLine.text(of: .stringConvertible(number))
+            #expect(written == JSON(number).description, "\(number.bitPattern)")
         }
     }
 

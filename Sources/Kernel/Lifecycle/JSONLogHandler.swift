@@ -27,7 +27,7 @@ public struct JSONLogHandler: LogHandler {
     /// none), and both over the four the handler writes first: no merged dictionary is built.
     static func line(level: Logger.Level, message: String, label: String, metadata fields: Logger.Metadata,
                      handlerMetadata: Logger.Metadata = [:]) -> ByteBuffer {
-        var line = LogLine(allocator: allocator, capacity: 512)
+        var line = LogLine(capacity: 512)
         func given(_ key: String) -> Logger.Metadata.Value? {
             fields[key] ?? (handlerMetadata.isEmpty ? nil : handlerMetadata[key])
         }
@@ -38,10 +38,17 @@ public struct JSONLogHandler: LogHandler {
         line.member("logger", given("logger") ?? .string(label))
         for (key, value) in fields where !Self.isFirstKey(key) { line.member(key, value) }
         for (key, value) in handlerMetadata where fields[key] == nil && !Self.isFirstKey(key) { line.member(key, value) }
-        return line.finish()
+        return line.finish(allocator: allocator)
     }
 
+    /// By length first: most keys are longer, and a comparison of strings that differ is a call.
     private static func isFirstKey(_ key: String) -> Bool {
-        key == "time" || key == "level" || key == "msg" || key == "logger"
+        switch key.utf8.count {
+        case 3: key == "msg"
+        case 4: key == "time"
+        case 5: key == "level"
+        case 6: key == "logger"
+        default: false
+        }
     }
 }

@@ -6,34 +6,38 @@ import NIOCore
 /// same object with the Kernel's encoding flags (compact, 15 significant digits, `/` and non-ASCII
 /// as they are), without building a jansson tree for a line that is thrown away once written.
 /// Every request with `access-log` writes one, so its cost is per request.
+///
+/// The line grows in an array and becomes a `ByteBuffer` once, when it is finished: a line is
+/// written a byte or a few at a time, and each of `ByteBuffer`'s writes checks its storage's
+/// uniqueness, capacity and exclusive access at run time.
 struct LogLine {
-    private(set) var bytes: ByteBuffer
+    private(set) var bytes: [UInt8] = []
     private var isFirstMember = true
 
-    init(allocator: ByteBufferAllocator, capacity: Int) {
-        bytes = allocator.buffer(capacity: capacity)
-        bytes.writeInteger(UInt8(ascii: "{"))
+    init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
     }
 
     /// A metadata value alone, as JSON text (a journal field that is not a string).
     static func text(of value: Logger.Metadata.Value) -> String {
-        var line = LogLine(allocator: ByteBufferAllocator(), capacity: 64)
-        line.bytes.clear()  // no object around it
+        var line = LogLine(capacity: 64)
+        line.bytes.removeAll(keepingCapacity: true)  // no object around it
         line.write(value)
-        return String(buffer: line.bytes)
+        return String(decoding: line.bytes, as: UTF8.self)
     }
 
     /// Closes the object and ends the line.
-    mutating func finish() -> ByteBuffer {
-        bytes.writeInteger(UInt8(ascii: "}"))
-        bytes.writeInteger(UInt8(ascii: "\n"))
-        return bytes
+    mutating func finish(allocator: ByteBufferAllocator) -> ByteBuffer {
+        bytes.append(UInt8(ascii: "}"))
+        bytes.append(UInt8(ascii: "\n"))
+        return allocator.buffer(bytes: bytes)
     }
 
     mutating func key(_ key: String) {
-        if isFirstMember { isFirstMember = false } else { bytes.writeInteger(UInt8(ascii: ",")) }
+        if isFirstMember { isFirstMember = false } else { bytes.append(UInt8(ascii: ",")) }
         writeString(key)
-        bytes.writeInteger(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: ":"))
     }
 
     mutating func member(_ key: String, _ value: Logger.Metadata.Value) {
@@ -46,48 +50,62 @@ struct LogLine {
         switch value {
         case .string(let string): writeString(string)
         case .stringConvertible(let convertible):
-            switch convertible {  // the concrete types first: a cast to a protocol costs a conformance search
-            case let int as Int: writeInteger(int)
-            case let int as UInt: writeInteger(Int(truncatingIfNeeded: int))
-            case let int as any BinaryInteger: writeInteger(Int(truncatingIfNeeded: int))
-            case let double as Double: writeDouble(double)
-            case let bool as Bool: bytes.writeStaticString(bool ? "true" : "false")
-            default: writeString(convertible.description)
+            // The dynamic type first: a cast that fails costs far more than one that succeeds,
+            // and a cast to a protocol is a conformance search.
+            let type = Swift.type(of: convertible)
+            if type == Int.self, let int = convertible as? Int {
+                writeInteger(int)
+            } else if type == Double.self, let double = convertible as? Double {
+                writeDouble(double)
+            } else if type == UInt.self, let int = convertible as? UInt {
+                writeInteger(Int(truncatingIfNeeded: int))
+            } else if type == Bool.self, let bool = convertible as? Bool {
+                writeText(bool ? "true" : "false")
+            } else if let int = convertible as? any BinaryInteger {
+                writeInteger(Int(truncatingIfNeeded: int))
+            } else {
+                writeString(convertible.description)
             }
         case .array(let values):
-            bytes.writeInteger(UInt8(ascii: "["))
+            bytes.append(UInt8(ascii: "["))
             for (index, element) in values.enumerated() {
-                if index > 0 { bytes.writeInteger(UInt8(ascii: ",")) }
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
                 write(element)
             }
-            bytes.writeInteger(UInt8(ascii: "]"))
+            bytes.append(UInt8(ascii: "]"))
         case .dictionary(let values):
-            bytes.writeInteger(UInt8(ascii: "{"))
+            bytes.append(UInt8(ascii: "{"))
             for (index, (key, element)) in values.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { bytes.writeInteger(UInt8(ascii: ",")) }
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
                 writeString(key)
-                bytes.writeInteger(UInt8(ascii: ":"))
+                bytes.append(UInt8(ascii: ":"))
                 write(element)
             }
-            bytes.writeInteger(UInt8(ascii: "}"))
+            bytes.append(UInt8(ascii: "}"))
         }
     }
 
+    private mutating func writeText(_ text: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
     mutating func writeInteger(_ int: Int) {
-        bytes.writeString(String(int))
+        var text = String(int)
+        text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
     /// jansson's `jsonp_dtostr` with precision 15: `%.15g`, `.0` added to what would read back as
     /// an integer, and the exponent without `+` or leading zeros. Not finite: `null`, as `JSON(_:)`.
     mutating func writeDouble(_ double: Double) {
         guard double.isFinite else {
-            bytes.writeStaticString("null")
+            writeText("null")
             return
         }
+        if Self.writeShortest(double, into: &bytes) { return }
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer in
             let base = buffer.baseAddress!
             var length = Int(withVaList([double]) { vsnprintf(base, 32, "%.15g", $0) })
-            var text = UnsafeMutableBufferPointer(start: base, count: 32)
+            let text = UnsafeMutableBufferPointer(start: base, count: 32)
             var exponent: Int?
             for index in 0..<length where text[index] == CChar(UInt8(ascii: "e")) { exponent = index }
             if exponent == nil, !(0..<length).contains(where: { text[$0] == CChar(UInt8(ascii: ".")) }) {
@@ -105,38 +123,71 @@ struct LogLine {
                     length -= end - start
                 }
             }
-            text = UnsafeMutableBufferPointer(start: base, count: length)
-            bytes.writeBytes(UnsafeRawBufferPointer(text))
+            bytes.append(contentsOf: UnsafeMutableRawBufferPointer(start: base, count: length))
+        }
+    }
+
+    /// Swift's shortest spelling of `double`, when it is what `%.15g` and jansson write: a number
+    /// of at most 15 significant digits reads back as itself at that precision (`DBL_DIG`), and
+    /// between 10⁻⁴ and 10¹⁵ both write it without an exponent, with `.0` after a whole number.
+    /// Latencies and costs are such numbers, and `vsnprintf` costs some thousand instructions.
+    private static func writeShortest(_ double: Double, into bytes: inout [UInt8]) -> Bool {
+        let magnitude = double.magnitude
+        guard magnitude == 0 || (magnitude >= 1e-4 && magnitude < 1e15) else { return false }
+        var text = double.description
+        return text.withUTF8 { utf8 in
+            var digits = 0, trailingZeros = 0, leading = true
+            for byte in utf8 where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                if leading && byte == UInt8(ascii: "0") { continue }
+                leading = false
+                digits += 1
+                trailingZeros = byte == UInt8(ascii: "0") ? trailingZeros + 1 : 0
+            }
+            guard digits - trailingZeros <= 15, !utf8.contains(UInt8(ascii: "e")) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
         }
     }
 
     /// A JSON string as jansson's `dump_string` writes it without `JSON_ENSURE_ASCII` or
     /// `JSON_ESCAPE_SLASH`: `"`, `\` and control characters escaped, everything else as it is.
     mutating func writeString(_ string: String) {
-        bytes.writeInteger(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { utf8 in
-            var plainStart = 0
-            for (index, byte) in utf8.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                if index > plainStart { bytes.writeBytes(UnsafeBufferPointer(rebasing: utf8[plainStart..<index])) }
-                plainStart = index + 1
+            guard let start = UnsafeRawPointer(utf8.baseAddress) else { return }
+            var plainStart = 0, index = 0
+            while index < utf8.count {
+                if index + 8 <= utf8.count {  // eight plain bytes at a time (non-ASCII text is taken a byte at a time)
+                    let word = start.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    if ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
+                        | ByteWord.hasControlOrNonASCII(word) == 0 {
+                        index += 8
+                        continue
+                    }
+                }
+                let byte = utf8[index]
+                index += 1
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                if index - 1 > plainStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainStart..<index - 1])) }
+                plainStart = index
                 switch byte {
-                case UInt8(ascii: "\""): bytes.writeStaticString("\\\"")
-                case UInt8(ascii: "\\"): bytes.writeStaticString("\\\\")
-                case 0x08: bytes.writeStaticString("\\b")
-                case 0x0C: bytes.writeStaticString("\\f")
-                case 0x0A: bytes.writeStaticString("\\n")
-                case 0x0D: bytes.writeStaticString("\\r")
-                case 0x09: bytes.writeStaticString("\\t")
+                case UInt8(ascii: "\""): writeText("\\\"")
+                case UInt8(ascii: "\\"): writeText("\\\\")
+                case 0x08: writeText("\\b")
+                case 0x0C: writeText("\\f")
+                case 0x0A: writeText("\\n")
+                case 0x0D: writeText("\\r")
+                case 0x09: writeText("\\t")
                 default:
-                    bytes.writeStaticString("\\u00")
-                    bytes.writeInteger(Self.hexDigits[Int(byte >> 4)])
-                    bytes.writeInteger(Self.hexDigits[Int(byte & 0xF)])
+                    writeText("\\u00")
+                    bytes.append(Self.hexDigits[Int(byte >> 4)])
+                    bytes.append(Self.hexDigits[Int(byte & 0xF)])
                 }
             }
-            if utf8.count > plainStart { bytes.writeBytes(UnsafeBufferPointer(rebasing: utf8[plainStart...])) }
+            if utf8.count > plainStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainStart...])) }
         }
-        bytes.writeInteger(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
@@ -149,21 +200,21 @@ struct LogLine {
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        bytes.writeInteger(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
         writeDigits(Int(parts.tm_year) + 1900, 4)
-        bytes.writeInteger(UInt8(ascii: "-"))
+        bytes.append(UInt8(ascii: "-"))
         writeDigits(Int(parts.tm_mon) + 1, 2)
-        bytes.writeInteger(UInt8(ascii: "-"))
+        bytes.append(UInt8(ascii: "-"))
         writeDigits(Int(parts.tm_mday), 2)
-        bytes.writeInteger(UInt8(ascii: "T"))
+        bytes.append(UInt8(ascii: "T"))
         writeDigits(Int(parts.tm_hour), 2)
-        bytes.writeInteger(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: ":"))
         writeDigits(Int(parts.tm_min), 2)
-        bytes.writeInteger(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: ":"))
         writeDigits(Int(parts.tm_sec), 2)
-        bytes.writeInteger(UInt8(ascii: "."))
+        bytes.append(UInt8(ascii: "."))
         writeDigits(Int(now.tv_nsec) / 1_000_000, 3)
-        bytes.writeStaticString("Z\"")
+        writeText("Z\"")
     }
 
     private mutating func writeDigits(_ value: Int, _ count: Int) {
@@ -171,7 +222,7 @@ struct LogLine {
         for _ in 1..<count { divisor *= 10 }
         var value = value
         while divisor > 0 {
-            bytes.writeInteger(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
             value %= divisor
             divisor /= 10
         }

@@ -77,11 +77,11 @@ public struct RateLimit: Middleware {
         // Only token limits need the estimate, and it reads the whole body.
         let estimate = tokensPerMinute == nil && tokensPerDay == nil ? 0
             : Double(Self.estimateTokens(request.body.view, operation: request.operation, outputEstimate: estimatedOutput))
-        var limits: [(bucket: Bucket, cost: Double, kind: String)] = []
-        if let rpm = requestsPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):rpm", capacity: Double(rpm), period: 60), 1, "requests")) }
-        if let tpm = tokensPerMinute { limits.append((Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), estimate, "tokens")) }
-        if let tpd = tokensPerDay { limits.append((Bucket(key: "\(prefix)\(subject):tpd", capacity: Double(tpd), period: 86_400), estimate, "tokens_day")) }
-        let buckets = limits.map(\.bucket)
+        var limits: [Limit] = []
+        limits.reserveCapacity(3)
+        if let rpm = requestsPerMinute { limits.append(Limit(Bucket(key: "\(prefix)\(subject):rpm", capacity: Double(rpm), period: 60), cost: 1, .requests)) }
+        if let tpm = tokensPerMinute { limits.append(Limit(Bucket(key: "\(prefix)\(subject):tpm", capacity: Double(tpm), period: 60), cost: estimate, .tokens)) }
+        if let tpd = tokensPerDay { limits.append(Limit(Bucket(key: "\(prefix)\(subject):tpd", capacity: Double(tpd), period: 86_400), cost: estimate, .tokensPerDay)) }
         // A request that costs more than a whole bucket could never pass: waiting would not help.
         if let limit = limits.first(where: { $0.cost > $0.bucket.capacity }) {
             throw GatewayError(.tooManyRequests, type: "rate_limit_error",
@@ -91,7 +91,7 @@ public struct RateLimit: Middleware {
 
         let reservation: Reservation
         do {
-            reservation = try await store.reserve(buckets, costs: limits.map(\.cost))
+            reservation = try await store.reserve(limits.map(\.bucket), costs: limits.map(\.cost))
         } catch {
             request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
                                                                               "on_store_error": .string(failOpen ? "allow" : "deny")])
@@ -114,7 +114,7 @@ public struct RateLimit: Middleware {
         }
 
         // From here the reservation is settled exactly once: with real usage, or refunded.
-        let tokenBuckets = limits.filter { $0.kind != "requests" }.map(\.bucket)
+        let tokenBuckets = limits.compactMap { $0.kind == .requests ? nil : $0.bucket }
         let settle: @Sendable (Usage?) -> Void = { [store, background] usage in
             guard !tokenBuckets.isEmpty else { return }
             let used = usage.map { Double($0.totalTokens) } ?? 0
@@ -132,6 +132,7 @@ public struct RateLimit: Middleware {
         case .whole:
             settle(request.context.usage)
         case .events(let events):
+            guard !tokenBuckets.isEmpty else { break }
             let context = request.context
             response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.usage) }))
         }
@@ -173,20 +174,28 @@ public struct RateLimit: Middleware {
     /// A request's tokens before it runs: about four characters a token for the prompt, plus the
     /// answer's cap (or the configured estimate).
     static func estimateTokens(_ body: JSONView, operation: APIOperation, outputEstimate: Int) -> Int {
-        let characters = promptCharacters(body)
-        let output = body["max_completion_tokens"]?.int ?? body["max_tokens"]?.int ?? body["max_output_tokens"]?.int
-            ?? (operation == .embeddings ? 0 : outputEstimate)
+        let members = body.members(estimateKeys)  // one walk over a body that may be long
+        let characters = promptCharacters(messages: members[0], system: members[1], instructions: members[2], input: members[3])
+        let output = members[4]?.int ?? members[5]?.int ?? members[6]?.int ?? (operation == .embeddings ? 0 : outputEstimate)
         // The front door keeps a request's numbers in range; bounding each part keeps the sum from
         // overflowing or going negative for a request built any other way.
         return Usage.bounded((characters + 3) / 4) + Usage.bounded(output)
     }
 
+    private static let promptKeys = ["messages", "system", "instructions", "input"]
+    private static let estimateKeys = promptKeys + ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+
     /// Characters of a request's prompt: messages, system, instructions and input (also `budget`'s estimate).
     static func promptCharacters(_ body: JSONView) -> Int {
-        var characters = body["messages"]?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
-        characters += body["system"]?.textCharacterCount ?? 0
-        characters += body["instructions"]?.string?.count ?? 0
-        if let input = body["input"] { characters += input.string?.count ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
+        let members = body.members(promptKeys)
+        return promptCharacters(messages: members[0], system: members[1], instructions: members[2], input: members[3])
+    }
+
+    private static func promptCharacters(messages: JSONView?, system: JSONView?, instructions: JSONView?, input: JSONView?) -> Int {
+        var characters = messages?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
+        characters += system?.textCharacterCount ?? 0
+        characters += instructions?.string?.count ?? 0
+        if let input { characters += input.string?.count ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
         return characters
     }
 
@@ -198,24 +207,26 @@ public struct RateLimit: Middleware {
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the requests and tokens limits.
-    static func headers(limits: [(bucket: Bucket, cost: Double, kind: String)], reservation: Reservation) -> HTTPHeaders {
+    static func headers(limits: [Limit], reservation: Reservation) -> HTTPHeaders {
         var headers = HTTPHeaders()
         // The tokens trio shows the per-minute limit, or the daily one when that is the only one.
-        let hasMinuteTokens = limits.contains { $0.kind == "tokens" }
-        for (index, limit) in limits.enumerated() where !(limit.kind == "tokens_day" && hasMinuteTokens) {
-            let kind = limit.kind == "requests" ? "requests" : "tokens"
+        let hasMinuteTokens = limits.contains { $0.kind == .tokens }
+        for (index, limit) in limits.enumerated() where !(limit.kind == .tokensPerDay && hasMinuteTokens) {
             let remaining = reservation.remaining[index]
-            headers.add(name: "x-ratelimit-limit-\(kind)", value: String(Int(limit.bucket.capacity)))
-            headers.add(name: "x-ratelimit-remaining-\(kind)", value: String(max(0, Int(remaining.rounded(.down)))))
-            headers.add(name: "x-ratelimit-reset-\(kind)", value: Self.duration(limit.bucket.secondsUntilFull(from: remaining)))
+            let requests = limit.kind == .requests
+            headers.add(name: requests ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens", value: String(Int(limit.bucket.capacity)))
+            headers.add(name: requests ? "x-ratelimit-remaining-requests" : "x-ratelimit-remaining-tokens",
+                        value: String(max(0, Int(remaining.rounded(.down)))))
+            headers.add(name: requests ? "x-ratelimit-reset-requests" : "x-ratelimit-reset-tokens",
+                        value: Self.duration(limit.bucket.secondsUntilFull(from: remaining)))
         }
         return headers
     }
 
     /// `20ms`, `1s`, `6m0s` — the spelling OpenAI uses in its reset headers.
     static func duration(_ seconds: Double) -> String {
-        if seconds < 1 { return "\(Int((max(0, seconds) * 1000).rounded(.up)))ms" }
+        if seconds < 1 { return String(Int((max(0, seconds) * 1000).rounded(.up))) + "ms" }
         let whole = Int(min(seconds, 86_400 * 366).rounded(.up))
-        return whole < 60 ? "\(whole)s" : "\(whole / 60)m\(whole % 60)s"
+        return whole < 60 ? String(whole) + "s" : String(whole / 60) + "m" + String(whole % 60) + "s"
     }
 }
