@@ -2,6 +2,7 @@ import Kernel
 import KernelTesting
 import NIOHTTP1
 import Testing
+@testable import Plugins
 
 /// The providers of Sources/Plugins/Providers on the wire, against an upstream on 127.0.0.1
 /// (`LocalHTTPServer`): what each sends (URL, credentials, headers, body) and how its answers and
@@ -71,6 +72,13 @@ import Testing
 
     static let openAIModels = ["m", "status-429", "status-400", "status-401", "status-500", "html", "large"]
         .map { #""\#($0)": {"targets": [{"provider": "up", "model": "\#($0 == "m" ? "up-m" : $0)"}]}"# }.joined(separator: ", ")
+
+    @Test(arguments: [("application/json", true), ("application/json; charset=utf-8", true), ("Application/JSON", true),
+                      ("application/problem+json", true), ("text/json", true), ("jso", false), ("text/plain", false),
+                      ("text/html", false), ("", false), ("application/jsonx", true)])
+    func aContentTypeNamesJSONInAnyCase(type: String, isJSON: Bool) {
+        #expect(OpenAIWire.namesJSON(type) == isJSON)
+    }
 
     @Test func openAICompatibleSendsTheRequestWithItsOwnKey() async throws {
         try await Self.withUpstream(Self.openAI, models: Self.openAIModels) { gateway, upstream async throws in

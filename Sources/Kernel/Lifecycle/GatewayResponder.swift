@@ -13,11 +13,15 @@ final class GatewayResponder: HTTPResponder {
         let generation: GatewayGeneration?
         let frontDoor: FrontDoor
         let isReady: Bool
+        /// The manifest's, read here once: a request's head and each body chunk ask for it, and
+        /// reading it through the manifest copies the manifest's server settings each time.
+        let maxBodyBytes: Int
 
         init(generation: GatewayGeneration?, frontDoor: FrontDoor, isReady: Bool) {
             self.generation = generation
             self.frontDoor = frontDoor
             self.isReady = isReady
+            maxBodyBytes = generation?.manifest.server.maxBodyBytes ?? ServerSettings().maxBodyBytes
         }
     }
 
@@ -56,7 +60,7 @@ final class GatewayResponder: HTTPResponder {
 
     // MARK: HTTPResponder
 
-    var maxBodyBytes: Int { generation?.manifest.server.maxBodyBytes ?? ServerSettings().maxBodyBytes }
+    var maxBodyBytes: Int { current.load(ordering: .acquiring).maxBodyBytes }
 
     func screen(_ head: HTTPRequestHead) -> RequestScreening {
         FrontDoor.screen(head, generation: generation)

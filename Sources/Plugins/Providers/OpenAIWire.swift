@@ -138,11 +138,24 @@ struct OpenAIWire: Sendable {
     /// translated path). A look at its type and its ends, not a parse: the bytes are forwarded.
     private func whole(_ response: UpstreamResponse) throws -> GatewayResponse {
         let type = response.headers.first(name: "content-type") ?? "application/json"
-        guard type.lowercased().contains("json"), Self.looksLikeObject(response.body) else {
+        guard Self.namesJSON(type), Self.looksLikeObject(response.body) else {
             throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")
         }
         return GatewayResponse(status: HTTPResponseStatus(statusCode: response.status), headers: ["content-type": type],
                                body: .whole(response.body))
+    }
+
+    /// Whether a content type says JSON (`application/json`, `application/problem+json`, any case).
+    static func namesJSON(_ type: String) -> Bool {
+        var type = type
+        return type.withUTF8 { bytes in
+            guard bytes.count >= 4 else { return false }
+            // `| 0x20` lowers exactly the one capital of each of these letters.
+            return (0...(bytes.count - 4)).contains { start in
+                bytes[start] | 0x20 == UInt8(ascii: "j") && bytes[start + 1] | 0x20 == UInt8(ascii: "s")
+                    && bytes[start + 2] | 0x20 == UInt8(ascii: "o") && bytes[start + 3] | 0x20 == UInt8(ascii: "n")
+            }
+        }
     }
 
     static func looksLikeObject(_ body: ByteBuffer) -> Bool {
