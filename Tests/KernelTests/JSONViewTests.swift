@@ -49,6 +49,19 @@ import Testing
         #expect(view["messages"]?.elements[2]["content"]?.textCharacterCount == 1)
     }
 
+    /// Several members in one call, from the index of a scanned body and from the walk of a nested
+    /// object, are what one subscript per key finds (an escaped key included).
+    @Test func membersAreWhatSubscriptsFind() throws {
+        let (view, _) = try Self.both()
+        let keys = ["n", "absent", "key", "model", "flag", "messages"]
+        let inner = try #require(view["messages"]?[1])
+        for object in [view, inner, JSONView(try JSON.parse(ByteBuffer(string: Self.document)))] {
+            let found = object.members(keys + ["role", "tool_calls"])
+            #expect(found.map { $0?.json } == (keys + ["role", "tool_calls"]).map { object[$0]?.json })
+        }
+        #expect(view.members(keys).compactMap { $0 }.count == 5)
+    }
+
     /// Strings are skipped eight bytes at a time up to a quote or backslash: one at every offset of
     /// a long string, in a nested object (walked, not indexed), leaves every member where the tree has it.
     @Test func anEscapeIsSeenAtEveryOffsetOfALongString() throws {

@@ -229,7 +229,7 @@ struct FrontDoor: Sendable {
         }
     }
 
-    static func path(of uri: String) -> Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    static func path(of uri: String) -> Substring { uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)] }
 
     /// `?verbose=1` (or `true`) on the query string.
     static func isVerbose(_ uri: String) -> Bool {

@@ -32,9 +32,14 @@ enum RequestNumbers {
         try check(RequestBody(json: body), dialect: dialect)
     }
 
+    private static let openAIKeys = openAI.map(\.0)
+    private static let anthropicKeys = anthropic.map(\.0)
+
     static func check(_ body: RequestBody, dialect: APIDialect) throws {
-        for (key, rule) in dialect == .anthropic ? anthropic : openAI {
-            guard let value = body.member(key), !value.isNull else { continue }
+        let rules = dialect == .anthropic ? anthropic : openAI
+        let values = body.view.members(dialect == .anthropic ? anthropicKeys : openAIKeys)
+        for ((key, rule), value) in zip(rules, values) {
+            guard let value, !value.isNull else { continue }
             switch rule {
             case .integer(let range):
                 guard let int = value.int, range.contains(int) else { throw refusal(key, "an integer", range.lowerBound, range.upperBound) }

@@ -57,13 +57,14 @@ public struct JSONMemberIndex: Sendable {
 
     func find(_ key: String, in bytes: UnsafeRawBufferPointer) -> Int? {
         var key = key
-        return key.withUTF8 { wanted in
-            members.firstIndex { member in
-                if let escaped = member.escapedKey { return escaped.utf8.elementsEqual(wanted) }
-                return member.keyRange.count == wanted.count
-                    && UnsafeRawBufferPointer(rebasing: bytes[member.keyRange]).elementsEqual(wanted)
-            }
-        }
+        return key.withUTF8 { wanted in members.firstIndex { $0.hasKey(wanted, in: bytes) } }
+    }
+}
+
+extension JSONMemberIndex.Member {
+    func hasKey(_ wanted: UnsafeBufferPointer<UInt8>, in bytes: UnsafeRawBufferPointer) -> Bool {
+        if let escapedKey { return escapedKey.utf8.elementsEqual(wanted) }
+        return keyRange.count == wanted.count && UnsafeRawBufferPointer(rebasing: bytes[keyRange]).elementsEqual(wanted)
     }
 }
 

@@ -134,10 +134,20 @@ public struct JSONView: Sendable {
     }
 
     /// The members `keys` of an object (each `nil` when absent), found in one walk over its bytes
-    /// where a subscript per key would walk them once per key.
+    /// (or its index) where a subscript per key would walk them once per key.
     public func members(_ keys: [String]) -> [JSONView?] {
-        guard case .bytes(let bytes) = storage, members == nil else { return keys.map { self[$0] } }
+        guard case .bytes(let bytes) = storage else { return keys.map { self[$0] } }
         var found = [JSONView?](repeating: nil, count: keys.count)
+        if let members {
+            bytes.withUnsafeReadableBytes { raw in
+                for index in keys.indices {
+                    var key = keys[index]
+                    let member = key.withUTF8 { wanted in members.members.first { $0.hasKey(wanted, in: raw) } }
+                    if let member { found[index] = self.member(member.valueRange, of: bytes) }
+                }
+            }
+            return found
+        }
         guard kind == .object else { return found }
         var missing = keys.count
         bytes.withUnsafeReadableBytes { raw in

@@ -44,7 +44,7 @@ public struct GatewayRequest: Sendable {
     }
 
     /// The path without the query string.
-    public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    public var path: Substring { FrontDoor.path(of: uri) }
 }
 
 /// What a client asked for, independent of the path spelling.
