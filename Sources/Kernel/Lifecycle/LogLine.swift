@@ -101,7 +101,7 @@ struct LogLine {
             writeText("null")
             return
         }
-        if Self.writeShortest(double, into: &bytes) { return }
+        if Self.writeHundredths(double, into: &bytes) || Self.writeShortest(double, into: &bytes) { return }
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 32) { buffer in
             let base = buffer.baseAddress!
             var length = Int(withVaList([double]) { vsnprintf(base, 32, "%.15g", $0) })
@@ -125,6 +125,24 @@ struct LogLine {
             }
             bytes.append(contentsOf: UnsafeMutableRawBufferPointer(start: base, count: length))
         }
+    }
+
+    /// A number of whole hundredths (latencies in milliseconds are rounded so) below 10¹³, written
+    /// with integer arithmetic. It is the double nearest to k/100, a decimal of at most 15 digits,
+    /// so `%.15g` and the shortest spelling both write k/100 without its trailing zeros.
+    private static func writeHundredths(_ double: Double, into bytes: inout [UInt8]) -> Bool {
+        guard double.magnitude < 1e13, double != 0 || double.sign == .plus else { return false }
+        let scaled = (double * 100).rounded()
+        guard scaled / 100 == double else { return false }
+        let hundredths = Int(scaled)
+        if hundredths < 0 { bytes.append(UInt8(ascii: "-")) }
+        var whole = String(hundredths.magnitude / 100)
+        whole.withUTF8 { bytes.append(contentsOf: $0) }
+        let fraction = Int(hundredths.magnitude % 100)
+        bytes.append(UInt8(ascii: "."))
+        bytes.append(UInt8(ascii: "0") + UInt8(fraction / 10))
+        if fraction % 10 != 0 { bytes.append(UInt8(ascii: "0") + UInt8(fraction % 10)) }
+        return true
     }
 
     /// Swift's shortest spelling of `double`, when it is what `%.15g` and jansson write: a number
