@@ -83,10 +83,7 @@ import Testing
         for document in documents {
             let buffer = ByteBuffer(string: document)
             #expect(JSON.member("usage", in: buffer) == (try? JSON.parse(buffer))?["usage"], "\(document)")
-            #expect(JSONView.member("usage", in: buffer)?.json == JSON.member("usage", in: buffer), "\(document)")
         }
-        #expect(JSONView.member("usage", in: ByteBuffer(string: documents[0]))?["total_tokens"]?.int == 28)
-        #expect(JSONView.member("usage", in: ByteBuffer(string: #"{"usage":{"a":1,"a":2}}"#)) == nil)  // refused as a request would be
         #expect(JSON.member("usage", in: ByteBuffer(string: documents[0]))?["total_tokens"]?.int == 28)
 
         var generator = SystemRandomNumberGenerator()
@@ -96,7 +93,6 @@ import Testing
             let buffer = ByteBuffer(bytes: bytes)
             let member = JSON.member("a", in: buffer)
             if let whole = try? JSON.parse(buffer) { #expect(member == whole["a"], "\(String(decoding: bytes, as: UTF8.self))") }
-            #expect(JSONView.member("a", in: buffer)?.json == member, "\(String(decoding: bytes, as: UTF8.self))")
         }
     }
 

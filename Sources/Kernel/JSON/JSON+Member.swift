@@ -24,23 +24,6 @@ extension JSON {
     }
 }
 
-extension JSONView {
-    /// `JSON.member`, checked by `JSONScanner` instead of parsed by jansson: the value is read
-    /// where it lies. Every whole answer's `usage` is read this way, and a jansson tree of it
-    /// (an allocation per key, a hash table per object) cost more than the rest of the answer.
-    /// Unlike jansson, the scanner refuses a value whose objects repeat a key: it is then `nil`.
-    public static func member(_ key: String, in buffer: ByteBuffer) -> JSONView? {
-        switch JSON.valueRange(ofMember: key, in: buffer) {
-        case .found(let range):
-            let value = buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!
-            guard let scan = try? JSONScanner.scan(value) else { return nil }
-            return JSONView(scannedBytes: value, members: scan.members)
-        case .absent: return nil
-        case .unsure: return JSON.member(key, in: buffer).map(JSONView.init)
-        }
-    }
-}
-
 /// Walks a document's top-level object without building values.
 struct JSONSkimmer {
     enum Outcome {

@@ -53,7 +53,7 @@ public struct Usage: Sendable, Equatable {
     public static func bounded(_ count: Int) -> Int { min(max(count, 0), maxTokens) }
 }
 
-extension JSONValue {
+extension JSON {
     /// A token count as a provider reported it, held within `0...Usage.maxTokens`; `nil` when
     /// the value is not a number.
     public var tokenCount: Int? {

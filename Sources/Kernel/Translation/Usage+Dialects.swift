@@ -1,14 +1,14 @@
 /// Token counts as each dialect reports them.
 extension Usage {
     /// From an OpenAI `usage` object (`prompt_tokens` includes cached tokens).
-    public init?<Value: JSONValue>(openAI usage: Value?) {
+    public init?(openAI usage: JSON?) {
         guard let usage, usage.isObject, let input = usage["prompt_tokens"]?.tokenCount else { return nil }
         self.init(inputTokens: input, outputTokens: usage["completion_tokens"]?.tokenCount ?? 0,
                   cachedInputTokens: min(input, usage["prompt_tokens_details"]?["cached_tokens"]?.tokenCount ?? 0))
     }
 
     /// From an Anthropic `usage` object (`input_tokens` excludes cache reads and writes).
-    public init?<Value: JSONValue>(anthropic usage: Value?) {
+    public init?(anthropic usage: JSON?) {
         guard let usage, usage.isObject else { return nil }
         // Each count is bounded (`tokenCount`), so their sum cannot overflow.
         let cacheRead = usage["cache_read_input_tokens"]?.tokenCount ?? 0
@@ -18,7 +18,7 @@ extension Usage {
     }
 
     /// From a Responses API `usage` object (`input_tokens` includes cached tokens).
-    public init?<Value: JSONValue>(responses usage: Value?) {
+    public init?(responses usage: JSON?) {
         guard let usage, usage.isObject, let input = usage["input_tokens"]?.tokenCount else { return nil }
         self.init(inputTokens: input, outputTokens: usage["output_tokens"]?.tokenCount ?? 0,
                   cachedInputTokens: min(input, usage["input_tokens_details"]?["cached_tokens"]?.tokenCount ?? 0))
