@@ -77,9 +77,9 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         var numbers: [Double] = [0, -0.0, 1, -1, 0.1, 0.2 + 0.1, 1e-4, 9.9999e-5, 1.00000000000001e-4, 1e15, 999_999_999_999_999,
                                  99_999_999_999_999.9, 123_456_789_012_345, 1_234_567_890_123_456, 0.123456789012345,
-                                 0.1234567890123456, 2.0 / 3, 1e14, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -1e300]
+                                 0.1234567890123456, 2.0 / 3, 1e14, .leastNonzeroMagnitude, .leastNormalMagnitude, 1.2e-5, 3e-6, 1e-100, 2.5e-300, .greatestFiniteMagnitude, -1e300]
         for _ in 0..<2_000 {
-            let exponent = Int.random(in: -6...17, using: &generator)
+            let exponent = Int.random(in: -12...17, using: &generator)
             let scale = (0..<abs(exponent)).reduce(1.0) { value, _ in value * 10 }
             let value = Double.random(in: 1..<10, using: &generator) * (exponent < 0 ? 1 / scale : scale)
             numbers.append(value)

@@ -145,24 +145,34 @@ struct LogLine {
         return true
     }
 
-    /// Swift's shortest spelling of `double`, when it is what `%.15g` and jansson write: a number
-    /// of at most 15 significant digits reads back as itself at that precision (`DBL_DIG`), and
-    /// between 10⁻⁴ and 10¹⁵ both write it without an exponent, with `.0` after a whole number.
-    /// Latencies and costs are such numbers, and `vsnprintf` costs some thousand instructions.
+    /// Swift's shortest spelling of `double`, when it is what `%.15g` and jansson write: a normal
+    /// number of at most 15 significant digits reads back as itself at that precision (`DBL_DIG`).
+    /// Between 10⁻⁴ and 10¹⁵ both write it without an exponent, with `.0` after a whole number;
+    /// below 10⁻⁴ both write an exponent, which jansson writes without `+` or leading zeros. Costs
+    /// are such numbers, and `vsnprintf` costs thousands of instructions.
     private static func writeShortest(_ double: Double, into bytes: inout [UInt8]) -> Bool {
         let magnitude = double.magnitude
-        guard magnitude == 0 || (magnitude >= 1e-4 && magnitude < 1e15) else { return false }
+        guard magnitude == 0 || (magnitude >= .leastNormalMagnitude && magnitude < 1e15) else { return false }
         var text = double.description
         return text.withUTF8 { utf8 in
+            let exponent = utf8.firstIndex(of: UInt8(ascii: "e"))
+            let mantissa = UnsafeBufferPointer(rebasing: utf8[..<(exponent ?? utf8.count)])
             var digits = 0, trailingZeros = 0, leading = true
-            for byte in utf8 where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            for byte in mantissa where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
                 if leading && byte == UInt8(ascii: "0") { continue }
                 leading = false
                 digits += 1
                 trailingZeros = byte == UInt8(ascii: "0") ? trailingZeros + 1 : 0
             }
-            guard digits - trailingZeros <= 15, !utf8.contains(UInt8(ascii: "e")) else { return false }
-            bytes.append(contentsOf: utf8)
+            guard digits - trailingZeros <= 15, (exponent != nil) == (magnitude != 0 && magnitude < 1e-4) else { return false }
+            bytes.append(contentsOf: mantissa)
+            guard var index = exponent else { return true }
+            bytes.append(UInt8(ascii: "e"))
+            index += 1
+            if utf8[index] == UInt8(ascii: "-") { bytes.append(UInt8(ascii: "-")) }
+            if utf8[index] == UInt8(ascii: "-") || utf8[index] == UInt8(ascii: "+") { index += 1 }
+            while index < utf8.count - 1, utf8[index] == UInt8(ascii: "0") { index += 1 }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[index...]))
             return true
         }
     }
