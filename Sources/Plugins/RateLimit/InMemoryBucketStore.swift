@@ -9,16 +9,16 @@ final class InMemoryBucketStore: BucketStore {
     func reserve(_ buckets: [Bucket], costs: [Double]) async throws -> Reservation {
         let now = ContinuousClock.now
         return states.withLockedValue { states in
-            let current = buckets.map { bucket in
+            var remaining = buckets.map { bucket in
                 states[bucket.key].map { bucket.refilled($0.tokens, after: (now - $0.updatedAt).inSeconds) } ?? bucket.capacity
             }
-            let wait = zip(zip(buckets, current), costs).map { pair, cost in
-                pair.1 >= cost ? 0 : (cost - pair.1) / pair.0.refillPerSecond
-            }.max() ?? 0
-            let allowed = wait == 0
-            let remaining = zip(current, costs).map { allowed ? $0 - $1 : $0 }
-            for (bucket, tokens) in zip(buckets, remaining) { states[bucket.key] = State(tokens: tokens, updatedAt: now) }
-            return Reservation(allowed: allowed, remaining: remaining, retryAfter: wait)
+            var wait = 0.0
+            for index in buckets.indices where remaining[index] < costs[index] {
+                wait = max(wait, (costs[index] - remaining[index]) / buckets[index].refillPerSecond)
+            }
+            if wait == 0 { for index in buckets.indices { remaining[index] -= costs[index] } }
+            for index in buckets.indices { states[buckets[index].key] = State(tokens: remaining[index], updatedAt: now) }
+            return Reservation(allowed: wait == 0, remaining: remaining, retryAfter: wait)
         }
     }
 

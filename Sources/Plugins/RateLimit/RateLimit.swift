@@ -208,19 +208,21 @@ public struct RateLimit: Middleware {
 
     /// OpenAI's `x-ratelimit-*` headers for the requests and tokens limits.
     static func headers(limits: [Limit], reservation: Reservation) -> HTTPHeaders {
-        var headers = HTTPHeaders()
+        // Built as a list: `HTTPHeaders.add` checks each name is ASCII, and these are literals.
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(limits.count * 3)
         // The tokens trio shows the per-minute limit, or the daily one when that is the only one.
         let hasMinuteTokens = limits.contains { $0.kind == .tokens }
-        for (index, limit) in limits.enumerated() where !(limit.kind == .tokensPerDay && hasMinuteTokens) {
-            let remaining = reservation.remaining[index]
+        for index in limits.indices where !(limits[index].kind == .tokensPerDay && hasMinuteTokens) {
+            let limit = limits[index], remaining = reservation.remaining[index]
             let requests = limit.kind == .requests
-            headers.add(name: requests ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens", value: String(Int(limit.bucket.capacity)))
-            headers.add(name: requests ? "x-ratelimit-remaining-requests" : "x-ratelimit-remaining-tokens",
-                        value: String(max(0, Int(remaining.rounded(.down)))))
-            headers.add(name: requests ? "x-ratelimit-reset-requests" : "x-ratelimit-reset-tokens",
-                        value: Self.duration(limit.bucket.secondsUntilFull(from: remaining)))
+            headers.append((requests ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens", String(Int(limit.bucket.capacity))))
+            headers.append((requests ? "x-ratelimit-remaining-requests" : "x-ratelimit-remaining-tokens",
+                            String(max(0, Int(remaining.rounded(.down))))))
+            headers.append((requests ? "x-ratelimit-reset-requests" : "x-ratelimit-reset-tokens",
+                            Self.duration(limit.bucket.secondsUntilFull(from: remaining))))
         }
-        return headers
+        return HTTPHeaders(headers)
     }
 
     /// `20ms`, `1s`, `6m0s` — the spelling OpenAI uses in its reset headers.
