@@ -103,8 +103,9 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             // A connection keeps the receive buffer its largest read grew to, and an open stream keeps
             // its connection: NIO's default cap (64 KiB) would leave a long conversation's worth of
-            // buffer on every stream. Larger bodies arrive in more reads.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 8 * 1024))
+            // buffer on every stream. Larger bodies arrive in more reads; a short request's head
+            // and body fit the first 1 KiB.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 8 * 1024))
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
             .childChannelInitializer { channel in
                 let id = ObjectIdentifier(channel)

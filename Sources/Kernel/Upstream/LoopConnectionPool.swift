@@ -44,9 +44,10 @@ final class LoopConnectionPool: @unchecked Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             // Events are small and a stream lives long: start small, grow for large answers. The
-            // channel keeps its last read buffer for the next read, so each open stream holds one
-            // buffer of about the initial size.
-            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 2048, maximum: 65536))
+            // channel keeps its read buffer for the next read (NIO reuses one at least as large as
+            // it wants, and never shrinks it), so each open stream holds one buffer of the initial
+            // size at least: an answer's head and an event or two fit in 512 bytes.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 512, maximum: 65536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
