@@ -2,9 +2,9 @@ import Glibc
 import Logging
 import NIOCore
 
-/// One JSON log line written straight into a `ByteBuffer`: the same bytes jansson writes for the
-/// same object with the Kernel's encoding flags (compact, 15 significant digits, `/` and non-ASCII
-/// as they are), without building a jansson tree for a line that is thrown away once written.
+/// One JSON log line written by hand: the same bytes jansson writes for the same object with the
+/// Kernel's encoding flags (compact, 15 significant digits, `/` and non-ASCII as they are),
+/// without building a jansson tree for a line that is thrown away once written.
 /// Every request with `access-log` writes one, so its cost is per request.
 ///
 /// The line grows in an array and becomes a `ByteBuffer` once, when it is finished: a line is
