@@ -112,7 +112,9 @@ public struct SSEEventSequence<Base: AsyncSequence & Sendable>: AsyncSequence, S
                 }
                 if parser.overflowed { throw UpstreamError.eventTooLarge(limit: parser.maxEventBytes) }
                 if ended { return nil }
-                ready.removeAll(keepingCapacity: true)
+                // Let go of the handed-out events and their array (`feed` makes a new one): an
+                // open stream may wait long for its next chunk.
+                ready = []
                 readyIndex = 0
                 if let chunk = try await base.next() {
                     ready = parser.feed(chunk)
