@@ -7,6 +7,7 @@ STOPPING=1 marks the drain. Every message must come from the main process (Notif
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -89,6 +90,27 @@ def test_watchdog_is_not_pinged_for_another_pid(start_sluice):
         time.sleep(1.2)
         pings = [m for m in notify.messages if m.get("WATCHDOG") == "1"]
         assert not pings, f"WATCHDOG=1 sent although WATCHDOG_PID=1 is not sluice: {pings}"
+
+
+def test_a_reload_asked_for_the_moment_it_is_ready_is_done(start_sluice):
+    """`systemctl reload` may come the instant READY=1 arrives. The SIGHUP must find the
+    gateway's handler, not SIGHUP's default, which ends the process (it did, every time, when
+    the handler was installed after READY=1)."""
+    hung_up: list[int] = []
+
+    def hang_up_at_ready(message: Notification) -> None:
+        if is_ready(message) and not hung_up and message.pid:
+            hung_up.append(message.pid)
+            os.kill(message.pid, signal.SIGHUP)
+
+    with NotifySocket(on_message=hang_up_at_ready) as notify:
+        gw = start_sluice(env=sluice_env(notify.env()))
+        assert notify.wait_for(is_ready, timeout=5) is not None, f"no READY=1: {notify.messages}"
+        reloading = notify.wait_for(is_reloading, timeout=5)
+        assert hung_up, "READY=1 came without the sender's pid"
+        assert reloading is not None, f"no RELOADING=1 for a SIGHUP sent at READY=1: {notify.messages}"
+        assert notify.wait_for(is_ready, timeout=5, after=reloading.at) is not None, f"no READY=1 after the reload: {notify.messages}"
+        assert gw.proc.poll() is None, "the gateway ended on a SIGHUP sent at READY=1"
 
 
 def test_reload_is_framed_by_reloading_and_ready(start_sluice, make_manifest):

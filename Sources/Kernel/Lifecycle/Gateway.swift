@@ -113,6 +113,10 @@ public final class Gateway: Service {
             state.addresses = addresses
             state.server = server
         }
+        // SIGHUP is trapped before READY=1: a reload asked for the moment the gateway says it is
+        // ready (`systemctl reload` right after start) must not meet SIGHUP's default, which ends
+        // the process. The sequence keeps a signal that comes before it is read.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         responder.setReady(true)
         logger.info("sluice is serving", metadata: [
             "listen": .array(addresses.map { .string($0.hostAndPort) }),
@@ -125,7 +129,7 @@ public final class Gateway: Service {
         // While serving, reloads and the watchdog run as child tasks; the shutdown signal ends
         // them, then the drain runs with a child that exits on a second signal.
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.reloadOnHangup() }
+            group.addTask { await self.reloadOnHangup(hangups) }
             group.addTask { await SystemdWatchdog(group: MultiThreadedEventLoopGroup.singleton).run { [self] in status(server) } }
             try? await gracefulShutdown()
             group.cancelAll()
@@ -175,8 +179,8 @@ public final class Gateway: Service {
         }
     }
 
-    private func reloadOnHangup() async {
-        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+    private func reloadOnHangup(_ hangups: UnixSignalsSequence) async {
+        for await _ in hangups {
             guard !Task.isCancelled else { return }
             logger.info("SIGHUP: reloading", metadata: ["config": .string(configFile)])
             await reload()
