@@ -69,10 +69,14 @@ import Testing
     @Test func aStreamIsLoggedWhenItEnds() async throws {
         let sink = LogCapture.sink()
         try await withGateway(Self.manifest()) { gateway async throws in
-            let streamed = try await gateway.chat(model: "m", "hello", stream: true, headers: Self.headers(sink, "stream"))
+            var headers = Self.headers(sink, "stream")
+            headers.add(name: "traceparent", value: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            let streamed = try await gateway.chat(model: "m", "hello", stream: true, headers: headers)
             #expect(streamed.text == "hello from the script")
             let line = try await Self.line(sink, "stream")
             #expect(line["stream"] == "true")
+            #expect(line["trace_id"] == "0af7651916cd43dd8448eb211c80319c")  // read before the headers are let go
+            #expect(line["headers"] == nil)
             #expect(line["stream_end"] == "complete")
             #expect(line["status"] == "200")
             #expect(line["output_tokens"] == "4")
@@ -132,6 +136,15 @@ import Testing
             #expect(logged["x-team"].map { "\($0)" } == "search")
             #expect(logged["x-request-id"].map { "\($0)" } == sink.requestID("headers"))
             #expect(!"\(line.metadata)".contains("key-a-0123"))
+
+            // A stream's line, written when it ends, has them too.
+            _ = try await gateway.chat(model: "m", "hi", stream: true, headers: Self.headers(sink, "streamed-headers"))
+            let streamed = try await Self.line(sink, "streamed-headers")
+            guard case .dictionary(let streamedHeaders)? = streamed.metadata["headers"] else {
+                Issue.record("no headers on a stream's line: \(streamed.metadata)")
+                return
+            }
+            #expect(streamedHeaders["x-request-id"].map { "\($0)" } == sink.requestID("streamed-headers"))
         }
     }
 

@@ -38,23 +38,27 @@ public struct AccessLog: Middleware {
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         // Cut now: a stream's line is written when it ends, and must not hold the whole body till then.
         let requestBody = logBodies ? truncated(String(buffer: request.body.raw)) : nil
+        let traceID = request.headers.first(name: "traceparent").flatMap(TraceParent.traceID)
         var response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            write(request, status: GatewayError(error).status.code, error: GatewayError(error), firstTokenAt: nil,
+            write(request, traceID: traceID, status: GatewayError(error).status.code, error: GatewayError(error), firstTokenAt: nil,
                   requestBody: requestBody, responseBody: nil)
             throw error
         }
         switch response.body {
         case .whole(let body):
-            write(request, status: response.status.code, error: nil, firstTokenAt: nil,
+            write(request, traceID: traceID, status: response.status.code, error: nil, firstTokenAt: nil,
                   requestBody: requestBody, responseBody: logBodies ? String(buffer: body) : nil)
         case .events(let events):
-            let status = response.status.code, request = request.withoutBody
-            let firstEvent = FirstEventClock()
-            response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { error in
-                write(request, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time,
+            // The line is written when the stream ends, minutes later: till then keep neither the
+            // body nor, unless they are logged, the headers.
+            var request = request.withoutBody
+            if !logHeaders { request.headers = [:] }
+            let status = response.status.code, firstEvent = FirstEventClock()
+            response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { [request] error in
+                write(request, traceID: traceID, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time,
                       requestBody: requestBody, responseBody: nil,
                       streamEnd: error == nil ? "complete" : (error is CancellationError ? "client_gone" : "failed"))
             }))
@@ -62,7 +66,7 @@ public struct AccessLog: Middleware {
         return response
     }
 
-    private func write(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstTokenAt: ContinuousClock.Instant?,
+    private func write(_ request: GatewayRequest, traceID: String?, status: UInt, error: GatewayError?, firstTokenAt: ContinuousClock.Instant?,
                        requestBody: String?, responseBody: String?, streamEnd: String? = nil) {
         let context = request.context
         let facts = context.facts
@@ -77,9 +81,7 @@ public struct AccessLog: Middleware {
         fields["attempts"] = .stringConvertible(facts.attempts)
         fields["stream"] = .stringConvertible(request.stream)
         fields["latency_ms"] = .stringConvertible(Self.milliseconds(now - context.receivedAt))
-        if let traceParent = request.headers.first(name: "traceparent"), let traceID = TraceParent.traceID(traceParent) {
-            fields["trace_id"] = .string(traceID)
-        }
+        if let traceID { fields["trace_id"] = .string(traceID) }
         if let name = context.identity?.name { fields["key_name"] = .string(name) }
         if let provider = facts.provider { fields["provider"] = .string(provider) }
         if let upstreamModel = facts.upstreamModel { fields["upstream_model"] = .string(upstreamModel) }
