@@ -241,8 +241,9 @@ def test_reloads_under_load_fail_no_request(start_sluice, fake):
     assert not load.failures, f"{len(load.failures)} of {len(load.failures) + load.total()} requests failed during reloads: {load.failures[:10]}"
     assert not slow.failures, f"streams across reloads failed: {slow.failures[:5]}"
     assert not reload_problems, reload_problems
-    # A floor on the load itself (the clients and the fake share one Python process): ~110/s here.
-    assert load.total() >= 0.3 * RATE_PER_S * elapsed, f"only {load.total()} requests in {elapsed:.1f} s: the load was not real"
+    # A floor on the load itself, only to show it was there: the clients and the fake share one
+    # Python process, and `make test` runs four test files at once, on two cores here.
+    assert load.total() >= 0.2 * RATE_PER_S * elapsed, f"only {load.total()} requests in {elapsed:.1f} s: the load was not real"
     assert slow.completed >= 3, f"only {slow.completed} slow streams completed"
 
     listed = model_ids(gw)
