@@ -43,6 +43,15 @@ public struct GatewayRequest: Sendable {
         return copy
     }
 
+    /// `withoutBody`, without its headers too: what such a closure keeps when it reads no header.
+    /// An open stream would otherwise keep the client's whole header list till it ends.
+    public var withoutBodyOrHeaders: GatewayRequest {
+        var copy = withoutBody
+        copy.headers = [:]
+        copy.upstreamHeaders = [:]
+        return copy
+    }
+
     /// The path without the query string.
     public var path: Substring { FrontDoor.path(of: uri) }
 }

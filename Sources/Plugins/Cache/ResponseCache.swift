@@ -164,7 +164,7 @@ public struct ResponseCache: Middleware {
     /// Passes a stream through while keeping its events; a stream that completes is stored.
     private func recording(_ events: EventStream, key: String, request: GatewayRequest, finish: @escaping @Sendable (Bool) -> Void) -> EventStream {
         let recorder = StreamRecorder(limit: maxEntryBytes)
-        let cache = self, request = request.withoutBody
+        let cache = self, request = request.withoutBodyOrHeaders
         return events.observing({ recorder.add($0) }, finished: { error in
             // A stream with an event that is not JSON is not an answer to replay to anyone.
             guard error == nil, let recorded = recorder.events, recorded.allSatisfy({ $0.isDone || $0.json != nil }),

@@ -132,7 +132,7 @@ public struct Moderation: Middleware {
             // A stream is not held back: once it has ended its text is moderated and only logged.
             let text = StreamedAnswerText(limit: 256 * 1024)
             let logOnly = Policy(thresholds: policy.thresholds, defaultThreshold: policy.defaultThreshold, blocks: false)
-            let request = request.withoutBody
+            let request = request.withoutBodyOrHeaders
             response.body = .events(events.observing({ text.add($0) }, finished: { [self] error in
                 guard error == nil else { return }
                 Task { try? await self.moderate([text.value], stage: .response, policy: logOnly, request: request) }

@@ -52,12 +52,10 @@ public struct AccessLog: Middleware {
             write(request, traceID: traceID, status: response.status.code, error: nil, firstTokenAt: nil,
                   requestBody: requestBody, responseBody: logBodies ? String(buffer: body) : nil)
         case .events(let events):
-            // The line is written when the stream ends, minutes later: till then keep neither the
-            // body nor, unless they are logged, the headers.
-            var request = request.withoutBody
-            if !logHeaders { request.headers = [:] }
+            // The line is written when the stream ends: the headers are kept only to be logged.
             let status = response.status.code, firstEvent = FirstEventClock()
-            response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { [request] error in
+            let request = logHeaders ? request.withoutBody : request.withoutBodyOrHeaders
+            response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { error in
                 write(request, traceID: traceID, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time,
                       requestBody: requestBody, responseBody: nil,
                       streamEnd: error == nil ? "complete" : (error is CancellationError ? "client_gone" : "failed"))

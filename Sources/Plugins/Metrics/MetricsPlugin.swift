@@ -64,12 +64,8 @@ public struct MetricsPlugin: Middleware {
             record(request, status: response.status.code, error: nil, firstEventAt: nil)
         case .events(let events):
             metrics.openStreams.increment()
-            // Recorded when the stream ends, minutes later: till then keep neither the body nor the
-            // headers (`record` reads neither).
-            var request = request.withoutBody
-            request.headers = [:]
-            let status = response.status.code, first = FirstEventClock(), metrics = metrics
-            response.body = .events(events.observing({ _ in first.mark() }, finished: { [request] error in
+            let status = response.status.code, first = FirstEventClock(), metrics = metrics, request = request.withoutBodyOrHeaders
+            response.body = .events(events.observing({ _ in first.mark() }, finished: { error in
                 metrics.openStreams.decrement()
                 metrics.inFlight.decrement()
                 record(request, status: status, error: error.map { GatewayError($0) }, firstEventAt: first.time, isStream: true)

@@ -49,7 +49,7 @@ public struct SpendLedgerPlugin: Middleware {
         case .whole:
             record(request, status: response.status.code)
         case .events(let events):
-            let request = request.withoutBody, status = response.status.code
+            let request = request.withoutBodyOrHeaders, status = response.status.code
             response.body = .events(events.observing({ _ in }, finished: { error in
                 record(request, status: error == nil ? status : (error is CancellationError ? 499 : GatewayError(error!).status.code))
             }))

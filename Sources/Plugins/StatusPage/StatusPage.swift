@@ -118,7 +118,7 @@ public struct StatusPage: Middleware {
             record(request, status: response.status.code, error: nil, firstEventAt: nil)
         case .events(let events):
             LiveRequests.openStreams.add(1, ordering: .relaxed)
-            let status = response.status.code, first = FirstEventClock(), request = request.withoutBody
+            let status = response.status.code, first = FirstEventClock(), request = request.withoutBodyOrHeaders
             response.body = .events(events.observing({ _ in first.mark() }, finished: { [self] error in
                 LiveRequests.openStreams.subtract(1, ordering: .relaxed)
                 LiveRequests.inFlight.subtract(1, ordering: .relaxed)
