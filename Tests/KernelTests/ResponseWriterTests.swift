@@ -19,8 +19,9 @@ import Testing
         /// Writes `events` as `writeEvents` does in a request's task, and returns what it reported.
         func writeEvents(_ events: EventStream, with writer: ResponseWriter) -> Bool? {
             let reported = Recorded<Bool?>(nil)
+            nonisolated(unsafe) let iterator = events.makeAsyncIterator()
             Task(executorPreference: EventLoopTaskExecutor.of(channel.eventLoop)) {
-                await writer.writeEvents(events).whenSuccess { reported.value = $0 }
+                await writer.writeEvents(iterator).whenSuccess { reported.value = $0 }
             }
             channel.embeddedEventLoop.run()
             return reported.value

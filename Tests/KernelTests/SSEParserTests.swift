@@ -37,6 +37,29 @@ import Testing
         #expect(parser.finish() == SSEEvent(data: "tail"))
     }
 
+    @Test func holdsNoBufferBetweenEvents() {
+        var parser = SSEParser()
+        #expect(parser.feed(ByteBuffer(string: "data: one\n\ndata: two\n\n")).map(\.data) == ["one", "two"])
+        #expect(parser.heldBytes == 0)
+        #expect(parser.feed(ByteBuffer(string: "data: thr")).isEmpty)
+        #expect(parser.heldBytes > 0)
+        #expect(parser.feed(ByteBuffer(string: "ee\n\n")).map(\.data) == ["three"])
+        #expect(parser.heldBytes == 0)
+    }
+
+    @Test func anEventOfExactlyTheLimitPasses() {
+        // The limit counts a line's bytes and the event's data so far.
+        var parser = SSEParser(maxEventBytes: 16)
+        let line = "data: " + String(repeating: "x", count: 10)
+        #expect(parser.feed(ByteBuffer(string: line + "\n\n")).map(\.data) == [String(repeating: "x", count: 10)])
+        #expect(parser.feed(ByteBuffer(string: line + "x")).isEmpty)
+        #expect(parser.overflowed)
+        var split = SSEParser(maxEventBytes: 16)
+        #expect(split.feed(ByteBuffer(string: "data: 0123")).isEmpty)
+        #expect(split.feed(ByteBuffer(string: "456789\n\n")).map(\.data) == ["0123456789"])
+        #expect(!split.overflowed)
+    }
+
     @Test func writerRoundTrips() {
         var buffer = ByteBuffer()
         for event in Self.expected { event.write(to: &buffer) }

@@ -7,37 +7,52 @@ import NIOCore
 public struct SSEParser: Sendable {
     public let maxEventBytes: Int
     public private(set) var overflowed = false
+    /// The start of a line that the last chunk cut short. Lines that arrive whole are read in
+    /// place, and an event's data is kept as the string it becomes: between events a parser
+    /// holds no buffer (an open stream may wait long for its next chunk).
     private var pending: [UInt8] = []
     private var sawCR = false
     private var event: String?
-    private var data: [UInt8] = []
+    private var data = ""
     private var hasData = false
     private var id: String?
 
     public init(maxEventBytes: Int = 1 << 20) { self.maxEventBytes = maxEventBytes }
+
+    /// Bytes kept between chunks (a cut line's start, the data of an event not yet ended).
+    var heldBytes: Int { pending.capacity + data.utf8.count }
 
     /// Feeds bytes, returning the events they complete.
     public mutating func feed(_ buffer: ByteBuffer) -> [SSEEvent] {
         var events: [SSEEvent] = []
         guard !overflowed else { return events }
         buffer.withUnsafeReadableBytes { bytes in
-            for byte in bytes {
-                if sawCR {
-                    sawCR = false
-                    if byte == UInt8(ascii: "\n") { continue }
+            var start = 0
+            if sawCR {
+                sawCR = false
+                if bytes.first == UInt8(ascii: "\n") { start = 1 }
+            }
+            while start < bytes.count {
+                guard let end = bytes[start...].firstIndex(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) else {
+                    // A line the next chunk ends.
+                    guard fits(pending.count + bytes.count - start) else { return stop() }
+                    pending.append(contentsOf: bytes[start...])
+                    return
                 }
-                switch byte {
-                case UInt8(ascii: "\n"), UInt8(ascii: "\r"):
-                    sawCR = byte == UInt8(ascii: "\r")
-                    if let event = endLine() { events.append(event) }
-                default:
-                    guard pending.count + data.count < maxEventBytes else {
-                        overflowed = true
-                        pending = []
-                        data = []
-                        return
-                    }
-                    pending.append(byte)
+                guard fits(pending.count + end - start) else { return stop() }
+                let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+                var dispatched: SSEEvent?
+                if pending.isEmpty {
+                    dispatched = endLine(line)
+                } else {
+                    pending.append(contentsOf: line)
+                    dispatched = pending.withUnsafeBytes { endLine($0) }
+                    pending = []
+                }
+                if let dispatched { events.append(dispatched) }
+                start = end + 1
+                if bytes[end] == UInt8(ascii: "\r") {
+                    if start == bytes.count { sawCR = true } else if bytes[start] == UInt8(ascii: "\n") { start += 1 }
                 }
             }
         }
@@ -47,39 +62,54 @@ public struct SSEParser: Sendable {
     /// The event left when the stream ends without a final blank line.
     public mutating func finish() -> SSEEvent? {
         guard !overflowed else { return nil }
-        if !pending.isEmpty { _ = endLine() }
+        if !pending.isEmpty {
+            _ = pending.withUnsafeBytes { endLine($0) }
+            pending = []
+        }
         return dispatch()
     }
 
-    private mutating func endLine() -> SSEEvent? {
-        defer { pending.removeAll(keepingCapacity: true) }
-        if pending.isEmpty { return dispatch() }
-        if pending[0] == UInt8(ascii: ":") { return nil }
-        let colon = pending.firstIndex(of: UInt8(ascii: ":")) ?? pending.endIndex
-        let field = pending[..<colon]
-        var valueStart = colon < pending.endIndex ? colon + 1 : colon
-        if valueStart < pending.endIndex, pending[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
-        let value = pending[valueStart...]
-        switch String(decoding: field, as: UTF8.self) {
-        case "data":
-            if hasData { data.append(UInt8(ascii: "\n")) }
-            data.append(contentsOf: value)
+    /// Whether a line of `length` bytes keeps the event within `maxEventBytes`.
+    private func fits(_ length: Int) -> Bool { length + data.utf8.count <= maxEventBytes }
+
+    private mutating func stop() {
+        overflowed = true
+        pending = []
+        data = ""
+    }
+
+    private mutating func endLine(_ line: UnsafeRawBufferPointer) -> SSEEvent? {
+        if line.isEmpty { return dispatch() }
+        if line[0] == UInt8(ascii: ":") { return nil }
+        let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
+        let field = UnsafeRawBufferPointer(rebasing: line[..<colon])
+        var valueStart = colon < line.endIndex ? colon + 1 : colon
+        if valueStart < line.endIndex, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
+        if field.elementsEqual("data".utf8) {
+            if hasData {
+                data.append("\n")
+                data.append(String(decoding: value, as: UTF8.self))
+            } else {
+                data = String(decoding: value, as: UTF8.self)
+            }
             hasData = true
-        case "event": event = String(decoding: value, as: UTF8.self)
-        case "id": id = String(decoding: value, as: UTF8.self)
-        default: break  // `retry` and unknown fields are not forwarded
-        }
+        } else if field.elementsEqual("event".utf8) {
+            event = String(decoding: value, as: UTF8.self)
+        } else if field.elementsEqual("id".utf8) {
+            id = String(decoding: value, as: UTF8.self)
+        }  // `retry` and unknown fields are not forwarded
         return nil
     }
 
     private mutating func dispatch() -> SSEEvent? {
         defer {
             event = nil
-            data.removeAll(keepingCapacity: true)
+            data = ""
             hasData = false
         }
         guard hasData else { return nil }
-        return SSEEvent(event: event, data: String(decoding: data, as: UTF8.self), id: id)
+        return SSEEvent(event: event, data: data, id: id)
     }
 }
 

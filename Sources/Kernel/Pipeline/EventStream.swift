@@ -32,18 +32,17 @@ public struct EventStream: AsyncSequence, Sendable {
         let source: () async throws -> SSEEvent?
         let chain: StageChain
 
+        // Kept small, with the work in the chain's synchronous methods: its async frame lives as
+        // long as the stream waits for its upstream.
         public mutating func next() async throws -> SSEEvent? {
             while true {
                 if let event = try chain.nextOutput() { return event }
                 if chain.isEnded { return nil }
-                let event: SSEEvent?
                 do {
-                    event = try await source()
+                    chain.receive(try await source())
                 } catch {
                     chain.fail(error, at: 0)
-                    continue
                 }
-                if let event { chain.push(event, at: 0) } else { chain.finish(at: 0) }
             }
         }
     }
@@ -111,8 +110,12 @@ extension EventStage {
 /// an async wrapper would never have pulled it.
 final class StageChain {
     private let stages: [any EventStage]
-    private var output: [SSEEvent] = []
-    private var outputIndex = 0
+    /// What the last stage let through: most events pass one for one, so the first waits in a
+    /// slot and only a stage that emits several fills `more` (freed once handed out: an open
+    /// stream waits long between events).
+    private var output: SSEEvent?
+    private var more: [SSEEvent] = []
+    private var moreIndex = 0
     /// Stages before this index have ended and take no more events.
     private var firstLive = 0
     private var error: (any Error)?
@@ -120,17 +123,22 @@ final class StageChain {
 
     init(_ stages: [any EventStage]) {
         self.stages = stages
-        output.reserveCapacity(2)
     }
 
     /// The next event let through, or the stream's error once those before it were handed out.
     func nextOutput() throws -> SSEEvent? {
-        if outputIndex < output.count {
-            defer { outputIndex += 1 }
-            return output[outputIndex]
+        if let event = output {
+            output = nil
+            return event
         }
-        output.removeAll(keepingCapacity: true)
-        outputIndex = 0
+        if moreIndex < more.count {
+            defer { moreIndex += 1 }
+            return more[moreIndex]
+        }
+        if !more.isEmpty {
+            more = []
+            moreIndex = 0
+        }
         if let error {
             self.error = nil
             throw error
@@ -138,9 +146,17 @@ final class StageChain {
         return nil
     }
 
+    /// The source's next event, or its end (`nil`).
+    func receive(_ event: SSEEvent?) {
+        if let event { push(event, at: 0) } else { finish(at: 0) }
+    }
+
     func push(_ event: SSEEvent, at index: Int) {
         guard index >= firstLive else { return }
-        guard index < stages.count else { return output.append(event) }
+        guard index < stages.count else {
+            if output == nil, more.isEmpty { output = event } else { more.append(event) }
+            return
+        }
         do {
             try stages[index].receive(event) { push($0, at: index + 1) }
         } catch {

@@ -7,7 +7,7 @@ import NIOCore
 public final class RequestContext: Sendable {
     public let requestID: String
     public let receivedAt: ContinuousClock.Instant
-    public let logger: Logger
+    private let gatewayLogger: Logger
     public let allocator: ByteBufferAllocator
     /// The front door's authentication verdicts, one per authenticator of the pipeline, in order.
     let authentication: [Result<CallerIdentity, GatewayError>]
@@ -35,10 +35,16 @@ public final class RequestContext: Sendable {
         self.credentials = credentials
         self.requestID = requestID
         self.receivedAt = receivedAt
-        var logger = logger
-        logger[metadataKey: "request_id"] = .string(requestID)
-        self.logger = logger
+        gatewayLogger = logger
         self.allocator = allocator
+    }
+
+    /// The gateway's logger, tagged with the request id. Made when asked for (a failure, a
+    /// warning), not kept: a tagged logger holds a metadata dictionary, for the life of a stream.
+    public var logger: Logger {
+        var logger = gatewayLogger
+        logger[metadataKey: "request_id"] = .string(requestID)
+        return logger
     }
 
     /// Who is calling, as established by an auth plugin; `nil` before (or without) auth.

@@ -175,8 +175,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
             // call grew (the pipeline's async frames) until the task ends. So this task
             // sends the head and ends now, and a fresh one, which holds only the events, writes them.
+            // It holds the stream's iterator, not the stream: what the stages were made from goes now.
             writer.writeStreamHead(response)
-            let streaming = Task(executorPreference: executor) { await writer.writeEvents(events).whenComplete(finished) }
+            nonisolated(unsafe) let iterator = events.makeAsyncIterator()
+            let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator).whenComplete(finished) }
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
         tracker.attach(task!, to: ticket)

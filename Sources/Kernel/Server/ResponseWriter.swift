@@ -54,23 +54,51 @@ struct ResponseWriter {
 
     /// Writes a stream's events after its head; the future tells (on the event loop) whether all
     /// of them were written.
-    func writeEvents(_ events: EventStream) async -> EventLoopFuture<Bool> {
+    func writeEvents(_ events: EventStream.Iterator) async -> EventLoopFuture<Bool> {
+        var events = events
         do {
-            for try await event in events {
-                var buffer = channel.allocator.buffer(capacity: event.data.utf8.count + 16)
-                event.write(to: &buffer)
-                let written: EventLoopFuture<Void> = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+            while let event = try await events.next() {
                 // Each event is flushed at once; the writer waits only when the socket's buffer is
                 // past its high-water mark (a slow reader), which is what pauses the upstream.
-                if !channel.isWritable { try await written.get() }
+                if let backlog = write(event) { try await Self.drain(backlog) }
             }
-            try await channel.writeAndFlush(HTTPServerResponsePart.end(nil)).get()
-            return channel.eventLoop.makeSucceededFuture(true)
         } catch {
-            // The client left, or the stream failed after its status line was sent: close the
-            // connection so that the truncation is visible to the client.
-            channel.close(promise: nil)
-            return channel.eventLoop.makeSucceededFuture(false)
+            return cutShort()
         }
+        return end()
+    }
+
+    /// Waits for a write. A function of its own: awaiting a future inline would make room for
+    /// a continuation in `writeEvents`'s frame, there for as long as the stream waits upstream.
+    @inline(never)
+    private static func drain(_ backlog: EventLoopFuture<Void>) async throws { try await backlog.get() }
+
+    /// The stream's end is written; its future tells whether it was.
+    @inline(never)
+    private func end() -> EventLoopFuture<Bool> {
+        let channel = channel
+        return channel.writeAndFlush(HTTPServerResponsePart.end(nil)).map { true }.recover { _ in
+            channel.close(promise: nil)
+            return false
+        }
+    }
+
+    /// The client left, or the stream failed after its status line was sent: the connection is
+    /// closed, so that the truncation is visible to the client.
+    @inline(never)
+    private func cutShort() -> EventLoopFuture<Bool> {
+        channel.close(promise: nil)
+        return channel.eventLoop.makeSucceededFuture(false)
+    }
+
+    /// Writes and flushes one event; returns the write when the socket's buffer is full. Not
+    /// inlined, so that its buffer stays out of `writeEvents`'s async frame, which lives as long
+    /// as the stream.
+    @inline(never)
+    private func write(_ event: SSEEvent) -> EventLoopFuture<Void>? {
+        var buffer = channel.allocator.buffer(capacity: event.data.utf8.count + 16)
+        event.write(to: &buffer)
+        let written = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)))
+        return channel.isWritable ? nil : written
     }
 }

@@ -10,16 +10,17 @@ final class NIOExchange: @unchecked Sendable {
     let loop: any EventLoop
     let url: PlainHTTPURL
     let method: HTTPMethod
-    let headers: HTTPHeaders
-    /// Kept until the answer begins: a request sent on a kept-alive connection that the provider
-    /// had just closed is sent again on a new one. Dropped then: a stream runs for minutes, and a
-    /// chat body carries the whole conversation.
+    /// The headers and body are kept until the answer begins: a request sent on a kept-alive
+    /// connection that the provider had just closed is sent again on a new one. Dropped then: a
+    /// stream runs for minutes, and a chat body carries the whole conversation.
+    private(set) var headers: HTTPHeaders
     private(set) var body: ByteBuffer?
     let timeouts: UpstreamTimeouts
     private let maxResponseBytes: Int
 
     private var state = State.idle
-    private var timers: [Scheduled<Void>] = []
+    private var firstByteTimer: Scheduled<Void>?
+    private var totalTimer: Scheduled<Void>?
     /// The connection carrying it, while one does.
     var connection: UpstreamConnection?
     /// Whether the reader wants more chunks of a streamed body.
@@ -79,12 +80,12 @@ final class NIOExchange: @unchecked Sendable {
         state = .waiting(waiter)
         // Both deadlines count from the start, connecting included, as curl's do.
         if let firstByte = timeouts.firstByte {
-            timers.append(loop.scheduleTask(in: TimeAmount(firstByte)) { [self] in
+            firstByteTimer = loop.scheduleTask(in: TimeAmount(firstByte)) { [self] in
                 if !hasAnswer { fail(.timedOut(.firstByte)) }
-            })
+            }
         }
         if let total = timeouts.total {
-            timers.append(loop.scheduleTask(in: TimeAmount(total)) { [self] in fail(.timedOut(.total)) })
+            totalTimer = loop.scheduleTask(in: TimeAmount(total)) { [self] in fail(.timedOut(.total)) }
         }
         return true
     }
@@ -93,7 +94,10 @@ final class NIOExchange: @unchecked Sendable {
 
     func received(_ head: HTTPResponseHead) {
         hasAnswer = true
+        headers = [:]
         body = nil
+        firstByteTimer?.cancel()
+        firstByteTimer = nil
         switch state {
         case .waiting(.whole(let continuation)):
             state = .collecting(continuation, head, nil)
@@ -178,8 +182,10 @@ final class NIOExchange: @unchecked Sendable {
     }
 
     private func cancelTimers() {
-        for timer in timers { timer.cancel() }
-        timers.removeAll()
+        firstByteTimer?.cancel()
+        totalTimer?.cancel()
+        firstByteTimer = nil
+        totalTimer = nil
     }
 
     private func onLoop(_ work: @escaping @Sendable (NIOExchange) -> Void) {
