@@ -121,4 +121,38 @@ import Testing
         #expect(line["k"]?.string == "event")
         #expect(line["level"]?.string == "warning")
     }
+
+    /// Fields as a plugin writes them: each kind of value, and a key the handler also has.
+    struct SomeFields: LogFields {
+        func write(to sink: inout some LogFieldSink) {
+            sink.add("request_id", "r-1")
+            sink.add("quoted", "a \"b\" \\ é")
+            sink.add("status", 200)
+            sink.add("latency_ms", 1.23)
+            sink.add("cost_usd", 0.000125)
+            sink.add("stream", true)
+            sink.add("msg", "not the handler's message")
+            sink.add("k", "field")
+            sink.add("headers", .dictionary(["b": .string("2"), "a": .string("1")]))
+        }
+    }
+
+    @Test func fieldsWrittenStraightMakeTheLineTheirDictionaryMakes() throws {
+        let handlerMetadata: Logger.Metadata = ["k": .string("handler"), "h": .string("only")]
+        let straight = try JSON.parse(JSONLogHandler.line(level: .info, message: "request", label: "sluice.access", fields: SomeFields(),
+                                                          handlerMetadata: handlerMetadata))
+        var gathered = MetadataFields()
+        SomeFields().write(to: &gathered)
+        gathered.metadata["msg"] = nil  // the first four are the handler's on the straight path
+        let viaDictionary = try JSON.parse(JSONLogHandler.line(level: .info, message: "request", label: "sluice.access",
+                                                               metadata: gathered.metadata, handlerMetadata: handlerMetadata))
+        #expect(straight.keys.prefix(4) == ["time", "level", "msg", "logger"])
+        #expect(Array(straight.keys.dropFirst(4)) == ["request_id", "quoted", "status", "latency_ms", "cost_usd", "stream", "k", "headers", "h"])
+        #expect(straight["msg"]?.string == "request")
+        #expect(straight["k"]?.string == "field")
+        for key in straight.keys where key != "time" {
+            #expect(straight[key] == viaDictionary[key], "\(key)")
+        }
+        #expect(Set(straight.keys) == Set(viaDictionary.keys))
+    }
 }

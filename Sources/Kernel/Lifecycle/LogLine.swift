@@ -60,7 +60,7 @@ struct LogLine {
             } else if type == UInt.self, let int = convertible as? UInt {
                 writeInteger(Int(truncatingIfNeeded: int))
             } else if type == Bool.self, let bool = convertible as? Bool {
-                writeText(bool ? "true" : "false")
+                writeBool(bool)
             } else if let int = convertible as? any BinaryInteger {
                 writeInteger(Int(truncatingIfNeeded: int))
             } else {
@@ -88,6 +88,8 @@ struct LogLine {
     private mutating func writeText(_ text: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
+
+    mutating func writeBool(_ bool: Bool) { writeText(bool ? "true" : "false") }
 
     mutating func writeInteger(_ int: Int) {
         var text = String(int)

@@ -66,58 +66,10 @@ public struct AccessLog: Middleware {
 
     private func write(_ request: GatewayRequest, traceID: String?, status: UInt, error: GatewayError?, firstTokenAt: ContinuousClock.Instant?,
                        requestBody: String?, responseBody: String?, streamEnd: String? = nil) {
-        let context = request.context
-        let facts = context.facts
-        let now = ContinuousClock.now
-        // Room for a usual line's fields at once: a literal's dictionary would grow (rehash) twice.
-        var fields = Logger.Metadata(minimumCapacity: 24)
-        fields["request_id"] = .string(context.requestID)
-        fields["front_door"] = .string(request.dialect.rawValue)
-        fields["operation"] = .string(request.operation.rawValue)
-        fields["model"] = .string(request.model)
-        fields["status"] = .stringConvertible(status)
-        fields["attempts"] = .stringConvertible(facts.attempts)
-        fields["stream"] = .stringConvertible(request.stream)
-        fields["latency_ms"] = .stringConvertible(Self.milliseconds(now - context.receivedAt))
-        if let traceID { fields["trace_id"] = .string(traceID) }
-        if let name = context.identity?.name { fields["key_name"] = .string(name) }
-        if let provider = facts.provider { fields["provider"] = .string(provider) }
-        if let upstreamModel = facts.upstreamModel { fields["upstream_model"] = .string(upstreamModel) }
-        if facts.usedFallback { fields["fallback"] = .stringConvertible(true) }
-        if let upstream = facts.upstreamTime(now: now, streamed: streamEnd != nil) {
-            fields["upstream_ms"] = .stringConvertible(Self.milliseconds(upstream))
-            fields["overhead_ms"] = .stringConvertible(Self.milliseconds(max(.zero, (now - context.receivedAt) - upstream)))
-        }
-        if let firstTokenAt { fields["ttft_ms"] = .stringConvertible(Self.milliseconds(firstTokenAt - context.receivedAt)) }
-        if let usage = context.usage {
-            fields["input_tokens"] = .stringConvertible(usage.inputTokens)
-            fields["output_tokens"] = .stringConvertible(usage.outputTokens)
-            if usage.cachedInputTokens > 0 { fields["cached_input_tokens"] = .stringConvertible(usage.cachedInputTokens) }
-        }
-        if let cost = context.cost { fields["cost_usd"] = .stringConvertible(cost) }
-        if let cache = facts.cacheStatus { fields["cache"] = .string(cache) }
-        if let streamEnd { fields["stream_end"] = .string(streamEnd) }
-        if let mcp = facts.mcp {
-            fields["mcp_method"] = .string(mcp.method)
-            if let server = mcp.server { fields["mcp_server"] = .string(server) }
-            if let name = mcp.name { fields[mcp.method == "prompts/get" ? "mcp_prompt" : "mcp_tool"] = .string(name) }
-            if let outcome = mcp.outcome { fields["mcp_outcome"] = .string(outcome) }
-        }
-        if let error {
-            fields["error_type"] = .string(error.type)
-            if let code = error.code { fields["error_code"] = .string(code) }
-        }
-        if logHeaders {
-            var headers: Logger.Metadata = [:]
-            for (name, value) in request.headers {
-                let name = name.lowercased()
-                headers[name] = .string(HeaderRedaction.shown(name, value, knownKeys: request.context.credentials))
-            }
-            fields["headers"] = .dictionary(headers)
-        }
-        if let requestBody { fields["request_body"] = .string(requestBody) }
-        if let responseBody { fields["response_body"] = .string(truncated(responseBody)) }
-        logger.info("request", metadata: fields)
+        logger.log(level: .info, "request", fields: AccessLine(
+            request: request, facts: request.context.facts, now: .now, traceID: traceID, status: status, error: error,
+            firstTokenAt: firstTokenAt, streamEnd: streamEnd, logHeaders: logHeaders, requestBody: requestBody,
+            responseBody: responseBody.map(truncated)))
     }
 
     private func truncated(_ text: String) -> String {
@@ -130,6 +82,70 @@ public struct AccessLog: Middleware {
     }
 }
 
+/// The fields of one access log line, in the order they are written.
+struct AccessLine: LogFields {
+    let request: GatewayRequest
+    let facts: RequestFacts
+    let now: ContinuousClock.Instant
+    let traceID: String?
+    let status: UInt
+    let error: GatewayError?
+    let firstTokenAt: ContinuousClock.Instant?
+    let streamEnd: String?
+    let logHeaders: Bool
+    let requestBody: String?
+    let responseBody: String?
+
+    func write(to sink: inout some LogFieldSink) {
+        let context = request.context
+        sink.add("request_id", context.requestID)
+        sink.add("front_door", request.dialect.rawValue)
+        sink.add("operation", request.operation.rawValue)
+        sink.add("model", request.model)
+        sink.add("status", Int(status))
+        sink.add("attempts", facts.attempts)
+        sink.add("stream", request.stream)
+        sink.add("latency_ms", AccessLog.milliseconds(now - context.receivedAt))
+        if let traceID { sink.add("trace_id", traceID) }
+        if let name = context.identity?.name { sink.add("key_name", name) }
+        if let provider = facts.provider { sink.add("provider", provider) }
+        if let upstreamModel = facts.upstreamModel { sink.add("upstream_model", upstreamModel) }
+        if facts.usedFallback { sink.add("fallback", true) }
+        if let upstream = facts.upstreamTime(now: now, streamed: streamEnd != nil) {
+            sink.add("upstream_ms", AccessLog.milliseconds(upstream))
+            sink.add("overhead_ms", AccessLog.milliseconds(max(.zero, (now - context.receivedAt) - upstream)))
+        }
+        if let firstTokenAt { sink.add("ttft_ms", AccessLog.milliseconds(firstTokenAt - context.receivedAt)) }
+        if let usage = context.usage {
+            sink.add("input_tokens", usage.inputTokens)
+            sink.add("output_tokens", usage.outputTokens)
+            if usage.cachedInputTokens > 0 { sink.add("cached_input_tokens", usage.cachedInputTokens) }
+        }
+        if let cost = context.cost { sink.add("cost_usd", cost) }
+        if let cache = facts.cacheStatus { sink.add("cache", cache) }
+        if let streamEnd { sink.add("stream_end", streamEnd) }
+        if let mcp = facts.mcp {
+            sink.add("mcp_method", mcp.method)
+            if let server = mcp.server { sink.add("mcp_server", server) }
+            if let name = mcp.name { sink.add(mcp.method == "prompts/get" ? "mcp_prompt" : "mcp_tool", name) }
+            if let outcome = mcp.outcome { sink.add("mcp_outcome", outcome) }
+        }
+        if let error {
+            sink.add("error_type", error.type)
+            if let code = error.code { sink.add("error_code", code) }
+        }
+        if logHeaders {
+            var headers: Logger.Metadata = [:]
+            for (name, value) in request.headers {
+                let name = name.lowercased()
+                headers[name] = .string(HeaderRedaction.shown(name, value, knownKeys: context.credentials))
+            }
+            sink.add("headers", .dictionary(headers))
+        }
+        if let requestBody { sink.add("request_body", requestBody) }
+        if let responseBody { sink.add("response_body", responseBody) }
+    }
+}
 /// The time of a stream's first event (its first token, for chat streams).
 final class FirstEventClock: Sendable {
     private let first = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
