@@ -17,6 +17,13 @@ static inline CURLcode sluice_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *
 static inline CURLcode sluice_curl_easy_getinfo_pointer(CURL *h, CURLINFO i, void **v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode sluice_curl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
 
+typedef int (*sluice_curl_prereq_callback)(void *userdata, char *primaryIP, char *localIP, int primaryPort, int localPort);
+static inline CURLcode sluice_curl_easy_set_prereq(CURL *h, sluice_curl_prereq_callback f, void *userdata) {
+    CURLcode code = curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, f);
+    if (code == CURLE_OK) code = curl_easy_setopt(h, CURLOPT_PREREQDATA, userdata);
+    return code;
+}
+
 static inline CURLMcode sluice_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
 
 typedef int (*sluice_curl_socket_callback)(CURL *easy, curl_socket_t socket, int what, void *userdata, void *socketdata);

@@ -46,12 +46,8 @@ def point_at(fake: FakeProvider, ca_file: str | None):
     return edit
 
 
-@over_h2
-def test_concurrent_streams_share_few_connections(start_sluice, fake):
-    """200 streams at once ride HTTP/2 multiplexing: at most 4 TCP connections to the provider
-    (its SETTINGS allow 256 streams per connection), not one per stream."""
-    n = 200
-    gw = start_sluice(name="h2-multiplex")
+def open_streams_at_once(gw, fake: FakeProvider, n: int) -> tuple[set[str], int]:
+    """``n`` streams through ``gw`` held open together; the provider's peers and accepted connections."""
     fake.enqueue(stream_words=8, chunk_delay_ms=1500, count=n, path=CHAT)
     results: list[tuple[int, str, bool]] = []
     lock = threading.Lock()
@@ -72,13 +68,28 @@ def test_concurrent_streams_share_few_connections(start_sluice, fake):
         thread.join(60)
     assert all_open, f"the {n} streams were never open at once: {len(fake.requests(CHAT))} arrived"
     assert len(results) == n and all(r == (200, results[0][1], True) for r in results), results[:3]
-
     records = fake.requests(CHAT)
     assert len(records) == n and all(r["completed"] for r in records)
-    peers = {r["peer"] for r in records}
-    accepted = fake.connections_accepted()
-    assert len(peers) <= 4 and accepted <= 4, \
-        f"{n} concurrent streams used {len(peers)} connections ({accepted} accepted): {sorted(peers)}"
+    return {r["peer"] for r in records}, fake.connections_accepted()
+
+
+@over_h2
+def test_concurrent_streams_share_few_connections(start_sluice, fake):
+    """200 streams at once ride HTTP/2 multiplexing: at most 4 TCP connections to the provider
+    (its SETTINGS allow 256 streams per connection), not one per stream."""
+    peers, accepted = open_streams_at_once(start_sluice(name="h2-multiplex"), fake, 200)
+    assert len(peers) <= 4 and accepted <= 4, f"200 concurrent streams used {len(peers)} connections ({accepted} accepted): {sorted(peers)}"
+
+
+def test_streams_beyond_one_connection_fill_each_before_the_next(start_sluice, test_ca):
+    """A provider that allows 40 streams per connection gets 200 at once on 5 connections (6 at
+    most), not one connection for every stream that arrives while the next is being set up
+    (libcurl 7.88's own rule: ConnectionGate)."""
+    with FakeProvider(tls=test_ca.server, http2=True, max_concurrent_streams=40) as fake:
+        gw = start_sluice(point_at(fake, str(test_ca.ca_file)), name="h2-full-connections")
+        peers, accepted = open_streams_at_once(gw, fake, 200)
+    print(f"\n200 streams, 40 per connection: {len(peers)} connections used, {accepted} accepted")
+    assert len(peers) <= 6 and accepted <= 6, f"200 concurrent streams used {len(peers)} connections ({accepted} accepted): {sorted(peers)}"
 
 
 @over_h2

@@ -29,6 +29,11 @@ final class CurlTransport: @unchecked Sendable {
     private var active: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
     /// The transfers with a first-byte deadline whose headers have not all come yet.
     private var awaitingFirstByte: [UnsafeMutableRawPointer: UpstreamTransfer] = [:]
+    /// Holds transfers to an HTTP/2 provider back while one of its connections is being set up.
+    private var gate = ConnectionGate()
+    /// Transfers the gate let go during a curl call, started once it returns (curl's callbacks
+    /// may not add handles).
+    private var released: [UpstreamTransfer] = []
     /// When curl wants `curl_multi_socket_action(CURL_SOCKET_TIMEOUT)`; nil when it wants nothing.
     private var timerDeadline: NIODeadline?
     private let epoll: Int32
@@ -196,8 +201,12 @@ final class CurlTransport: @unchecked Sendable {
             }
             collectFinished()
             expireFirstByteDeadlines()
+            if gate.isHolding { released += gate.overdue(now: .now()) }
+            startReleased()
         }
         for (_, transfer) in active { finish(transfer, with: .shutdown) }
+        for transfer in released { transfer.complete(.shutdown) }
+        for transfer in gate.releaseAll() { transfer.complete(.shutdown) }
         for command in commands.withLockedValue({ $0.queue }) {
             if case .add(let transfer) = command { transfer.complete(.shutdown) }
         }
@@ -226,10 +235,11 @@ final class CurlTransport: @unchecked Sendable {
                 transfer.complete(.cancelled)
                 return
             }
-            active[transfer.easy] = transfer
-            transfer.startedAt = .now()
-            if transfer.firstByteDeadline != nil { awaitingFirstByte[transfer.easy] = transfer }
-            curl_multi_add_handle(multi, transfer.easy)  // curl asks for a timeout of 0 to start it
+            if gate.admit(transfer) {
+                start(transfer)
+            } else {
+                transfer.heldUntil = .now() + TimeAmount(transfer.connectTimeout)
+            }
         case .resume(let transfer):
             guard active[transfer.easy] != nil else { return }
             transfer.wantsMore = true
@@ -238,9 +248,44 @@ final class CurlTransport: @unchecked Sendable {
                 curl_easy_pause(transfer.easy, sluice_curlpause_cont())
             }
         case .cancel(let transfer, let error):
-            guard active[transfer.easy] != nil else { return }
-            finish(transfer, with: error)
+            if active[transfer.easy] != nil {
+                finish(transfer, with: error)
+            } else if gate.remove(transfer) {
+                transfer.complete(error)
+            }
         }
+    }
+
+    private func start(_ transfer: UpstreamTransfer) {
+        active[transfer.easy] = transfer
+        transfer.startedAt = .now()
+        if transfer.firstByteDeadline != nil { awaitingFirstByte[transfer.easy] = transfer }
+        curl_multi_add_handle(multi, transfer.easy)  // curl asks for a timeout of 0 to start it
+    }
+
+    private func startReleased() {
+        while !released.isEmpty {
+            let batch = released
+            released = []
+            for transfer in batch {
+                if transfer.cancelRequested.withLockedValue({ $0 }) {
+                    released += gate.ended(transfer)
+                    transfer.complete(.cancelled)
+                } else {
+                    start(transfer)
+                }
+            }
+        }
+    }
+
+    /// curl's pre-request callback: `transfer` has its connection (a new or a reused one).
+    func connected(_ transfer: UpstreamTransfer) {
+        if let next = gate.connected(transfer) { released.append(next) }
+    }
+
+    /// An answer from `origin` shows whether it speaks HTTP/2.
+    func learned(_ origin: String, multiplexes: Bool) {
+        released += gate.learned(origin, multiplexes: multiplexes)
     }
 
     private func collectFinished() {
@@ -267,7 +312,8 @@ final class CurlTransport: @unchecked Sendable {
 
     /// Until curl's timer is due; every 50 ms while a first-byte deadline is pending.
     private func waitMilliseconds() -> Int32 {
-        var wait: Int64 = awaitingFirstByte.isEmpty ? 1000 : 50
+        var wait: Int64 = awaitingFirstByte.isEmpty && !gate.isHolding ? 1000 : 50
+        if !released.isEmpty { wait = 0 }
         if let deadline = timerDeadline {
             let left = (deadline - .now()).nanoseconds
             wait = min(wait, max(0, (left + 999_999) / 1_000_000))
@@ -300,6 +346,7 @@ final class CurlTransport: @unchecked Sendable {
         active[transfer.easy] = nil
         awaitingFirstByte[transfer.easy] = nil
         curl_multi_remove_handle(multi, transfer.easy)
+        released += gate.ended(transfer)
         transfer.complete(error)
     }
 }

@@ -32,6 +32,11 @@ final class UpstreamTransfer: @unchecked Sendable {
     var wantsMore = true
     var isPaused = false
     let cancelRequested = NIOLockedValueBox(false)
+    /// `https://host:port` for a transfer that `ConnectionGate` may hold; `nil` for `http://`.
+    let origin: String?
+    let connectTimeout: Duration
+    /// Until when `ConnectionGate` may hold it (set when it is held).
+    var heldUntil = NIODeadline.distantFuture
 
     enum Mode {
         case idle
@@ -51,6 +56,8 @@ final class UpstreamTransfer: @unchecked Sendable {
         self.easy = easy
         self.client = client
         firstByteTimeout = request.timeouts.firstByte
+        connectTimeout = request.timeouts.connect
+        origin = Self.httpsOrigin(request.url)
         maxResponseBytes = request.maxResponseBytes
         errorBuffer[0] = 0
 
@@ -113,6 +120,15 @@ final class UpstreamTransfer: @unchecked Sendable {
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, userdata)
         sluice_curl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, upstreamWriteCallback)
         sluice_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, userdata)
+        if origin != nil { sluice_curl_easy_set_prereq(easy, upstreamConnectedCallback, userdata) }
+    }
+
+    /// `https://host[:port]` of an https:// URL.
+    static func httpsOrigin(_ url: String) -> String? {
+        let scheme = "https://".utf8
+        guard url.utf8.starts(with: scheme) else { return nil }
+        let authority = url.utf8.dropFirst(scheme.count)
+        return String(url[..<(authority.firstIndex(of: UInt8(ascii: "/")) ?? url.endIndex)])
     }
 
     /// Adds "name: value" to a curl header list, the line built on the stack (curl copies it).
@@ -148,6 +164,7 @@ final class UpstreamTransfer: @unchecked Sendable {
         if bytes.isEmpty {
             if status >= 200 { headersDidComplete() }
         } else if bytes.starts(with: "HTTP/".utf8) {
+            if let origin { client.learned(origin, multiplexes: !bytes.starts(with: "HTTP/1".utf8)) }
             // A new response begins (after a 1xx answer: redirects are not followed).
             let digits = bytes.drop { $0 != UInt8(ascii: " ") }.dropFirst().prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
             status = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
@@ -262,6 +279,12 @@ extension UpstreamTransfer: UpstreamBodyFeeder {
 private let upstreamHeaderCallback: sluice_curl_data_callback = { pointer, size, count, userdata in
     let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
     return transfer.onHeaderLine(UnsafeRawBufferPointer(start: pointer, count: size * count))
+}
+
+private let upstreamConnectedCallback: sluice_curl_prereq_callback = { userdata, _, _, _, _ in
+    let transfer = Unmanaged<UpstreamTransfer>.fromOpaque(userdata!).takeUnretainedValue()
+    transfer.client.connected(transfer)
+    return 0  // CURL_PREREQFUNC_OK
 }
 
 private let upstreamWriteCallback: sluice_curl_data_callback = { pointer, size, count, userdata in
