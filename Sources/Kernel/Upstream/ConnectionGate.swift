@@ -117,11 +117,11 @@ struct ConnectionGate {
     /// Held transfers that have waited as long as their connect timeout: they go in now.
     mutating func overdue(now: NIODeadline) -> [UpstreamTransfer] {
         var due: [UpstreamTransfer] = []
-        for origin in origins.keys {
-            while let first = origins[origin]?.held.dropFirst(origins[origin]!.next).first, first.heldUntil <= now {
-                _ = origins[origin]!.takeNext()
-                due.append(first)
+        for (origin, var state) in origins where state.isHolding {
+            while state.isHolding, state.held[state.next].heldUntil <= now, let transfer = state.takeNext() {
+                due.append(transfer)
             }
+            origins[origin] = state
         }
         return due
     }
