@@ -17,6 +17,12 @@ import Testing
         return (body.view, try JSON.parse(buffer))
     }
 
+    /// The view of a scanned body: its values are read from the bytes.
+    static func scanned(_ text: String) throws -> JSONView {
+        let buffer = ByteBuffer(string: text)
+        return RequestBody(raw: buffer, scan: try JSONScanner.scan(buffer)).view
+    }
+
     /// Every value reachable from the top, compared with the tree's.
     static func agree(_ view: JSONView, _ json: JSON, path: String = "$") {
         #expect(view.kind == json.kind, "\(path)")
@@ -47,6 +53,29 @@ import Testing
         #expect(view["messages"]?[0]?["content"]?.string == "line\nnext \"quoted\" 😀 / tab\t")
         #expect(view["key"]?.string == "escaped key")
         #expect(view["messages"]?.elements[2]["content"]?.textCharacterCount == 1)
+    }
+
+    /// Scalars counted on a string's bytes are the scalars of the string it decodes to: raw UTF-8
+    /// of one to four bytes, short escapes, `\u` escapes and surrogate pairs.
+    @Test func countsAStringsScalarsOnItsBytes() throws {
+        let texts = [#""""#, #""plain ascii""#, #""café 🙂 日本""#, #""a\nb\t\"c\\d\/e""#, #""\u00e9\u00E9x""#,
+                     #""\ud83d\ude42 and \uD83D\uDE00""#, #""e\u0301 (é as two scalars)""#, #""\u2028\uFFFF""#]
+        for text in texts {
+            let view = JSONView(try JSON.parse(ByteBuffer(string: "{\"s\": \(text)}")))
+            let scanned = try #require(Self.scanned("{\"s\": \(text)}")["s"])
+            let decoded = try #require(scanned.string)
+            #expect(scanned.stringScalarCount == decoded.unicodeScalars.count, "\(text)")
+            #expect(view["s"]?.stringScalarCount == decoded.unicodeScalars.count, "\(text)")
+        }
+        #expect(try Self.scanned(#"{"n": 12}"#)["n"]?.stringScalarCount == nil)
+        // Long strings, so that escapes and multi-byte scalars fall at every offset of an eight-byte word.
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["a", "Z", " ", "é", "日", "🙂", #"\n"#, #"\""#, #"\u00e9"#, #"\ud83d\ude42"#, #"\/"#]
+        for _ in 0..<200 {
+            let text = "\"" + (0..<Int.random(in: 0...60, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined() + "\""
+            let scanned = try #require(Self.scanned("{\"s\": \(text)}")["s"])
+            #expect(scanned.stringScalarCount == scanned.string?.unicodeScalars.count, "\(text)")
+        }
     }
 
     /// Several members in one call, from the index of a scanned body and from the walk of a nested

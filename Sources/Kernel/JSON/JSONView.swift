@@ -224,10 +224,57 @@ public struct JSONView: Sendable {
         }
     }
 
-    /// Characters of text in a content value: a string, or the `text` (and nested `content`) of its parts.
+    /// Characters (Unicode scalars) of text in a content value: a string, or the `text` (and
+    /// nested `content`) of its parts.
     public var textCharacterCount: Int {
-        if let string { return string.count }
-        return elements.reduce(0) { $0 + ($1["text"]?.string?.count ?? 0) + ($1["content"]?.textCharacterCount ?? 0) }
+        if let count = stringScalarCount { return count }
+        return elements.reduce(0) { $0 + ($1["text"]?.stringScalarCount ?? 0) + ($1["content"]?.textCharacterCount ?? 0) }
+    }
+
+    /// The Unicode scalars of a string value, counted on its bytes: no string is made, and no
+    /// grapheme cluster is looked for (what `String.count` does, at many instructions a byte).
+    /// For estimates (tokens from characters) over bodies that may be long. `nil` for a value
+    /// that is not a string.
+    public var stringScalarCount: Int? {
+        switch storage {
+        case .tree(let json): return json.string?.unicodeScalars.count
+        case .bytes(let bytes):
+            guard kind == .string else { return nil }
+            return bytes.withUnsafeReadableBytes { raw in
+                // Between the quotes; the scan has checked every escape, surrogate pairs included.
+                var count = 0, index = 1
+                let end = raw.count - 1
+                while index < end {
+                    if index + 8 <= end {  // eight bytes at a time while there is no escape
+                        let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                        if ByteWord.has(UInt8(ascii: "\\"), in: word) == 0 {
+                            // A continuation byte is 10xxxxxx: its high bit set, the next one clear.
+                            let continuations = word & ~(word << 1) & ByteWord.highBits
+                            count += 8 - continuations.nonzeroBitCount
+                            index += 8
+                            continue
+                        }
+                    }
+                    let byte = raw[index]
+                    if byte == UInt8(ascii: "\\") {
+                        guard raw[index + 1] == UInt8(ascii: "u") else {
+                            index += 2
+                            count += 1
+                            continue
+                        }
+                        // `\uD83D\uDE00` is one scalar: a high surrogate's escape is followed by its low one's.
+                        let isHighSurrogate = raw[index + 2] | 0x20 == UInt8(ascii: "d") && (raw[index + 3] | 0x20) >= UInt8(ascii: "8")
+                            && (raw[index + 3] | 0x20) <= UInt8(ascii: "b")
+                        index += isHighSurrogate ? 12 : 6
+                    } else {
+                        index += 1
+                        if byte & 0xC0 == 0x80 { continue }  // a continuation byte of the scalar counted
+                    }
+                    count += 1
+                }
+                return count
+            }
+        }
     }
 
     /// The value as a tree, parsed from its bytes when it is not one already.

@@ -6,10 +6,11 @@ extension JSON {
         return elements.compactMap { part in part["type"]?.string == "text" ? part["text"]?.string : nil }.joined(separator: "\n")
     }
 
-    /// Characters of text in a content value (a string, or parts/blocks with `text` or nested `content`).
+    /// Characters (Unicode scalars, as `JSONView.textCharacterCount` counts them) of text in a
+    /// content value (a string, or parts/blocks with `text` or nested `content`).
     public var textCharacterCount: Int {
-        if let string { return string.count }
-        return elements.reduce(0) { $0 + ($1["text"]?.string?.count ?? 0) + ($1["content"]?.textCharacterCount ?? 0) }
+        if let string { return string.unicodeScalars.count }
+        return elements.reduce(0) { $0 + ($1["text"]?.string?.unicodeScalars.count ?? 0) + ($1["content"]?.textCharacterCount ?? 0) }
     }
 
     /// Copies `key` from `source` when present and not null.

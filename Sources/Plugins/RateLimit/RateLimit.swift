@@ -194,16 +194,16 @@ public struct RateLimit: Middleware {
     private static func promptCharacters(messages: JSONView?, system: JSONView?, instructions: JSONView?, input: JSONView?) -> Int {
         var characters = messages?.elements.reduce(0) { $0 + ($1["content"]?.textCharacterCount ?? 0) } ?? 0
         characters += system?.textCharacterCount ?? 0
-        characters += instructions?.string?.count ?? 0
-        if let input { characters += input.string?.count ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
+        characters += instructions?.stringScalarCount ?? 0
+        if let input { characters += input.stringScalarCount ?? input.elements.reduce(0) { $0 + inputCharacters($1) } }
         return characters
     }
 
     /// Characters of one `input` element: an embedding's string, or a Responses item's text
     /// (a message's content, a tool call's arguments or output).
     private static func inputCharacters(_ item: JSONView) -> Int {
-        if let string = item.string { return string.count }
-        return (item["content"]?.textCharacterCount ?? 0) + (item["arguments"]?.string?.count ?? 0) + (item["output"]?.string?.count ?? 0)
+        if let count = item.stringScalarCount { return count }
+        return (item["content"]?.textCharacterCount ?? 0) + (item["arguments"]?.stringScalarCount ?? 0) + (item["output"]?.stringScalarCount ?? 0)
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the requests and tokens limits.
