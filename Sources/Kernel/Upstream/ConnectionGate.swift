@@ -51,13 +51,14 @@ struct ConnectionGate {
     }
 
     /// Whether `transfer` may go into curl now; if not, it is held until `connected`, `ended`,
-    /// `learned` or `overdue` hands it back.
-    mutating func admit(_ transfer: UpstreamTransfer) -> Bool {
+    /// `learned` or `overdue` (at its connect timeout from `now`) hands it back.
+    mutating func admit(_ transfer: UpstreamTransfer, now: NIODeadline = .now()) -> Bool {
         guard let origin = transfer.origin else { return true }
         var state = origins[origin, default: Origin()]
         defer { origins[origin] = state }
         guard state.multiplexes != false else { return true }
         if state.opening != nil || state.isHolding {
+            transfer.heldUntil = now + TimeAmount(transfer.connectTimeout)
             state.held.append(transfer)
             return false
         }

@@ -235,11 +235,7 @@ final class CurlTransport: @unchecked Sendable {
                 transfer.complete(.cancelled)
                 return
             }
-            if gate.admit(transfer) {
-                start(transfer)
-            } else {
-                transfer.heldUntil = .now() + TimeAmount(transfer.connectTimeout)
-            }
+            if gate.admit(transfer) { start(transfer) }
         case .resume(let transfer):
             guard active[transfer.easy] != nil else { return }
             transfer.wantsMore = true

@@ -35,7 +35,7 @@ final class UpstreamTransfer: @unchecked Sendable {
     /// `https://host:port` for a transfer that `ConnectionGate` may hold; `nil` for `http://`.
     let origin: String?
     let connectTimeout: Duration
-    /// Until when `ConnectionGate` may hold it (set when it is held).
+    /// Until when `ConnectionGate` may hold it (set by the gate when it holds it).
     var heldUntil = NIODeadline.distantFuture
 
     enum Mode {
