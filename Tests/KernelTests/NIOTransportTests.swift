@@ -81,6 +81,40 @@ import Testing
         #expect(error == .timedOut(.firstByte))
     }
 
+    /// The loop's one deadline timer is set for the first request's distant deadline; a later
+    /// request's nearer one must still fire on time.
+    @Test func aNearDeadlineAfterAFarOneFiresOnTime() async throws {
+        let server = try await ScriptedUpstream.start([.silence, .silence])
+        defer { Task { await server.shutdown() } }
+        let transport = NIOTransport()
+        let url = try #require(PlainHTTPURL(server.url))
+        let far = Task { try await transport.send(get(server.url, timeouts: UpstreamTimeouts(total: .seconds(60))), to: url) }
+        defer { far.cancel() }
+        try await Task.sleep(for: .milliseconds(100))
+        let start = ContinuousClock.now
+        let error = await #expect(throws: UpstreamError.self) {
+            try await transport.send(get(server.url, timeouts: UpstreamTimeouts(firstByte: .milliseconds(200))), to: url)
+        }
+        #expect(error == .timedOut(.firstByte))
+        #expect(ContinuousClock.now - start < .seconds(5))
+        far.cancel()
+        await #expect(throws: UpstreamError.cancelled) { try await far.value }
+    }
+
+    @Test func anIdleConnectionClosesAfterTheIdleTimeout() async throws {
+        let server = try await ScriptedUpstream.start()
+        defer { Task { await server.shutdown() } }
+        let transport = NIOTransport(idleTimeout: .milliseconds(300))
+        let url = try #require(PlainHTTPURL(server.url))
+        _ = try await transport.send(get(server.url), to: url)
+        _ = try await transport.send(get(server.url), to: url)
+        #expect(server.connections == 1)  // kept while it is used
+        try await Task.sleep(for: .milliseconds(900))
+        _ = try await transport.send(get(server.url), to: url)
+        #expect(server.connections == 2)
+        transport.shutdown()
+    }
+
     @Test func refusedConnectionsSayWhere() async throws {
         let server = try await ScriptedUpstream.start()
         let url = server.url

@@ -21,10 +21,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private let responder: any HTTPResponder
     private let tracker: RequestTracker
     private var state: HTTPConnectionState
-    /// The one scheduled check of `state.deadline`, and when it fires. Moving the deadline later,
-    /// as every request does, costs nothing: the check that finds it moved schedules itself again.
-    private var deadlineCheck: Scheduled<Void>?
-    private var deadlineCheckAt = NIODeadline.distantFuture
+    /// Runs no later than `state.deadline`, which moves later with every request.
+    private var deadlineCheck: DeadlineCheck?
     /// The current request's task (or its stream's), cancelled if the connection closes.
     private var task: Task<Void, Never>?
     /// The connection's loop, where its tasks run.
@@ -44,12 +42,19 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         watch.onRequestStart = { handler.value.requestStarted(context: loopContext.value) }
+        // Held strongly (a weak reference would put the handler's and the context's reference
+        // counts, touched many times a request, on their slow path); `handlerRemoved` lets go.
+        deadlineCheck = DeadlineCheck(loop: context.eventLoop) { [self] now in
+            perform(state.deadlineCheck(now: now), context: context)
+            return state.deadline?.at
+        }
         state.accepted(now: context.eventLoop.now)
-        scheduleDeadlineCheck(context: context)
+        scheduleDeadlineCheck()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         deadlineCheck?.cancel()
+        deadlineCheck = nil
         watch.onRequestStart = nil
     }
 
@@ -87,7 +92,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func requestStarted(context: ChannelHandlerContext) {
         state.requestBytesBegan(now: context.eventLoop.now)
-        scheduleDeadlineCheck(context: context)
+        scheduleDeadlineCheck()
     }
 
     private func perform(_ action: HTTPConnectionState.Action, context: ChannelHandlerContext) {
@@ -115,21 +120,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .close:
             context.close(promise: nil)
         }
-        scheduleDeadlineCheck(context: context)
+        scheduleDeadlineCheck()
     }
 
-    /// Makes sure a check runs no later than the state's deadline.
-    private func scheduleDeadlineCheck(context: ChannelHandlerContext) {
-        guard let deadline = state.deadline?.at, deadlineCheck == nil || deadline < deadlineCheckAt else { return }
-        deadlineCheck?.cancel()
-        deadlineCheckAt = deadline
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        deadlineCheck = context.eventLoop.scheduleTask(deadline: deadline) {
-            let handler = handler.value, context = loopContext.value
-            handler.deadlineCheck = nil
-            handler.perform(handler.state.deadlineCheck(now: context.eventLoop.now), context: context)
-        }
+    private func scheduleDeadlineCheck() {
+        if let deadline = state.deadline?.at { deadlineCheck?.ensure(by: deadline) }
     }
 
     /// Writes the answer to a request that will not be read whole.
@@ -160,16 +155,16 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let executor = loopExecutor
         task = Task(executorPreference: executor) {
             let response = await responder.respond(to: head, body: body, screening: screening)
-            let finished: @Sendable (Result<Bool, any Error>) -> Void = { result in
+            let finished: @Sendable (_ written: Bool) -> Void = { written in
                 ticket.end()
-                let reusable = (try? result.get()) == true && writer.keepAlive
+                let reusable = written && writer.keepAlive
                 let handler = handler.value, context = loopContext.value
                 handler.perform(handler.state.answerFinished(number: number, reusable: reusable, now: context.eventLoop.now),
                                 context: context)
             }
             let events: EventStream
             switch response.body {
-            case .whole(let body): return writer.writeWhole(response, body: body).whenComplete(finished)
+            case .whole(let body): return writer.writeWhole(response, body: body).whenComplete { finished((try? $0.get()) != nil) }
             case .events(let stream): events = stream
             }
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
@@ -178,7 +173,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             // It holds the stream's iterator, not the stream: what the stages were made from goes now.
             writer.writeStreamHead(response)
             nonisolated(unsafe) let iterator = events.makeAsyncIterator()
-            let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator).whenComplete(finished) }
+            let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator).whenSuccess(finished) }
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
         tracker.attach(task!, to: ticket)

@@ -20,7 +20,8 @@ struct ResponseWriter {
     }
 
     /// Writes a whole answer; called on the connection's loop, it has written it when it returns.
-    func writeWhole(_ response: GatewayResponse, body: ByteBuffer) -> EventLoopFuture<Bool> {
+    /// The future is the write of the answer's end: it fails if the answer did not reach the socket.
+    func writeWhole(_ response: GatewayResponse, body: ByteBuffer) -> EventLoopFuture<Void> {
         var withLength = head(for: response)
         withLength.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
         let head = withLength, channel = channel, headWritten = headWritten
@@ -33,7 +34,7 @@ struct ResponseWriter {
         }
         // Request tasks run on their connection's loop; from elsewhere, the parts go in one hop.
         if channel.eventLoop.inEventLoop { writeParts() } else { channel.eventLoop.execute(writeParts) }
-        return promise.futureResult.map { true }.recover { _ in false }
+        return promise.futureResult
     }
 
     /// Sends a stream's status line and headers; its events follow with `writeEvents`. A separate

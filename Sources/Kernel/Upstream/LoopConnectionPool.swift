@@ -10,16 +10,23 @@ final class LoopConnectionPool: @unchecked Sendable {
     private var idle: [PlainHTTPURL.Origin: [UpstreamConnection]] = [:]
     /// Every open connection, idle or busy, for the shutdown.
     private var open: [ObjectIdentifier: UpstreamConnection] = [:]
+    /// The exchanges under way that have a deadline.
+    private var timed: [ObjectIdentifier: NIOExchange] = [:]
+    /// The loop's one timer for every exchange's deadlines and every idle connection's end.
+    private var deadlineCheck: DeadlineCheck!
     private var isShutDown = false
 
     /// Idle connections kept per origin; more are closed when their answer ends.
     static let maxIdlePerOrigin = 128
-    /// How long an idle connection is kept. Servers close theirs too (often after 5 s); a request
-    /// that meets a connection closed under it is sent again on a new one.
-    static let idleTimeout = TimeAmount.seconds(60)
+    /// How long an idle connection is kept (60 s unless a test says otherwise). Servers close
+    /// theirs too (often after 5 s); a request that meets a connection closed under it is sent
+    /// again on a new one.
+    let idleTimeout: TimeAmount
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, idleTimeout: TimeAmount = .seconds(60)) {
         self.loop = loop
+        self.idleTimeout = idleTimeout
+        deadlineCheck = DeadlineCheck(loop: loop) { [weak self] now in self?.checkDeadlines(now: now) }
     }
 
     /// Sends the exchange on an idle connection to its origin, or on a new one.
@@ -80,7 +87,32 @@ final class LoopConnectionPool: @unchecked Sendable {
         guard connections.count < Self.maxIdlePerOrigin else { return connection.close() }
         connections.append(connection)
         idle[connection.origin] = connections
-        connection.park(idleTimeout: Self.idleTimeout)
+        let until = loop.now + idleTimeout
+        connection.park(until: until)
+        deadlineCheck.ensure(by: until)
+    }
+
+    // MARK: deadlines
+
+    /// Keeps the exchange's deadlines until `untrack`.
+    func track(_ exchange: NIOExchange) {
+        guard let deadline = exchange.nextDeadline else { return }
+        timed[ObjectIdentifier(exchange)] = exchange
+        deadlineCheck.ensure(by: deadline)
+    }
+
+    func untrack(_ exchange: NIOExchange) {
+        timed[ObjectIdentifier(exchange)] = nil
+    }
+
+    /// Fails the exchanges whose deadline has passed and closes the connections idle too long;
+    /// returns the next deadline of those left.
+    private func checkDeadlines(now: NIODeadline) -> NIODeadline? {
+        for exchange in timed.values { exchange.checkDeadlines(now: now) }  // failing untracks them
+        for connection in idle.values.joined() where connection.idleUntil.map({ $0 <= now }) == true {
+            connection.close()  // `closed(_:)` takes it out of `idle`
+        }
+        return (timed.values.compactMap(\.nextDeadline) + idle.values.joined().compactMap(\.idleUntil)).min()
     }
 
     /// A connection closed, idle or not.
@@ -107,6 +139,7 @@ final class LoopConnectionPool: @unchecked Sendable {
     func shutDown() {
         isShutDown = true
         idle.removeAll()
+        deadlineCheck.cancel()
         for connection in open.values { connection.close() }
     }
 

@@ -8,6 +8,8 @@ import NIOHTTP1
 /// from elsewhere — the task's cancellation and the body reader's demand — hop there first.
 final class NIOExchange: @unchecked Sendable {
     let loop: any EventLoop
+    /// The pool of `loop`, which keeps the exchange's deadlines.
+    private let pool: LoopConnectionPool
     let url: PlainHTTPURL
     let method: HTTPMethod
     /// The headers and body are kept until the answer begins: a request sent on a kept-alive
@@ -19,8 +21,10 @@ final class NIOExchange: @unchecked Sendable {
     private let maxResponseBytes: Int
 
     private var state = State.idle
-    private var firstByteTimer: Scheduled<Void>?
-    private var totalTimer: Scheduled<Void>?
+    /// When the answer must have begun, and ended; both count from the start, connecting
+    /// included, as curl's do. The pool's one timer checks them (`LoopConnectionPool.track`).
+    private var firstByteDeadline: NIODeadline?
+    private var totalDeadline: NIODeadline?
     /// The connection carrying it, while one does.
     var connection: UpstreamConnection?
     /// Whether the reader wants more chunks of a streamed body.
@@ -47,8 +51,9 @@ final class NIOExchange: @unchecked Sendable {
         case done
     }
 
-    init(_ request: UpstreamRequest, url: PlainHTTPURL, loop: any EventLoop) {
-        self.loop = loop
+    init(_ request: UpstreamRequest, url: PlainHTTPURL, pool: LoopConnectionPool) {
+        loop = pool.loop
+        self.pool = pool
         self.url = url
         method = request.method
         headers = request.headers
@@ -78,16 +83,29 @@ final class NIOExchange: @unchecked Sendable {
             return false
         }
         state = .waiting(waiter)
-        // Both deadlines count from the start, connecting included, as curl's do.
-        if let firstByte = timeouts.firstByte {
-            firstByteTimer = loop.scheduleTask(in: TimeAmount(firstByte)) { [self] in
-                if !hasAnswer { fail(.timedOut(.firstByte)) }
-            }
-        }
-        if let total = timeouts.total {
-            totalTimer = loop.scheduleTask(in: TimeAmount(total)) { [self] in fail(.timedOut(.total)) }
+        if timeouts.firstByte != nil || timeouts.total != nil {
+            let now = loop.now
+            firstByteDeadline = timeouts.firstByte.map { now + TimeAmount($0) }
+            totalDeadline = timeouts.total.map { now + TimeAmount($0) }
+            pool.track(self)
         }
         return true
+    }
+
+    /// The deadline the exchange waits for next; none once it has ended.
+    var nextDeadline: NIODeadline? {
+        guard let firstByteDeadline, !hasAnswer else { return totalDeadline }
+        guard let totalDeadline else { return firstByteDeadline }
+        return min(firstByteDeadline, totalDeadline)
+    }
+
+    /// Fails the exchange if one of its deadlines has passed.
+    func checkDeadlines(now: NIODeadline) {
+        if !hasAnswer, let firstByteDeadline, firstByteDeadline <= now {
+            fail(.timedOut(.firstByte))
+        } else if let totalDeadline, totalDeadline <= now {
+            fail(.timedOut(.total))
+        }
     }
 
     // MARK: the connection's events
@@ -96,8 +114,6 @@ final class NIOExchange: @unchecked Sendable {
         hasAnswer = true
         headers = [:]
         body = nil
-        firstByteTimer?.cancel()
-        firstByteTimer = nil
         switch state {
         case .waiting(.whole(let continuation)):
             state = .collecting(continuation, head, nil)
@@ -136,7 +152,7 @@ final class NIOExchange: @unchecked Sendable {
 
     /// The answer is complete.
     func ended() {
-        cancelTimers()
+        endDeadlines()
         connection = nil
         let state = self.state
         self.state = .done
@@ -153,7 +169,7 @@ final class NIOExchange: @unchecked Sendable {
     /// Ends the exchange with `error`, once; the connection carrying it is closed (its state
     /// mid-answer is unknown, so it is never reused).
     func fail(_ error: UpstreamError) {
-        cancelTimers()
+        endDeadlines()
         body = nil
         let state = self.state
         self.state = .done
@@ -181,11 +197,11 @@ final class NIOExchange: @unchecked Sendable {
         onLoop { $0.fail(.cancelled) }
     }
 
-    private func cancelTimers() {
-        firstByteTimer?.cancel()
-        totalTimer?.cancel()
-        firstByteTimer = nil
-        totalTimer = nil
+    private func endDeadlines() {
+        guard firstByteDeadline != nil || totalDeadline != nil else { return }
+        firstByteDeadline = nil
+        totalDeadline = nil
+        pool.untrack(self)
     }
 
     private func onLoop(_ work: @escaping @Sendable (NIOExchange) -> Void) {

@@ -15,10 +15,11 @@ final class NIOTransport: Sendable {
     private let offLoopPool: LoopConnectionPool
     private let isRunning = ManagedAtomic(true)
 
-    init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// `idleTimeout`: how long a kept-alive provider connection may wait for its next request.
+    init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, idleTimeout: TimeAmount = .seconds(60)) {
         self.group = group
         var pools: [ObjectIdentifier: LoopConnectionPool] = [:]
-        for loop in group.makeIterator() { pools[ObjectIdentifier(loop)] = LoopConnectionPool(loop: loop) }
+        for loop in group.makeIterator() { pools[ObjectIdentifier(loop)] = LoopConnectionPool(loop: loop, idleTimeout: idleTimeout) }
         self.pools = pools
         offLoopPool = pools[ObjectIdentifier(group.next())]!
     }
@@ -42,7 +43,7 @@ final class NIOTransport: Sendable {
                                        _ waiter: @escaping @Sendable (CheckedContinuation<Answer, any Error>) -> NIOExchange.Waiter) async throws -> Answer {
         guard isRunning.load(ordering: .relaxed) else { throw UpstreamError.shutdown }
         let pool = currentPool()
-        let exchange = NIOExchange(request, url: url, loop: pool.loop)
+        let exchange = NIOExchange(request, url: url, pool: pool)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let start: @Sendable () -> Void = { if exchange.begin(waiter(continuation)) { pool.run(exchange) } }

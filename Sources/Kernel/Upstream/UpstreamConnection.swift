@@ -20,8 +20,8 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     /// Whether the answer being read lets the connection carry another request.
     private var keepAlive = true
     private var lastError: (any Error)?
-    /// Closes the connection once it has been idle too long.
-    private var idleTimer: Scheduled<Void>?
+    /// When the connection, idle in the pool, closes; the pool's timer checks it.
+    private(set) var idleUntil: NIODeadline?
 
     init(origin: PlainHTTPURL.Origin, pool: LoopConnectionPool) {
         self.origin = origin
@@ -35,8 +35,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     /// Sends the exchange's request; its answer comes through `channelRead`.
     func run(_ exchange: NIOExchange) {
         guard let context else { return exchange.fail(.failed("the provider connection closed")) }
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleUntil = nil
         self.exchange = exchange
         exchange.connection = self
 
@@ -60,10 +59,9 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         }
     }
 
-    /// Waits in the pool until `idleTimeout`, then closes.
-    func park(idleTimeout: TimeAmount) {
-        guard let context else { return }
-        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { [self] in close() }
+    /// Waits in the pool until `until`, then the pool closes it.
+    func park(until: NIODeadline) {
+        idleUntil = until
     }
 
     /// The exchange failed or was given up: the connection is in an unknown state, so it closes.
@@ -129,8 +127,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleUntil = nil
         pool.closed(self)
         if let exchange {
             self.exchange = nil
