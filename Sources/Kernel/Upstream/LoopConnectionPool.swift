@@ -57,7 +57,7 @@ final class LoopConnectionPool: @unchecked Sendable {
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 512, maximum: 65536))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(connection.responseDecoder))
                     try channel.pipeline.syncOperations.addHandler(connection)
                 }
             }

@@ -12,10 +12,11 @@ final class NIOExchange: @unchecked Sendable {
     private let pool: LoopConnectionPool
     let url: PlainHTTPURL
     let method: HTTPMethod
-    /// The headers and body are kept until the answer begins: a request sent on a kept-alive
-    /// connection that the provider had just closed is sent again on a new one. Dropped then: a
-    /// stream runs for minutes, and a chat body carries the whole conversation.
-    private(set) var headers: HTTPHeaders
+    /// The request's head (`UpstreamRequestHead`) and body are kept until the answer begins: a
+    /// request sent on a kept-alive connection that the provider had just closed is sent again on
+    /// a new one. Dropped then: a stream runs for minutes, and a chat body carries the whole
+    /// conversation.
+    private(set) var requestHead: ByteBuffer
     private(set) var body: ByteBuffer?
     let timeouts: UpstreamTimeouts
     private let maxResponseBytes: Int
@@ -51,12 +52,14 @@ final class NIOExchange: @unchecked Sendable {
         case done
     }
 
-    init(_ request: UpstreamRequest, url: PlainHTTPURL, pool: LoopConnectionPool) {
+    /// Throws when the request's head cannot be sent (`UpstreamRequestHead`).
+    init(_ request: UpstreamRequest, url: PlainHTTPURL, pool: LoopConnectionPool) throws(UpstreamError) {
+        requestHead = try UpstreamRequestHead.bytes(method: request.method, target: url.target, host: url.authority,
+                                                    headers: request.headers, bodyLength: request.body?.readableBytes)
         loop = pool.loop
         self.pool = pool
         self.url = url
         method = request.method
-        headers = request.headers
         body = request.body
         timeouts = request.timeouts
         maxResponseBytes = request.maxResponseBytes
@@ -112,7 +115,7 @@ final class NIOExchange: @unchecked Sendable {
 
     func received(_ head: HTTPResponseHead) {
         hasAnswer = true
-        headers = [:]
+        requestHead = ByteBuffer()
         body = nil
         switch state {
         case .waiting(.whole(let continuation)):

@@ -43,7 +43,7 @@ final class NIOTransport: Sendable {
                                        _ waiter: @escaping @Sendable (CheckedContinuation<Answer, any Error>) -> NIOExchange.Waiter) async throws -> Answer {
         guard isRunning.load(ordering: .relaxed) else { throw UpstreamError.shutdown }
         let pool = currentPool()
-        let exchange = NIOExchange(request, url: url, pool: pool)
+        let exchange = try NIOExchange(request, url: url, pool: pool)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let start: @Sendable () -> Void = { if exchange.begin(waiter(continuation)) { pool.run(exchange) } }

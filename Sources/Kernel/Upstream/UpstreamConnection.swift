@@ -2,18 +2,22 @@ import NIOCore
 import NIOHTTP1
 
 /// One kept-alive HTTP/1.1 connection to a provider, carrying one exchange at a time; the last
-/// handler of its channel's pipeline, after NIO's request encoder and response decoder.
+/// handler of its channel's pipeline, after NIO's response decoder (`UpstreamResponseDecoder`).
+/// It writes a request as its bytes: the head the exchange made (`UpstreamRequestHead`), then
+/// the body.
 ///
 /// Loop-confined like its pool. Back-pressure: while the exchange's reader wants no more, the
 /// channel's reads are held (`read` is not passed on), so the kernel's socket buffer fills and
 /// TCP slows the provider down.
 final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     let origin: PlainHTTPURL.Origin
     private let pool: LoopConnectionPool
+    /// Told of each request sent, so that it knows which answer has no body.
+    let responseDecoder = UpstreamResponseDecoder()
     private var context: ChannelHandlerContext?
     private var exchange: NIOExchange?
     private var heldRead = false
@@ -39,20 +43,11 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         self.exchange = exchange
         exchange.connection = self
 
-        var head = HTTPRequestHead(version: .http1_1, method: exchange.method, uri: exchange.url.target, headers: exchange.headers)
-        if !head.headers.contains(name: "host") { head.headers.add(name: "host", value: String(exchange.url.authority)) }
-        if let body = exchange.body {
-            head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            // The caller's bytes go to the socket as they are: no copy.
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        } else {
-            if exchange.method == .POST || exchange.method == .PUT || exchange.method == .PATCH {
-                head.headers.replaceOrAdd(name: "content-length", value: "0")
-            }
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-        }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        responseDecoder.requestSent(exchange.method)
+        context.write(wrapOutboundOut(.byteBuffer(exchange.requestHead)), promise: nil)
+        // The caller's bytes go to the socket as they are: no copy.
+        if let body = exchange.body, body.readableBytes > 0 { context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil) }
+        context.flush()
         if heldRead {
             heldRead = false
             context.read()
