@@ -60,12 +60,14 @@ import Testing
         #expect(server.connections == 1)
     }
 
-    @Test func aHeaderThatWouldSplitTheRequestNeverLeaves() async throws {
+    /// curl sends the headers it is given as they are: they are checked before it gets them.
+    @Test(arguments: [UpstreamTransport.nio, .curl])
+    func aHeaderThatWouldSplitTheRequestNeverLeaves(transport: UpstreamTransport) async throws {
         let server = try await ScriptedUpstream.start()
         defer { Task { await server.shutdown() } }
         let error = await #expect(throws: UpstreamError.self) {
             try await client.send(UpstreamRequest(url: server.url, headers: ["x-note": "a\r\n\r\nGET /admin HTTP/1.1"],
-                                                  body: ByteBuffer(string: "{}"), transport: .nio))
+                                                  body: ByteBuffer(string: "{}"), transport: transport))
         }
         guard case .failed = error else { Issue.record("got \(String(describing: error))"); return }
         #expect(server.requests.isEmpty)

@@ -22,12 +22,14 @@ public final class UpstreamClient: Sendable {
     /// Sends a request and returns the whole response.
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         if let url = plainHTTPURL(for: request) { return try await nio.send(request, to: url) }
+        try UpstreamRequestHead.check(request.headers)
         return try await curl.send(request)
     }
 
     /// Sends a request and returns once the response headers are in; the body follows as read.
     public func stream(_ request: UpstreamRequest) async throws -> UpstreamStreamingResponse {
         if let url = plainHTTPURL(for: request) { return try await nio.stream(request, to: url) }
+        try UpstreamRequestHead.check(request.headers)
         return try await curl.stream(request)
     }
 

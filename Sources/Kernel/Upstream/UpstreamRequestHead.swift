@@ -28,8 +28,7 @@ enum UpstreamRequestHead {
         for (name, value) in headers {
             if isNamed(name, "host") { hasHost = true }
             if isFraming(name) { continue }
-            guard isToken(name) else { throw .failed("a request header's name is not an HTTP token") }
-            guard isValidValue(value) else { throw .failed("the request header \(name) has a control character in its value") }
+            try check(name: name, value: value)
             size += name.utf8.count + value.utf8.count + 4
         }
         if !hasHost { size += "host: \r\n".utf8.count + host.utf8.count }
@@ -65,6 +64,16 @@ enum UpstreamRequestHead {
             return out.offset
         }
         return head
+    }
+
+    /// Checks the headers of a request that curl sends: it sends them as they are given.
+    static func check(_ headers: HTTPHeaders) throws(UpstreamError) {
+        for (name, value) in headers { try check(name: name, value: value) }
+    }
+
+    private static func check(name: String, value: String) throws(UpstreamError) {
+        guard isToken(name) else { throw .failed("a request header's name is not an HTTP token") }
+        guard isValidValue(value) else { throw .failed("the request header \(name) has a control character in its value") }
     }
 
     /// Copies text to memory measured for it.
