@@ -32,6 +32,10 @@ final class LocalHTTPServer: Sendable {
     typealias Answer = @Sendable (Request) async -> Reply
 
     private let channel: any Channel
+    /// The connections it accepted: `shutdown` closes them too, as a server going away does. Left
+    /// open, a client's kept-alive connection could carry a later test's request (to a server
+    /// that reuses this one's port) to this server.
+    private let accepted: NIOLockedValueBox<[any Channel]>
     private let received = NIOLockedValueBox<[Request]>([])
 
     /// The server's root, `http://127.0.0.1:PORT`.
@@ -40,8 +44,9 @@ final class LocalHTTPServer: Sendable {
     /// Every request so far, oldest first.
     var requests: [Request] { received.withLockedValue { $0 } }
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, accepted: NIOLockedValueBox<[any Channel]>) {
         self.channel = channel
+        self.accepted = accepted
         url = "http://127.0.0.1:\(channel.localAddress?.port ?? 0)"
     }
 
@@ -51,17 +56,19 @@ final class LocalHTTPServer: Sendable {
 
     static func start(_ answer: @escaping Answer) async throws -> LocalHTTPServer {
         let box = NIOLockedValueBox<LocalHTTPServer?>(nil)
+        let accepted = NIOLockedValueBox<[any Channel]>([])
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                accepted.withLockedValue { $0.append(channel) }
+                return channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.pipeline.addHandler(Handler(answer: answer) { request in
                         box.withLockedValue { $0 }?.received.withLockedValue { $0.append(request) }
                     })
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        let server = LocalHTTPServer(channel: channel)
+        let server = LocalHTTPServer(channel: channel, accepted: accepted)
         box.withLockedValue { $0 = server }
         return server
     }
@@ -73,7 +80,10 @@ final class LocalHTTPServer: Sendable {
         return requests
     }
 
-    func shutdown() async { try? await channel.close() }
+    func shutdown() async {
+        try? await channel.close()
+        for connection in accepted.withLockedValue({ $0 }) { try? await connection.close() }
+    }
 
     private final class Handler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPServerRequestPart
