@@ -83,6 +83,7 @@ import Testing
         for document in documents {
             let buffer = ByteBuffer(string: document)
             #expect(JSON.member("usage", in: buffer) == (try? JSON.parse(buffer))?["usage"], "\(document)")
+            #expect(JSONView.member("usage", in: buffer)?.json == JSON.member("usage", in: buffer), "\(document)")
         }
         #expect(JSON.member("usage", in: ByteBuffer(string: documents[0]))?["total_tokens"]?.int == 28)
 
@@ -93,7 +94,28 @@ import Testing
             let buffer = ByteBuffer(bytes: bytes)
             let member = JSON.member("a", in: buffer)
             if let whole = try? JSON.parse(buffer) { #expect(member == whole["a"], "\(String(decoding: bytes, as: UTF8.self))") }
+            #expect(JSONView.member("a", in: buffer)?.json == member, "\(String(decoding: bytes, as: UTF8.self))")
         }
+    }
+
+    /// An answer's usage read from its bytes (`JSONView.member`) counts as the tree does.
+    @Test func usageReadFromBytesCountsAsTheTree() throws {
+        let answers = [
+            #"{"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+            #"{"usage":{"prompt_tokens":1e3,"completion_tokens":2.5,"prompt_tokens_details":{"cached_tokens":5000}}}"#,
+            #"{"usage":{"prompt_tokens":-4,"completion_tokens":99999999999999999999}}"#,
+            #"{"usage":{"prompt_tokens":"19"}}"#, #"{"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":2}}"#,
+            #"{"usage":[1]}"#, #"{"usage":null}"#, #"{"id":"x"}"#,
+        ]
+        for answer in answers {
+            let buffer = ByteBuffer(string: answer)
+            let tree = JSON.member("usage", in: buffer), view = JSONView.member("usage", in: buffer)
+            #expect(Usage(openAI: view) == Usage(openAI: tree), "\(answer)")
+            #expect(Usage(anthropic: view) == Usage(anthropic: tree), "\(answer)")
+            #expect(Usage(responses: view) == Usage(responses: tree), "\(answer)")
+        }
+        let usage = try #require(Usage(openAI: JSONView.member("usage", in: ByteBuffer(string: answers[0]))))
+        #expect(usage.inputTokens == 19 && usage.outputTokens == 9 && usage.cachedInputTokens == 4)
     }
 
     @Test func reportsLineAndColumn() {

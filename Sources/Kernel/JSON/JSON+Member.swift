@@ -1,6 +1,23 @@
 import CJansson
 import NIOCore
 
+extension JSONView {
+    /// One member of the object a document holds, read where it lies: as `JSON.member`, but its
+    /// bytes are checked (`JSONScanner`) rather than built into a tree. An answer's `usage` is
+    /// read this way: a tree of a few numbers cost jansson's parser set-up and an allocation per
+    /// value, more than the rest of reading the answer.
+    public static func member(_ key: String, in buffer: ByteBuffer) -> JSONView? {
+        switch JSON.valueRange(ofMember: key, in: buffer) {
+        case .found(let range):
+            let bytes = buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!
+            guard let scan = try? JSONScanner.scan(bytes) else { return nil }
+            return JSONView(scannedBytes: bytes, members: scan.members)
+        case .absent: return nil
+        case .unsure: return JSON.member(key, in: buffer).map(JSONView.init)
+        }
+    }
+}
+
 extension JSON {
     /// One member of the object a document holds, parsed alone: the rest of the document is
     /// skimmed, never built. Reading an answer's `usage` this way costs a scan of its bytes instead

@@ -56,6 +56,12 @@ public struct Usage: Sendable, Equatable {
 extension JSON {
     /// A token count as a provider reported it, held within `0...Usage.maxTokens`; `nil` when
     /// the value is not a number.
+    public var tokenCount: Int? { JSONView(self).tokenCount }
+}
+
+extension JSONView {
+    /// A token count as a provider reported it, held within `0...Usage.maxTokens`; `nil` when
+    /// the value is not a number.
     public var tokenCount: Int? {
         if let int { return Usage.bounded(int) }
         guard let double, !double.isNaN else { return nil }
