@@ -106,9 +106,10 @@ struct OpenAIWire: Sendable {
 
     private func upstreamRequest(_ path: String, body: ByteBuffer, call: ProviderCall) throws -> UpstreamRequest {
         var headers = try endpoint.headers()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "accept", value: call.request.stream ? "text/event-stream" : "application/json")
-        headers.add(name: "x-request-id", value: call.request.context.requestID)
+        // One block: `add(name:value:)` checks each name for non-ASCII bytes, one at a time.
+        headers.add(contentsOf: ["content-type": "application/json",
+                                 "accept": call.request.stream ? "text/event-stream" : "application/json",
+                                 "x-request-id": call.request.context.requestID])
         headers.addCallHeaders(call.headers)
         let timeout = min(endpoint.timeout, call.timeout)
         return UpstreamRequest(url: endpoint.url(path, call.upstreamModel), headers: headers, body: body,
