@@ -4,8 +4,8 @@ import NIOCore
 extension JSONView {
     /// One member of the object a document holds, read where it lies: as `JSON.member`, but its
     /// bytes are checked (`JSONScanner`) rather than built into a tree. An answer's `usage` is
-    /// read this way: a tree of a few numbers cost jansson's parser set-up and an allocation per
-    /// value, more than the rest of reading the answer.
+    /// read this way: a tree of a few numbers costs jansson's parser set-up and an allocation per
+    /// value.
     public static func member(_ key: String, in buffer: ByteBuffer) -> JSONView? {
         switch JSON.valueRange(ofMember: key, in: buffer) {
         case .found(let range):
