@@ -13,7 +13,7 @@ final class LoopConnectionPool: @unchecked Sendable {
     /// The exchanges under way that have a deadline.
     private var timed: [ObjectIdentifier: NIOExchange] = [:]
     /// The loop's one timer for every exchange's deadlines and every idle connection's end.
-    private var deadlineCheck: DeadlineCheck!
+    private lazy var deadlineCheck = DeadlineCheck(loop: loop) { [weak self] now in self?.checkDeadlines(now: now) }
     private var isShutDown = false
 
     /// Idle connections kept per origin; more are closed when their answer ends.
@@ -26,7 +26,6 @@ final class LoopConnectionPool: @unchecked Sendable {
     init(loop: any EventLoop, idleTimeout: TimeAmount = .seconds(60)) {
         self.loop = loop
         self.idleTimeout = idleTimeout
-        deadlineCheck = DeadlineCheck(loop: loop) { [weak self] now in self?.checkDeadlines(now: now) }
     }
 
     /// Sends the exchange on an idle connection to its origin, or on a new one.

@@ -7,9 +7,9 @@ import NIOHTTP1
 /// on that loop, or hops once), the connection feeds it there, and the two calls that may come
 /// from elsewhere — the task's cancellation and the body reader's demand — hop there first.
 final class NIOExchange: @unchecked Sendable {
-    let loop: any EventLoop
-    /// The pool of `loop`, which keeps the exchange's deadlines.
+    /// The pool of the loop it runs on, which keeps the exchange's deadlines.
     private let pool: LoopConnectionPool
+    var loop: any EventLoop { pool.loop }
     let url: PlainHTTPURL
     let method: HTTPMethod
     /// The request's head (`UpstreamRequestHead`) and body are kept until the answer begins: a
@@ -56,7 +56,6 @@ final class NIOExchange: @unchecked Sendable {
     init(_ request: UpstreamRequest, url: PlainHTTPURL, pool: LoopConnectionPool) throws(UpstreamError) {
         requestHead = try UpstreamRequestHead.bytes(method: request.method, target: url.target, host: url.authority,
                                                     headers: request.headers, bodyLength: request.body?.readableBytes)
-        loop = pool.loop
         self.pool = pool
         self.url = url
         method = request.method
