@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -5,8 +6,8 @@ import Synchronization
 import Testing
 @testable import Kernel
 
-/// One connection through the server's own pipeline (NIO's HTTP/1.1 codec and pipelining handler,
-/// `RequestStartWatch`, `HTTPConnectionHandler`) on an `EmbeddedChannel`: the tests drive its
+/// One connection through the server's own pipeline (`RequestStartWatch`, NIO's HTTP/1.1 request
+/// decoder, `HTTPConnectionHandler`) on an `EmbeddedChannel`: the tests drive its
 /// bytes, its clock and its events, and read what reaches the wire
 /// (docs/ARCHITECTURE.md, "What a request may cost").
 @Suite struct HTTPConnectionHandlerTests {
@@ -111,14 +112,47 @@ import Testing
         #expect(!connection.isOpen)
     }
 
-    @Test func bytesAfterARequestThatAreNotHTTPCloseTheConnectionAfterItsAnswer() throws {
+    @Test func bytesAfterARequestThatAreNotHTTPGetA400AfterItsAnswer() throws {
         let connection = try TestConnection()
         try connection.send("GET /slow HTTP/1.1\r\n\r\nHELLO THERE\r\n\r\n")
         #expect(connection.isOpen)
         connection.responder.release()
         connection.run()
-        #expect(connection.wire.answers.map(\.status) == [.ok])
+        #expect(connection.wire.answers.map(\.status) == [.ok, .badRequest])
+        #expect(connection.wire.answers.map(\.closesConnection) == [false, true])
+        #expect(connection.wire.outputClosed)
+        connection.advance(by: HTTPConnectionHandler.lingerTimeout)
         #expect(!connection.isOpen)
+    }
+
+    @Test func theConnectionReadsNoMoreWhileAnAnswerIsMade() throws {
+        let connection = try TestConnection()
+        try connection.send("GET /slow HTTP/1.1\r\n\r\n")
+        let reads = connection.wire.reads
+        connection.channel.read()
+        #expect(connection.wire.reads == reads)
+        connection.responder.release()
+        connection.run()
+        #expect(connection.wire.reads == reads + 1)  // the read held back is made once the answer is written
+        connection.channel.read()
+        #expect(connection.wire.reads == reads + 2)
+    }
+
+    @Test func theAnswerToAHeadRequestHasNoBody() throws {
+        let connection = try TestConnection()
+        try connection.send("HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        #expect(String(buffer: connection.wire.bytes).hasPrefix(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 12\r\n\r\nHTTP/1.1 200 OK\r\n"))
+        #expect(String(buffer: connection.wire.bytes).hasSuffix("content-length: 12\r\n\r\nanswer to /b"))
+    }
+
+    @Test func anAnswerWithAHeaderHTTPCannotCarryBecomesA500AndTheConnectionCloses() throws {
+        let connection = try TestConnection()
+        try connection.send("GET /bad-header HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        #expect(connection.wire.answers.map(\.status) == [.internalServerError])
+        #expect(!connection.wire.answers.contains { $0.head.headers.contains(name: "x-injected") })
+        #expect(!connection.isOpen)
+        #expect(connection.responder.requests == ["GET /bad-header "])
     }
 
     // MARK: Streams
@@ -333,11 +367,9 @@ final class TestConnection {
     init(maxBodyBytes: Int = 64, idle: TimeAmount = .seconds(60), request: TimeAmount = .seconds(10)) throws {
         responder = StubResponder(maxBodyBytes: maxBodyBytes)
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
         let handler = HTTPConnectionHandler(responder: responder, tracker: tracker, idleTimeout: idle, requestTimeout: request)
-        try pipeline.addHandler(handler.watch, position: .first)
-        try pipeline.addHandler(handler)
-        try pipeline.addHandler(wire, position: .before(pipeline.handler(type: HTTPServerPipelineHandler.self)))
+        try pipeline.addHTTPConnectionHandlers(handler)
+        try pipeline.addHandler(wire, position: .first)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
     }
 
@@ -370,14 +402,23 @@ final class TestConnection {
     }
 }
 
-/// Records the response parts written, as they reach the encoder, and stands in for the socket's
-/// output shutdown, which `EmbeddedChannel` would turn into a full close.
+/// Records the bytes written, as they reach the socket, and stands in for the socket's output
+/// shutdown, which `EmbeddedChannel` would turn into a full close.
 final class WireRecorder: ChannelOutboundHandler {
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private(set) var parts: [HTTPServerResponsePart] = []
+    private(set) var bytes = ByteBuffer()
+    /// How many writes reached the socket.
+    private(set) var writes = 0
     private(set) var outputClosed = false
+    /// How many reads the connection asked the socket for.
+    private(set) var reads = 0
+
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // As on a socket, nothing written after the close reaches the wire.
@@ -385,7 +426,9 @@ final class WireRecorder: ChannelOutboundHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        parts.append(Self.unwrapOutboundIn(data))
+        var buffer = Self.unwrapOutboundIn(data)
+        bytes.writeBuffer(&buffer)
+        writes += 1
         context.write(data, promise: promise)
     }
 
@@ -396,9 +439,9 @@ final class WireRecorder: ChannelOutboundHandler {
     }
 
     /// The final answers written, in order.
-    var answers: [WrittenAnswer] { WrittenAnswer.split(parts).answers }
+    var answers: [WrittenAnswer] { WrittenAnswer.parse(bytes).answers }
     /// The statuses of the interim (1xx) answers written.
-    var interimStatuses: [HTTPResponseStatus] { WrittenAnswer.split(parts).interim.map(\.status) }
+    var interimStatuses: [HTTPResponseStatus] { WrittenAnswer.parse(bytes).interim.map(\.status) }
 }
 
 /// A final answer as written: its head, the body so far, and whether its end was written.
@@ -410,16 +453,51 @@ struct WrittenAnswer {
     var status: HTTPResponseStatus { head.status }
     var closesConnection: Bool { head.headers["connection"].contains("close") }
 
-    static func split(_ parts: [HTTPServerResponsePart]) -> (answers: [WrittenAnswer], interim: [HTTPResponseHead]) {
+    /// Reads answers from the bytes as a client would (RFC 9112): a head, then a body framed by
+    /// `content-length` or in chunks, or none for a 1xx; a chunked body is complete at its last chunk.
+    static func parse(_ wire: ByteBuffer) -> (answers: [WrittenAnswer], interim: [HTTPResponseHead]) {
         var answers: [WrittenAnswer] = [], interim: [HTTPResponseHead] = []
-        for part in parts {
-            switch part {
-            case .head(let head) where head.status.code < 200: interim.append(head)
-            case .head(let head): answers.append(WrittenAnswer(head: head))
-            case .body(.byteBuffer(let buffer)): answers[answers.count - 1].body += String(buffer: buffer)
-            case .body(.fileRegion): Issue.record("a file region was written")
-            case .end: answers[answers.count - 1].isComplete = true
+        var rest = ArraySlice(wire.readableBytesView)
+        func line() -> String? {
+            guard let end = rest.indices.first(where: { rest[$0] == UInt8(ascii: "\r") && rest.index(after: $0) < rest.endIndex
+                                                        && rest[rest.index(after: $0)] == UInt8(ascii: "\n") }) else { return nil }
+            defer { rest = rest[(end + 2)...] }
+            return String(decoding: rest[..<end], as: UTF8.self)
+        }
+        func take(_ count: Int) -> String {
+            defer { rest = rest.dropFirst(count) }
+            return String(decoding: rest.prefix(count), as: UTF8.self)
+        }
+        while let statusLine = line() {
+            let status = statusLine.split(separator: " ", maxSplits: 2)
+            var headers = HTTPHeaders()
+            while let header = line(), !header.isEmpty {
+                let colon = header.firstIndex(of: ":")!
+                headers.add(name: String(header[..<colon]), value: header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces))
             }
+            let head = HTTPResponseHead(version: status[0] == "HTTP/1.0" ? .http1_0 : .http1_1,
+                                        status: HTTPResponseStatus(statusCode: Int(status[1])!), headers: headers)
+            if head.status.code < 200 {
+                interim.append(head)
+                continue
+            }
+            var answer = WrittenAnswer(head: head)
+            if let length = headers.first(name: "content-length").flatMap(Int.init) {
+                answer.isComplete = rest.count >= length
+                answer.body = take(length)
+            } else if headers.first(name: "transfer-encoding") == "chunked" {
+                while let sizeLine = line(), let size = Int(sizeLine, radix: 16) {
+                    if size == 0 {
+                        answer.isComplete = line() == ""
+                        break
+                    }
+                    answer.body += take(size)
+                    _ = line()
+                }
+            } else {
+                answer.body = take(rest.count)
+            }
+            answers.append(answer)
         }
         return (answers, interim)
     }
@@ -458,6 +536,8 @@ final class StubResponder: HTTPResponder {
             }
             streams.withLock { $0.append(continuation) }
             return GatewayResponse(body: .events(EventStream(events)))
+        case "/bad-header":
+            return GatewayResponse(headers: ["x-bad": "a\r\nx-injected: 1"], body: .whole(ByteBuffer(string: "x")))
         case "/slow":
             let (gate, continuation) = AsyncStream<Void>.makeStream()
             gates.withLock { $0.append(continuation) }

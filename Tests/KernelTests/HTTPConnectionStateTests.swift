@@ -191,12 +191,16 @@ import Testing
         }
     }
 
-    @Test func bytesAfterARequestThatAreNotHTTPCloseAfterItsAnswer() {
+    @Test func bytesAfterARequestThatAreNotHTTPAreRefusedAfterItsAnswer() {
         var state = accepted()
         _ = request(&state, head("/a"), at: at(1))
-        #expect(Step(state.parserFailed(reason: "junk")) == .none)
-        #expect(!state.acceptsMoreRequests)
-        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(2))) == .close)
+        #expect(state.holdsInput)
+        state.hold(.parserFailed(reason: "junk"))
+        #expect(state.nextHeld() == nil)
+        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(2))) == .watchForNextRequest)
+        guard case .parserFailed(let reason) = state.nextHeld() else { Issue.record("nothing held"); return }
+        #expect(Step(state.parserFailed(reason: reason)) == .refuseMalformed(.http1_1))
+        #expect(!state.holdsInput)
     }
 
     // MARK: Keep-alive and pipelining
@@ -249,39 +253,86 @@ import Testing
         guard case .closed = state.phase else { Issue.record("\(state.phase)"); return }
     }
 
-    @Test func aPipelinedHeadArrivingBeforeThePreviousAnswerIsReportedIsANewRequest() {
+    /// Takes held input as the handler does, and returns the steps it asked for.
+    func takeHeld(_ state: inout HTTPConnectionState, now: NIODeadline) -> [Step] {
+        var steps: [Step] = []
+        while let input = state.nextHeld() {
+            let step: Step = switch input {
+            case .part(.head(let head)): Step(state.receivedHead(head, maxBodyBytes: 100, now: now))
+            case .part(.body(let chunk)): Step(state.receivedBody(chunk, maxBodyBytes: 100))
+            case .part(.end): Step(state.receivedEnd())
+            case .parserFailed(let reason): Step(state.parserFailed(reason: reason))
+            case .inputClosed: Step(state.inputClosed())
+            }
+            steps.append(step)
+            if case .screen = step { steps.append(Step(state.screened(Self.admitted, allocator: allocator))) }
+        }
+        return steps
+    }
+
+    @Test func pipelinedRequestsAreHeldWhileAnsweringAndTakenInOrder() {
         var state = accepted()
+        #expect(!state.holdsInput)
         _ = request(&state, head("/one"), at: at(1))
-        // NIO passes the next head on once answer 1's `.end` is written, before it is reported.
-        #expect(Step(state.receivedHead(head("/two", ["content-length": "3"]), maxBodyBytes: 100, now: at(2))) == .screen("/two"))
-        #expect(state.deadline == .init(kind: .request, at: at(12)))
-        #expect(Step(state.screened(Self.admitted, allocator: allocator)) == .none)
-        // Answer 1's late reports change nothing about request 2.
-        state.answerHeadWritten(number: 1)
-        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(2.5))) == .none)
-        guard case .receiving = state.phase else { Issue.record("\(state.phase)"); return }
-        #expect(Step(state.receivedBody(ByteBuffer(string: "abc"), maxBodyBytes: 100)) == .none)
-        #expect(Step(state.receivedEnd()) == .respond("/two", body: "abc", keepAlive: true, number: 2, refused: false))
-        #expect(!state.answerHasBegun)
-        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(3))) == .none)
-        #expect(Step(state.answerFinished(number: 2, reusable: true, now: at(4))) == .watchForNextRequest)
+        #expect(state.holdsInput)
+        for input: HTTPConnectionState.Input in [.part(.head(head("/two", ["content-length": "3"]))), .part(.body(ByteBuffer(string: "abc"))),
+                                                 .part(.end(nil)), .part(.head(head("/three"))), .part(.end(nil))] {
+            state.hold(input)
+        }
+        // Nothing is given back while answer 1 is made, and no request timeout runs meanwhile.
+        #expect(state.nextHeld() == nil)
+        state.requestBytesBegan(now: at(1.5))
+        #expect(state.deadline == nil)
+        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(2))) == .watchForNextRequest)
+        #expect(takeHeld(&state, now: at(2))
+            == [.screen("/two"), .none, .none, .respond("/two", body: "abc", keepAlive: true, number: 2, refused: false)])
+        #expect(state.holdsInput)  // "/three" waits for answer 2
+        #expect(Step(state.answerFinished(number: 2, reusable: true, now: at(3))) == .watchForNextRequest)
+        #expect(takeHeld(&state, now: at(3)) == [.screen("/three"), .none, .respond("/three", body: "", keepAlive: true, number: 3, refused: false)])
+        #expect(!state.isHoldingInput)
+        #expect(Step(state.answerFinished(number: 3, reusable: true, now: at(4))) == .watchForNextRequest)
         #expect(state.deadline == .init(kind: .idle, at: at(64)))
     }
 
-    @Test func aLateFailedAnswerClosesEvenWhenTheNextRequestHasBegun() {
+    @Test func aHalfCloseAfterPipelinedRequestsIsTakenRightAfterTheLast() {
         var state = accepted()
         _ = request(&state, head("/one"), at: at(1))
+        state.hold(.part(.head(head("/two"))))
+        state.hold(.part(.end(nil)))
+        state.hold(.inputClosed)
+        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(2))) == .watchForNextRequest)
+        // Request 2 is answered, as the last: its answer has not begun, so the client is probed.
+        #expect(takeHeld(&state, now: at(2))
+            == [.screen("/two"), .none, .respond("/two", body: "", keepAlive: true, number: 2, refused: false), .probe(.http1_1)])
+        #expect(!state.acceptsMoreRequests)
+        #expect(Step(state.answerFinished(number: 2, reusable: true, now: at(3))) == .close)
+    }
+
+    @Test func aLateFailedReportClosesEvenWhenTheNextRequestHasBegun() {
+        var state = afterOneAnswer()
         _ = request(&state, head("/two"), at: at(2))
         #expect(Step(state.answerFinished(number: 1, reusable: false, now: at(3))) == .close)
     }
 
-    @Test func aPipelinedHeadOverTheLimitIsRefused() {
+    @Test func aPipelinedHeadOverTheLimitIsRefusedInItsTurn() {
         var state = accepted()
         _ = request(&state, head("/one"), at: at(1))
-        #expect(Step(state.receivedHead(head("/big", ["content-length": "101"]), maxBodyBytes: 100, now: at(2))) == .refuseTooLarge("/big", .http1_1))
-        // As before this refactor, the refusal is not numbered: answer 1's report starts the linger.
-        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(3))) == .closeOutput)
-        #expect(Step(state.refusalWritten(now: at(3))) == .none)
+        state.hold(.part(.head(head("/big", ["content-length": "101"]))))
+        state.hold(.part(.body(ByteBuffer(string: "x"))))
+        state.hold(.part(.head(head("/after"))))
+        #expect(Step(state.answerFinished(number: 1, reusable: true, now: at(2))) == .watchForNextRequest)
+        // What follows the refused request is dropped.
+        #expect(takeHeld(&state, now: at(2)) == [.refuseTooLarge("/big", .http1_1), .none, .none])
+        #expect(Step(state.refusalWritten(now: at(3))) == .closeOutput)
+    }
+
+    @Test func closingDropsWhatIsHeld() {
+        var state = accepted()
+        _ = request(&state, head("/one"), at: at(1))
+        state.hold(.part(.head(head("/two"))))
+        state.closed()
+        #expect(!state.holdsInput)
+        #expect(state.nextHeld() == nil)
     }
 
     @Test func partsOutOfOrderCloseTheConnection() {
@@ -294,8 +345,11 @@ import Testing
         _ = state.screened(Self.admitted, allocator: allocator)
         #expect(Step(state.receivedHead(head("/b"), maxBodyBytes: 100, now: at(1))) == .close)
         state = accepted()
-        _ = state.receivedHead(head("/big", ["content-length": "101"]), maxBodyBytes: 100, now: at(1))
-        #expect(Step(state.receivedHead(head("/b"), maxBodyBytes: 100, now: at(1))) == .close)
+        _ = request(&state, head("/a"), at: at(1))
+        #expect(Step(state.receivedHead(head("/b"), maxBodyBytes: 100, now: at(1))) == .close)  // held while answering, never taken
+        state = accepted()
+        _ = request(&state, head("/a"), at: at(1))
+        #expect(Step(state.parserFailed(reason: "junk")) == .close)
         state = accepted()
         #expect(Step(state.screened(Self.admitted, allocator: allocator)) == .close)
     }

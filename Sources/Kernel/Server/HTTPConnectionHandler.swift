@@ -1,17 +1,22 @@
 import NIOCore
 import NIOHTTP1
 
-/// Reads one request at a time from a connection (NIO's pipelining handler queues the next),
-/// screens its head before reading its body, enforces the body limit and timeouts, runs the
-/// responder in a task, and writes the answer with back-pressure. A connection that closes
-/// cancels the task, and with it the upstream call.
+/// Reads one request at a time from a connection, screens its head before reading its body,
+/// enforces the body limit and timeouts, runs the responder in a task, and writes the answer, as
+/// bytes (`ResponseWriter`), with back-pressure. A connection that closes cancels the task, and
+/// with it the upstream call.
+///
+/// It follows NIO's HTTP decoder directly: it also does what NIO's pipelining handler would.
+/// While an answer is made, what else the client sent is held (`HTTPConnectionState.hold`) and
+/// the connection reads no more; once the answer is written the held input is taken up in order.
 ///
 /// It only does the I/O: what to do on each event is decided by its `HTTPConnectionState`,
-/// which documents the rules (refusals, timeouts, drain, half-close). Time is the loop's
+/// which documents the rules (refusals, timeouts, drain, half-close, pipelining). Time is the loop's
 /// (`eventLoop.now`): the system clock on NIO's loops, the test's on an `EmbeddedEventLoop`.
-final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// How long a refused connection drops input before it closes.
     static let lingerTimeout = TimeAmount.seconds(2)
@@ -29,6 +34,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var loopExecutor: EventLoopTaskExecutor?
     /// Tells this handler when the bytes of a new request begin to arrive.
     let watch = RequestStartWatch()
+    /// A read the channel asked for while the connection was not reading.
+    private var readPending = false
 
     init(responder: any HTTPResponder, tracker: RequestTracker, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.responder = responder
@@ -67,19 +74,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let action: HTTPConnectionState.Action
-        switch unwrapInboundIn(data) {
-        case .head(let head): action = state.receivedHead(head, maxBodyBytes: responder.maxBodyBytes, now: context.eventLoop.now)
-        case .body(let chunk): action = state.receivedBody(chunk, maxBodyBytes: responder.maxBodyBytes)
-        case .end: action = state.receivedEnd()
-        }
-        perform(action, context: context)
+        let part = unwrapInboundIn(data)
+        if state.holdsInput { return state.hold(.part(part)) }
+        take(.part(part), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is DrainEvent: perform(state.drain(now: context.eventLoop.now), context: context)
-        case ChannelEvent.inputClosed: perform(state.inputClosed(), context: context)
+        case ChannelEvent.inputClosed:
+            if state.isHoldingInput { return state.hold(.inputClosed) }
+            take(.inputClosed, context: context)
         default: context.fireUserInboundEventTriggered(event)
         }
     }
@@ -87,7 +92,40 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Anything but a parser error means the connection itself failed.
         guard let parserError = error as? HTTPParserError else { return context.close(promise: nil) }
-        perform(state.parserFailed(reason: String(describing: parserError)), context: context)
+        let event = HTTPConnectionState.Input.parserFailed(reason: String(describing: parserError))
+        if state.holdsInput { return state.hold(event) }
+        take(event, context: context)
+    }
+
+    /// The channel asks for more input: not while an answer is made (what arrives would only be
+    /// held), nor after the connection closed.
+    func read(context: ChannelHandlerContext) {
+        if state.holdsInput {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func take(_ input: HTTPConnectionState.Input, context: ChannelHandlerContext) {
+        let action: HTTPConnectionState.Action
+        switch input {
+        case .part(.head(let head)): action = state.receivedHead(head, maxBodyBytes: responder.maxBodyBytes, now: context.eventLoop.now)
+        case .part(.body(let chunk)): action = state.receivedBody(chunk, maxBodyBytes: responder.maxBodyBytes)
+        case .part(.end): action = state.receivedEnd()
+        case .parserFailed(let reason): action = state.parserFailed(reason: reason)
+        case .inputClosed: action = state.inputClosed()
+        }
+        perform(action, context: context)
+    }
+
+    /// Takes up the input held while the last answer was made, then reads again.
+    private func takeHeldInput(context: ChannelHandlerContext) {
+        while let input = state.nextHeld() { take(input, context: context) }
+        if readPending && !state.holdsInput {
+            readPending = false
+            context.read()
+        }
     }
 
     private func requestStarted(context: ChannelHandlerContext) {
@@ -102,14 +140,17 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .screen(let head):
             perform(state.screened(responder.screen(head), allocator: context.channel.allocator), context: context)
         case .respond(let head, let body, let screening, let keepAlive, let number):
+            watch.isWaiting = false
             startResponding(head, body: body, screening: screening, keepAlive: keepAlive, number: number, context: context)
         case .refuse(let refusal, let version):
             writeRefusal(refusal, version: version, context: context)
         case .probeClient(let version):
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(ResponseHead.continue(version: version, allocator: context.channel.allocator)),
+                                  promise: nil)
         case .watchForNextRequest:
             task = nil
             watch.isWaiting = true
+            takeHeldInput(context: context)
         case .closeOutput:
             task = nil
             let promise = context.eventLoop.makePromise(of: Void.self)
@@ -129,14 +170,15 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// Writes the answer to a request that will not be read whole.
     private func writeRefusal(_ refusal: HTTPConnectionState.Refusal, version: HTTPVersion, context: ChannelHandlerContext) {
-        let response = switch refusal {
-        case .bodyTooLarge(let head): responder.bodyTooLarge(head)
-        case .malformed(let reason): responder.malformedRequest(reason)
+        let response: GatewayResponse, method: HTTPMethod
+        switch refusal {
+        case .bodyTooLarge(let head): (response, method) = (responder.bodyTooLarge(head), head.method)
+        case .malformed(let reason): (response, method) = (responder.malformedRequest(reason), .GET)
         }
         guard case .whole(let body) = response.body else { return context.close(promise: nil) }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        ResponseWriter(channel: context.channel, keepAlive: false, version: version).writeWhole(response, body: body).whenComplete { _ in
+        ResponseWriter(channel: context.channel, keepAlive: false, version: version, method: method).writeWhole(response, body: body).whenComplete { _ in
             let handler = handler.value, context = loopContext.value
             handler.perform(handler.state.refusalWritten(now: context.eventLoop.now), context: context)
         }
@@ -147,7 +189,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let responder = responder
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let writer = ResponseWriter(channel: context.channel, keepAlive: keepAlive, version: head.version) {
+        let writer = ResponseWriter(channel: context.channel, keepAlive: keepAlive, version: head.version, method: head.method) {
             handler.value.state.answerHeadWritten(number: number)
         }
         let ticket = tracker.begin()
@@ -171,9 +213,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             // call grew (the pipeline's async frames) until the task ends. So this task
             // sends the head and ends now, and a fresh one, which holds only the events, writes them.
             // It holds the stream's iterator, not the stream: what the stages were made from goes now.
-            writer.writeStreamHead(response)
+            let framing = writer.writeStreamHead(response)
             nonisolated(unsafe) let iterator = events.makeAsyncIterator()
-            let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator).whenSuccess(finished) }
+            let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator, framing: framing).whenSuccess(finished) }
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
         tracker.attach(task!, to: ticket)

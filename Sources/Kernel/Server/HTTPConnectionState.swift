@@ -11,6 +11,11 @@ import NIOHTTP1
 /// request, and the handler keeps one scheduled check no later than it (scheduling a timer per
 /// move would cost more than the request), then reports `deadlineCheck(now:)` when that fires.
 ///
+/// Requests are answered one at a time, in order (HTTP/1.1 pipelining, RFC 9112 §9.3.2): while
+/// an answer is made, the connection holds whatever else arrives (`hold`) and reads no more, as
+/// NIO's `HTTPServerPipelineHandler` would; once the answer is written, `nextHeld()` gives the
+/// held input back in order, until a request is being answered again.
+///
 /// A request refused before it is read whole (too large, refused from its head, bytes that are not
 /// HTTP) is answered with `connection: close`; then the connection stops sending, drops what the
 /// client still sends for `Timeouts.linger` (so the client reads the answer instead of a reset),
@@ -78,6 +83,15 @@ struct HTTPConnectionState {
         case malformed(reason: String)
     }
 
+    /// What the connection reads, in the order it reads it.
+    enum Input {
+        case part(HTTPServerRequestPart)
+        /// Bytes that are not HTTP/1.1; the reason is the parser's.
+        case parserFailed(reason: String)
+        /// The client will send nothing more (a TCP half-close).
+        case inputClosed
+    }
+
     enum Action {
         case none
         /// Ask the responder about the head (`HTTPResponder.screen`) and report the verdict with
@@ -93,8 +107,8 @@ struct HTTPConnectionState {
         /// Drop the finished request's task and watch for the first byte of the next request
         /// (`RequestStartWatch`), which starts its request timeout.
         case watchForNextRequest
-        /// Drop the finished request's task and stop sending; keep reading (the pipeline drops
-        /// what arrives) until the client closes or the linger deadline passes.
+        /// Drop the finished request's task and stop sending; keep reading (what arrives is
+        /// dropped) until the client closes or the linger deadline passes.
         case closeOutput
         case close
     }
@@ -114,9 +128,37 @@ struct HTTPConnectionState {
     /// the HTTP version it speaks.
     private(set) var answerHasBegun = false
     private(set) var answerVersion = HTTPVersion.http1_1
+    /// Input that arrived while an answer was made, in order.
+    private var held: [Input] = []
 
     init(timeouts: Timeouts) {
         self.timeouts = timeouts
+    }
+
+    // MARK: Holding input while answering
+
+    /// Whether input is held rather than taken now: while an answer is made, and while input
+    /// held before is still waiting (it comes first). The connection reads no more meanwhile.
+    var holdsInput: Bool { isAnswering || !held.isEmpty }
+
+    /// Whether any input is held.
+    var isHoldingInput: Bool { !held.isEmpty }
+
+    private var isAnswering: Bool {
+        if case .answering = phase { true } else { false }
+    }
+
+    mutating func hold(_ input: Input) {
+        held.append(input)
+    }
+
+    /// The next held input to take, if the connection is ready for it: not while a request is
+    /// answered, except a half-close, which is taken at once after the last request before it
+    /// (so that its answer can say `connection: close`).
+    mutating func nextHeld() -> Input? {
+        guard let next = held.first else { return nil }
+        if isAnswering, case .inputClosed = next {} else if isAnswering { return nil }
+        return held.removeFirst()
     }
 
     // MARK: Reading requests
@@ -128,20 +170,17 @@ struct HTTPConnectionState {
     }
 
     /// The first bytes of a request arrive (`RequestStartWatch`, or its head when the watch did not
-    /// see it begin): it must be read whole within the request timeout. A request timeout already
-    /// running (the first request's, from the accept) is not extended, nor a linger.
+    /// see it begin): it must be read whole within the request timeout. Only between requests: a
+    /// request timeout already running (the first request's, from the accept) is not extended.
     mutating func requestBytesBegan(now: NIODeadline) {
-        if case .closed = phase { return }
-        guard deadline == nil || deadline?.kind == .idle else { return }
+        guard case .awaitingRequest = phase, deadline?.kind == .idle else { return }
         deadline = Deadline(kind: .request, at: now + timeouts.request)
     }
 
-    /// A request's head. One may arrive while the previous answer is still `answering`: NIO's
-    /// pipelining handler passes the next head on as soon as that answer's `.end` is written,
-    /// which can be before `answerFinished` is reported. That is a new request too.
+    /// A request's head.
     mutating func receivedHead(_ head: HTTPRequestHead, maxBodyBytes: Int, now: NIODeadline) -> Action {
         switch phase {
-        case .awaitingRequest, .answering:
+        case .awaitingRequest:
             requestBytesBegan(now: now)
             let length = head.headers.first(name: "content-length").flatMap(Int.init)
             if let length, length > maxBodyBytes {
@@ -150,10 +189,10 @@ struct HTTPConnectionState {
             }
             phase = .screening(head, bodyCapacity: min(max(length ?? 0, 0), maxBodyBytes))
             return .screen(head)
-        case .lingering, .closed:
+        case .refusing, .lingering, .closed:
             return .none  // input after the last answer
-        case .screening, .receiving, .refusing:
-            return closeConnection()  // the parser and the pipelining handler never do this
+        case .screening, .receiving, .answering:
+            return closeConnection()  // the parser never does this, and input is held while answering
         }
     }
 
@@ -205,18 +244,16 @@ struct HTTPConnectionState {
         }
     }
 
-    /// Bytes that are not an HTTP/1.1 request.
+    /// Bytes that are not an HTTP/1.1 request. After a request, they are held while it is
+    /// answered, then answered in turn.
     mutating func parserFailed(reason: String) -> Action {
         switch phase {
         case .awaitingRequest, .screening, .receiving:
             // They get the responder's 400 (NIO's own error handler answers with an empty body).
             return refuse(.malformed(reason: reason), version: .http1_1)
-        case .answering, .refusing:
-            // Bytes after a request were not HTTP. NIO's pipelining handler passes the error on
-            // once the answer before them is written; that answer finishes, then the connection closes.
-            acceptsMoreRequests = false
-            return .none
-        case .lingering, .closed:
+        case .answering:
+            return closeConnection()  // input is held while answering
+        case .refusing, .lingering, .closed:
             return .none
         }
     }
@@ -234,7 +271,7 @@ struct HTTPConnectionState {
         if case .closed = phase { return .none }
         if case .refusing = phase, number == requestNumber { return lingerAfterRefusal(now: now) }
         if !reusable { return closeConnection() }
-        guard number == requestNumber, case .answering = phase else { return .none }  // the next request has begun
+        guard number == requestNumber, case .answering = phase else { return .none }  // a late report
         guard acceptsMoreRequests else { return closeConnection() }
         phase = .awaitingRequest
         deadline = Deadline(kind: .idle, at: now + timeouts.idle)
@@ -293,6 +330,7 @@ struct HTTPConnectionState {
     mutating func closed() {
         phase = .closed
         deadline = nil
+        held.removeAll()
     }
 
     // MARK: Transitions

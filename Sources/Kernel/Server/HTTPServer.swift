@@ -117,11 +117,8 @@ public final class HTTPServer: Sendable {
                 guard admitted else { return Self.refuseConnection(channel, answer: responder.tooManyConnections()) }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false)  // HTTPConnectionHandler answers
                     let handler = HTTPConnectionHandler(responder: responder, tracker: tracker, idleTimeout: idle, requestTimeout: request)
-                    try channel.pipeline.syncOperations.addHandler(handler.watch, position: .first)
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try channel.pipeline.syncOperations.addHTTPConnectionHandlers(handler)
                 }
             }
     }
@@ -130,7 +127,6 @@ public final class HTTPServer: Sendable {
     /// it holds a file descriptor only as long as writing the answer takes.
     private static func refuseConnection(_ channel: any Channel, answer: GatewayResponse) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
             try channel.pipeline.syncOperations.addHandler(ConnectionRefusal(answer: answer))
         }
     }
@@ -139,20 +135,20 @@ public final class HTTPServer: Sendable {
 /// Answers a connection the server will not serve, then closes it.
 private final class ConnectionRefusal: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
     let answer: GatewayResponse
 
     init(answer: GatewayResponse) { self.answer = answer }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard case .whole(let body) = answer.body else { return context.close(promise: nil) }
-        var head = HTTPResponseHead(version: .http1_1, status: answer.status, headers: answer.headers)
-        head.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
-        head.headers.replaceOrAdd(name: "connection", value: "close")
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        guard case .whole(let body) = answer.body,
+              var bytes = ResponseHead.bytes(status: answer.status, headers: answer.headers, version: .http1_1,
+                                             framing: .length(body.readableBytes), close: true,
+                                             extraCapacity: body.readableBytes, allocator: context.channel.allocator)
+        else { return context.close(promise: nil) }
+        bytes.writeImmutableBuffer(body)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopContext.value.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in loopContext.value.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // whatever it asked, the answer is the same
@@ -162,5 +158,16 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// A served connection's handlers: the request watch, NIO's HTTP/1.1 request decoder, and the
+    /// connection's handler, which writes its answers as bytes and answers pipelined requests in
+    /// order itself (so neither NIO's response encoder nor its pipelining handler is there).
+    func addHTTPConnectionHandlers(_ handler: HTTPConnectionHandler) throws {
+        try addHandler(handler.watch)
+        try addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try addHandler(handler)
     }
 }
