@@ -214,7 +214,7 @@ def test_tool_calls_per_minute_refuse_the_call_past_the_limit(start_sluice, web_
                 with pytest.raises(McpError, match="limit"):
                     await session.call_tool("web__echo", {"text": "x"})
     asyncio.run(through_the_sdk())
-    assert gw.wait_for_log('"error_code":"rate_limit_exceeded"')
+    assert gw.wait_for_log('"error_code":"rate_limit_exceeded"', count=2)
     refusals = [line for line in access_lines(gw, "tools/call") if line.get("error_code") == "rate_limit_exceeded"]
     assert len(refusals) == 2 and all(line["key_name"] == "tester" for line in refusals)
     assert metric(gw, "sluice_mcp_calls_total", mcp_server="web", mcp_method="tools/call", outcome="ok") == 2

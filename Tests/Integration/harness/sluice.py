@@ -253,11 +253,11 @@ class Sluice:
         ValueError. A last line without its newline is still being written and is left out."""
         return [json.loads(line) for line in self.stdout_text().split("\n")[:-1] if line.strip()]
 
-    def wait_for_log(self, text: str, timeout: float = 5) -> bool:
-        """Whether ``text`` shows up on stdout within ``timeout``: a thread of the gateway's own
-        writes the lines, a moment after the event they tell of."""
+    def wait_for_log(self, text: str, timeout: float = 5, count: int = 1) -> bool:
+        """Whether ``text`` shows up on stdout (``count`` times) within ``timeout``: a thread of the
+        gateway's own writes the lines, a moment after the event they tell of."""
         deadline = time.monotonic() + timeout
-        while text not in self.stdout_text():
+        while self.stdout_text().count(text) < count:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
