@@ -97,8 +97,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         take(event, context: context)
     }
 
-    /// The channel asks for more input: not while an answer is made (what arrives would only be
-    /// held), nor after the connection closed.
+    /// The channel asks for more input: not while input is held (what arrives would only be
+    /// held too); the read is made once the held input is taken.
     func read(context: ChannelHandlerContext) {
         if state.holdsInput {
             readPending = true
