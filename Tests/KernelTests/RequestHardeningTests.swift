@@ -86,5 +86,11 @@ import Testing
         #expect(headers.bearerToken == "tok")
         #expect((["x-api-key": "k"] as HTTPHeaders).presentedKey == "k")
         #expect((["authorization": "Basic abc"] as HTTPHeaders).bearerToken == nil)
+        for (value, token) in [("BEARER x", "x"), ("Bearer a b ", "a b"), ("Bearer é", "é"), ("Bearer    ", nil), ("Bearerx y", nil),
+                               ("Bearer", nil), ("Bearer ", nil), ("Beare  x", nil), ("", nil)] as [(String, String?)] {
+            #expect(HTTPHeaders.bearerToken(value) == token, "\(value)")
+        }
+        // SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+        #expect(KeyDigest(of: "abc") == KeyDigest(hex: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
     }
 }

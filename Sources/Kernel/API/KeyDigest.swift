@@ -5,7 +5,11 @@ import NIOHTTP1
 public struct KeyDigest: Sendable, Equatable {
     public let bytes: [UInt8]
 
-    public init(of key: String) { bytes = Array(SHA256.hash(data: Array(key.utf8))) }
+    public init(of key: String) {
+        var hasher = SHA256(), key = key
+        key.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }  // the key's bytes, not a copy
+        bytes = Array(hasher.finalize())
+    }
 
     /// From 64 hexadecimal digits (the output of `sha256sum`); `nil` for anything else.
     public init?(hex: String) {
@@ -46,13 +50,15 @@ extension HTTPHeaders {
 
     /// `TOKEN` from `Bearer TOKEN`, without Foundation on the hot path.
     static func bearerToken(_ value: String) -> String? {
-        let utf8 = value.utf8
-        guard utf8.count > 7, utf8.prefix(6).map({ $0 | 0x20 }).elementsEqual("bearer".utf8),
-              utf8.dropFirst(6).first == UInt8(ascii: " ") else { return nil }
-        let key = utf8.dropFirst(7).drop { $0 == UInt8(ascii: " ") }
-        let trimmed = key.reversed().drop { $0 == UInt8(ascii: " ") }.count
-        let token = String(decoding: key.prefix(trimmed), as: UTF8.self)
-        return token.isEmpty ? nil : token
+        var value = value
+        return value.withUTF8 { bytes -> String? in
+            guard bytes.count > 7, bytes[6] == UInt8(ascii: " "),
+                  zip(bytes[..<6], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+            var start = 7, end = bytes.count
+            while start < end, bytes[start] == UInt8(ascii: " ") { start += 1 }
+            while end > start, bytes[end - 1] == UInt8(ascii: " ") { end -= 1 }
+            return start < end ? String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) : nil
+        }
     }
 }
 
