@@ -11,7 +11,7 @@ struct HeadWriter {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = HeadWriter(base: raw.baseAddress!)
             write(&out)
-            assert(out.offset == size, "the head's size was measured wrong")
+            precondition(out.offset == size, "the head's size was measured wrong")
             return out.offset
         }
     }

@@ -131,6 +131,10 @@ private struct Scanner {
     init(bytes: UnsafeRawBufferPointer, budget: Int) {
         self.bytes = bytes
         self.budget = budget
+        // Room for a usual request up front: grown from empty, each array was reallocated several times.
+        stack.reserveCapacity(8)
+        keys.reserveCapacity(32)
+        index.reserveCapacity(16)
     }
 
     mutating func document() throws(Failure) -> JSONScan {

@@ -157,7 +157,9 @@ struct HTTPConnectionState {
     /// (so that its answer can say `connection: close`).
     mutating func nextHeld() -> Input? {
         guard let next = held.first else { return nil }
-        if isAnswering, case .inputClosed = next {} else if isAnswering { return nil }
+        if isAnswering {
+            guard case .inputClosed = next else { return nil }
+        }
         return held.removeFirst()
     }
 
