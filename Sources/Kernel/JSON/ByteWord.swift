@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Eight bytes of JSON read as one word, so that plain text is passed over eight bytes at a time.
 enum ByteWord {
     static let ones: UInt64 = 0x0101_0101_0101_0101
@@ -14,5 +20,14 @@ enum ByteWord {
     @inline(__always)
     static func hasControlOrNonASCII(_ word: UInt64) -> UInt64 {
         (((word &- ones &* 0x20) & ~word) | word) & highBits
+    }
+
+    /// Whether two runs of bytes are the same: `memcmp`, where `elementsEqual` on raw buffers
+    /// steps through them one byte at a time, generically.
+    @inline(__always)
+    static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard let first = a.baseAddress, let second = b.baseAddress else { return true }
+        return memcmp(first, second, a.count) == 0
     }
 }

@@ -57,6 +57,11 @@ struct JSONSkimmer {
 
     /// Where the value of the top-level member `key` lies.
     mutating func valueRange(ofMember key: String) -> Outcome {
+        var key = key
+        return key.withUTF8 { valueRange(ofMember: UnsafeRawBufferPointer($0)) }
+    }
+
+    private mutating func valueRange(ofMember key: UnsafeRawBufferPointer) -> Outcome {
         var found: Range<Int>?
         var unsure = false
         skipWhitespace()
@@ -73,7 +78,7 @@ struct JSONSkimmer {
                 skipWhitespace()
                 let start = index
                 guard skipValue() else { return .absent }
-                if nameBytes.elementsEqual(key.utf8) {
+                if ByteWord.equal(nameBytes, key) {
                     if found != nil { unsure = true }
                     found = start..<index
                 }

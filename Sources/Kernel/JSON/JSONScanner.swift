@@ -64,7 +64,7 @@ public struct JSONMemberIndex: Sendable {
 extension JSONMemberIndex.Member {
     func hasKey(_ wanted: UnsafeBufferPointer<UInt8>, in bytes: UnsafeRawBufferPointer) -> Bool {
         if let escapedKey { return escapedKey.utf8.elementsEqual(wanted) }
-        return keyRange.count == wanted.count && UnsafeRawBufferPointer(rebasing: bytes[keyRange]).elementsEqual(wanted)
+        return ByteWord.equal(UnsafeRawBufferPointer(rebasing: bytes[keyRange]), UnsafeRawBufferPointer(wanted))
     }
 }
 
@@ -286,7 +286,7 @@ private struct Scanner {
 
     private func sameKey(_ a: Key, _ b: Key) -> Bool {
         guard a.hash == b.hash, a.count == b.count else { return false }
-        return withKeyBytes(a) { first in withKeyBytes(b) { second in first.elementsEqual(second) } }
+        return withKeyBytes(a) { first in withKeyBytes(b) { second in ByteWord.equal(first, second) } }
     }
 
     private mutating func checkUnique(_ key: Key, at offset: Int) throws(Failure) {

@@ -361,7 +361,7 @@ enum JSONSkip {
 
     /// Whether a key as written (maybe with escapes) is `wanted`.
     static func keyMatches(_ written: UnsafeRawBufferPointer, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard written.contains(UInt8(ascii: "\\")) else { return written.elementsEqual(wanted) }
+        guard written.contains(UInt8(ascii: "\\")) else { return ByteWord.equal(written, UnsafeRawBufferPointer(wanted)) }
         var quoted = ByteBuffer(integer: UInt8(ascii: "\""))
         quoted.writeBytes(written)
         quoted.writeInteger(UInt8(ascii: "\""))
