@@ -78,6 +78,10 @@ struct ProtobufWriter {
     }
 
     mutating func varint(_ value: UInt64) {
+        if value < 0x80 {  // most tags and lengths: one byte, no size to work out
+            base.storeBytes(of: UInt8(truncatingIfNeeded: value), toByteOffset: reserve(1), as: UInt8.self)
+            return
+        }
         var value = value
         let offset = reserve(Self.varintSize(value))
         var index = offset
