@@ -8,7 +8,7 @@ import NIOHTTP1
 ///
 /// It follows NIO's HTTP decoder directly: it also does what NIO's pipelining handler would.
 /// While an answer is made, what else the client sent is held (`HTTPConnectionState.hold`) and
-/// the connection reads no more; once the answer is written the held input is taken up in order.
+/// the connection then reads no more; once the answer is written the held input is taken up in order.
 ///
 /// It only does the I/O: what to do on each event is decided by its `HTTPConnectionState`,
 /// which documents the rules (refusals, timeouts, drain, half-close, pipelining). Time is the loop's
@@ -97,10 +97,14 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         take(event, context: context)
     }
 
-    /// The channel asks for more input: not while input is held (what arrives would only be
-    /// held too); the read is made once the held input is taken.
+    /// The channel asks for more input: not once input is held (what arrives would only be held
+    /// too, without bound); the read is made once the held input is taken. While an answer is made
+    /// and nothing is held the connection keeps reading: a client that sends its next request only
+    /// after this answer sends nothing meanwhile, and stopping and starting the socket's reads on
+    /// every request would cost two system calls each. What a pipelining client sends meanwhile is
+    /// held, at most what one read brings (`maxMessagesPerRead` buffers), and then reads stop.
     func read(context: ChannelHandlerContext) {
-        if state.holdsInput {
+        if state.isHoldingInput {
             readPending = true
         } else {
             context.read()
@@ -122,7 +126,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Takes up the input held while the last answer was made, then reads again.
     private func takeHeldInput(context: ChannelHandlerContext) {
         while let input = state.nextHeld() { take(input, context: context) }
-        if readPending && !state.holdsInput {
+        if readPending && !state.isHoldingInput {
             readPending = false
             context.read()
         }

@@ -12,9 +12,9 @@ import NIOHTTP1
 /// move would cost more than the request), then reports `deadlineCheck(now:)` when that fires.
 ///
 /// Requests are answered one at a time, in order (HTTP/1.1 pipelining, RFC 9112 §9.3.2): while
-/// an answer is made, the connection holds whatever else arrives (`hold`) and reads no more, as
-/// NIO's `HTTPServerPipelineHandler` would; once the answer is written, `nextHeld()` gives the
-/// held input back in order, until a request is being answered again.
+/// an answer is made, the connection holds whatever else arrives (`hold`), and once something is
+/// held it reads no more; once the answer is written, `nextHeld()` gives the held input back in
+/// order, until a request is being answered again.
 ///
 /// A request refused before it is read whole (too large, refused from its head, bytes that are not
 /// HTTP) is answered with `connection: close`; then the connection stops sending, drops what the
@@ -138,10 +138,10 @@ struct HTTPConnectionState {
     // MARK: Holding input while answering
 
     /// Whether input is held rather than taken now: while an answer is made, and while input
-    /// held before is still waiting (it comes first). The connection reads no more meanwhile.
+    /// held before is still waiting (it comes first).
     var holdsInput: Bool { isAnswering || !held.isEmpty }
 
-    /// Whether any input is held.
+    /// Whether any input is held: then the connection reads no more.
     var isHoldingInput: Bool { !held.isEmpty }
 
     private var isAnswering: Bool {
