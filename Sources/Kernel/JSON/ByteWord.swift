@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Eight bytes of JSON read as one word, so that plain text is passed over eight bytes at a time.
+/// Eight bytes read as one word, so that plain text (JSON, a header's value) is passed over eight bytes at a time.
 enum ByteWord {
     static let ones: UInt64 = 0x0101_0101_0101_0101
     static let highBits: UInt64 = 0x8080_8080_8080_8080
