@@ -142,11 +142,10 @@ private final class ConnectionRefusal: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         guard case .whole(let body) = answer.body,
-              var bytes = ResponseHead.bytes(status: answer.status, headers: answer.headers, version: .http1_1,
+              let bytes = ResponseHead.bytes(status: answer.status, headers: answer.headers, version: .http1_1,
                                              framing: .length(body.readableBytes), close: true,
-                                             extraCapacity: body.readableBytes, allocator: context.channel.allocator)
+                                             followedBy: body, allocator: context.channel.allocator)
         else { return context.close(promise: nil) }
-        bytes.writeImmutableBuffer(body)
         let loopContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in loopContext.value.close(promise: nil) }
     }

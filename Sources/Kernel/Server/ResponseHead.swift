@@ -21,9 +21,9 @@ enum ResponseHead {
 
     /// The head, or nil when a header (or the status's reason) has bytes HTTP cannot carry.
     /// `close` replaces the answer's own `connection` headers with `connection: close`;
-    /// `extraCapacity` leaves room after the head for a body written into the same buffer.
+    /// `body`, when given, follows the head in the same buffer (one write for both).
     static func bytes(status: HTTPResponseStatus, headers: HTTPHeaders, version: HTTPVersion, framing: Framing, close: Bool,
-                      extraCapacity: Int = 0, allocator: ByteBufferAllocator) -> ByteBuffer? {
+                      followedBy body: ByteBuffer? = nil, allocator: ByteBufferAllocator) -> ByteBuffer? {
         let reason = status.reasonPhrase
         guard HTTPSyntax.isValidValue(reason) else { return nil }
         var size = "HTTP/1.1 200 \r\n\r\n".utf8.count + reason.utf8.count
@@ -43,7 +43,7 @@ enum ResponseHead {
             break
         }
 
-        var head = allocator.buffer(capacity: size + extraCapacity)
+        var head = allocator.buffer(capacity: size + (body?.readableBytes ?? 0))
         HeadWriter.write(size, to: &head) { out in
             out.put(version.major == 1 && version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
             out.put(code: status.code)
@@ -64,6 +64,7 @@ enum ResponseHead {
             }
             out.put("\r\n")
         }
+        if let body { head.writeImmutableBuffer(body) }
         return head
     }
 

@@ -42,21 +42,20 @@ struct ResponseWriter {
         let hasBody = response.status.mayHaveResponseBody && method != .CONNECT
         let sendsBody = hasBody && method != .HEAD && body.readableBytes > 0
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyLimit
-        guard var head = ResponseHead.bytes(status: response.status, headers: response.headers, version: version,
+        guard let head = ResponseHead.bytes(status: response.status, headers: response.headers, version: version,
                                             framing: hasBody ? .length(body.readableBytes) : .none, close: !keepAlive,
-                                            extraCapacity: inline ? body.readableBytes : 0, allocator: channel.allocator)
+                                            followedBy: inline ? body : nil, allocator: channel.allocator)
         else { return writeUnsendable() }
-        if inline { head.writeImmutableBuffer(body) }
         let rest = sendsBody && !inline ? body : nil
-        let channel = channel, headWritten = headWritten, whole = head
+        let channel = channel, headWritten = headWritten
         let promise = channel.eventLoop.makePromise(of: Void.self)
         onLoop {
             headWritten()
             if let rest {
-                channel.write(whole, promise: nil)
+                channel.write(head, promise: nil)
                 channel.writeAndFlush(rest, promise: promise)
             } else {
-                channel.writeAndFlush(whole, promise: promise)
+                channel.writeAndFlush(head, promise: promise)
             }
         }
         return promise.futureResult
@@ -119,10 +118,9 @@ struct ResponseWriter {
     /// written, so that the connection closes.
     private func writeUnsendable() -> EventLoopFuture<Void> {
         let body = ByteBuffer(string: #"{"type":"error","error":{"type":"api_error","message":"The gateway made an answer whose headers HTTP cannot carry."}}"#)
-        var answer = ResponseHead.bytes(status: .internalServerError, headers: ["content-type": "application/json"], version: version,
-                                        framing: .length(body.readableBytes), close: true, allocator: channel.allocator)!
-        answer.writeImmutableBuffer(body)
-        let channel = channel, headWritten = headWritten, bytes = answer
+        let bytes = ResponseHead.bytes(status: .internalServerError, headers: ["content-type": "application/json"], version: version,
+                                       framing: .length(body.readableBytes), close: true, followedBy: body, allocator: channel.allocator)!
+        let channel = channel, headWritten = headWritten
         let promise = channel.eventLoop.makePromise(of: Void.self)
         onLoop {
             headWritten()
