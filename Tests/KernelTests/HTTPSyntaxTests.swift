@@ -42,4 +42,13 @@ import Testing
         #expect(!HTTPSyntax.isToken(""))
         #expect(HTTPSyntax.isValidValue(""))
     }
+
+    @Test func aByteSetHoldsItsMembersInEachQuarter() {
+        // "\u{1}" and "?" in the first quarter, "@" and DEL in the second, é's two bytes (0xC3 0xA9) in the third and fourth.
+        let set = ByteSet("\u{1}?@\u{7F}é")
+        let members: Set<UInt8> = [0x01, 0x3F, 0x40, 0x7F, 0xC3, 0xA9]
+        for byte in UInt8.min...UInt8.max {
+            #expect(set.contains(byte) == members.contains(byte), "\(byte)")
+        }
+    }
 }

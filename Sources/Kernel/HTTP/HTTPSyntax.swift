@@ -7,8 +7,8 @@ enum HTTPSyntax {
     static func isToken(_ name: String) -> Bool {
         let symbols = tokenSymbols  // read once: a static is behind a once-check on every access
         return !name.isEmpty && allBytes(of: name) { byte in
-            // Letters, digits and '-' first: a header's name is made of little else.
-            (byte | 0x20) &- UInt8(ascii: "a") < 26 || byte &- UInt8(ascii: "0") < 10 || byte == UInt8(ascii: "-") || symbols.contains(byte)
+            // Letters, '-' and digits first, in that order: a header's name is made of little else.
+            (byte | 0x20) &- UInt8(ascii: "a") < 26 || byte == UInt8(ascii: "-") || byte &- UInt8(ascii: "0") < 10 || symbols.contains(byte)
         }
     }
 
@@ -91,12 +91,8 @@ struct ByteSet: Sendable {
 
     @inline(__always)
     func contains(_ byte: UInt8) -> Bool {
-        let word = switch byte >> 6 {
-        case 0: words.0
-        case 1: words.1
-        case 2: words.2
-        default: words.3
-        }
+        // Selects rather than switches: a switch on the quarter becomes a jump through a table.
+        let word = byte < 128 ? (byte < 64 ? words.0 : words.1) : (byte < 192 ? words.2 : words.3)
         return word >> (byte & 63) & 1 != 0
     }
 }

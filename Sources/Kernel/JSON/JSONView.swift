@@ -137,7 +137,12 @@ public struct JSONView: Sendable {
     /// (or its index) where a subscript per key would walk them once per key.
     public func members(_ keys: [String]) -> [JSONView?] {
         guard case .bytes(let bytes) = storage else { return keys.map { self[$0] } }
-        var found = [JSONView?](repeating: nil, count: keys.count)
+        // Not `Array(repeating:count:)`, which copies its `nil` into each element through the
+        // value's witnesses.
+        var found = [JSONView?](unsafeUninitializedCapacity: keys.count) { buffer, count in
+            buffer.initialize(repeating: nil)
+            count = keys.count
+        }
         if let members {
             bytes.withUnsafeReadableBytes { raw in
                 for index in keys.indices {

@@ -92,8 +92,7 @@ struct LogLine {
     mutating func writeBool(_ bool: Bool) { writeText(bool ? "true" : "false") }
 
     mutating func writeInteger(_ int: Int) {
-        var text = String(int)
-        text.withUTF8 { bytes.append(contentsOf: $0) }
+        DecimalText.append(int, to: &bytes)
     }
 
     /// jansson's `jsonp_dtostr` with precision 15: `%.15g`, `.0` added to what would read back as
@@ -138,8 +137,7 @@ struct LogLine {
         guard scaled / 100 == double else { return false }
         let hundredths = Int(scaled)
         if hundredths < 0 { bytes.append(UInt8(ascii: "-")) }
-        var whole = String(hundredths.magnitude / 100)
-        whole.withUTF8 { bytes.append(contentsOf: $0) }
+        DecimalText.append(Int(hundredths.magnitude / 100), to: &bytes)
         let fraction = Int(hundredths.magnitude % 100)
         bytes.append(UInt8(ascii: "."))
         bytes.append(UInt8(ascii: "0") + UInt8(fraction / 10))

@@ -230,7 +230,7 @@ extension MCPGateway {
 
     /// A timeout as the manifest wrote it: `30`, `0.5`.
     static func seconds(_ duration: Duration) -> String {
-        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let value = duration.inSeconds
         return value == value.rounded() ? String(Int(value)) : String(format: "%g", value)
     }
 

@@ -47,16 +47,16 @@ final class GatewayMetrics: Sendable {
     }
 
     func requests(model: String, provider: String, status: UInt, key: String, frontDoor: String) -> Counter {
-        handle(.requests, model, provider, String(status), key, frontDoor) {
+        handle(.requests, model, provider, String(decimal: Int(status)), key, frontDoor) {
             registry.makeCounter(descriptor: name("sluice_requests", "total", "Requests answered, by public model, provider, status, key and front door"),
-                                 labels: [("model", model), ("provider", provider), ("status", String(status)), ("key_name", key), ("front_door", frontDoor)])
+                                 labels: [("model", model), ("provider", provider), ("status", String(decimal: Int(status))), ("key_name", key), ("front_door", frontDoor)])
         }
     }
 
     func duration(model: String, provider: String, status: UInt) -> ValueHistogram {
-        handle(.duration, model, provider, String(status)) {
+        handle(.duration, model, provider, String(decimal: Int(status))) {
             registry.makeValueHistogram(descriptor: name("gen_ai_server_request_duration", "seconds", "Time from request to the end of the answer"),
-                                        labels: [("gen_ai_request_model", model), ("gen_ai_provider_name", provider), ("status", String(status))],
+                                        labels: [("gen_ai_request_model", model), ("gen_ai_provider_name", provider), ("status", String(decimal: Int(status)))],
                                         buckets: Self.secondsBuckets)
         }
     }
@@ -77,7 +77,7 @@ final class GatewayMetrics: Sendable {
 
     /// The series one answered request records, found with one lookup (`MetricsPlugin.record`).
     func requestSeries(model: String, provider: String, status: UInt, key: String, frontDoor: String) -> RequestSeries {
-        handle(.requestSeries, model, provider, String(status), key, frontDoor) {
+        handle(.requestSeries, model, provider, String(decimal: Int(status)), key, frontDoor) {
             RequestSeries(metrics: self, model: model, provider: provider, status: status, key: key, frontDoor: frontDoor)
         }
     }

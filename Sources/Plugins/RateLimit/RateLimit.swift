@@ -216,9 +216,9 @@ public struct RateLimit: Middleware {
         for index in limits.indices where !(limits[index].kind == .tokensPerDay && hasMinuteTokens) {
             let limit = limits[index], remaining = reservation.remaining[index]
             let requests = limit.kind == .requests
-            headers.append((requests ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens", String(Int(limit.bucket.capacity))))
+            headers.append((requests ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens", String(decimal: Int(limit.bucket.capacity))))
             headers.append((requests ? "x-ratelimit-remaining-requests" : "x-ratelimit-remaining-tokens",
-                            String(max(0, Int(remaining.rounded(.down))))))
+                            String(decimal: max(0, Int(remaining.rounded(.down))))))
             headers.append((requests ? "x-ratelimit-reset-requests" : "x-ratelimit-reset-tokens",
                             Self.duration(limit.bucket.secondsUntilFull(from: remaining))))
         }
@@ -227,8 +227,8 @@ public struct RateLimit: Middleware {
 
     /// `20ms`, `1s`, `6m0s` — the spelling OpenAI uses in its reset headers.
     static func duration(_ seconds: Double) -> String {
-        if seconds < 1 { return String(Int((max(0, seconds) * 1000).rounded(.up))) + "ms" }
+        if seconds < 1 { return String(decimal: Int((max(0, seconds) * 1000).rounded(.up))) + "ms" }
         let whole = Int(min(seconds, 86_400 * 366).rounded(.up))
-        return whole < 60 ? String(whole) + "s" : String(whole / 60) + "m" + String(whole % 60) + "s"
+        return whole < 60 ? String(decimal: whole) + "s" : String(decimal: whole / 60) + "m" + String(decimal: whole % 60) + "s"
     }
 }
