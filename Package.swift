@@ -1,6 +1,12 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// A nonisolated async function runs where its caller runs (SE-0461) instead of hopping to the
+/// generic executor on entry and after each call: a request's pipeline runs on its event loop's
+/// task executor throughout, and each hop was a check of the task's executor preference under
+/// the task's status lock (docs/ARCHITECTURE.md, "Threads and tasks").
+let callerIsolation: [SwiftSetting] = [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+
 let package = Package(
     name: "sluice",
     platforms: [.macOS(.v14)],
@@ -44,7 +50,8 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
-            ]
+            ],
+            swiftSettings: callerIsolation
         ),
         .target(
             name: "Plugins",
@@ -57,7 +64,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Atomics", package: "swift-atomics"),
-            ]
+            ],
+            swiftSettings: callerIsolation
         ),
         .target(
             name: "KernelTesting",
@@ -66,7 +74,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: callerIsolation
         ),
         .target(name: "CConcurrencyHook"),
         .target(
@@ -78,19 +87,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: callerIsolation
         ),
         // The gateway binary allocates with mimalloc (its malloc replaces glibc's for the whole
         // process): less CPU per proxied request than glibc's malloc, and memory freed after a burst
         // of streams goes back to the system (bench/RESULTS.md). Embedders choose their own.
-        .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"],
+        .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"], swiftSettings: callerIsolation,
                           linkerSettings: [.linkedLibrary("mimalloc")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio"),
                                                         .product(name: "NIOEmbedded", package: "swift-nio")],
-                    exclude: ["Golden"]),
+                    exclude: ["Golden"], swiftSettings: callerIsolation),
         .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
                                                  .product(name: "Crypto", package: "swift-crypto"),
-                                                 .product(name: "_CryptoExtras", package: "swift-crypto")]),
+                                                 .product(name: "_CryptoExtras", package: "swift-crypto")],
+                    swiftSettings: callerIsolation),
     ],
     swiftLanguageModes: [.v6]
 )

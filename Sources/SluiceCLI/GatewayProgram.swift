@@ -34,8 +34,9 @@ extension GatewayProgram {
     /// Parses the command line and runs the command. Swift concurrency runs on the server's
     /// event loops (`EventLoopExecutor`), so a request's task starts on its connection's thread
     /// with no hand-over to a second pool and back; in exchange, no task may block its thread
-    /// (I/O that blocks goes to an `NIOThreadPool`, as the Redis client does).
-    public static func main() async {
+    /// (I/O that blocks goes to an `NIOThreadPool`, as the Redis client does). `@concurrent`: an
+    /// entry point (`@main`) takes no caller's isolation.
+    @concurrent public static func main() async {
         EventLoopExecutor.install()
         await GatewayCommand<Self>.main()
     }

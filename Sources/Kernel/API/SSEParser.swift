@@ -146,7 +146,7 @@ public struct SSEEventSequence<Base: AsyncSequence & Sendable>: AsyncSequence, S
                 // open stream may wait long for its next chunk.
                 ready = []
                 readyIndex = 0
-                if let chunk = try await base.next() {
+                if let chunk = try await base.next(isolation: #isolation) {
                     ready = parser.feed(chunk)
                 } else {
                     ended = true

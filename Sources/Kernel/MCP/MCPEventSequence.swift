@@ -12,7 +12,7 @@ struct MCPEventSequence: AsyncSequence, Sendable {
         let answered: @Sendable (JSON) -> Void
 
         mutating func next() async throws -> SSEEvent? {
-            guard let message = try await base.next() else { return nil }
+            guard let message = try await base.next(isolation: #isolation) else { return nil }
             if message.isJSONRPCResponse { answered(message) }
             return SSEEvent(event: "message", data: message.description)
         }

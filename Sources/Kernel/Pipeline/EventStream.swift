@@ -12,7 +12,7 @@ public struct EventStream: AsyncSequence, Sendable {
     public init<Base: AsyncSequence & Sendable>(_ base: Base) where Base.Element == SSEEvent {
         makeSource = {
             var iterator = base.makeAsyncIterator()
-            return { try await iterator.next() }
+            return { try await iterator.next(isolation: #isolation) }
         }
     }
 

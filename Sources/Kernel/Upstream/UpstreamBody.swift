@@ -30,7 +30,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 
     public struct Iterator: AsyncIteratorProtocol {
         var base: Producer.AsyncIterator
-        public mutating func next() async throws -> ByteBuffer? { try await base.next() }
+        public mutating func next() async throws -> ByteBuffer? { try await base.next(isolation: #isolation) }
     }
 }
 

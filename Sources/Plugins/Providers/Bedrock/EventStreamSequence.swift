@@ -37,7 +37,7 @@ struct EventStreamSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Senda
                 if ended { return nil }
                 ready.removeAll(keepingCapacity: true)
                 readyIndex = 0
-                if let chunk = try await base.next() {
+                if let chunk = try await base.next(isolation: #isolation) {
                     ready = decoder.feed(chunk)
                 } else {
                     ended = true
