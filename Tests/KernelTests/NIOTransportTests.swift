@@ -227,6 +227,9 @@ import Testing
         ("http://localhost", "localhost", 80, "/", "localhost"),
         ("HTTP://models.internal?q", "models.internal", 80, "/?q", "models.internal"),
         ("http://[::1]:9000/a#frag", "::1", 9000, "/a", "[::1]:9000"),
+        ("http://[::1]/", "::1", 80, "/", "[::1]"),
+        ("hTtP://h:65535#f", "h", 65535, "/", "h:65535"),
+        ("http://bücher.example:81/pfad/ä?q=ü", "bücher.example", 81, "/pfad/ä?q=ü", "bücher.example:81"),
     ])
     func plainURLs(url: String, host: String, port: Int, target: String, authority: String) throws {
         let parsed = try #require(PlainHTTPURL(url))
@@ -235,7 +238,9 @@ import Testing
         #expect(parsed.authority == authority)
     }
 
-    @Test(arguments: ["https://x", "http://", "http://user:pw@host/", "http://host:0/", "http://host:99999/", "http://[::1/", "ftp://x/"])
+    @Test(arguments: ["https://x", "http://", "http://user:pw@host/", "http://host:0/", "http://host:99999/", "http://host:123456/",
+                      "http://host:/", "http://host:+80/", "http://host:8a/", "http://:80/", "http://[::1/", "http://[::1]x/", "ftp://x/",
+                      "http:/x", "httpx://x"])
     func urlsLeftToCurl(url: String) {
         #expect(PlainHTTPURL(url) == nil)
     }

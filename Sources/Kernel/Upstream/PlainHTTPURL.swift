@@ -1,7 +1,7 @@
 /// An `http://` URL taken apart for the NIO transport: where to connect and what to ask for.
 /// Forms it does not take (user info, another scheme) are left to curl. Every request's URL is
-/// taken apart, so it is read as bytes: a walk by `Character`s (or Foundation's `contains`)
-/// cost more than the rest of the upstream call's set-up.
+/// taken apart, so it is read as bytes at integer offsets: a walk through `String`'s indices and
+/// `Substring`s cost more than the rest of the upstream call's set-up.
 struct PlainHTTPURL: Sendable {
     /// Host and port: the key of a keep-alive pool.
     struct Origin: Hashable, Sendable {
@@ -16,37 +16,57 @@ struct PlainHTTPURL: Sendable {
     var target: String
 
     init?(_ url: String) {
-        let bytes = url.utf8
-        let scheme = "http://".utf8
+        var url = url
+        guard let parts = url.withUTF8(Self.parts) else { return nil }
+        let utf8 = url.utf8
+        let authorityStart = utf8.index(utf8.startIndex, offsetBy: Self.scheme.count)
+        authority = url[authorityStart..<utf8.index(authorityStart, offsetBy: parts.authorityLength)]
+        origin = Origin(host: parts.host, port: parts.port)
+        target = parts.target
+    }
+
+    private static let scheme = Array("http://".utf8)
+
+    /// The URL's parts read from its bytes; nil for a URL this transport does not take.
+    private static func parts(_ bytes: UnsafeBufferPointer<UInt8>) -> (host: String, port: Int, authorityLength: Int, target: String)? {
+        // The scheme in any case, then "://".
         guard bytes.count >= scheme.count,
-              zip(bytes, scheme).enumerated().allSatisfy({ index, pair in (index < 4 ? pair.0 | 0x20 : pair.0) == pair.1 })
+              (0..<scheme.count).allSatisfy({ index in (index < 4 ? bytes[index] | 0x20 : bytes[index]) == scheme[index] })
         else { return nil }
-        let start = bytes.index(bytes.startIndex, offsetBy: scheme.count)
-        let authorityEnd = bytes[start...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
-            ?? bytes.endIndex
-        authority = url[start..<authorityEnd]
-        guard start < authorityEnd, !bytes[start..<authorityEnd].contains(UInt8(ascii: "@")) else { return nil }
-
-        var hostRange = start..<authorityEnd
-        var port = 80
-        if bytes[start] == UInt8(ascii: "[") {
-            guard let close = bytes[hostRange].firstIndex(of: UInt8(ascii: "]")) else { return nil }
-            let afterClose = bytes.index(after: close)
-            hostRange = bytes.index(after: start)..<close
-            if afterClose < authorityEnd {
-                guard bytes[afterClose] == UInt8(ascii: ":"), let number = Int(url[bytes.index(after: afterClose)..<authorityEnd]) else { return nil }
-                port = number
-            }
-        } else if let colon = bytes[hostRange].lastIndex(of: UInt8(ascii: ":")) {
-            guard let number = Int(url[bytes.index(after: colon)..<authorityEnd]) else { return nil }
-            port = number
-            hostRange = start..<colon
+        let start = scheme.count
+        var authorityEnd = start
+        while authorityEnd < bytes.count, bytes[authorityEnd] != UInt8(ascii: "/"), bytes[authorityEnd] != UInt8(ascii: "?"),
+              bytes[authorityEnd] != UInt8(ascii: "#") {
+            guard bytes[authorityEnd] != UInt8(ascii: "@") else { return nil }  // user info: curl's
+            authorityEnd += 1
         }
-        guard !hostRange.isEmpty, (1...65535).contains(port) else { return nil }
-        origin = Origin(host: String(url[hostRange]), port: port)
+        guard start < authorityEnd else { return nil }
 
-        let targetEnd = bytes[authorityEnd...].firstIndex(of: UInt8(ascii: "#")) ?? bytes.endIndex
-        let target = url[authorityEnd..<targetEnd]
-        self.target = authorityEnd < targetEnd && bytes[authorityEnd] == UInt8(ascii: "/") ? String(target) : "/" + target
+        var host = start..<authorityEnd
+        var port = 80
+        var portStart: Int?
+        if bytes[start] == UInt8(ascii: "[") {
+            guard let close = (start..<authorityEnd).first(where: { bytes[$0] == UInt8(ascii: "]") }) else { return nil }
+            host = (start + 1)..<close
+            if close + 1 < authorityEnd {
+                guard bytes[close + 1] == UInt8(ascii: ":") else { return nil }
+                portStart = close + 2
+            }
+        } else if let colon = (start..<authorityEnd).last(where: { bytes[$0] == UInt8(ascii: ":") }) {
+            host = start..<colon
+            portStart = colon + 1
+        }
+        if let portStart {
+            // Digits only (RFC 3986's port), few enough that the range check below sees them all.
+            let digits = portStart..<authorityEnd
+            guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ bytes[$0] &- UInt8(ascii: "0") < 10 }) else { return nil }
+            port = digits.reduce(0) { $0 * 10 + Int(bytes[$1] &- UInt8(ascii: "0")) }
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+
+        let targetEnd = (authorityEnd..<bytes.count).first(where: { bytes[$0] == UInt8(ascii: "#") }) ?? bytes.count
+        let path = String(decoding: UnsafeBufferPointer(rebasing: bytes[authorityEnd..<targetEnd]), as: UTF8.self)
+        let target = authorityEnd < targetEnd && bytes[authorityEnd] == UInt8(ascii: "/") ? path : "/" + path
+        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[host]), as: UTF8.self), port, authorityEnd - start, target)
     }
 }
