@@ -93,4 +93,12 @@ import Testing
         // SHA-256 of "abc" (FIPS 180-2, appendix B.1).
         #expect(KeyDigest(of: "abc") == KeyDigest(hex: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
     }
+
+    @Test func credentialsAreDroppedInAnyCaseAndTheRestKeptInOrder() {
+        let headers = HTTPHeaders([("Authorization", "Bearer a"), ("x-request-id", "r"), ("X-API-Key", "b"), ("accept", "x"),
+                                   ("API-KEY", "c"), ("authorization", "Bearer d"), ("x-api-keys", "kept"), ("api-ke", "kept"), ("accept", "y")])
+        let kept = headers.withoutCredentials
+        #expect(kept.map { "\($0.name): \($0.value)" } == ["x-request-id: r", "accept: x", "x-api-keys: kept", "api-ke: kept", "accept: y"])
+        #expect(HTTPHeaders().withoutCredentials.isEmpty)
+    }
 }

@@ -229,7 +229,14 @@ struct FrontDoor: Sendable {
         }
     }
 
-    static func path(of uri: String) -> Substring { uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)] }
+    static func path(of uri: String) -> Substring {
+        let utf8 = uri.utf8
+        // Searched on the contiguous bytes: the UTF-8 view's own search steps through its indices.
+        guard let query = utf8.withContiguousStorageIfAvailable({ $0.firstIndex(of: UInt8(ascii: "?")) }) else {
+            return uri[..<(utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)]
+        }
+        return uri[..<(query.map { utf8.index(utf8.startIndex, offsetBy: $0) } ?? uri.endIndex)]
+    }
 
     /// `?verbose=1` (or `true`) on the query string.
     static func isVerbose(_ uri: String) -> Bool {

@@ -33,7 +33,17 @@ public struct KeyDigest: Sendable, Equatable {
 
 extension HTTPHeaders {
     /// Headers a client credential may arrive in; never forwarded upstream.
-    public static let credentialNames = ["authorization", "x-api-key", "api-key"]
+    private static let credentials: [StaticString] = ["authorization", "x-api-key", "api-key"]
+
+    /// The headers without the client's credentials, in one pass: `remove(name:)` once per name
+    /// would copy them first, then walk them once for each name.
+    public var withoutCredentials: HTTPHeaders {
+        let credentials = Self.credentials  // read once: a static is behind a once-check on every access
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(count)
+        for (name, value) in self where !credentials.contains(where: { HTTPSyntax.isNamed(name, $0) }) { kept.append((name, value)) }
+        return HTTPHeaders(kept)
+    }
 
     /// The key a client presented: `Authorization: Bearer KEY` (the scheme in any case), else
     /// `x-api-key`, else `api-key`.

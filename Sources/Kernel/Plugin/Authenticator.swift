@@ -60,7 +60,7 @@ extension Authenticator {
             throw GatewayError.permission("\(describe(identity)) may not use the model `\(request.model)`.")
         }
         var forwarded = request
-        for header in HTTPHeaders.credentialNames { forwarded.headers.remove(name: header) }
+        forwarded.headers = request.headers.withoutCredentials
         return try await next(forwarded)
     }
 }
