@@ -118,7 +118,7 @@ public struct Router: Middleware {
                     facts.upstreamRespondedAt = .now
                 }
                 response.provider = target.provider
-                response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
+                response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
                 return response
             } catch {
                 span?.end(GatewayError(error, provider: target.provider), nil)
@@ -181,7 +181,7 @@ public struct Router: Middleware {
         if failure.status.code >= 500 || failure.status == .tooManyRequests {
             error.message = "The model `\(model)` failed after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(failure.message)"
         }
-        error.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(attempts))
+        error.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
         return error
     }
 
