@@ -29,6 +29,7 @@ struct PlainHTTPURL: Sendable {
 
     /// The URL's parts read from its bytes; nil for a URL this transport does not take.
     private static func parts(_ bytes: UnsafeBufferPointer<UInt8>) -> (host: String, port: Int, authorityLength: Int, target: String)? {
+        let scheme = Self.scheme  // read once: a static is behind a once-check on every access
         // The scheme in any case, then "://".
         guard bytes.count >= scheme.count,
               (0..<scheme.count).allSatisfy({ index in (index < 4 ? bytes[index] | 0x20 : bytes[index]) == scheme[index] })
