@@ -23,5 +23,10 @@ struct DecimalTextTests {
             DecimalText.append(value, to: &bytes)
             #expect(bytes == Array("x=\(value)".utf8))
         }
+        for value: UInt64 in [0, 9, 10, UInt64(Int.max), UInt64(Int.max) + 1, .max] {
+            var bytes = Array("x=".utf8)
+            DecimalText.append(value, to: &bytes)
+            #expect(bytes == Array("x=\(value)".utf8))
+        }
     }
 }

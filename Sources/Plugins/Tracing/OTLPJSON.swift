@@ -1,3 +1,4 @@
+import Kernel
 import NIOCore
 
 /// OTLP/HTTP's JSON encoding (`protocol: http/json`): the `ExportTraceServiceRequest` in
@@ -50,25 +51,11 @@ private struct JSONWriter {
     }
 
     mutating func decimal(_ value: UInt64) {
-        var digits = 1
-        var rest = value / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        var index = bytes.count + digits - 1
-        bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
-        var value = value
-        repeat {
-            bytes[index] = UInt8(ascii: "0") + UInt8(value % 10)
-            value /= 10
-            index -= 1
-        } while value > 0
+        DecimalText.append(value, to: &bytes)
     }
 
     mutating func integer(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        decimal(value.magnitude)
+        DecimalText.append(Int(value), to: &bytes)
     }
 
     mutating func span(_ span: SpanRecord) {
