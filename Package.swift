@@ -95,7 +95,7 @@ let package = Package(
         // of streams goes back to the system (bench/RESULTS.md). Embedders choose their own.
         .executableTarget(name: "sluice", dependencies: ["Kernel", "Plugins", "SluiceCLI"], swiftSettings: callerIsolation,
                           linkerSettings: [.linkedLibrary("mimalloc")]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", .product(name: "NIOHTTP1", package: "swift-nio"),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),
                                                         .product(name: "NIOEmbedded", package: "swift-nio")],
                     exclude: ["Golden"], swiftSettings: callerIsolation),
         .testTarget(name: "PluginsTests", dependencies: ["Kernel", "Plugins", "KernelTesting", .product(name: "NIOHTTP1", package: "swift-nio"),

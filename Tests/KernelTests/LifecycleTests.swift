@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import KernelTesting
 import Testing
 @testable import Kernel
 
@@ -18,7 +19,7 @@ import Testing
 
     @Test func gracefulShutdownStopsEverythingInOrderBeforeRunReturns() async throws {
         let run = "shutdown-order-\(UUID().uuidString)"
-        let file = FileManagerHelpers.temporaryDirectory() + "/plugins.json"
+        let file = TestFolder.make("manifest") + "/plugins.json"
         try Self.manifest(run: run).write(toFile: file, atomically: true, encoding: .utf8)
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let gateway = Gateway(configFile: file, registry: testRegistry(), environment: [:], logger: logger)

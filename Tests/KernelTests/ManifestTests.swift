@@ -1,4 +1,5 @@
 import Foundation
+import KernelTesting
 import Testing
 @testable import Kernel
 
@@ -80,7 +81,7 @@ import Testing
     }
 
     @Test func resolvesFileAndCredentialSecrets() throws {
-        let directory = FileManagerHelpers.temporaryDirectory()
+        let directory = TestFolder.make("manifest")
         try "from-file\n".write(toFile: directory + "/secret", atomically: true, encoding: .utf8)
         try "from-credential".write(toFile: directory + "/cred", atomically: true, encoding: .utf8)
         let reader = ManifestReader(registry: testRegistry(), environment: ["CREDENTIALS_DIRECTORY": directory])
@@ -110,7 +111,7 @@ import Testing
     }
 
     @Test func resolvesRelativeSecretFilesAgainstTheManifestFolder() throws {
-        let directory = FileManagerHelpers.temporaryDirectory()
+        let directory = TestFolder.make("manifest")
         try FileManager.default.createDirectory(atPath: directory + "/.sluice", withIntermediateDirectories: true)
         try "relative-secret".write(toFile: directory + "/.sluice/key", atomically: true, encoding: .utf8)
         let manifest = try reader.read(Array("""

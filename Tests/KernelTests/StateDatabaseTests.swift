@@ -1,14 +1,14 @@
 import Foundation
 import Kernel
 import Logging
+import KernelTesting
 import Testing
 
 /// The state database on SQLite in a temp dir: migrations, the version check, statements,
 /// transactions, and the stores built on it. (PostgreSQL: Tests/Integration/test_spend.py.)
 @Suite struct StateDatabaseTests {
     static func temporaryURL() -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-state-\(UUID().uuidString)")
-        return "sqlite:" + folder.appendingPathComponent("state.db").path
+        "sqlite:" + TestFolder.make("state") + "/state.db"
     }
 
     static func open(_ url: String = temporaryURL()) async throws -> any StateDatabase {

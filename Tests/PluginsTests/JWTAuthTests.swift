@@ -166,9 +166,8 @@ extension Data {
         let jwks = try JSONSerialization.data(withJSONObject: ["keys": [[
             "kty": "EC", "crv": "P-256", "kid": "ec-1", "alg": "ES256", "use": "sig",
             "x": Data(point[1..<33]).base64URL, "y": Data(point[33..<65]).base64URL]]])
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString).json")
+        let file = URL(fileURLWithPath: TestFolder.make("jwks") + "/jwks.json")
         try jwks.write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
 
         func token(kid: String) throws -> HTTPHeaders {
             let signed = try Self.part(["alg": "ES256", "typ": "JWT", "kid": kid])

@@ -225,9 +225,7 @@ import Testing
         """#
 
     static func withStdioServer(_ body: (TestGateway, _ log: URL) async throws -> Void) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-mcp-\(UInt64.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = URL(fileURLWithPath: TestFolder.make("mcp"))
         let script = directory.appendingPathComponent("server.sh"), log = directory.appendingPathComponent("lines.log")
         try stdioScript.write(to: script, atomically: true, encoding: .utf8)
         let manifest = """

@@ -1,6 +1,7 @@
 import Foundation
 import Kernel
 import Plugins
+import KernelTesting
 import Testing
 
 /// `ca_file` (ProviderConnection): every provider takes it, and a bundle the gateway cannot read
@@ -29,12 +30,6 @@ import Testing
         ("bedrock", #""region": "us-east-1", "base_url": "https://127.0.0.1:9", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "s""#),
     ]
 
-    static func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "sluice-ca-file-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     @Test(arguments: ProviderCAFileTests.providers.map(\.plugin))
     func aMissingBundleIsRefusedWithItsPath(plugin: String) async throws {
         let config = Self.providers.first { $0.plugin == plugin }!.config
@@ -46,7 +41,7 @@ import Testing
     }
 
     @Test func aDirectoryIsNotABundle() async throws {
-        let directory = try Self.temporaryDirectory()
+        let directory = TestFolder.make("ca-file")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (plugin, config) = Self.providers[0]
         let errors = await manifestErrors(Self.manifest(plugin, config, caFile: directory))
@@ -55,7 +50,7 @@ import Testing
 
     @Test(arguments: ProviderCAFileTests.providers.map(\.plugin))
     func aReadableBundleLoads(plugin: String) async throws {
-        let directory = try Self.temporaryDirectory()
+        let directory = TestFolder.make("ca-file")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let bundle = directory + "/internal-ca.pem"
         // Read by curl at the first request, not at load: the load checks only that it is there.

@@ -25,7 +25,7 @@ import Testing
     }
 
     static func temporaryDatabase() -> String {
-        "sqlite:" + FileManager.default.temporaryDirectory.appendingPathComponent("sluice-spend-\(UUID().uuidString)/state.db").path
+        "sqlite:" + TestFolder.make("spend") + "/state.db"
     }
 
     /// The budget reserves 100 output tokens ($0.2) for a request without `max_tokens`: the

@@ -194,10 +194,7 @@ import Testing
 
     @Test func anAccessTokenFileIsReadAndReread() async throws {
         let google = Google()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vertex-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let file = folder.appendingPathComponent("token").path
+        let file = TestFolder.make("vertex") + "/token"
         try "file-token-1\n".write(toFile: file, atomically: true, encoding: .utf8)
         try await Self.withVertex(google, config: { url in
             #"{"project": "p", "location": "global", "base_url": "\#(url)", "access_token": {"file": "\#(file)"}}"#
