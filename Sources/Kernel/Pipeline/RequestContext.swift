@@ -18,6 +18,17 @@ public final class RequestContext: Sendable {
     private struct State {
         var identity: CallerIdentity?
         var usage: Usage?
+        /// A whole answer whose usage is not read yet, and how to read it (`setUsage(from:read:)`).
+        var unreadUsage: (answer: ByteBuffer, read: @Sendable (ByteBuffer) -> Usage?)?
+
+        /// `usage`, read from the answer first if that is still to do.
+        mutating func readUsage() -> Usage? {
+            if let unread = unreadUsage {
+                usage = unread.read(unread.answer)
+                unreadUsage = nil
+            }
+            return usage
+        }
         var facts = RequestFacts()
         var attemptTracer: (any AttemptTracer)?
         var storage: [ObjectIdentifier: any Sendable] = [:]
@@ -56,8 +67,15 @@ public final class RequestContext: Sendable {
     /// Token usage of the answer, as the provider reported it (set when a whole answer arrives
     /// or when a stream reports it, before the stream's last event reaches outer middlewares).
     public var usage: Usage? {
-        get { state.withLockedValue { $0.usage } }
-        set { state.withLockedValue { $0.usage = newValue } }
+        get { state.withLockedValue { $0.readUsage() } }
+        set { state.withLockedValue { $0.usage = newValue; $0.unreadUsage = nil } }
+    }
+
+    /// The usage `read` finds in a whole `answer`, read when a stage first asks for `usage`
+    /// (under this context's lock, which only this request's stages take): a pipeline where no
+    /// stage wants usage does not scan the answer for it.
+    public func setUsage(from answer: ByteBuffer, read: @escaping @Sendable (ByteBuffer) -> Usage?) {
+        state.withLockedValue { $0.usage = nil; $0.unreadUsage = (answer, read) }
     }
 
     /// What happened to the request so far (provider, attempts, timings, price).
@@ -73,7 +91,7 @@ public final class RequestContext: Sendable {
 
     /// The cost of the answer in US dollars, when both its usage and a price are known.
     public var cost: Double? {
-        state.withLockedValue { state in state.usage.flatMap { usage in state.facts.price.map { $0.cost(of: usage) } } }
+        state.withLockedValue { state in state.readUsage().flatMap { usage in state.facts.price.map { $0.cost(of: usage) } } }
     }
 
     /// Opens spans around upstream attempts, when a tracing plugin runs.

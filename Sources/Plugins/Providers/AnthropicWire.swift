@@ -28,7 +28,7 @@ struct AnthropicWire: Sendable {
             let bytes = body.bytes(allocator: context.allocator)
             guard request.stream else {
                 let response = try await post(bytes, call: call)
-                context.usage = Usage(anthropic: JSONView.member("usage", in: response.body))
+                context.setUsage(from: response.body) { Usage(anthropic: JSONView.member("usage", in: $0)) }
                 return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(response.body))
             }
             return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })

@@ -28,7 +28,7 @@ struct OpenAIWire: Sendable {
             var body = request.body
             patchModel(&body, call.upstreamModel)
             let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
-            request.context.usage = Usage(openAI: JSONView.member("usage", in: response.body))
+            request.context.setUsage(from: response.body) { Usage(openAI: JSONView.member("usage", in: $0)) }
             return try whole(response)
         case (.responses, .openAI):
             return try await responses(call)
@@ -66,7 +66,7 @@ struct OpenAIWire: Sendable {
         let context = request.context
         guard request.stream else {
             let response = try await post("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
-            context.usage = Usage(openAI: JSONView.member("usage", in: response.body))
+            context.setUsage(from: response.body) { Usage(openAI: JSONView.member("usage", in: $0)) }
             return try whole(response)
         }
         let askedOptions = body.member("stream_options")?.json
@@ -91,7 +91,7 @@ struct OpenAIWire: Sendable {
         patchModel(&body, call.upstreamModel)
         guard request.stream else {
             let response = try await post("/responses", body: body.bytes(allocator: context.allocator), call: call)
-            context.usage = Usage(responses: JSONView.member("usage", in: response.body))
+            context.setUsage(from: response.body) { Usage(responses: JSONView.member("usage", in: $0)) }
             return try whole(response)
         }
         let events = try await postStream("/responses", body: body.bytes(allocator: context.allocator), call: call)

@@ -53,7 +53,7 @@ public struct AcmeModelServer: Provider {
         guard request.stream else {
             let answer = try await upstream.send(upstreamRequest)
             guard answer.status == 200 else { throw UpstreamFailure.error(status: answer.status, headers: answer.headers, body: answer.body) }
-            request.context.usage = Usage(openAI: JSON.member("usage", in: answer.body))
+            request.context.setUsage(from: answer.body) { Usage(openAI: JSON.member("usage", in: $0)) }
             return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(answer.body))
         }
         let answer = try await upstream.stream(upstreamRequest)
