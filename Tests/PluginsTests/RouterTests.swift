@@ -100,24 +100,24 @@ import Testing
 
     @Test func smoothWeightedRoundRobinSpreadsPicks() throws {
         let targets = try testManifest(Self.manifestText).model(named: "weighted")!.targets
-        let picker = SmoothWeightedRoundRobin(targets)
-        let firsts = (0..<1000).map { _ in picker.order().first!.model }
+        let picker = SmoothWeightedRoundRobin(weights: targets.map(\.weight))
+        let firsts = (0..<1000).map { _ in targets[picker.order().first!].model }
         #expect(firsts.filter { $0 == "heavy" }.count == 900)
         #expect(Array(firsts.prefix(10)) == ["heavy", "heavy", "heavy", "heavy", "heavy", "light", "heavy", "heavy", "heavy", "heavy"])
-        #expect(picker.order().map(\.model).sorted() == ["heavy", "light"])
+        #expect(picker.order().map { targets[$0].model }.sorted() == ["heavy", "light"])
     }
 
     @Test func breakerOpensThenAdmitsOneTrial() {
         let breaker = CircuitBreaker(failureThreshold: 2, cooldown: .seconds(10))
         let start = ContinuousClock.now
-        breaker.recordFailure("t", now: start)
-        #expect(breaker.allows("t", now: start))
-        breaker.recordFailure("t", now: start)
-        #expect(!breaker.allows("t", now: start + .seconds(5)))
-        #expect(breaker.allows("t", now: start + .seconds(11)))   // the half-open trial
-        #expect(!breaker.allows("t", now: start + .seconds(11)))  // only one
-        breaker.recordSuccess("t")
-        #expect(breaker.allows("t"))
+        breaker.recordFailure(now: start)
+        #expect(breaker.allows(now: start))
+        breaker.recordFailure(now: start)
+        #expect(!breaker.allows(now: start + .seconds(5)))
+        #expect(breaker.allows(now: start + .seconds(11)))   // the half-open trial
+        #expect(!breaker.allows(now: start + .seconds(11)))  // only one
+        breaker.recordSuccess()
+        #expect(breaker.allows())
     }
 
     @Test func openCircuitFailsFastWithoutCallingTheProvider() async throws {
@@ -130,6 +130,9 @@ import Testing
             #expect(second.status == .serviceUnavailable)
             #expect(second.error?["code"]?.string == "circuit_open")
             #expect(second.headers.first(name: "x-sluice-attempts") == "0")
+            // `backup`'s own target is the one `main` fell back to: one circuit, open for both.
+            let third = try await gateway.chat(model: "backup", "hi", headers: Self.auth)
+            #expect(third.error?["code"]?.string == "circuit_open")
             #expect(gateway.calls.map(\.upstreamModel) == ["a-model", "b-model"])
         }
     }

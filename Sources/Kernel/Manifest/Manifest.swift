@@ -79,15 +79,12 @@ public struct ModelRoute: Sendable {
         public var weight: Int
         /// The price of this upstream model, if the manifest gives one.
         public var price: Price?
-        /// `provider/model`: the name of this target's circuit breaker, made once rather than per attempt.
-        public let circuit: String
 
         public init(provider: String, model: String, weight: Int, price: Price?) {
             self.provider = provider
             self.model = model
             self.weight = weight
             self.price = price
-            circuit = "\(provider)/\(model)"
         }
     }
 

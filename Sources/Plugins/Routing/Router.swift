@@ -30,35 +30,28 @@ public struct Router: Middleware {
         public init() {}
     }
 
-    let models: [String: ModelRoute]
+    /// Every public model, with its targets resolved (`Route`).
+    let routes: [String: Route]
     let modelOrder: [String]
-    let pickers: [String: SmoothWeightedRoundRobin]
-    let providers: [String: any Provider]
-    /// Optional providers left out of the manifest, with the reason.
-    let unavailable: [String: String]
     let retries: Int
     let timeout: Duration
     let deadline: Duration
     let backoff: Duration
     let maxRetryAfter: Duration
-    let breaker: CircuitBreaker
 
     public init(settings: Settings, context: PluginContext) throws {
-        models = Dictionary(context.manifest.models.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        let signals = context.signals, failures = settings.breakerFailures, cooldown = Duration.seconds(settings.breakerCooldown)
+        routes = Route.all(context.manifest.models, providers: context.providers, unavailable: context.manifest.unavailableProviders) { provider, model in
+            CircuitBreaker(failureThreshold: failures, cooldown: cooldown) { isOpen in
+                signals.send(CircuitChanged(provider: provider, model: model, isOpen: isOpen))
+            }
+        }
         modelOrder = context.manifest.models.map(\.name)
-        pickers = models.mapValues { SmoothWeightedRoundRobin($0.targets) }
-        providers = context.providers
-        unavailable = context.manifest.unavailableProviders
         retries = settings.retries
         timeout = .seconds(settings.timeout)
         deadline = .seconds(settings.deadline)
         backoff = .milliseconds(settings.backoffMilliseconds)
         maxRetryAfter = .seconds(settings.maxRetryAfter)
-        let signals = context.signals
-        breaker = CircuitBreaker(failureThreshold: settings.breakerFailures, cooldown: .seconds(settings.breakerCooldown)) { target, isOpen in
-            let parts = target.split(separator: "/", maxSplits: 1).map(String.init)
-            signals.send(CircuitChanged(provider: parts.first ?? target, model: parts.count > 1 ? parts[1] : "", isOpen: isOpen))
-        }
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
@@ -71,13 +64,12 @@ public struct Router: Middleware {
                                code: "response_not_found")
         default: break
         }
-        guard let route = models[request.model] else {
+        guard let route = routes[request.model] else {
             throw GatewayError(.notFound, type: "invalid_request_error",
                                "The model `\(request.model)` does not exist or you do not have access to it.",
                                param: "model", code: "model_not_found")
         }
-        let plan = plan(for: route)
-        if plan.isEmpty, let reason = route.targets.lazy.compactMap({ self.unavailable[$0.provider] }).first {
+        if let reason = route.unconfigured {
             throw GatewayError(.serviceUnavailable, type: "server_error",
                                "The model `\(request.model)` is not available on this gateway: its provider is not configured (\(reason)).",
                                code: "provider_not_configured")
@@ -87,51 +79,54 @@ public struct Router: Middleware {
         request.context.recordFacts { $0.upstreamStartedAt = .now }
         var attempts = 0
         var lastFailure: (target: ModelRoute.Target, error: GatewayError)?
-        for target in plan {
-            try Task.checkCancellation()
-            let key = target.circuit
-            guard let provider = providers[target.provider], breaker.allows(key) else { continue }
-            if let last = lastFailure {
-                let sameTarget = last.target.provider == target.provider && last.target.model == target.model
-                guard try await wait(after: last.error, retryingSameTarget: sameTarget, attempt: attempts, until: giveUpAt) else { break }
-            }
-            let remaining = giveUpAt - .now
-            guard remaining > .zero else { break }
-            attempts += 1
-            let span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
-            do {
-                var headers = request.upstreamHeaders
-                if let span { headers.add(contentsOf: span.headers) }
-                var response = try await provider.answer(ProviderCall(request: request, upstreamModel: target.model,
-                                                                    timeout: min(timeout, remaining), attempt: attempts,
-                                                                    headers: headers))
-                if let span { response = Self.ending(span, with: response, context: request.context) }
-                breaker.recordSuccess(key)
-                let owner = ([route.name] + route.fallbacks).lazy.compactMap { self.models[$0] }
-                    .first { $0.targets.contains { $0.provider == target.provider && $0.model == target.model } }
-                request.context.recordFacts { facts in
-                    facts.provider = target.provider
-                    facts.upstreamModel = target.model
-                    facts.attempts = attempts
-                    facts.usedFallback = owner?.name != route.name
-                    facts.price = target.price ?? owner?.price
-                    facts.upstreamRespondedAt = .now
+        // Each tier's targets in its weighted order, repeated up to `retries + 1` attempts.
+        tiers: for tier in route.tiers {
+            let order = tier.order()
+            guard !order.isEmpty else { continue }
+            for turn in 0...retries {
+                try Task.checkCancellation()
+                let candidate = order[turn % order.count], target = candidate.target
+                guard let provider = candidate.provider, candidate.circuit.allows() else { continue }
+                if let last = lastFailure {
+                    let sameTarget = last.target.provider == target.provider && last.target.model == target.model
+                    guard try await wait(after: last.error, retryingSameTarget: sameTarget, attempt: attempts, until: giveUpAt) else { break tiers }
                 }
-                response.provider = target.provider
-                response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
-                return response
-            } catch {
-                span?.end(GatewayError(error, provider: target.provider), nil)
-                if error is CancellationError || Task.isCancelled { throw error }
-                let failure = GatewayError(error, provider: target.provider)
-                if Self.countsAgainstBreaker(failure) { breaker.recordFailure(key) } else { breaker.recordSuccess(key) }
-                request.context.logger.warning("provider attempt failed", metadata: [
-                    "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),
-                    "status": .stringConvertible(failure.status.code), "error": .string(failure.message),
-                ])
-                request.context.recordFacts { $0.attempts = attempts }
-                guard Self.isRetryable(failure) else { throw named(failure, attempts: attempts, model: request.model) }
-                lastFailure = (target, failure)
+                let remaining = giveUpAt - .now
+                guard remaining > .zero else { break tiers }
+                attempts += 1
+                let span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
+                do {
+                    var headers = request.upstreamHeaders
+                    if let span { headers.add(contentsOf: span.headers) }
+                    var response = try await provider.answer(ProviderCall(request: request, upstreamModel: target.model,
+                                                                        timeout: min(timeout, remaining), attempt: attempts,
+                                                                        headers: headers))
+                    if let span { response = Self.ending(span, with: response, context: request.context) }
+                    candidate.circuit.recordSuccess()
+                    request.context.recordFacts { facts in
+                        facts.provider = target.provider
+                        facts.upstreamModel = target.model
+                        facts.attempts = attempts
+                        facts.usedFallback = tier.model.name != route.name
+                        facts.price = target.price ?? tier.model.price
+                        facts.upstreamRespondedAt = .now
+                    }
+                    response.provider = target.provider
+                    response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
+                    return response
+                } catch {
+                    span?.end(GatewayError(error, provider: target.provider), nil)
+                    if error is CancellationError || Task.isCancelled { throw error }
+                    let failure = GatewayError(error, provider: target.provider)
+                    if Self.countsAgainstBreaker(failure) { candidate.circuit.recordFailure() } else { candidate.circuit.recordSuccess() }
+                    request.context.logger.warning("provider attempt failed", metadata: [
+                        "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),
+                        "status": .stringConvertible(failure.status.code), "error": .string(failure.message),
+                    ])
+                    request.context.recordFacts { $0.attempts = attempts }
+                    guard Self.isRetryable(failure) else { throw named(failure, attempts: attempts, model: request.model) }
+                    lastFailure = (target, failure)
+                }
             }
         }
         if let lastFailure { throw named(lastFailure.error, attempts: attempts, model: request.model) }
@@ -140,20 +135,6 @@ public struct Router: Middleware {
                                        code: "circuit_open")
         unavailable.headers.add(name: "x-sluice-attempts", value: "0")
         throw unavailable
-    }
-
-    /// The targets to try, in order: the model's own targets (smooth weighted order, targets
-    /// with an open circuit left out, repeated up to `retries + 1` attempts), then each fallback
-    /// model's the same way.
-    func plan(for route: ModelRoute) -> [ModelRoute.Target] {
-        var attempts: [ModelRoute.Target] = []
-        for name in [route.name] + route.fallbacks {
-            guard let picker = pickers[name] else { continue }
-            let order = picker.order().filter { providers[$0.provider] != nil && !breaker.isOpen($0.circuit) }
-            guard !order.isEmpty else { continue }
-            attempts += (0...retries).map { order[$0 % order.count] }
-        }
-        return attempts
     }
 
     /// Before retrying: a 429's `retry-after` when the same target comes again (up to
