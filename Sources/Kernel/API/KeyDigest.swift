@@ -8,7 +8,7 @@ public struct KeyDigest: Sendable, Equatable {
     public init(of key: String) {
         var hasher = SHA256(), key = key
         key.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }  // the key's bytes, not a copy
-        bytes = Array(hasher.finalize())
+        bytes = hasher.finalize().withUnsafeBytes { Array($0) }  // a copy of 32 bytes, not a walk over the digest's sequence
     }
 
     /// From 64 hexadecimal digits (the output of `sha256sum`); `nil` for anything else.
