@@ -145,10 +145,13 @@ public struct JSONView: Sendable {
         }
         if let members {
             bytes.withUnsafeReadableBytes { raw in
-                for index in keys.indices {
-                    var key = keys[index]
-                    let member = key.withUTF8 { wanted in members.members.first { $0.hasKey(wanted, in: raw) } }
-                    if let member { found[index] = self.member(member.valueRange, of: bytes) }
+                // Lengths first: most pairs of a member and a wanted key differ in length.
+                for member in members.members {
+                    let length = member.escapedKey?.utf8.count ?? member.keyRange.count
+                    for index in keys.indices where keys[index].utf8.count == length {
+                        var key = keys[index]
+                        if key.withUTF8({ member.hasKey($0, in: raw) }) { found[index] = self.member(member.valueRange, of: bytes) }
+                    }
                 }
             }
             return found
