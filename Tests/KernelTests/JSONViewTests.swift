@@ -78,6 +78,19 @@ import Testing
         }
     }
 
+    /// Integers are read from their text as `Int(String)` reads them, to the edges of 64 bits.
+    @Test func integersAreReadAsIntReadsThem() throws {
+        var generator = SystemRandomNumberGenerator()
+        let values = ["0", "-0", "7", "-7", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+                      "-9223372036854775809", "99999999999999999999", "", "-", "1x", " 1"]
+            + (0..<2000).map { _ in String(Int.random(in: .min ... .max, using: &generator)) }
+        for text in values {
+            var text = text
+            #expect(text.withUTF8 { JSONView.integer(UnsafeRawBufferPointer($0)) } == Int(text), "\(text)")
+        }
+        #expect(try Self.scanned(#"{"n": -9223372036854775808}"#)["n"]?.int == .min)
+    }
+
     /// Several members in one call, from the index of a scanned body and from the walk of a nested
     /// object, are what one subscript per key finds (an escaped key included).
     @Test func membersAreWhatSubscriptsFind() throws {

@@ -75,13 +75,33 @@ public struct JSONView: Sendable {
         case .tree(let json): return json.int
         case .bytes(let bytes):
             switch kind {
-            case .integer: return Int(String(buffer: bytes))
+            case .integer: return bytes.withUnsafeReadableBytes(Self.integer)
             case .real:
                 guard let value = double, value.rounded() == value else { return nil }
                 return Int(exactly: value)
             default: return nil
             }
         }
+    }
+
+    /// A JSON integer's text as an `Int` (what `Int(String)` reads, without making the string);
+    /// `nil` beyond 64 bits.
+    static func integer(_ text: UnsafeRawBufferPointer) -> Int? {
+        let negative = text.first == UInt8(ascii: "-")
+        var index = negative ? 1 : 0
+        guard index < text.count else { return nil }
+        var value = 0
+        while index < text.count {
+            let digit = text[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            // Negative numbers are built downwards, so that Int.min fits.
+            let (tens, overTens) = value.multipliedReportingOverflow(by: 10)
+            let (next, over) = negative ? tens.subtractingReportingOverflow(Int(digit)) : tens.addingReportingOverflow(Int(digit))
+            guard !overTens, !over else { return nil }
+            value = next
+            index += 1
+        }
+        return value
     }
 
     public var double: Double? {
