@@ -18,6 +18,10 @@ the same run, so a busy or slow machine moves goal and figure together:
   memory                          ≤ 20 KB per open http:// stream (full pipeline; 10,000 streams
                                     ≤ 250 MB); RSS after the load runs ≤ 60 MB
   streaming                       TTFB overhead ≤ 0.5 ms; longest-held chunk within 1 ms of the floor's
+Beside the targets, a diagnostic: the 1-connection latency again with wrk, the upstream and the
+server all pinned to CPU 0 (`taskset`), where no wake-up crosses vCPUs. It separates a request's
+own work from where the scheduler happened to put the three processes, which on a small VM moves
+the spread p50 by tens of µs.
 Each row of the targets table shows nginx's and the floor's figure beside sluice's, and LiteLLM's
 (--with-litellm) and the baseline binary's (--baseline-bin) when measured. `https://` memory per
 stream and HTTP/2 connection counts are not measured here.
@@ -291,7 +295,7 @@ class Suite:
         self.procs = Procs()
         self.notes: list[str] = []
         self.failures: list[str] = []
-        self.r: dict = {"wrk": {}, "streaming": {}, "memory": {}, "startup": {}, "profile": {}, "body": {}}
+        self.r: dict = {"wrk": {}, "one_cpu": {}, "streaming": {}, "memory": {}, "startup": {}, "profile": {}, "body": {}}
         base = args.port_base
         self.port = {"json": base, "sse": base + 1, "proxy": base + 2, "py": base + 3,
                      "ar": base + 4, "full": base + 5, "start": base + 6, "litellm": base + 7, "otlp": base + 8,
@@ -612,6 +616,7 @@ litellm_settings:
         usable = self.sanity({"litellm": (self.port["litellm"], KEY)})
         if usable:
             self.load_runs(usable)
+            self.one_cpu_latency(usable)
             log(f"streaming through LiteLLM: {self.args.streams} streams")
             res = self.stream_timing("fast-litellm", f"http://127.0.0.1:{self.port['litellm']}/v1", KEY, "bench-stream")
             if res:
@@ -644,10 +649,10 @@ litellm_settings:
 
     # ---- wrk
     def wrk(self, name: str, port: int, key: str | None, conns: int, seconds: float, tag: str,
-            body_bytes: int | None = None) -> dict | None:
+            body_bytes: int | None = None, cpus: str | None = None) -> dict | None:
         threads = 1 if conns == 1 else 2
         # wrk takes whole seconds only
-        cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
+        cmd = (["taskset", "-c", cpus] if cpus else []) + ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
                "-s", str(LUA), f"http://127.0.0.1:{port}"]
         env = {**os.environ, "BENCH_KEY": key or "none", "BENCH_MODEL": "bench", "BENCH_BODY_BYTES": str(body_bytes or "")}
         try:
@@ -689,6 +694,33 @@ litellm_settings:
                     self.failures.append(f"wrk {name} c{conns}: {res['error_total']} errors "
                                          f"(socket {res['errors']}, non-2xx {res['non2xx']}) in {res['requests']} requests")
                 log(f"  {res['rps']:.0f} req/s, p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs, errors {res['error_total']}")
+
+    def one_cpu_latency(self, usable: dict) -> None:
+        """The 1-connection latency again with wrk, the upstream and the server under test all on
+        CPU 0. Spread over the vCPUs (the runs above), each request wakes a process on another
+        vCPU two or three times, and how often the scheduler puts them together changes the p50 by
+        tens of µs; on one CPU no wake-up crosses vCPUs, so the figure is the request's own work.
+        A diagnostic beside the target, which stays the spread p50."""
+        all_cpus = f"0-{(os.cpu_count() or 1) - 1}"
+        upstream = process_tree(self.pids["nginx-upstream"].pid)
+        for name in ("direct", "floor", "sluice-ar", "base-ar"):
+            if name not in usable:
+                continue
+            port, key = usable[name]
+            pinned = set(upstream) | set(process_tree(self.pids[self.server_of[name]].pid))
+            for pid in pinned:
+                subprocess.run(["taskset", "-a", "-p", "-c", "0", str(pid)], capture_output=True)
+            try:
+                log(f"wrk {name} c1 on CPU 0: 1s warm-up + 5s")
+                self.wrk(name, port, key, 1, 1, "-cpu0-warmup", cpus="0")
+                res = self.wrk(name, port, key, 1, 5, "-cpu0", cpus="0")
+            finally:
+                for pid in pinned:
+                    subprocess.run(["taskset", "-a", "-p", "-c", all_cpus, str(pid)], capture_output=True)
+            self.truncate_logs()
+            if res:
+                self.r["one_cpu"][name] = res
+                log(f"  p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs")
 
     def measured_wrk(self, name: str, pids: list[int], port: int, key: str | None, conns: int, seconds: float,
                      tag: str = "", body_bytes: int | None = None) -> dict | None:
@@ -1069,6 +1101,7 @@ litellm_settings:
             usable = self.sanity()
             self.wait_quiet()
             self.load_runs(usable)
+            self.one_cpu_latency(usable)
             self.streaming(usable)
             servers = ["ar", "full"] + (["base-ar", "base-full"] if self.baseline else [])
             # RSS after the load runs is read before the body-size runs, whose 200 KB bodies would add to it
@@ -1173,6 +1206,19 @@ def render(r: dict, args) -> str:
             if res:
                 add(f"| {names[name]} | {res['latency_us']['p50'] - d1['latency_us']['p50']} | "
                     f"{res['latency_us']['p99'] - d1['latency_us']['p99']} |")
+        add("")
+
+    one = r.get("one_cpu") or {}
+    if one.get("floor"):
+        add("The same at 1 connection with wrk, the upstream and the server all on CPU 0 (a diagnostic: no "
+            "wake-up crosses vCPUs, so this is the request's own work; spread over the vCPUs as above, where "
+            "the scheduler puts each process moves the p50 by tens of µs):\n")
+        add("| target | p50 µs | p99 µs | + p50 vs the floor |\n|---|---:|---:|---:|")
+        for name in ("direct", "floor", "sluice-ar", "base-ar"):
+            res = one.get(name)
+            if res:
+                add(f"| {names[name]} | {res['latency_us']['p50']} | {res['latency_us']['p99']} | "
+                    f"{res['latency_us']['p50'] - one['floor']['latency_us']['p50']:+d} |")
         add("")
 
     ng = w.get("nginx", {}).get(32, {}).get("cpu_us_per_req")
