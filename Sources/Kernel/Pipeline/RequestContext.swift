@@ -20,6 +20,9 @@ public final class RequestContext: Sendable {
         var usage: Usage?
         /// A whole answer whose usage is not read yet, and how to read it (`setUsage(from:read:)`).
         var unreadUsage: (answer: ByteBuffer, read: @Sendable (ByteBuffer) -> Usage?)?
+        var facts = RequestFacts()
+        var attemptTracer: (any AttemptTracer)?
+        var storage: [ObjectIdentifier: any Sendable] = [:]
 
         /// `usage`, read from the answer first if that is still to do.
         mutating func readUsage() -> Usage? {
@@ -29,9 +32,6 @@ public final class RequestContext: Sendable {
             }
             return usage
         }
-        var facts = RequestFacts()
-        var attemptTracer: (any AttemptTracer)?
-        var storage: [ObjectIdentifier: any Sendable] = [:]
     }
 
     public convenience init(requestID: String, logger: Logger, allocator: ByteBufferAllocator = ByteBufferAllocator(),
