@@ -9,6 +9,18 @@ enum ByteWord {
     static let ones: UInt64 = 0x0101_0101_0101_0101
     static let highBits: UInt64 = 0x8080_8080_8080_8080
 
+    /// The eight bytes at `offset`, the first of them in the lowest lane.
+    @inline(__always)
+    static func load(_ bytes: UnsafeRawPointer, at offset: Int) -> UInt64 {
+        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// The offset within the word of the first byte that a non-zero `has` or
+    /// `hasControlOrNonASCII` result marks. Only its lowest mark is exact (a borrow runs upward,
+    /// into later bytes, never down), and that is the one counted.
+    @inline(__always)
+    static func firstMarked(_ marks: UInt64) -> Int { marks.trailingZeroBitCount >> 3 }
+
     /// Non-zero when some byte of `word` is `byte` (the high bit of that byte lane is set).
     @inline(__always)
     static func has(_ byte: UInt8, in word: UInt64) -> UInt64 {

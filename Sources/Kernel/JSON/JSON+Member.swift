@@ -119,8 +119,12 @@ struct JSONSkimmer {
         while true {
             // Only a quote or a backslash matters here (a scan has checked the rest, or jansson will).
             while index + 8 <= bytes.count {
-                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                guard ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word) == 0 else { break }
+                let word = ByteWord.load(bytes.baseAddress!, at: index)
+                let marks = ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
+                guard marks == 0 else {
+                    index += ByteWord.firstMarked(marks)
+                    break
+                }
                 index += 8
             }
             guard index < bytes.count else { return nil }

@@ -356,14 +356,18 @@ private struct Scanner {
     }
 
     /// Skips eight bytes at a time while none ends the string or needs a closer look (a quote, a
-    /// backslash, a control character or a non-ASCII byte): most of a conversation's text.
+    /// backslash, a control character or a non-ASCII byte): most of a conversation's text. Stops
+    /// at the first byte that does.
     private mutating func skipPlainASCII(_ decodedCount: inout Int) {
         let start = position
         while position + 8 <= bytes.count {
-            let word = bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+            let word = ByteWord.load(bytes.baseAddress!, at: position)
             let special = ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
                 | ByteWord.hasControlOrNonASCII(word)
-            guard special == 0 else { break }
+            guard special == 0 else {
+                position += ByteWord.firstMarked(special)
+                break
+            }
             position += 8
         }
         decodedCount += position - start

@@ -187,12 +187,11 @@ struct LogLine {
             var plainStart = 0, index = 0
             while index < utf8.count {
                 if index + 8 <= utf8.count {  // eight plain bytes at a time (non-ASCII text is taken a byte at a time)
-                    let word = start.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                    if ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
-                        | ByteWord.hasControlOrNonASCII(word) == 0 {
-                        index += 8
-                        continue
-                    }
+                    let word = ByteWord.load(start, at: index)
+                    let marks = ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
+                        | ByteWord.hasControlOrNonASCII(word)
+                    index += ByteWord.firstMarked(marks)  // all eight when none is marked
+                    if marks == 0 { continue }
                 }
                 let byte = utf8[index]
                 index += 1
