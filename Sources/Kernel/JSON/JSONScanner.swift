@@ -310,16 +310,18 @@ private struct Scanner {
     }
 
     /// Scans a string starting at its opening quote; its escapes and UTF-8 are checked. A key's
-    /// decoded bytes are hashed, and copied to `decodedKeys` when escapes make them differ from the input.
+    /// decoded bytes are copied to `decodedKeys` when escapes make them differ from the input, and
+    /// hashed once the key ends.
     private mutating func string(isKey: Bool) throws(Failure) -> (decodedCount: Int, key: Key) {
         position += 1
         let start = position
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         var decodedCount = 0
         var hasEscapes = false
         let decodedStart = decodedKeys.count
         while true {
-            if !isKey { skipPlainASCII(&decodedCount) }
+            let plainStart = position
+            skipPlainASCII(&decodedCount)
+            if isKey && hasEscapes { decodedKeys.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[plainStart..<position])) }
             guard position < bytes.count else { throw Failure(offset: start - 1, message: "unterminated string") }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") { break }
@@ -331,28 +333,30 @@ private struct Scanner {
                 var utf8 = UTF8.encode(Unicode.Scalar(scalar)!)!.makeIterator()
                 while let byte = utf8.next() {
                     decodedCount += 1
-                    if isKey {
-                        hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-                        decodedKeys.append(byte)
-                    }
+                    if isKey { decodedKeys.append(byte) }
                 }
                 continue
             }
             let length = byte < 0x80 ? 1 : try utf8Sequence()
-            if isKey {
-                for offset in 0..<length { hash = (hash ^ UInt64(bytes[position + offset])) &* 0x100_0000_01b3 }
-                if hasEscapes { decodedKeys.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)])) }
-            }
+            if isKey && hasEscapes { decodedKeys.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)])) }
             position += length
             decodedCount += length
         }
         let end = position
         position += 1
         longestString = max(longestString, decodedCount)
-        let key = hasEscapes
-            ? Key(hash: hash, start: decodedStart, count: decodedKeys.count - decodedStart, decoded: true)
-            : Key(hash: hash, start: start, count: end - start, decoded: false)
-        return (decodedCount, key)
+        guard isKey else { return (decodedCount, Key(hash: 0, start: start, count: end - start, decoded: false)) }
+        return hasEscapes
+            ? (decodedCount, Key(hash: decodedKeys.withUnsafeBytes { Self.hash(UnsafeRawBufferPointer(rebasing: $0[decodedStart...])) },
+                                 start: decodedStart, count: decodedKeys.count - decodedStart, decoded: true))
+            : (decodedCount, Key(hash: Self.hash(UnsafeRawBufferPointer(rebasing: bytes[start..<end])), start: start, count: end - start, decoded: false))
+    }
+
+    /// FNV-1a of a key's decoded bytes: the same key hashes the same however it is escaped.
+    private static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
     }
 
     /// Skips eight bytes at a time while none ends the string or needs a closer look (a quote, a
