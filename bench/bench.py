@@ -616,7 +616,6 @@ litellm_settings:
         usable = self.sanity({"litellm": (self.port["litellm"], KEY)})
         if usable:
             self.load_runs(usable)
-            self.one_cpu_latency(usable)
             log(f"streaming through LiteLLM: {self.args.streams} streams")
             res = self.stream_timing("fast-litellm", f"http://127.0.0.1:{self.port['litellm']}/v1", KEY, "bench-stream")
             if res:
@@ -652,8 +651,10 @@ litellm_settings:
             body_bytes: int | None = None, cpus: str | None = None) -> dict | None:
         threads = 1 if conns == 1 else 2
         # wrk takes whole seconds only
-        cmd = (["taskset", "-c", cpus] if cpus else []) + ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
+        cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s",
                "-s", str(LUA), f"http://127.0.0.1:{port}"]
+        if cpus:
+            cmd = ["taskset", "-c", cpus] + cmd
         env = {**os.environ, "BENCH_KEY": key or "none", "BENCH_MODEL": "bench", "BENCH_BODY_BYTES": str(body_bytes or "")}
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
