@@ -13,7 +13,9 @@ struct Route: Sendable {
 
     /// One public model's targets, picked by smooth weighted round robin.
     struct Tier: Sendable {
-        let model: ModelRoute
+        /// The public model whose targets these are, and its price (a target's own price wins).
+        let model: String
+        let price: Price?
         let targets: [Target]
         let picker: SmoothWeightedRoundRobin
 
@@ -43,13 +45,14 @@ struct Route: Sendable {
                 circuits[key] = breaker
                 return Target(target: target, provider: providers[target.provider], circuit: breaker)
             }
-            return (model.name, Tier(model: model, targets: targets, picker: SmoothWeightedRoundRobin(weights: model.targets.map(\.weight))))
+            return (model.name, Tier(model: model.name, price: model.price, targets: targets,
+                                     picker: SmoothWeightedRoundRobin(weights: model.targets.map(\.weight))))
         }, uniquingKeysWith: { $1 })
-        return tiers.mapValues { tier in
-            let all = [tier] + tier.model.fallbacks.compactMap { tiers[$0] }
+        return Dictionary(models.map { model in
+            let all = [tiers[model.name]!] + model.fallbacks.compactMap { tiers[$0] }
             let servable = all.contains { $0.targets.contains { $0.provider != nil && $0.target.weight > 0 } }
-            return Route(name: tier.model.name, tiers: all,
-                         unconfigured: servable ? nil : tier.model.targets.lazy.compactMap { unavailable[$0.provider] }.first)
-        }
+            return (model.name, Route(name: model.name, tiers: all,
+                                      unconfigured: servable ? nil : model.targets.lazy.compactMap { unavailable[$0.provider] }.first))
+        }, uniquingKeysWith: { $1 })
     }
 }

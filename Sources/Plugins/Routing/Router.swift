@@ -107,8 +107,8 @@ public struct Router: Middleware {
                         facts.provider = target.provider
                         facts.upstreamModel = target.model
                         facts.attempts = attempts
-                        facts.usedFallback = tier.model.name != route.name
-                        facts.price = target.price ?? tier.model.price
+                        facts.usedFallback = tier.model != route.name
+                        facts.price = target.price ?? tier.price
                         facts.upstreamRespondedAt = .now
                     }
                     response.provider = target.provider
