@@ -72,6 +72,26 @@ import Testing
         #expect(!body.isParsed)
     }
 
+    @Test func splicesAStringWithCharactersToEscape() throws {
+        var body = try Self.body(#"{"model":"a","n":1}"#)
+        body.replaceMember("model", with: "q\"uote\\ \n\u{1}é")
+        #expect(Self.text(body) == #"{"model":"q\"uote\\ \n\u0001é","n":1}"#)
+        #expect(body.member("model")?.string == "q\"uote\\ \n\u{1}é")
+        #expect(body.member("n")?.int == 1)
+        body.replaceMember("new\tkey", with: "v")
+        #expect(Self.text(body) == #"{"model":"q\"uote\\ \n\u0001é","n":1,"new\tkey":"v"}"#)
+        #expect(body.member("new\tkey")?.string == "v")
+        #expect(!body.isParsed)
+    }
+
+    @Test func setsAStringOnATreeBody() throws {
+        var body = try Self.body(#"{"model":"a"}"#)
+        body.json["n"] = 2
+        body.replaceMember("model", with: "b")
+        #expect(body.json == ["model": "b", "n": 2])
+        #expect(Self.text(body) == #"{"model":"b","n":2}"#)
+    }
+
     @Test func aTreeBuiltBeforeASpliceChangesWithIt() throws {
         var body = try Self.body(#"{"model":"a","n":1}"#)
         #expect(body.json["n"] == 1)

@@ -103,8 +103,7 @@ struct FrontDoor: Sendable {
         } else {
             lease?.release()
         }
-        response.headers.replaceOrAdd(name: "x-request-id", value: requestID)
-        response.headers.replaceOrAdd(name: "x-sluice-provider", value: response.provider ?? "none")
+        response.headers.replaceOrAdd(["x-request-id": requestID, "x-sluice-provider": response.provider ?? "none"])
         return response
     }
 

@@ -63,7 +63,7 @@ extension HTTPHeaders {
         var value = value
         return value.withUTF8 { bytes -> String? in
             guard bytes.count > 7, bytes[6] == UInt8(ascii: " "),
-                  zip(bytes[..<6], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+                  HTTPSyntax.isLowercase(UnsafeBufferPointer(rebasing: bytes[..<6]), in: "bearer") else { return nil }
             var start = 7, end = bytes.count
             while start < end, bytes[start] == UInt8(ascii: " ") { start += 1 }
             while end > start, bytes[end - 1] == UInt8(ascii: " ") { end -= 1 }

@@ -49,9 +49,32 @@ enum HTTPSyntax {
     /// Whether a header's name is `lowercase`, in any case (without making a lowercased copy).
     static func isNamed(_ name: String, _ lowercase: StaticString) -> Bool {
         guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        return zip(name.utf8, expected).allSatisfy { byte, lower in
-            byte == lower || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte | 0x20 == lower)
+        var name = name
+        return name.withUTF8 { isLowercase($0, in: lowercase) }
+    }
+
+    /// Whether `bytes` are `lowercase` in any case.
+    static func isLowercase(_ bytes: UnsafeBufferPointer<UInt8>, in lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for index in bytes.indices where bytes[index] != expected[index] {
+            guard bytes[index] &- UInt8(ascii: "A") < 26, bytes[index] | 0x20 == expected[index] else { return false }
+        }
+        return true
+    }
+
+    /// Whether two headers' names are the same in any case.
+    static func isSameName(_ name: String, _ other: String) -> Bool {
+        guard name.utf8.count == other.utf8.count else { return false }
+        var name = name, other = other
+        return name.withUTF8 { bytes in
+            other.withUTF8 { otherBytes in
+                for index in bytes.indices where bytes[index] != otherBytes[index] {
+                    let lower = bytes[index] | 0x20
+                    guard lower == otherBytes[index] | 0x20, lower &- UInt8(ascii: "a") < 26 else { return false }
+                }
+                return true
+            }
         }
     }
 

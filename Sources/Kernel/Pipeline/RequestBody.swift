@@ -92,18 +92,35 @@ public struct RequestBody: Sendable {
     /// the client's bytes while no tree is the body: renaming the `model` of a 200 KB conversation
     /// copies its bytes once and parses none of them.
     public mutating func replaceMember(_ key: String, with value: JSON?) {
+        replaceMember(key, encoded: { value?.encoded(using: ByteBufferAllocator(), sizeHint: 64) }, value: { value })
+    }
+
+    /// Sets a top-level member to a string, as `replaceMember(_:with:)` does with `JSON(value)`;
+    /// while no tree is the body, the string is written into the bytes without making a JSON
+    /// value (a provider renames the `model` of every request).
+    public mutating func replaceMember(_ key: String, with value: String) {
+        replaceMember(key, encoded: {
+            var encoded = ByteBufferAllocator().buffer(capacity: value.utf8.count + 2)
+            encoded.writeJSONString(value)
+            return encoded
+        }, value: { JSON(value) })
+    }
+
+    /// `encoded` is the value's bytes to splice in (`nil` removes the member); `value` the same
+    /// value as a tree, made only when a tree is kept.
+    private mutating func replaceMember(_ key: String, encoded: () -> ByteBuffer?, value: () -> JSON?) {
         switch content {
         case .scanned(let index, let lazy):
-            let (bytes, members) = Self.splice(raw, index: index, key: key, value: value)
+            let (bytes, members) = Self.splice(raw, index: index, key: key, value: encoded())
             raw = bytes
             // A tree built already is kept, changed the same way (a shallow copy of its top level).
             var tree = lazy.built
-            tree?[key] = value
+            tree?[key] = value()  // not evaluated without a tree
             content = .scanned(members, tree.map(LazyTree.init) ?? LazyTree())
             isModified = true
         case .tree(var json):
             content = .opaque  // lets `json` be uniquely referenced while it changes
-            json[key] = value
+            json[key] = value()
             content = .tree(json)
         case .opaque:
             break
@@ -118,7 +135,7 @@ public struct RequestBody: Sendable {
         }
     }
 
-    private static func splice(_ raw: ByteBuffer, index: JSONMemberIndex, key: String, value: JSON?)
+    private static func splice(_ raw: ByteBuffer, index: JSONMemberIndex, key: String, value: ByteBuffer?)
         -> (ByteBuffer, JSONMemberIndex) {
         let found = raw.withUnsafeReadableBytes { index.find(key, in: $0) }
         var members = index.members
@@ -130,7 +147,7 @@ public struct RequestBody: Sendable {
             return (raw, index)
         case (let found?, let value?):
             replaced = members[found].valueRange
-            insertion = value.encoded(using: ByteBufferAllocator(), sizeHint: 64)
+            insertion = value
             members[found].valueRange = replaced.lowerBound..<(replaced.lowerBound + insertion.readableBytes)
         case (let found?, nil):
             // With the comma that separates it from a neighbour.
@@ -147,12 +164,12 @@ public struct RequestBody: Sendable {
             replaced = at..<at
             if !members.isEmpty { insertion.writeStaticString(",") }
             let start = at + insertion.readableBytes
-            insertion.writeBytes(JSON(key).encoded())
+            let keyLength = insertion.writeJSONString(key)
             let keyRange = (start + 1)..<(at + insertion.readableBytes - 1)
             insertion.writeStaticString(":")
             let valueStart = at + insertion.readableBytes
-            insertion.writeImmutableBuffer(value.encoded(using: ByteBufferAllocator(), sizeHint: 64))
-            let escaped = !JSON(key).encoded().dropFirst().dropLast().elementsEqual(key.utf8)
+            insertion.writeImmutableBuffer(value)
+            let escaped = keyLength != key.utf8.count + 2
             added = JSONMemberIndex.Member(keyRange: keyRange, escapedKey: escaped ? key : nil, start: start,
                                            valueRange: valueStart..<(at + insertion.readableBytes))
         }

@@ -19,9 +19,9 @@ struct AnthropicWire: Sendable {
             var body = request.body
             if let version = endpoint.bodyVersion {
                 body.replaceMember("model", with: nil)
-                body.replaceMember("anthropic_version", with: JSON(version))
+                body.replaceMember("anthropic_version", with: version)
             } else if body.member("model")?.string != call.upstreamModel {
-                body.replaceMember("model", with: JSON(call.upstreamModel))
+                body.replaceMember("model", with: call.upstreamModel)
             }
             // Only a translated request can lack it: the Messages front door requires one.
             if body.member("max_tokens") == nil { body.replaceMember("max_tokens", with: JSON(endpoint.defaultMaxTokens)) }

@@ -101,7 +101,7 @@ struct OpenAIWire: Sendable {
     // MARK: Transport
 
     private func patchModel(_ body: inout RequestBody, _ model: String) {
-        if body.member("model")?.string != model { body.replaceMember("model", with: JSON(model)) }
+        if body.member("model")?.string != model { body.replaceMember("model", with: model) }
     }
 
     private func upstreamRequest(_ path: String, body: ByteBuffer, call: ProviderCall) throws -> UpstreamRequest {

@@ -112,7 +112,7 @@ public struct Router: Middleware {
                         facts.upstreamRespondedAt = .now
                     }
                     response.provider = target.provider
-                    response.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
+                    response.headers.replaceOrAdd(["x-sluice-attempts": String(decimal: attempts)])
                     return response
                 } catch {
                     span?.end(GatewayError(error, provider: target.provider), nil)

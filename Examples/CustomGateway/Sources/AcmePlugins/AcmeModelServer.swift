@@ -41,7 +41,7 @@ public struct AcmeModelServer: Provider {
     public func send(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
         var body = request.body
-        body.replaceMember("model", with: JSON(call.upstreamModel))
+        body.replaceMember("model", with: call.upstreamModel)
         // The usage comes in a last chunk only when asked for; a client that did not ask does not see it.
         let clientAskedForUsage = body.json["stream_options"]?["include_usage"]?.bool == true
         if request.stream, !clientAskedForUsage { body.json["stream_options"] = ["include_usage": true] }
