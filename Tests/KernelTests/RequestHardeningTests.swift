@@ -8,29 +8,89 @@ import Testing
 @Suite struct RequestHardeningTests {
     func body(_ text: String) -> JSON { try! JSON.parse(text) }
 
+    /// A body as the front door reads it: scanned, never parsed.
+    func scanned(_ text: String) throws -> RequestBody {
+        let raw = ByteBuffer(string: text)
+        return RequestBody(raw: raw, scan: try JSONScanner.scan(raw))
+    }
+
+    /// The front door's reading of a chat request with `members` after its model and messages.
+    func fields(_ members: String, operation: APIOperation = .chatCompletions, dialect: APIDialect = .openAI) throws -> RequestFields {
+        try RequestFields(scanned(#"{"model": "m", "messages": [{"role": "user"}], "# + members + "}"),
+                          operation: operation, dialect: dialect)
+    }
+
     @Test(arguments: [
-        #"{"max_tokens": 9223372036854775807}"#, #"{"max_tokens": -5}"#, #"{"max_tokens": 0}"#, #"{"max_tokens": 1.5}"#,
-        #"{"max_completion_tokens": 2147483648}"#, #"{"max_output_tokens": "10"}"#, #"{"n": 0}"#, #"{"n": 1e9}"#,
-        #"{"top_logprobs": 21}"#, #"{"temperature": 2.5}"#, #"{"top_p": -0.1}"#, #"{"presence_penalty": 3}"#,
-        #"{"dimensions": 0}"#, #"{"top_k": -1}"#, #"{"seed": 1.5}"#, #"{"temperature": 1e308}"#,
+        #""max_tokens": 9223372036854775807"#, #""max_tokens": -5"#, #""max_tokens": 0"#, #""max_tokens": 1.5"#,
+        #""max_completion_tokens": 2147483648"#, #""max_output_tokens": "10""#, #""n": 0"#, #""n": 1e9"#,
+        #""top_logprobs": 21"#, #""temperature": 2.5"#, #""top_p": -0.1"#, #""presence_penalty": 3"#,
+        #""dimensions": 0"#, #""top_k": -1"#, #""seed": 1.5"#, #""temperature": 1e308"#, #""n": 1, "top_p": 2"#,
     ])
-    func refusesNumbersOutOfRange(_ text: String) throws {
-        let key = body(text).keys[0]
+    func refusesNumbersOutOfRange(_ members: String) throws {
+        let key = try JSON.parse("{" + members + "}").keys.last!
         #expect {
-            try RequestNumbers.check(body(text), dialect: .openAI)
+            try fields(members)
         } throws: { error in
             (error as? GatewayError)?.status == .badRequest && (error as? GatewayError)?.param == key
         }
     }
 
     @Test func acceptsNumbersInRangeAndNulls() throws {
-        try RequestNumbers.check(body(#"{"max_tokens": 2147483647, "n": 128, "temperature": 2, "top_p": 0, "seed": -9223372036854775808, "top_logprobs": null, "max_completion_tokens": 1.0}"#),
-                                 dialect: .openAI)
+        let read = try fields(#""max_tokens": 2147483647, "n": 128, "temperature": 2, "top_p": 0, "seed": -9223372036854775808, "top_logprobs": null, "max_completion_tokens": 1.0, "stream": true"#)
+        #expect(read.model == "m")
+        #expect(read.stream)
     }
 
     @Test func anthropicTemperatureStopsAtOne() throws {
-        try RequestNumbers.check(body(#"{"temperature": 1}"#), dialect: .anthropic)
-        #expect(throws: GatewayError.self) { try RequestNumbers.check(body(#"{"temperature": 1.5}"#), dialect: .anthropic) }
+        _ = try fields(#""max_tokens": 5, "temperature": 1"#, operation: .messages, dialect: .anthropic)
+        #expect(throws: GatewayError.self) { try fields(#""max_tokens": 5, "temperature": 1.5"#, operation: .messages, dialect: .anthropic) }
+    }
+
+    @Test(arguments: [
+        (#"{"messages": [1]}"#, APIOperation.chatCompletions, "model"),
+        (#"{"model": "", "messages": [1]}"#, .chatCompletions, "model"),
+        (#"{"model": 5, "messages": [1]}"#, .chatCompletions, "model"),
+        (#"{"model": "m", "messages": [1], "stream": "yes"}"#, .chatCompletions, "stream"),
+        (#"{"model": "m"}"#, .chatCompletions, "messages"),
+        (#"{"model": "m", "messages": []}"#, .chatCompletions, "messages"),
+        (#"{"model": "m", "messages": {}}"#, .chatCompletions, "messages"),
+        (#"{"model": "m", "messages": [1]}"#, .messages, "max_tokens"),
+        (#"{"model": "m", "input": null}"#, .embeddings, "input"),
+        (#"{"model": "m", "input": 5}"#, .responses, "input"),
+        (#"{"model": "m"}"#, .responses, "input"),
+        // The shape is refused before the numbers.
+        (#"{"n": 0, "model": "m", "messages": []}"#, .chatCompletions, "messages"),
+    ])
+    func refusesABodyWithoutTheShapeItsOperationNeeds(_ text: String, _ operation: APIOperation, _ param: String) throws {
+        #expect {
+            try RequestFields(scanned(text), operation: operation, dialect: .openAI)
+        } throws: { error in
+            (error as? GatewayError)?.status == .badRequest && (error as? GatewayError)?.param == param
+        }
+    }
+
+    @Test func readsMembersWhoseKeysAreWrittenWithEscapes() throws {
+        let read = try RequestFields(scanned(#"{"mod\u0065l": "m", "m\u0065ssages": [1], "str\u0065am": true, "m\u0061x_tokens": 5}"#),
+                                     operation: .chatCompletions, dialect: .openAI)
+        #expect(read.model == "m")
+        #expect(read.stream)
+    }
+
+    @Test func refusesEscapedNumbersToo() throws {
+        #expect(throws: GatewayError.self) {
+            try RequestFields(scanned(#"{"model": "m", "messages": [1], "m\u0061x_tokens": 0}"#), operation: .chatCompletions, dialect: .openAI)
+        }
+    }
+
+    @Test func walksTheMembersOfATreeAndOfUnindexedBytes() throws {
+        let text = #"{"a": 1, "b\"c": [2], "d": {"e": null}}"#
+        let tree = try JSON.parse(text)
+        var fromTree: [String] = [], fromBytes: [String] = []
+        JSONView(tree).forEachMember { key, value in fromTree.append(String(decoding: key, as: UTF8.self) + "=" + value.json.description) }
+        let nested = try scanned(#"{"x": "# + text + "}").member("x")!
+        nested.forEachMember { key, value in fromBytes.append(String(decoding: key, as: UTF8.self) + "=" + value.json.description) }
+        #expect(fromTree == [#"a=1"#, #"b"c=[2]"#, #"d={"e":null}"#])
+        #expect(fromBytes == fromTree)
     }
 
     @Test func requestBodiesRefuseDuplicateKeys() {

@@ -187,11 +187,10 @@ struct FrontDoor: Sendable {
         let admitted = verdicts.allSatisfy { if case .success = $0 { true } else { false } }
         if endpoint.method == .POST, admitted {
             let scanned = try await Self.scanBody(body, memoryBudget: generation.manifest.server.maxJSONMemoryBytes)
-            try Self.checkShape(scanned, for: endpoint.operation)
-            try RequestNumbers.check(scanned, dialect: endpoint.dialect)
+            let fields = try RequestFields(scanned, operation: endpoint.operation, dialect: endpoint.dialect)
             request.body = scanned
-            request.model = scanned.member("model")?.string ?? ""
-            request.stream = scanned.member("stream")?.bool ?? false
+            request.model = fields.model
+            request.stream = fields.stream
         }
         return try await generation.pipeline.handle(request)
     }
@@ -268,45 +267,6 @@ struct FrontDoor: Sendable {
                                code: "request_too_large")
         case .failure(let error):
             throw GatewayError.invalidRequest("the request body is not valid JSON (\(error))")
-        }
-    }
-
-    /// The fields without which no plugin or provider could make sense of a request. Full
-    /// validation (ranges, roles, limits) is the `validation` plugin's job.
-    static func checkShape(_ body: RequestBody, for operation: APIOperation) throws {
-        let model = body.member("model")
-        guard let name = model?.string, !name.isEmpty else {
-            throw GatewayError.invalidRequest(model == nil ? "you must provide a model parameter" : "model must be a non-empty string",
-                                              param: "model")
-        }
-        if let stream = body.member("stream"), !stream.isNull, stream.bool == nil {
-            throw GatewayError.invalidRequest("stream must be true or false", param: "stream")
-        }
-        switch operation {
-        case .chatCompletions, .messages:
-            guard let messages = body.member("messages") else {
-                throw GatewayError.invalidRequest("missing required parameter: messages", param: "messages")
-            }
-            guard messages.kind == .array, !messages.isEmpty else {
-                throw GatewayError.invalidRequest("messages must be a non-empty array", param: "messages")
-            }
-            if operation == .messages, body.member("max_tokens")?.int == nil {
-                throw GatewayError.invalidRequest("max_tokens: a positive integer is required", param: "max_tokens")
-            }
-        case .embeddings, .moderations:
-            guard let input = body.member("input"), !input.isNull else {
-                throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
-            }
-        case .responses:
-            if let input = body.member("input"), !input.isNull {
-                guard input.kind == .string || input.kind == .array else {
-                    throw GatewayError.invalidRequest("input must be a string or an array of input items", param: "input")
-                }
-            } else if body.member("previous_response_id")?.string == nil {
-                throw GatewayError.invalidRequest("missing required parameter: input", param: "input")
-            }
-        case .listModels, .storedResponse, .deleteStoredResponse, .storedResponseInputItems, .other, .mcp:
-            break
         }
     }
 }

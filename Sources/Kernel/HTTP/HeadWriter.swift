@@ -42,6 +42,12 @@ struct HeadWriter {
         offset += bytes.count
     }
 
+    /// An integer in decimal: `DecimalText.length(of:)` bytes.
+    mutating func put(decimal value: Int) {
+        offset += DecimalText.write(value, into: UnsafeMutableBufferPointer(start: (base + offset).assumingMemoryBound(to: UInt8.self),
+                                                                            count: DecimalText.length(of: value)))
+    }
+
     /// A header line: `name: value` and CR LF.
     mutating func put(name: String, value: String) {
         put(name)

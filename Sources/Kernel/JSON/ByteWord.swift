@@ -42,4 +42,10 @@ enum ByteWord {
         guard let first = a.baseAddress, let second = b.baseAddress else { return true }
         return memcmp(first, second, a.count) == 0
     }
+
+    /// Whether a run of bytes is a literal's UTF-8.
+    @inline(__always)
+    static func equal(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        equal(bytes, UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
 }

@@ -32,11 +32,9 @@ enum ResponseHead {
             size += HeadWriter.size(name: name, value: value)
         }
         if close { size += "connection: close\r\n".utf8.count }
-        var lengthText = ""
         switch framing {
         case .length(let length):
-            lengthText = String(length)
-            size += "content-length: \r\n".utf8.count + lengthText.utf8.count
+            size += "content-length: \r\n".utf8.count + DecimalText.length(of: length)
         case .chunked:
             size += "transfer-encoding: chunked\r\n".utf8.count
         case .none:
@@ -53,9 +51,9 @@ enum ResponseHead {
             for (name, value) in headers where !skips(name, close: close) { out.put(name: name, value: value) }
             if close { out.put("connection: close\r\n") }
             switch framing {
-            case .length:
+            case .length(let length):
                 out.put("content-length: ")
-                out.put(lengthText)
+                out.put(decimal: length)
                 out.put("\r\n")
             case .chunked:
                 out.put("transfer-encoding: chunked\r\n")

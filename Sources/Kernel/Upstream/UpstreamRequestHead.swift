@@ -29,8 +29,7 @@ enum UpstreamRequestHead {
         }
         if !hasHost { size += "host: \r\n".utf8.count + host.utf8.count }
         let length = bodyLength ?? (method == .POST || method == .PUT || method == .PATCH ? 0 : nil)
-        let lengthText = length.map { String($0) }
-        if let lengthText { size += "content-length: \r\n".utf8.count + lengthText.utf8.count }
+        if let length { size += "content-length: \r\n".utf8.count + DecimalText.length(of: length) }
 
         var head = ByteBufferAllocator().buffer(capacity: size)
         HeadWriter.write(size, to: &head) { out in
@@ -44,9 +43,9 @@ enum UpstreamRequestHead {
                 out.put(host)
                 out.put("\r\n")
             }
-            if let lengthText {
+            if let length {
                 out.put("content-length: ")
-                out.put(lengthText)
+                out.put(decimal: length)
                 out.put("\r\n")
             }
             out.put("\r\n")
