@@ -104,6 +104,24 @@ import Testing
         #expect(view.members(keys).compactMap { $0 }.count == 5)
     }
 
+    /// A walk over an object's members, from the index of a scanned body, the walk of a nested
+    /// object and a tree, meets every member subscripts find, in document order (escaped keys decoded).
+    @Test func aWalkOverTheMembersMeetsWhatSubscriptsFind() throws {
+        let (view, tree) = try Self.both()
+        let inner = try #require(view["messages"]?[1])
+        for object in [view, inner, JSONView(tree), JSONView(try #require(tree["messages"]?[1]))] {
+            var walked: [(String, JSON)] = []
+            object.forEachMember { key, value in walked.append((String(decoding: key, as: UTF8.self), value.json)) }
+            #expect(walked.map(\.0) == object.keys)
+            #expect(walked.map(\.1) == object.keys.map { object[$0]?.json })
+        }
+        var keys: [String] = []
+        view.forEachMember { key, _ in keys.append(String(decoding: key, as: UTF8.self)) }
+        #expect(keys.last == "key")
+        JSONView(JSON(5)).forEachMember { _, _ in Issue.record("a number has no members") }
+        try Self.scanned("[1]").forEachMember { _, _ in Issue.record("an array has no members") }
+    }
+
     /// Strings are skipped eight bytes at a time up to a quote or backslash: one at every offset of
     /// a long string, in a nested object (walked, not indexed), leaves every member where the tree has it.
     @Test func anEscapeIsSeenAtEveryOffsetOfALongString() throws {

@@ -82,17 +82,6 @@ import Testing
         }
     }
 
-    @Test func walksTheMembersOfATreeAndOfUnindexedBytes() throws {
-        let text = #"{"a": 1, "b\"c": [2], "d": {"e": null}}"#
-        let tree = try JSON.parse(text)
-        var fromTree: [String] = [], fromBytes: [String] = []
-        JSONView(tree).forEachMember { key, value in fromTree.append(String(decoding: key, as: UTF8.self) + "=" + value.json.description) }
-        let nested = try scanned(#"{"x": "# + text + "}").member("x")!
-        nested.forEachMember { key, value in fromBytes.append(String(decoding: key, as: UTF8.self) + "=" + value.json.description) }
-        #expect(fromTree == [#"a=1"#, #"b"c=[2]"#, #"d={"e":null}"#])
-        #expect(fromBytes == fromTree)
-    }
-
     @Test func requestBodiesRefuseDuplicateKeys() {
         var buffer = ByteBuffer(string: #"{"model": "a", "messages": [], "model": "b"}"#)
         #expect(throws: JSONParseError.self) { try JSON.parseRequest(buffer, memoryBudget: 1 << 20) }
