@@ -19,13 +19,15 @@ struct FrontDoor: Sendable {
         var method: HTTPMethod
     }
 
-    private static let endpoints: [Substring: Endpoint] = [
-        "/v1/chat/completions": Endpoint(operation: .chatCompletions, dialect: .openAI, method: .POST),
-        "/v1/embeddings": Endpoint(operation: .embeddings, dialect: .openAI, method: .POST),
-        "/v1/moderations": Endpoint(operation: .moderations, dialect: .openAI, method: .POST),
-        "/v1/models": Endpoint(operation: .listModels, dialect: .openAI, method: .GET),
-        "/v1/messages": Endpoint(operation: .messages, dialect: .anthropic, method: .POST),
-        "/v1/responses": Endpoint(operation: .responses, dialect: .openAI, method: .POST),
+    /// Searched in order, on the path's bytes: a `Substring`-keyed dictionary hashed each path
+    /// (normalising it as Unicode) twice a request, which cost more than comparing six.
+    private static let endpoints: [(path: StaticString, endpoint: Endpoint)] = [
+        ("/v1/chat/completions", Endpoint(operation: .chatCompletions, dialect: .openAI, method: .POST)),
+        ("/v1/embeddings", Endpoint(operation: .embeddings, dialect: .openAI, method: .POST)),
+        ("/v1/moderations", Endpoint(operation: .moderations, dialect: .openAI, method: .POST)),
+        ("/v1/models", Endpoint(operation: .listModels, dialect: .openAI, method: .GET)),
+        ("/v1/messages", Endpoint(operation: .messages, dialect: .anthropic, method: .POST)),
+        ("/v1/responses", Endpoint(operation: .responses, dialect: .openAI, method: .POST)),
     ]
 
     /// `/v1/responses/{id}` (GET, DELETE) and `/v1/responses/{id}/input_items` (GET): stored
@@ -44,7 +46,9 @@ struct FrontDoor: Sendable {
     }
 
     static func endpoint(_ path: Substring, method: HTTPMethod) -> Endpoint? {
-        endpoints[path] ?? storedResponseEndpoint(path, method: method)
+        var bytes = path
+        let known = bytes.withUTF8 { bytes in endpoints.first { ByteWord.equal(UnsafeRawBufferPointer(bytes), $0.path) }?.endpoint }
+        return known ?? storedResponseEndpoint(path, method: method)
     }
 
     /// Reaches the authenticators' verdicts from the head alone, on the event loop, as the head

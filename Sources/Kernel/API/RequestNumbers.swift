@@ -38,21 +38,20 @@ enum RequestNumbers {
     static func refusal(of key: UnsafeRawBufferPointer, _ value: JSONView, dialect: APIDialect) -> GatewayError? {
         guard let rule = (dialect == .anthropic ? anthropic : openAI).first(where: { ByteWord.equal(key, $0.key) }),
               !value.isNull else { return nil }
-        let name = "\(rule.key)"
         switch rule.bounds {
         case .integer(let range):
-            guard let int = value.int, range.contains(int) else { return refusal(name, "an integer", range.lowerBound, range.upperBound) }
+            guard let int = value.int, range.contains(int) else { return refusal(rule.key, "an integer", range.lowerBound, range.upperBound) }
         case .number(let range):
             guard let number = value.double, range.contains(number) else {
-                return refusal(name, "a number", range.lowerBound.formatted, range.upperBound.formatted)
+                return refusal(rule.key, "a number", range.lowerBound.formatted, range.upperBound.formatted)
             }
         }
         return nil
     }
 
-    private static func refusal(_ key: String, _ kind: String, _ low: some CustomStringConvertible,
+    private static func refusal(_ key: StaticString, _ kind: String, _ low: some CustomStringConvertible,
                                 _ high: some CustomStringConvertible) -> GatewayError {
         let bounds = "\(high)" == "\(Int.max)" ? "" : " from \(low) to \(high)"
-        return GatewayError.invalidRequest("\(key) must be \(kind)\(bounds)", param: key, code: "invalid_value")
+        return GatewayError.invalidRequest("\(key) must be \(kind)\(bounds)", param: "\(key)", code: "invalid_value")
     }
 }

@@ -81,14 +81,19 @@ final class LoopConnectionPool: @unchecked Sendable {
 
     /// Takes back a connection whose answer ended cleanly.
     func park(_ connection: UpstreamConnection) {
-        guard !isShutDown, connection.isUsable else { return connection.close() }
-        var connections = idle[connection.origin, default: []]
-        guard connections.count < Self.maxIdlePerOrigin else { return connection.close() }
-        connections.append(connection)
-        idle[connection.origin] = connections
+        guard !isShutDown, connection.isUsable, Self.append(connection, to: &idle[connection.origin, default: []]) else {
+            return connection.close()
+        }
         let until = loop.now + idleTimeout
         connection.park(until: until)
         deadlineCheck.ensure(by: until)
+    }
+
+    /// Appends in place (one look-up, and the list is not copied to grow), unless the list is full.
+    private static func append(_ connection: UpstreamConnection, to connections: inout [UpstreamConnection]) -> Bool {
+        guard connections.count < maxIdlePerOrigin else { return false }
+        connections.append(connection)
+        return true
     }
 
     // MARK: deadlines
