@@ -14,16 +14,17 @@ enum RequestID {
         let high = mix(n &+ keys.0) & 0xFFFF_FFFF_FFFF_0FFF | 0x4000
         let low = mix(n ^ keys.1) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
         return String(unsafeUninitializedCapacity: 36) { text in
-            let digits: StaticString = "0123456789abcdef"
+            let digits = UnsafeBufferPointer(start: ("0123456789abcdef" as StaticString).utf8Start, count: 16)
             var position = 0
-            for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+            for byteIndex in 0..<16 {  // 8-4-4-4-12 digits: a dash before bytes 4, 6, 8 and 10
+                if byteIndex == 4 || byteIndex == 6 || byteIndex == 8 || byteIndex == 10 {
                     text[position] = UInt8(ascii: "-")
                     position += 1
                 }
-                let word = nibble < 16 ? high : low
-                text[position] = digits.utf8Start[Int(truncatingIfNeeded: word >> UInt64(60 - 4 * (nibble % 16)) & 0xF)]
-                position += 1
+                let byte = Int(truncatingIfNeeded: (byteIndex < 8 ? high : low) >> UInt64(56 - 8 * (byteIndex & 7)))
+                text[position] = digits[byte >> 4 & 0xF]
+                text[position + 1] = digits[byte & 0xF]
+                position += 2
             }
             return position
         }
