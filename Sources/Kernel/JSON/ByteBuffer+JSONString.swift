@@ -6,7 +6,7 @@ extension ByteBuffer {
     /// as jansson writes it with the gateway's flags. A member set on every request (a provider's
     /// `model`) is written this way without making a jansson value to encode. Returns the bytes written.
     @discardableResult
-    public mutating func writeJSONString(_ string: String) -> Int {
+    mutating func writeJSONString(_ string: String) -> Int {
         var string = string
         return string.withUTF8 { utf8 in
             let start = writerIndex
