@@ -177,47 +177,13 @@ struct LogLine {
         }
     }
 
-    /// A JSON string as jansson's `dump_string` writes it without `JSON_ENSURE_ASCII` or
-    /// `JSON_ESCAPE_SLASH`: `"`, `\` and control characters escaped, everything else as it is.
+    /// A JSON string as jansson writes it (`JSONStringEscaping`).
     mutating func writeString(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
         var string = string
-        string.withUTF8 { utf8 in
-            guard let start = UnsafeRawPointer(utf8.baseAddress) else { return }
-            var plainStart = 0, index = 0
-            while index < utf8.count {
-                if index + 8 <= utf8.count {  // eight plain bytes at a time (non-ASCII text is taken a byte at a time)
-                    let word = ByteWord.load(start, at: index)
-                    let marks = ByteWord.has(UInt8(ascii: "\""), in: word) | ByteWord.has(UInt8(ascii: "\\"), in: word)
-                        | ByteWord.hasControlOrNonASCII(word)
-                    index += ByteWord.firstMarked(marks)  // all eight when none is marked
-                    if marks == 0 { continue }
-                }
-                let byte = utf8[index]
-                index += 1
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                if index - 1 > plainStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainStart..<index - 1])) }
-                plainStart = index
-                switch byte {
-                case UInt8(ascii: "\""): writeText("\\\"")
-                case UInt8(ascii: "\\"): writeText("\\\\")
-                case 0x08: writeText("\\b")
-                case 0x0C: writeText("\\f")
-                case 0x0A: writeText("\\n")
-                case 0x0D: writeText("\\r")
-                case 0x09: writeText("\\t")
-                default:
-                    writeText("\\u00")
-                    bytes.append(Self.hexDigits[Int(byte >> 4)])
-                    bytes.append(Self.hexDigits[Int(byte & 0xF)])
-                }
-            }
-            if utf8.count > plainStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[plainStart...])) }
-        }
+        string.withUTF8 { utf8 in JSONStringEscaping.forEachPiece(of: utf8) { bytes.append(contentsOf: $0) } }
         bytes.append(UInt8(ascii: "\""))
     }
-
-    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
     /// The time now as ISO 8601 in UTC with milliseconds (`2026-12-02T14:22:06.123Z`), as a JSON
     /// string; written digit by digit: a Foundation format style costs microseconds per line.
