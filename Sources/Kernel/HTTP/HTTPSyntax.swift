@@ -5,11 +5,38 @@
 enum HTTPSyntax {
     /// RFC 9110's token: `!#$%&'*+-.^_`|~`, digits and letters.
     static func isToken(_ name: String) -> Bool {
+        guard !name.isEmpty else { return false }
         let symbols = tokenSymbols  // read once: a static is behind a once-check on every access
-        return !name.isEmpty && allBytes(of: name) { byte in
-            // Letters, '-' and digits first, in that order: a header's name is made of little else.
-            (byte | 0x20) &- UInt8(ascii: "a") < 26 || byte == UInt8(ascii: "-") || byte &- UInt8(ascii: "0") < 10 || symbols.contains(byte)
+        var name = name
+        return name.withUTF8 { bytes in
+            // Eight bytes at a time while they are letters, digits and '-', which is all a header's
+            // name usually holds: every answer's names are checked.
+            var index = 0
+            while index + 8 <= bytes.count, isAlphanumericOrDash(ByteWord.load(UnsafeRawPointer(bytes.baseAddress!), at: index)) {
+                index += 8
+            }
+            return bytes[index...].allSatisfy { byte in
+                (byte | 0x20) &- UInt8(ascii: "a") < 26 || byte == UInt8(ascii: "-") || byte &- UInt8(ascii: "0") < 10 || symbols.contains(byte)
+            }
         }
+    }
+
+    /// Whether each of a word's eight bytes is a letter, a digit or '-'.
+    private static func isAlphanumericOrDash(_ word: UInt64) -> Bool {
+        guard word & ByteWord.highBits == 0 else { return false }
+        let letters = lanes(of: word | ByteWord.ones &* 0x20, from: UInt8(ascii: "a"), to: UInt8(ascii: "z"))
+        let digits = lanes(of: word, from: UInt8(ascii: "0"), to: UInt8(ascii: "9"))
+        let dashes = lanes(of: word, from: UInt8(ascii: "-"), to: UInt8(ascii: "-"))
+        return letters | digits | dashes == ByteWord.highBits
+    }
+
+    /// The high bit of each byte of `word` (all below 0x80) that lies in `low...high`. Adding
+    /// `0x80 - low` to a byte sets its high bit when it is at least `low`, adding `0x7F - high`
+    /// when it is above `high`; neither carries into the next byte.
+    private static func lanes(of word: UInt64, from low: UInt8, to high: UInt8) -> UInt64 {
+        let atLeastLow = word &+ ByteWord.ones &* UInt64(0x80 - low)
+        let aboveHigh = word &+ ByteWord.ones &* UInt64(0x7F - high)
+        return atLeastLow & ~aboveHigh & ByteWord.highBits
     }
 
     /// A header's value, or a status line's reason: no control character (CR, LF and NUL among
