@@ -111,7 +111,7 @@ import Testing
         let inner = try #require(view["messages"]?[1])
         for object in [view, inner, JSONView(tree), JSONView(try #require(tree["messages"]?[1]))] {
             var walked: [(String, JSON)] = []
-            object.forEachMember { key, value in walked.append((String(decoding: key, as: UTF8.self), value.json)) }
+            object.forEachMember { key, value in walked.append((String(decoding: key, as: UTF8.self), value().json)) }
             #expect(walked.map(\.0) == object.keys)
             #expect(walked.map(\.1) == object.keys.map { object[$0]?.json })
         }

@@ -12,17 +12,17 @@ struct RequestFields {
         var numbers: GatewayError?
         body.view.forEachMember { key, value in
             if ByteWord.equal(key, "model") {
-                model = value
+                model = value()
             } else if ByteWord.equal(key, "messages") {
-                messages = value
+                messages = value()
             } else if ByteWord.equal(key, "stream") {
-                stream = value
+                stream = value()
             } else if ByteWord.equal(key, "input") {
-                input = value
+                input = value()
             } else if ByteWord.equal(key, "previous_response_id") {
-                previousResponseID = value
+                previousResponseID = value()
             } else {
-                if ByteWord.equal(key, "max_tokens") { maxTokens = value }
+                if ByteWord.equal(key, "max_tokens") { maxTokens = value() }
                 if numbers == nil { numbers = RequestNumbers.refusal(of: key, value, dialect: dialect) }
             }
         }

@@ -35,9 +35,11 @@ enum RequestNumbers {
 
     /// The refusal of a top-level member `key` (its UTF-8) whose value is out of its bounds;
     /// `nil` for a number within them, a `null`, and any member that is not one of these numbers.
-    static func refusal(of key: UnsafeRawBufferPointer, _ value: JSONView, dialect: APIDialect) -> GatewayError? {
-        guard let rule = (dialect == .anthropic ? anthropic : openAI).first(where: { ByteWord.equal(key, $0.key) }),
-              !value.isNull else { return nil }
+    /// `value` is made only for a member that is one of these numbers.
+    static func refusal(of key: UnsafeRawBufferPointer, _ value: () -> JSONView, dialect: APIDialect) -> GatewayError? {
+        guard let rule = (dialect == .anthropic ? anthropic : openAI).first(where: { ByteWord.equal(key, $0.key) }) else { return nil }
+        let value = value()
+        guard !value.isNull else { return nil }
         switch rule.bounds {
         case .integer(let range):
             guard let int = value.int, range.contains(int) else { return refusal(rule.key, "an integer", range.lowerBound, range.upperBound) }

@@ -154,65 +154,42 @@ public struct JSONView: Sendable {
     }
 
     /// The members `keys` of an object (each `nil` when absent), found in one walk over its bytes
-    /// (or its index) where a subscript per key would walk them once per key.
+    /// (or its index, `forEachMember`) where a subscript per key would walk them once per key.
     public func members(_ keys: [String]) -> [JSONView?] {
-        guard case .bytes(let bytes) = storage else { return keys.map { self[$0] } }
         // Not `Array(repeating:count:)`, which copies its `nil` into each element through the
         // value's witnesses.
         var found = [JSONView?](unsafeUninitializedCapacity: keys.count) { buffer, count in
             buffer.initialize(repeating: nil)
             count = keys.count
         }
-        if let members {
-            bytes.withUnsafeReadableBytes { raw in
-                // Lengths first: most pairs of a member and a wanted key differ in length.
-                for member in members.members {
-                    let length = member.escapedKey?.utf8.count ?? member.keyRange.count
-                    for index in keys.indices where keys[index].utf8.count == length {
-                        var key = keys[index]
-                        if key.withUTF8({ member.hasKey($0, in: raw) }) { found[index] = self.member(member.valueRange, of: bytes) }
-                    }
-                }
-            }
-            return found
-        }
-        guard kind == .object else { return found }
-        var missing = keys.count
-        bytes.withUnsafeReadableBytes { raw in
-            JSONSkip.members(of: raw) { name, value in
-                let written = UnsafeRawBufferPointer(rebasing: raw[name])
-                for index in keys.indices where found[index] == nil {
-                    var key = keys[index]
-                    guard key.withUTF8({ JSONSkip.keyMatches(written, $0) }) else { continue }
-                    found[index] = member(value, of: bytes)
-                    missing -= 1
-                    break
-                }
-                return missing > 0
+        forEachMember { key, value in
+            // Lengths first: most pairs of a member and a wanted key differ in length.
+            for index in keys.indices where keys[index].utf8.count == key.count {
+                var wanted = keys[index]
+                if wanted.withUTF8({ ByteWord.equal(key, UnsafeRawBufferPointer($0)) }) { found[index] = value() }
             }
         }
         return found
     }
 
     /// Calls `visit` with each member of an object, its key's UTF-8 (escapes decoded) and its
-    /// value, in one walk over the members (nothing for anything else). The front door reads what
-    /// it checks of every request this way (`RequestFields`), where a look-up per key would walk
-    /// the members once per key.
-    func forEachMember(_ visit: (UnsafeRawBufferPointer, JSONView) -> Void) {
+    /// value (made when `visit` asks for it), in one walk over the members (nothing for anything
+    /// else). The front door reads what it checks of every request this way (`RequestFields`),
+    /// where a look-up per key would walk the members once per key.
+    func forEachMember(_ visit: (UnsafeRawBufferPointer, () -> JSONView) -> Void) {
         switch storage {
         case .tree(let json):
             guard json.isObject else { return }
             for (key, value) in json.members {
                 var key = key
-                key.withUTF8 { visit(UnsafeRawBufferPointer($0), JSONView(value)) }
+                key.withUTF8 { visit(UnsafeRawBufferPointer($0), { JSONView(value) }) }
             }
         case .bytes(let bytes):
             guard kind == .object else { return }
             bytes.withUnsafeReadableBytes { raw in
                 func visitMember(key: Range<Int>, escapedKey: String?, value: Range<Int>) {
-                    let view = member(value, of: bytes)
-                    guard var escapedKey else { return visit(UnsafeRawBufferPointer(rebasing: raw[key]), view) }
-                    escapedKey.withUTF8 { visit(UnsafeRawBufferPointer($0), view) }
+                    guard var escapedKey else { return visit(UnsafeRawBufferPointer(rebasing: raw[key]), { member(value, of: bytes) }) }
+                    escapedKey.withUTF8 { visit(UnsafeRawBufferPointer($0), { member(value, of: bytes) }) }
                 }
                 if let members {
                     for member in members.members { visitMember(key: member.keyRange, escapedKey: member.escapedKey, value: member.valueRange) }
