@@ -55,8 +55,37 @@ public struct Router: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        var plan: AttemptPlan
+        switch try resolve(request) {
+        case .answered(let response): return response
+        case .route(let route): plan = AttemptPlan(route: route, retries: retries, giveUpAt: .now + deadline)
+        }
+        request.context.recordFacts { $0.upstreamStartedAt = .now }
+        while let candidate = try plan.next() {
+            if let last = plan.lastFailure {
+                guard try await wait(after: last, before: candidate.target.target, attempt: plan.attempts, until: plan.giveUpAt) else { break }
+            }
+            guard let attempt = plan.begin(candidate, request: request, timeout: timeout) else { break }
+            do {
+                return plan.answered(try await candidate.provider.answer(attempt.call), by: attempt, request: request)
+            } catch {
+                try plan.failed(error, attempt, request: request)
+            }
+        }
+        throw plan.exhausted(model: request.model)
+    }
+
+    private enum Resolution {
+        case answered(GatewayResponse)
+        case route(Route)
+    }
+
+    /// The request's route, or the answer when no provider is needed (synchronous, and kept out
+    /// of `handle`'s frame, as `AttemptPlan`'s steps are).
+    @inline(never)
+    private func resolve(_ request: GatewayRequest) throws -> Resolution {
         switch request.operation {
-        case .listModels: return listModels(for: request)
+        case .listModels: return .answered(listModels(for: request))
         case .storedResponse, .deleteStoredResponse, .storedResponseInputItems:
             let id = request.path.split(separator: "/").dropFirst(2).first.map(String.init) ?? ""
             throw GatewayError(.notFound, type: "invalid_request_error",
@@ -74,75 +103,17 @@ public struct Router: Middleware {
                                "The model `\(request.model)` is not available on this gateway: its provider is not configured (\(reason)).",
                                code: "provider_not_configured")
         }
-
-        let giveUpAt = ContinuousClock.now + deadline
-        request.context.recordFacts { $0.upstreamStartedAt = .now }
-        var attempts = 0
-        var lastFailure: (target: ModelRoute.Target, error: GatewayError)?
-        // Each tier's targets in its weighted order, repeated up to `retries + 1` attempts.
-        tiers: for tier in route.tiers {
-            let order = tier.order()
-            guard !order.isEmpty else { continue }
-            for turn in 0...retries {
-                try Task.checkCancellation()
-                let candidate = order[turn % order.count], target = candidate.target
-                guard let provider = candidate.provider, candidate.circuit.allows() else { continue }
-                if let last = lastFailure {
-                    let sameTarget = last.target.provider == target.provider && last.target.model == target.model
-                    guard try await wait(after: last.error, retryingSameTarget: sameTarget, attempt: attempts, until: giveUpAt) else { break tiers }
-                }
-                let remaining = giveUpAt - .now
-                guard remaining > .zero else { break tiers }
-                attempts += 1
-                let span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
-                do {
-                    var headers = request.upstreamHeaders
-                    if let span { headers.add(contentsOf: span.headers) }
-                    var response = try await provider.answer(ProviderCall(request: request, upstreamModel: target.model,
-                                                                        timeout: min(timeout, remaining), attempt: attempts,
-                                                                        headers: headers))
-                    if let span { response = Self.ending(span, with: response, context: request.context) }
-                    candidate.circuit.recordSuccess()
-                    request.context.recordFacts { facts in
-                        facts.provider = target.provider
-                        facts.upstreamModel = target.model
-                        facts.attempts = attempts
-                        facts.usedFallback = tier.model != route.name
-                        facts.price = target.price ?? tier.price
-                        facts.upstreamRespondedAt = .now
-                    }
-                    response.provider = target.provider
-                    response.headers.replaceOrAdd(["x-sluice-attempts": String(decimal: attempts)])
-                    return response
-                } catch {
-                    span?.end(GatewayError(error, provider: target.provider), nil)
-                    if error is CancellationError || Task.isCancelled { throw error }
-                    let failure = GatewayError(error, provider: target.provider)
-                    if Self.countsAgainstBreaker(failure) { candidate.circuit.recordFailure() } else { candidate.circuit.recordSuccess() }
-                    request.context.logger.warning("provider attempt failed", metadata: [
-                        "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),
-                        "status": .stringConvertible(failure.status.code), "error": .string(failure.message),
-                    ])
-                    request.context.recordFacts { $0.attempts = attempts }
-                    guard Self.isRetryable(failure) else { throw named(failure, attempts: attempts, model: request.model) }
-                    lastFailure = (target, failure)
-                }
-            }
-        }
-        if let lastFailure { throw named(lastFailure.error, attempts: attempts, model: request.model) }
-        var unavailable = GatewayError(.serviceUnavailable, type: "upstream_error",
-                                       "The model `\(request.model)` is unavailable: every provider target is failing (circuit open); retry later.",
-                                       code: "circuit_open")
-        unavailable.headers.add(name: "x-sluice-attempts", value: "0")
-        throw unavailable
+        return .route(route)
     }
 
     /// Before retrying: a 429's `retry-after` when the same target comes again (up to
     /// `max_retry_after_s`), else exponential backoff with full jitter for the same target, and
     /// no wait when moving to another target. Returns false when the wait would pass the deadline
     /// (or the retry-after is too long): then the last failure stands.
-    private func wait(after failure: GatewayError, retryingSameTarget: Bool, attempt: Int, until giveUpAt: ContinuousClock.Instant) async throws -> Bool {
-        guard retryingSameTarget else { return true }
+    @inline(never)
+    private func wait(after last: AttemptPlan.Failure, before target: ModelRoute.Target, attempt: Int, until giveUpAt: ContinuousClock.Instant) async throws -> Bool {
+        guard last.target.provider == target.provider && last.target.model == target.model else { return true }
+        let failure = last.error
         let delay: Duration
         if failure.status == .tooManyRequests, let seconds = failure.headers.first(name: "retry-after").flatMap(Double.init) {
             // The provider's number: compared before it becomes a Duration, which traps on NaN or huge values.
@@ -154,16 +125,6 @@ public struct Router: Middleware {
         guard ContinuousClock.now + delay < giveUpAt else { return false }
         try await Task.sleep(for: delay)
         return true
-    }
-
-    /// The failure as the client sees it, naming the public model.
-    private func named(_ failure: GatewayError, attempts: Int, model: String) -> GatewayError {
-        var error = failure
-        if failure.status.code >= 500 || failure.status == .tooManyRequests {
-            error.message = "The model `\(model)` failed after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(failure.message)"
-        }
-        error.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
-        return error
     }
 
     /// Ends an attempt's span when its answer ends: now for a whole answer, at the end of a stream.
