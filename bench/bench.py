@@ -32,9 +32,11 @@ runs, and reports throughput, CPU/req, latency, per-KB body cost, streaming and 
 side by side.
 
 Wall time: about 10 minutes by default, 12-13 with --baseline-bin, ~15 with it and --with-litellm
-(plus up to 10 minutes waiting for a quiet machine; --no-wait skips it). To fit, each load run is
-20 s after a 3 s warm-up (CPU/req and the 1-connection p50/p99 settle well within that at these
-rates: tens of thousands of requests per run), each plugin pipeline 8 s, each body-size run 5 s
+(plus up to 10 minutes waiting for a quiet machine; --no-wait skips it). To fit, each target's
+load is 20 s after a 3 s warm-up (CPU/req and the 1-connection p50/p99 settle well within that at
+these rates: tens of thousands of requests per run), as five runs of 4 s in rounds that take every
+target in turn, so that the machine's drift over the minutes of the runs falls on all alike; each
+plugin pipeline 8 s, each body-size run 5 s
 (the 200 KB runs still make hundreds of requests); the long-conversation stream hold is 2,000
 streams, not 10,000, and only the current binary does it.
 
@@ -288,6 +290,31 @@ def ready_200(port: int, path: str = "/ready", timeout: float = 0.5) -> bool:
 
 
 # --- the suite --------------------------------------------------------------------------------
+
+def merged_rounds(runs: list[dict]) -> dict:
+    """One target's wrk rounds as one figure: requests, time, CPU and errors summed (so CPU/req is
+    the whole CPU over every request); each latency percentile the median of the rounds' own, and
+    the extremes the extremes. Each round's figures are kept under "rounds"."""
+    res = dict(runs[-1])
+    for field in ("requests", "duration_us", "bytes", "non2xx", "error_total", "cpu_s", "ctx"):
+        res[field] = sum(r.get(field, 0) for r in runs)
+    res["errors"] = {k: sum(r["errors"][k] for r in runs) for k in runs[0]["errors"]}
+    latency = {k: statistics.median(r["latency_us"][k] for r in runs) for k in runs[0]["latency_us"]}
+    latency["min"] = min(r["latency_us"]["min"] for r in runs)
+    latency["max"] = max(r["latency_us"]["max"] for r in runs)
+    res["latency_us"] = {k: (round(v) if k not in ("mean", "stdev") else v) for k, v in latency.items()}
+    res["rps"] = res["requests"] / (res["duration_us"] / 1e6) if res["duration_us"] else 0
+    for r in runs:
+        if r["requests"]:
+            r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"]
+    if res["requests"]:
+        res["cpu_us_per_req"] = res["cpu_s"] * 1e6 / res["requests"]
+        res["ctx_per_req"] = res["ctx"] / res["requests"]
+        res["cpu_cores"] = res["cpu_s"] / (res["duration_us"] / 1e6)
+    res["rounds"] = [{"requests": r["requests"], "rps": r["rps"], "latency_us": r["latency_us"],
+                      "cpu_us_per_req": r.get("cpu_us_per_req")} for r in runs]
+    return res
+
 
 class Suite:
     def __init__(self, args) -> None:
@@ -674,27 +701,40 @@ litellm_settings:
         return res
 
     def load_runs(self, usable: dict) -> None:
-        secs, warm = self.args.seconds, self.args.warmup
+        """Every target at 1 and at 32 connections, in rounds that take the targets in turn: on a
+        shared machine the speed drifts over minutes, and a target measured in one block would
+        carry whatever drift fell on its block (two runs of the same binaries differed by up to 20 %
+        at 32 connections). In rounds, each target samples the whole span alike."""
+        secs, warm, rounds = self.args.seconds, self.args.warmup, self.args.rounds
+        each = max(1, round(secs / rounds))
         for conns in (1, 32):
+            runs: dict[str, list[dict]] = {name: [] for name in usable}
             for name, (port, key) in usable.items():
-                log(f"wrk {name} c{conns}: {warm:g}s warm-up + {secs:g}s")
+                log(f"wrk {name} c{conns}: {warm:g}s warm-up")
                 self.wrk(name, port, key, conns, warm, "-warmup")
-                pids = process_tree(self.pids[self.server_of[name]].pid)
-                cpu0 = cpu_snapshot(pids)
-                res = self.wrk(name, port, key, conns, secs, "")
-                cpu1 = cpu_snapshot(pids)
-                self.truncate_logs()
-                if res is None:
+            for round_ in range(rounds):
+                log(f"wrk c{conns}, round {round_ + 1} of {rounds}: {each:g}s each")
+                for name, (port, key) in usable.items():
+                    pids = process_tree(self.pids[self.server_of[name]].pid)
+                    cpu0 = cpu_snapshot(pids)
+                    res = self.wrk(name, port, key, conns, each, f"-round{round_ + 1}")
+                    cpu1 = cpu_snapshot(pids)
+                    self.truncate_logs()
+                    if res is not None:
+                        res["cpu_s"], res["ctx"] = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+                        runs[name].append(res)
+            for name, measured in runs.items():
+                if not measured:
                     continue
-                if res["requests"]:
-                    res["cpu_us_per_req"] = (cpu1[0] - cpu0[0]) * 1e6 / res["requests"]
-                    res["ctx_per_req"] = (cpu1[1] - cpu0[1]) / res["requests"]
-                    res["cpu_cores"] = (cpu1[0] - cpu0[0]) / (res["duration_us"] / 1e6)
+                res = merged_rounds(measured)
                 self.r["wrk"].setdefault(name, {})[conns] = res
                 if res["error_total"]:
                     self.failures.append(f"wrk {name} c{conns}: {res['error_total']} errors "
                                          f"(socket {res['errors']}, non-2xx {res['non2xx']}) in {res['requests']} requests")
-                log(f"  {res['rps']:.0f} req/s, p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs, errors {res['error_total']}")
+                p50s = ", ".join(str(r["latency_us"]["p50"]) for r in measured)
+                cpus = ", ".join(f"{r['cpu_us_per_req']:.1f}" for r in res["rounds"] if r.get("cpu_us_per_req"))
+                log(f"  {name} c{conns}: {res['rps']:.0f} req/s, p50 {res['latency_us']['p50']} µs (rounds {p50s}), "
+                    f"CPU {res.get('cpu_us_per_req', 0):.1f} µs/req (rounds {cpus}), errors {res['error_total']}")
 
     def one_cpu_latency(self, usable: dict) -> None:
         """The 1-connection latency again with wrk, the upstream and the server under test all on
@@ -1162,7 +1202,9 @@ def render(r: dict, args) -> str:
     add("# Sluice benchmark results\n")
     add(f"Generated by `bench/run{' --quick' if args.quick else ''}{' --with-litellm' if args.with_litellm else ''}` "
         f"on {m['date']} in {r.get('elapsed_s', '?')} s. Raw output: `bench/out/` (wrk text, stream timings, perf report, "
-        f"summary.json). Everything on 127.0.0.1; each wrk figure is one {args.seconds:g} s run after a {args.warmup:g} s warm-up.\n")
+        f"summary.json). Everything on 127.0.0.1; each wrk figure is {args.rounds} runs of {max(1, round(args.seconds / args.rounds)):g} s after a "
+        f"{args.warmup:g} s warm-up, in rounds that take every target in turn: CPU/req over all of them, latency percentiles the "
+        f"median of the runs'.\n")
     add("| machine | |\n|---|---|")
     add(f"| CPU | {m['nproc']} × {m['cpu']} |\n| memory | {m['mem_gb']} GB |\n| kernel | {m['kernel']} |")
     add(f"| load (1 min) | {fmt(lb.get('at_start'), 2)} when measuring started"
@@ -1615,7 +1657,9 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke test: ~2 minutes, short runs, 1,000 open streams (checks the suite, measures nothing)")
     p.add_argument("--with-litellm", action="store_true", help="also measure LiteLLM's proxy (installed by bench/run)")
-    p.add_argument("--seconds", type=float, help="each wrk load run (default $BENCH_SECONDS or 20; --quick 3)")
+    p.add_argument("--seconds", type=float, help="each target's wrk load, split into --rounds (default $BENCH_SECONDS or 20; --quick 3)")
+    p.add_argument("--rounds", type=int, help="rounds the load runs' seconds are split into, each taking every target in "
+                                             "turn (default 5; --quick 1)")
     p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     p.add_argument("--no-perf", action="store_true", help="skip the perf profile")
     p.add_argument("--many-streams", type=int, help="open streams to hold (default 10000; --quick 1000)")
@@ -1628,6 +1672,7 @@ def main() -> None:
     q = args.quick
     args.seconds = args.seconds or (float(env_secs) if env_secs else (3 if q else 20))
     args.warmup = 1 if q else min(3, max(1, args.seconds / 5))
+    args.rounds = max(1, args.rounds or (1 if q else 5))
     args.streams = 10 if q else 50
     args.many_streams = args.many_streams or (1000 if q else 10000)
     args.hold_seconds = 3 if q else 10
