@@ -325,15 +325,12 @@ def merged_rounds(runs: list[dict]) -> dict:
     latency["max"] = max(r["latency_us"]["max"] for r in runs)
     res["latency_us"] = {k: (round(v) if k not in ("mean", "stdev") else v) for k, v in latency.items()}
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6) if res["duration_us"] else 0
-    for r in runs:
-        if r["requests"]:
-            r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"]
     if res["requests"]:
         res["cpu_us_per_req"] = res["cpu_s"] * 1e6 / res["requests"]
         res["ctx_per_req"] = res["ctx"] / res["requests"]
         res["cpu_cores"] = res["cpu_s"] / (res["duration_us"] / 1e6)
     res["rounds"] = [{"requests": r["requests"], "rps": r["rps"], "latency_us": r["latency_us"],
-                      "cpu_us_per_req": r.get("cpu_us_per_req")} for r in runs]
+                      "cpu_us_per_req": r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else None} for r in runs]
     return res
 
 
@@ -724,8 +721,7 @@ litellm_settings:
     def load_runs(self, usable: dict) -> None:
         """Every target at 1 and at 32 connections, in rounds that take the targets in turn: on a
         shared machine the speed drifts over minutes, and a target measured in one block would
-        carry whatever drift fell on its block (two runs of the same binaries differed by up to 20 %
-        at 32 connections). In rounds, each target samples the whole span alike."""
+        carry whatever drift fell on its block. In rounds, each target samples the whole span alike."""
         secs, warm, rounds = self.args.seconds, self.args.warmup, self.args.rounds
         each = max(1, round(secs / rounds))
         for conns in (1, 32):
