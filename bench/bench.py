@@ -36,7 +36,7 @@ Wall time: about 10 minutes by default, 12-13 with --baseline-bin, ~15 with it a
 load is 20 s after a 3 s warm-up (CPU/req and the 1-connection p50/p99 settle well within that at
 these rates: tens of thousands of requests per run), as five runs of 4 s in rounds that take every
 target in turn, so that the machine's drift over the minutes of the runs falls on all alike; each
-plugin pipeline 8 s, each body-size run 5 s
+plugin pipeline 10 s (five rounds of 2 s, as the load runs), each body-size run 5 s
 (the 200 KB runs still make hundreds of requests); the long-conversation stream hold is 2,000
 streams, not 10,000, and only the current binary does it.
 
@@ -47,7 +47,7 @@ What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
   +3  sse_upstream.py: paced SSE (stamped chunks) and slow SSE (1 chunk/s, for many open streams)
   +4  sluice: api-key-auth + router
   +5  sluice: the full pipeline (every pipeline plugin `sluice plugins` lists that applies)
-  +6  sluice: one pipeline at a time (start-up timing, what each plugin costs, auth + validation + router)
+  +6  sluice: one pipeline at a time (start-up timing, auth + validation + router)
   +7  LiteLLM proxy (optional; bench/.venv-litellm)
   +8  nginx: OTLP/HTTP sink for the tracing plugin (answers 200, discards)
   +9  nio-floor: a bare SwiftNIO proxy to +0                (the framework floor; bench/nio-floor)
@@ -58,6 +58,7 @@ What runs (ports BENCH_PORT_BASE + n, default 28100 + n):
   +14 nginx: proxy_pass to +1, buffering off               (nginx's time to first byte)
   +15 baseline sluice: api-key-auth + router              (--baseline-bin)
   +16 baseline sluice: the full pipeline                  (--baseline-bin)
+  +20… sluice: one per pipeline that `what each plugin costs` measures, all running together
 
 The floors say what a target costs before any gateway logic: nginx is the proxy floor; nio-floor,
 a minimal HTTP/1.1 proxy written directly on SwiftNIO (the server sluice is built on), is the
@@ -878,48 +879,62 @@ litellm_settings:
 
     # ---- what each plugin costs
     def plugin_costs(self) -> None:
-        """auth + router, then auth + router + one plugin each, then the full pipeline: each in a fresh sluice
-        on its own, under wrk -c32; req/s and CPU per request show what each plugin adds."""
+        """auth + router, then auth + router + one plugin each, then the full pipeline: each in a sluice
+        of its own, all started together, under wrk -c32 in rounds that take the pipelines in turn (as
+        the load runs do); req/s and CPU per request show what each plugin adds."""
         extras = [n for n in self.full_plugins if n not in ("api-key-auth", "router")]
         if not extras:
             return
-        secs = self.args.plugin_seconds
+        secs, rounds = self.args.plugin_seconds, self.args.rounds
+        each = max(1, round(secs / rounds))
         variants = [("auth + router", ["api-key-auth", "router"])]
         for n in extras:
             variants.append((f"+ {n}", ([n, "api-key-auth"] if n in self.observability else ["api-key-auth", n]) + ["router"]))
         variants.append(("full pipeline", self.full_plugins))
-        log(f"plugin costs: {len(variants)} pipelines, {secs:g}s each at 32 connections")
-        rows = []
-        for label, names in variants:
-            manifest = self.sluice_manifest(self.port["start"], [self.entry[n] for n in names])
-            path = OUT / f"sluice-cost-{re.sub(r'[^a-z-]', '', label.replace(' ', '-'))}.json"
-            path.write_text(json.dumps(manifest, indent=2))
-            if not wait_until(lambda: port_free(self.port["start"]), 10):
-                self.failures.append("plugin costs: the port stayed busy")
-                break
-            p = self.procs.start("sluice-cost", [str(self.sluice), "serve", "--config", str(path)],
-                                 OUT / "sluice-cost.log", env={"SLUICE_BENCH_KEY": KEY})
-            try:
-                if not wait_until(lambda: ready_200(self.port["start"]), 15):
-                    self.failures.append(f"plugin costs: sluice ({label}) did not answer /ready")
+        log(f"plugin costs: {len(variants)} pipelines, {rounds} rounds of {each:g}s each at 32 connections")
+        running = []  # (label, names, port, process, log)
+        try:
+            for i, (label, names) in enumerate(variants):
+                port = self.args.port_base + 20 + i
+                manifest = self.sluice_manifest(port, [self.entry[n] for n in names])
+                path = OUT / f"sluice-cost-{re.sub(r'[^a-z-]', '', label.replace(' ', '-'))}.json"
+                path.write_text(json.dumps(manifest, indent=2))
+                log_path = OUT / f"sluice-cost-{i}.log"
+                p = self.procs.start("sluice-cost", [str(self.sluice), "serve", "--config", str(path)], log_path,
+                                     env={"SLUICE_BENCH_KEY": KEY})
+                if not wait_until(lambda: ready_200(port), 15):
+                    self.failures.append(f"plugin costs: sluice ({label}) did not answer /ready on port {port}")
+                    self.procs.stop(p)
                     continue
-                self.wrk(f"cost{len(rows)}", self.port["start"], KEY, 32, 1, "-warmup")
-                cpu0 = cpu_snapshot([p.pid])
-                res = self.wrk(f"cost{len(rows)}", self.port["start"], KEY, 32, secs, "")
-                cpu1 = cpu_snapshot([p.pid])
-            finally:
+                running.append((label, names, port, p, log_path))
+            for i, (label, _, port, _, log_path) in enumerate(running):
+                self.wrk(f"cost{i}", port, KEY, 32, 1, "-warmup")
+                os.truncate(log_path, 0)
+            measured: dict[str, list[dict]] = {label: [] for label, *_ in running}
+            for round_ in range(rounds):
+                for i, (label, _, port, p, log_path) in enumerate(running):
+                    cpu0 = cpu_snapshot([p.pid])
+                    res = self.wrk(f"cost{i}", port, KEY, 32, each, f"-round{round_ + 1}")
+                    cpu1 = cpu_snapshot([p.pid])
+                    os.truncate(log_path, 0)  # the access log's lines under load
+                    if res and res["requests"]:
+                        res["cpu_s"], res["ctx"] = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+                        measured[label].append(res)
+        finally:
+            for *_, p, _ in running:
                 self.procs.stop(p)
-            if os.path.exists(OUT / "sluice-cost.log"):
-                os.truncate(OUT / "sluice-cost.log", 0)
-            if not res or not res["requests"]:
+        rows = []
+        for label, names, *_ in running:
+            if not measured[label]:
                 continue
+            res = merged_rounds(measured[label])
             if res["error_total"]:
                 self.failures.append(f"plugin costs ({label}): {res['error_total']} errors (non-2xx {res['non2xx']})")
             rows.append({"label": label, "pipeline": names, "rps": res["rps"], "p50": res["latency_us"]["p50"],
-                         "errors": res["error_total"],
-                         "cpu_us_per_req": (cpu1[0] - cpu0[0]) * 1e6 / res["requests"],
-                         "ctx_per_req": (cpu1[1] - cpu0[1]) / res["requests"]})
-            log(f"  {label}: {res['rps']:.0f} req/s, {rows[-1]['cpu_us_per_req']:.0f} µs CPU/req")
+                         "errors": res["error_total"], "cpu_us_per_req": res["cpu_us_per_req"],
+                         "ctx_per_req": res["ctx_per_req"]})
+            cpus = ", ".join(f"{r['cpu_us_per_req']:.1f}" for r in res["rounds"])
+            log(f"  {label}: {res['rps']:.0f} req/s, {res['cpu_us_per_req']:.1f} µs CPU/req (rounds {cpus})")
         self.r["plugin_costs"] = rows
 
     # ---- profile
@@ -1298,8 +1313,8 @@ def render(r: dict, args) -> str:
 
     costs = r.get("plugin_costs") or []
     if costs:
-        add("### What each plugin costs (wrk -c32, a fresh sluice per pipeline, "
-            f"{args.plugin_seconds:g} s each)\n")
+        add("### What each plugin costs (wrk -c32, a sluice of its own per pipeline, "
+            f"{args.rounds} rounds of {max(1, round(args.plugin_seconds / args.rounds)):g} s that take the pipelines in turn)\n")
         add("| pipeline | req/s | p50 µs | CPU µs/req | + CPU µs/req vs auth + router | switches/req | errors |")
         add("|---|---:|---:|---:|---:|---:|---:|")
         base = costs[0]["cpu_us_per_req"] if costs[0]["label"] == "auth + router" else None
@@ -1703,7 +1718,7 @@ def main() -> None:
     args.open_timeout = 30 if q else 120
     args.startup_runs = 3 if q else 10
     args.perf_seconds = 2 if q else 8
-    args.plugin_seconds = 2 if q else 8
+    args.plugin_seconds = 2 if q else 10
     args.body_seconds = 2 if q else 5
     args.quiet_wait = 0 if (q or args.no_wait) else 600
     args.port_base = int(os.environ.get("BENCH_PORT_BASE", "28100"))
