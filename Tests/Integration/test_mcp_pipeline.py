@@ -469,8 +469,9 @@ def test_an_http_servers_request_outside_a_call_reaches_the_get_stream(start_slu
                 return text
     assert asyncio.run(scenario()) == "web roots: file:///srv/get"
     assert seen_ids and all(isinstance(id, str) and id.startswith("web/") for id in seen_ids)
-    assert any(line["mcp_method"] == "response" and line.get("mcp_server") == "web" and line.get("mcp_outcome") == "ok"
-               for line in access_lines(gw))
+    # The access log is written by its own thread: the line can come a moment after the answer.
+    assert wait_until(lambda: any(line["mcp_method"] == "response" and line.get("mcp_server") == "web"
+                                  and line.get("mcp_outcome") == "ok" for line in access_lines(gw)), timeout=5), access_lines(gw)
 
 
 def test_a_stdio_servers_request_with_several_sessions_calls_in_flight_is_answered_by_sluice(start_sluice, web_server, markers):
