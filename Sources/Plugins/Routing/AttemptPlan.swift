@@ -86,7 +86,7 @@ struct AttemptPlan {
     func answered(_ response: GatewayResponse, by attempt: Attempt, request: GatewayRequest) -> GatewayResponse {
         var response = response
         let target = attempt.candidate.target.target, tier = attempt.candidate.tier, attempts = attempts, route = route.name
-        if let span = attempt.span { response = Router.ending(span, with: response, context: request.context) }
+        if let span = attempt.span { response = Self.ending(span, with: response, context: request.context) }
         attempt.candidate.target.circuit.recordSuccess()
         request.context.recordFacts { facts in
             facts.provider = target.provider
@@ -109,13 +109,13 @@ struct AttemptPlan {
         if error is CancellationError || Task.isCancelled { throw error }
         let failure = GatewayError(error, provider: target.provider)
         let circuit = attempt.candidate.target.circuit
-        if Router.countsAgainstBreaker(failure) { circuit.recordFailure() } else { circuit.recordSuccess() }
+        if Self.countsAgainstBreaker(failure) { circuit.recordFailure() } else { circuit.recordSuccess() }
         request.context.logger.warning("provider attempt failed", metadata: [
             "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),
             "status": .stringConvertible(failure.status.code), "error": .string(failure.message),
         ])
         request.context.recordFacts { $0.attempts = attempts }
-        guard Router.isRetryable(failure) else { throw named(failure, model: request.model) }
+        guard Self.isRetryable(failure) else { throw named(failure, model: request.model) }
         lastFailure = Failure(target: target, error: failure)
     }
 
@@ -138,5 +138,26 @@ struct AttemptPlan {
         }
         error.headers.replaceOrAdd(name: "x-sluice-attempts", value: String(decimal: attempts))
         return error
+    }
+
+    /// Ends an attempt's span when its answer ends: now for a whole answer, at the end of a stream.
+    private static func ending(_ span: AttemptSpan, with response: GatewayResponse, context: RequestContext) -> GatewayResponse {
+        var response = response
+        switch response.body {
+        case .whole:
+            span.end(nil, context.usage)
+        case .events(let events):
+            response.body = .events(events.observing({ _ in }, finished: { error in span.end(error.map { GatewayError($0) }, context.usage) }))
+        }
+        return response
+    }
+
+    private static func isRetryable(_ error: GatewayError) -> Bool {
+        [429, 500, 502, 503, 504].contains(error.status.code)
+    }
+
+    /// Rate limiting says the provider is alive; only failures that suggest it is not count.
+    private static func countsAgainstBreaker(_ error: GatewayError) -> Bool {
+        [500, 502, 503, 504].contains(error.status.code)
     }
 }

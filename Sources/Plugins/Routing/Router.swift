@@ -127,27 +127,6 @@ public struct Router: Middleware {
         return true
     }
 
-    /// Ends an attempt's span when its answer ends: now for a whole answer, at the end of a stream.
-    static func ending(_ span: AttemptSpan, with response: GatewayResponse, context: RequestContext) -> GatewayResponse {
-        var response = response
-        switch response.body {
-        case .whole:
-            span.end(nil, context.usage)
-        case .events(let events):
-            response.body = .events(events.observing({ _ in }, finished: { error in span.end(error.map { GatewayError($0) }, context.usage) }))
-        }
-        return response
-    }
-
-    static func isRetryable(_ error: GatewayError) -> Bool {
-        [429, 500, 502, 503, 504].contains(error.status.code)
-    }
-
-    /// Rate limiting says the provider is alive; only failures that suggest it is not count.
-    static func countsAgainstBreaker(_ error: GatewayError) -> Bool {
-        [500, 502, 503, 504].contains(error.status.code)
-    }
-
     /// OpenAI's list, or Anthropic's when the client sends `anthropic-version` (the Anthropic
     /// SDKs always do), so both SDKs' `models.list()` work.
     private func listModels(for request: GatewayRequest) -> GatewayResponse {
