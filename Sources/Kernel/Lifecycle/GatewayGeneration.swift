@@ -18,10 +18,8 @@ public final class GatewayGeneration: Sendable {
     public let credentials: KnownCredentials
     /// `server.admin_keys`, which operator routes need when there are any.
     let adminKeys: [KeyDigest]
-    /// Plugin routes by "METHOD /path".
-    let routes: [String: PluginRoute]
-    /// Plugin routes for every path under a prefix (`/admin/*`), longest prefix first.
-    let prefixRoutes: [PluginRoute]
+    /// The routes the plugins add.
+    private let routes: PluginRoutes
     private let plugins: [any Plugin]
     let health: ProviderHealthMonitor
     /// Where its retirement's shutdown runs.
@@ -42,16 +40,7 @@ public final class GatewayGeneration: Sendable {
         adminKeys = manifest.server.adminKeys.map(\.digest)
         credentials = KnownCredentials(adminKeys + pipeline.authenticators.flatMap(\.credentialDigests))
         self.plugins = manifest.providers.compactMap { providers[$0.name] } + middlewares
-        var routes: [String: PluginRoute] = [:]
-        var prefixRoutes: [PluginRoute] = []
-        for plugin in plugins {
-            for route in plugin.routes {
-                if route.pathPrefix != nil { prefixRoutes.append(route) } else { routes["\(route.method) \(route.path)"] = route }
-            }
-        }
-        self.routes = routes
-        // Stable: among equal prefixes the plugin built later comes first, as it wins for exact routes.
-        self.prefixRoutes = prefixRoutes.reversed().enumerated().sorted { ($0.element.path.count, -$0.offset) > ($1.element.path.count, -$1.offset) }.map(\.element)
+        routes = PluginRoutes(plugins.flatMap(\.routes))
         health = ProviderHealthMonitor(
             providers: manifest.providers.compactMap { entry in providers[entry.name].map { (entry.name, $0) } },
             unavailable: manifest.unavailableProviders, interval: .seconds(manifest.server.healthProbeIntervalSeconds), signals: signals)
@@ -122,8 +111,7 @@ public final class GatewayGeneration: Sendable {
 
     /// The plugin route for a request: an exact one, else the longest prefix that matches.
     func route(method: String, path: Substring) -> PluginRoute? {
-        if let route = routes["\(method) \(path)"] { return route }
-        return prefixRoutes.first { $0.method == method && path.hasPrefix($0.pathPrefix!) }
+        routes.route(method: method, path: path)
     }
 
     /// Answers one HTTP request in-process, exactly as the server would (routing, parsing, the
