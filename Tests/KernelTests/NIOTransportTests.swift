@@ -150,6 +150,17 @@ import Testing
         #expect(why.lowercased().contains("refused"))
     }
 
+    /// An answer of many reads arrives whole and in order (each read is appended to what came
+    /// before it in place).
+    @Test func anAnswerOfManyReadsArrivesWhole() async throws {
+        let answer = (0..<40_000).map { String($0 % 10_000, radix: 36) }.joined(separator: ",")
+        let server = try await ScriptedUpstream.start([ScriptedUpstream.ok(answer)])
+        defer { Task { await server.shutdown() } }
+        let response = try await client.send(get(server.url, maxResponseBytes: 1 << 20))
+        #expect(response.body.readableBytes == answer.utf8.count)
+        #expect(String(buffer: response.body) == answer)
+    }
+
     @Test func anAnswerLargerThanTheLimitIsRefused() async throws {
         let server = try await ScriptedUpstream.start([ScriptedUpstream.ok(String(repeating: "x", count: 5000))])
         defer { Task { await server.shutdown() } }

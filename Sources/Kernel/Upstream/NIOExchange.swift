@@ -21,7 +21,16 @@ final class NIOExchange: @unchecked Sendable {
     let timeouts: UpstreamTimeouts
     private let maxResponseBytes: Int
 
-    private var state = State.idle
+    private var stage = Stage.idle
+    /// The caller's continuation, from `begin` until the answer (or a failure) is handed over.
+    private var waiter: Waiter?
+    /// A whole answer's head and its bytes so far, while it is collected. Fields of their own, not
+    /// an enum's payload: a chunk is appended in place, where a payload taken out and put back is
+    /// copied, the whole answer so far with every chunk, and its head with it.
+    private var answerHead: HTTPResponseHead?
+    private var collected: ByteBuffer?
+    /// A streamed answer's body, fed until its end.
+    private var source: UpstreamBody.Source?
     /// When the answer must have begun, and ended; both count from the start, connecting
     /// included, as curl's do. The pool's one timer checks them (`LoopConnectionPool.track`).
     private var firstByteDeadline: NIODeadline?
@@ -40,15 +49,25 @@ final class NIOExchange: @unchecked Sendable {
     enum Waiter {
         case whole(CheckedContinuation<UpstreamResponse, any Error>)
         case streaming(CheckedContinuation<UpstreamStreamingResponse, any Error>)
+
+        func resume(throwing error: UpstreamError) {
+            switch self {
+            case .whole(let continuation): continuation.resume(throwing: error)
+            case .streaming(let continuation): continuation.resume(throwing: error)
+            }
+        }
     }
 
-    private enum State {
+    private enum Stage {
         case idle
         /// Failed (cancelled, say) before the caller's continuation was handed over.
         case failedEarly(UpstreamError)
-        case waiting(Waiter)
-        case collecting(CheckedContinuation<UpstreamResponse, any Error>, HTTPResponseHead, ByteBuffer?)
-        case streaming(UpstreamBody.Source)
+        /// `waiter` waits for the answer's head.
+        case waiting
+        /// `waiter` waits for a whole answer's end; `answerHead` and `collected` hold it so far.
+        case collecting
+        /// `source` feeds a streamed answer's body.
+        case streaming
         case done
     }
 
@@ -66,7 +85,7 @@ final class NIOExchange: @unchecked Sendable {
 
     /// Whether the answer has been handed over (or the exchange failed).
     var isDone: Bool {
-        switch state {
+        switch stage {
         case .done, .failedEarly: true
         default: false
         }
@@ -76,15 +95,13 @@ final class NIOExchange: @unchecked Sendable {
     /// already failed (it was cancelled first); the continuation is then resumed.
     func begin(_ waiter: Waiter) -> Bool {
         loop.preconditionInEventLoop()
-        if case .failedEarly(let error) = state {
-            state = .done
-            switch waiter {
-            case .whole(let continuation): continuation.resume(throwing: error)
-            case .streaming(let continuation): continuation.resume(throwing: error)
-            }
+        if case .failedEarly(let error) = stage {
+            stage = .done
+            waiter.resume(throwing: error)
             return false
         }
-        state = .waiting(waiter)
+        self.waiter = waiter
+        stage = .waiting
         if timeouts.firstByte != nil || timeouts.total != nil {
             let now = loop.now
             firstByteDeadline = timeouts.firstByte.map { now + TimeAmount($0) }
@@ -116,21 +133,23 @@ final class NIOExchange: @unchecked Sendable {
         hasAnswer = true
         requestHead = ByteBuffer()
         body = nil
-        switch state {
-        case .waiting(.whole(let continuation)):
-            state = .collecting(continuation, head, nil)
-        case .waiting(.streaming(let continuation)):
+        guard case .waiting = stage, let waiter else { return }
+        switch waiter {
+        case .whole:
+            stage = .collecting
+            answerHead = head
+        case .streaming(let continuation):
+            self.waiter = nil
             let (responseBody, source) = UpstreamBody.make(for: self)
-            state = .streaming(source)
+            stage = .streaming
+            self.source = source
             continuation.resume(returning: UpstreamStreamingResponse(status: Int(head.status.code), headers: head.headers, body: responseBody))
-        default:
-            break
         }
     }
 
     func received(_ chunk: ByteBuffer) {
-        switch state {
-        case .collecting(let continuation, let head, var collected):
+        switch stage {
+        case .collecting:
             guard (collected?.readableBytes ?? 0) + chunk.readableBytes <= maxResponseBytes else {
                 return fail(.responseTooLarge(limit: maxResponseBytes))
             }
@@ -140,12 +159,11 @@ final class NIOExchange: @unchecked Sendable {
                 var chunk = chunk
                 collected!.writeBuffer(&chunk)
             }
-            state = .collecting(continuation, head, collected)
-        case .streaming(let source):
-            switch source.yield(chunk) {
-            case .produceMore: break
-            case .stopProducing: wantsMore = false
-            case .dropped: fail(.cancelled)
+        case .streaming:
+            switch source?.yield(chunk) {
+            case .produceMore?, nil: break
+            case .stopProducing?: wantsMore = false
+            case .dropped?: fail(.cancelled)
             }
         default:
             break
@@ -156,13 +174,15 @@ final class NIOExchange: @unchecked Sendable {
     func ended() {
         endDeadlines()
         connection = nil
-        let state = self.state
-        self.state = .done
-        switch state {
-        case .collecting(let continuation, let head, let collected):
-            continuation.resume(returning: UpstreamResponse(status: Int(head.status.code), headers: head.headers, body: collected ?? ByteBuffer()))
-        case .streaming(let source):
-            source.finish()
+        switch stage {
+        case .collecting:
+            stage = .done
+            let body = collected.take() ?? ByteBuffer()
+            guard case .whole(let continuation)? = waiter.take(), let head = answerHead.take() else { return }
+            continuation.resume(returning: UpstreamResponse(status: Int(head.status.code), headers: head.headers, body: body))
+        case .streaming:
+            stage = .done
+            source.take()?.finish()
         default:
             break
         }
@@ -173,20 +193,18 @@ final class NIOExchange: @unchecked Sendable {
     func fail(_ error: UpstreamError) {
         endDeadlines()
         body = nil
-        let state = self.state
-        self.state = .done
-        switch state {
+        switch stage {
         case .idle:
-            self.state = .failedEarly(error)
+            stage = .failedEarly(error)
         case .failedEarly, .done:
-            self.state = state
             return
-        case .waiting(.whole(let continuation)), .collecting(let continuation, _, _):
-            continuation.resume(throwing: error)
-        case .waiting(.streaming(let continuation)):
-            continuation.resume(throwing: error)
-        case .streaming(let source):
-            source.finish(error)
+        case .waiting, .collecting:
+            stage = .done
+            (answerHead, collected) = (nil, nil)
+            waiter.take()?.resume(throwing: error)
+        case .streaming:
+            stage = .done
+            source.take()?.finish(error)
         }
         if let connection {
             self.connection = nil
