@@ -2,7 +2,7 @@
 
 The server writes its answers as bytes and answers pipelined requests itself (docs/ARCHITECTURE.md,
 "A request's path"): these tests check what a client reads, through the real binary. Requests
-sent together in one write are answered in order on the one connection; the answer to a HEAD has
+sent together in one write are answered in order on the one connection, thousands of them too; the answer to a HEAD has
 no body; an HTTP/1.0 client's stream is not chunked and ends with the connection; bytes after a
 request that are not HTTP get a 400 after that request's answer.
 """
@@ -79,6 +79,17 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(gateway):
     assert done and "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")) \
         == "echo: hello there"
     assert not any(header(response, "connection") for response, _ in answers)
+
+
+def test_many_pipelined_requests_answered_at_once_come_back_in_order(gateway):
+    """Answers made without waiting for anything (a health check, an unknown path) are written
+    while the request's task starts; the next request held meanwhile starts after that, not inside it."""
+    requests = [get("/health") if i % 2 else get("/v1/nothing") for i in range(2000)]
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=20) as sock:
+        sock.sendall(b"".join(requests) + chat(gateway.port))
+        answers = read_answers(sock, ["GET"] * 2000 + ["POST"])
+    assert [response.status_code for response, _ in answers] == [200 if i % 2 else 404 for i in range(2000)] + [200]
+    assert json.loads(answers[-1][1])["choices"][0]["message"]["content"] == "echo: hello there"
 
 
 def test_the_answer_to_a_head_request_has_its_length_and_no_body(gateway):
