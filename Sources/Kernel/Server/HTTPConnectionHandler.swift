@@ -203,22 +203,25 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let executor = loopExecutor
         // The task starts at once, on this thread, and runs up to its first suspension before
         // this call returns (`Task.immediate`): the request skips a trip through the loop's queue.
-        // An answer it finishes before that (a refusal) is taken up once this call has returned, not
-        // inside it, where the next request held meanwhile would start inside this one.
-        @Sendable func finished(_ written: Bool) {
-            let handler = handler.value, context = loopContext.value
-            if handler.isStartingTask { return context.eventLoop.execute { finished(written) } }
-            ticket.end()
-            let reusable = written && writer.keepAlive
-            handler.perform(handler.state.answerFinished(number: number, reusable: reusable, now: context.eventLoop.now),
-                            context: context)
-        }
+        // A whole answer it writes before that (a refusal) is taken up once this call has returned,
+        // not inside it, where the next request held meanwhile would start inside this one.
         isStartingTask = true
         task = Task.immediate(executorPreference: executor) {
             let response = await responder.respond(to: head, body: body, screening: screening)
+            let finished: @Sendable (_ written: Bool) -> Void = { written in
+                ticket.end()
+                let reusable = written && writer.keepAlive
+                let handler = handler.value, context = loopContext.value
+                handler.perform(handler.state.answerFinished(number: number, reusable: reusable, now: context.eventLoop.now),
+                                context: context)
+            }
             let events: EventStream
             switch response.body {
-            case .whole(let body): return writer.writeWhole(response, body: body).whenComplete { finished((try? $0.get()) != nil) }
+            case .whole(let body):
+                return writer.writeWhole(response, body: body).whenComplete { result in
+                    let written = (try? result.get()) != nil
+                    if handler.value.isStartingTask { loop.execute { finished(written) } } else { finished(written) }
+                }
             case .events(let stream): events = stream
             }
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
