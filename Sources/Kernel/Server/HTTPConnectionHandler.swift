@@ -36,8 +36,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     let watch = RequestStartWatch()
     /// A read the channel asked for while the connection was not reading.
     private var readPending = false
-    /// Whether a request's task is starting on this thread (`startResponding`).
-    private var isStartingTask = false
 
     init(responder: any HTTPResponder, tracker: RequestTracker, idleTimeout: TimeAmount, requestTimeout: TimeAmount) {
         self.responder = responder
@@ -201,12 +199,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let ticket = tracker.begin()
         let loop = context.eventLoop
         let executor = loopExecutor
-        // The task starts at once, on this thread, and runs up to its first suspension before
-        // this call returns (`Task.immediate`): the request skips a trip through the loop's queue.
-        // A whole answer it writes before that (a refusal) is taken up once this call has returned,
-        // not inside it, where the next request held meanwhile would start inside this one.
-        isStartingTask = true
-        task = Task.immediate(executorPreference: executor) {
+        task = Task(executorPreference: executor) {
             let response = await responder.respond(to: head, body: body, screening: screening)
             let finished: @Sendable (_ written: Bool) -> Void = { written in
                 ticket.end()
@@ -217,11 +210,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             let events: EventStream
             switch response.body {
-            case .whole(let body):
-                return writer.writeWhole(response, body: body).whenComplete { result in
-                    let written = (try? result.get()) != nil
-                    if handler.value.isStartingTask { loop.execute { finished(written) } } else { finished(written) }
-                }
+            case .whole(let body): return writer.writeWhole(response, body: body).whenComplete { finished((try? $0.get()) != nil) }
             case .events(let stream): events = stream
             }
             // A stream can run for minutes, and Swift keeps the stack slabs that a task's deepest
@@ -233,7 +222,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator, framing: framing).whenSuccess(finished) }
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
-        isStartingTask = false
         tracker.attach(task!, to: ticket)
     }
 
