@@ -2,9 +2,9 @@
 
 The server writes its answers as bytes and answers pipelined requests itself (docs/ARCHITECTURE.md,
 "A request's path"): these tests check what a client reads, through the real binary. Requests
-sent together in one write are answered in order on the one connection, thousands of them too; the answer to a HEAD has
-no body; an HTTP/1.0 client's stream is not chunked and ends with the connection; bytes after a
-request that are not HTTP get a 400 after that request's answer.
+sent together in one write are answered in order on the one connection, thousands of them too;
+the answer to a HEAD has no body; an HTTP/1.0 client's stream is not chunked and ends with the
+connection; bytes after a request that are not HTTP get a 400 after that request's answer.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ struct PluginRoutes: Sendable {
             if let prefix = route.pathPrefix {
                 prefixed.append((Array(prefix.utf8), route))
             } else {
-                exact.removeAll { $0.route.method == route.method && $0.route.path == route.path }
-                exact.append((Array(route.path.utf8), route))
+                let path = Array(route.path.utf8)
+                exact.removeAll { $0.route.method == route.method && $0.path == path }
+                exact.append((path, route))
             }
         }
         self.exact = exact
