@@ -16,15 +16,18 @@ the same run, so a busy or slow machine moves goal and figure together:
   latency at 1 connection         auth + router p50 ≤ the floor's p50 + 40 µs; full pipeline
                                     added p99 (over the upstream direct) ≤ 1 ms
   memory                          ≤ 20 KB per open http:// stream (full pipeline; 10,000 streams
-                                    ≤ 250 MB); RSS after the load runs ≤ 60 MB
+                                    ≤ 250 MB), ≤ 40 KB per open https:// stream; RSS after the load
+                                    runs ≤ 60 MB
+  HTTP/2                          1,000 concurrent streams to one TLS upstream ride ≤ 4 connections
   streaming                       TTFB overhead ≤ 0.5 ms; longest-held chunk (median of the rounds' longest) within 1 ms of the floor's
 Beside the targets, a diagnostic: the 1-connection latency again with wrk, the upstream and the
 server all pinned to CPU 0 (`taskset`), where no wake-up crosses vCPUs. It separates a request's
 own work from where the scheduler happened to put the three processes, which on a small VM moves
 the spread p50 by tens of µs.
 Each row of the targets table shows nginx's and the floor's figure beside sluice's, and LiteLLM's
-(--with-litellm) and the baseline binary's (--baseline-bin) when measured. `https://` memory per
-stream and HTTP/2 connection counts are not measured here.
+(--with-litellm) and the baseline binary's (--baseline-bin) when measured. The https:// streams go
+to the slow upstream through nginx terminating TLS with HTTP/2 (a certificate made for the run,
+which sluice trusts by `ca_file`), through a fresh sluice with the full pipeline.
 
 Before/after in one run: --baseline-bin PATH (say a release build of an older commit) runs that
 binary's auth + router and full pipeline beside the current one's, interleaved in the same load
@@ -70,6 +73,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import platform
@@ -346,7 +350,8 @@ class Suite:
         self.port = {"json": base, "sse": base + 1, "proxy": base + 2, "py": base + 3,
                      "ar": base + 4, "full": base + 5, "start": base + 6, "litellm": base + 7, "otlp": base + 8,
                      "floor": base + 9, "floor-py": base + 10, "proxy-py": base + 11, "history": base + 12,
-                     "floor-sse": base + 13, "proxy-sse": base + 14, "base-ar": base + 15, "base-full": base + 16}
+                     "floor-sse": base + 13, "proxy-sse": base + 14, "base-ar": base + 15, "base-full": base + 16,
+                     "tls": base + 17}
         self.sluice = Path(os.environ.get("SLUICE_BIN", REPO / ".build/release/sluice"))
         self.floor = Path(os.environ.get("NIO_FLOOR_BIN", BENCH / "nio-floor/.build/release/nio-floor"))
         self.baseline = (Path(os.environ.get("BENCH_CALLER_DIR", os.getcwd())) / args.baseline_bin).resolve() \
@@ -431,13 +436,28 @@ class Suite:
                               f"(waited {waited:.0f}s; busiest then: {busiest}). Figures are noisier than on an idle machine.")
         log(f"1-min load {load:.2f} after waiting {waited:.0f}s; measuring")
 
+    def write_tls(self) -> None:
+        """A self-signed certificate for 127.0.0.1, which the TLS upstream serves and sluice trusts (`ca_file`)."""
+        d = OUT / "tls"
+        d.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+
     def write_nginx(self) -> None:
+        self.write_tls()
         for name, workers, servers in (
             ("nginx-upstream", 1, f"""
   server {{ listen 127.0.0.1:{self.port['json']} backlog=4096; default_type application/json;
            location / {{ return 200 '{CHAT_JSON}'; }} }}
   server {{ listen 127.0.0.1:{self.port['sse']} backlog=4096; default_type text/event-stream;
            location / {{ add_header cache-control no-cache; return 200 '{sse_body()}'; }} }}
+  # the slow SSE upstream behind TLS and HTTP/2 (as providers serve), for the https:// streams
+  server {{ listen 127.0.0.1:{self.port['tls']} ssl http2 backlog=4096;
+           ssl_certificate {OUT / 'tls/cert.pem'}; ssl_certificate_key {OUT / 'tls/key.pem'};
+           http2_max_concurrent_streams 1000;
+           location / {{ proxy_pass http://127.0.0.1:{self.port['py']}; proxy_http_version 1.1; proxy_set_header Connection "";
+                        proxy_buffering off; proxy_read_timeout 600s; }} }}
   # an OTLP/HTTP sink for the tracing plugin: accepts and discards every export
   server {{ listen 127.0.0.1:{self.port['otlp']}; client_max_body_size 0; default_type application/x-protobuf;
            location / {{ return 200 ''; }} }}"""),
@@ -488,12 +508,16 @@ http {{
                 "fastsse": provider(f"http://127.0.0.1:{self.port['sse']}/v1"),
                 "paced": provider(f"http://127.0.0.1:{self.port['py']}/paced/v1"),
                 "slow": provider(f"http://127.0.0.1:{self.port['py']}/slow/v1"),
+                "slow-tls": {"plugin": "openai-compatible",
+                             "config": {"base_url": f"https://127.0.0.1:{self.port['tls']}/slow/v1", "timeout_s": 600,
+                                        "ca_file": str(OUT / "tls/cert.pem")}},
             },
             "models": {
                 "bench": {"targets": [{"provider": "fastjson", "model": "bench-upstream"}]},
                 "bench-stream": {"targets": [{"provider": "fastsse", "model": "bench-upstream"}]},
                 "bench-paced": {"targets": [{"provider": "paced", "model": "bench-upstream"}]},
                 "bench-slow": {"targets": [{"provider": "slow", "model": "bench-upstream"}]},
+                "bench-slow-tls": {"targets": [{"provider": "slow-tls", "model": "bench-upstream"}]},
             },
             "pipeline": pipeline,
         }
@@ -1108,11 +1132,52 @@ litellm_settings:
         if not hready or hready["failed"]:
             self.failures.append(f"open streams with a long conversation: {hready and hready['failed']} of {m} failed to open")
 
-    def hold_streams(self, label: str, pid: int, url: str, key: str | None, n: int, extra: list[str] | None = None) -> dict:
-        """Opens n slow streams through the server `pid` and reads its memory before, while holding, and after."""
+    def tls_streams(self) -> None:
+        """Open streams over https:// (TLS, HTTP/2) through a fresh sluice with the full pipeline: memory
+        per stream, and the connections they ride."""
+        n = min(1000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 200) // 2)
+        self.r["memory"]["tls_n"] = n
+        log(f"holding {n:,} open streams through a fresh sluice (full pipeline) to the slow upstream over https:// (HTTP/2)")
+        fresh = self.procs.start("sluice-tls", [str(self.sluice), "serve", "--config", str(OUT / "sluice-history.json")],
+                                 OUT / "sluice-tls.log", env={"SLUICE_BENCH_KEY": KEY})
+        if not wait_until(lambda: ready_200(self.port["history"]), 15):
+            self.failures.append("the https:// hold: sluice did not answer /ready (bench/out/sluice-tls.log)")
+            self.procs.stop(fresh)
+            return
+        # One stream first, read to its first chunk and dropped: curl's thread, its TLS context and the
+        # connection are set up once, not a cost of each stream.
+        warm = http.client.HTTPConnection("127.0.0.1", self.port["history"], timeout=10)
+        try:
+            warm.request("POST", "/v1/chat/completions", json.dumps(
+                {"model": "bench-slow-tls", "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
+                {"content-type": "application/json", "authorization": f"Bearer {KEY}"})
+            answer = warm.getresponse()
+            if answer.status != 200:
+                self.failures.append(f"the https:// hold: a first stream was answered HTTP {answer.status}: {answer.read()[:300]!r}")
+            answer.read1(256)
+        except OSError as e:
+            self.failures.append(f"the https:// hold: a first stream failed: {e}")
+        finally:
+            warm.close()
+        time.sleep(2)
+        st = self.hold_streams("tls", fresh.pid, f"http://127.0.0.1:{self.port['history']}/v1", KEY, n,
+                               model="bench-slow-tls", connections_to=self.port["tls"])
+        self.procs.stop(fresh)
+        self.r["memory"]["streams_tls"] = st
+        ready = st["ready"]
+        if not ready or ready["failed"]:
+            self.failures.append(f"open streams over https://: {ready and ready['failed']} of {n} failed to open "
+                                 f"(bench/out/hold-tls-client.stderr)")
+        log(f"  opened {ready and ready['opened']}, RSS {st['before'].get('VmRSS')} → {st['holding'].get('VmRSS')} MB, "
+            f"{st['holding'].get('connections')} connections to the upstream")
+
+    def hold_streams(self, label: str, pid: int, url: str, key: str | None, n: int, extra: list[str] | None = None,
+                     model: str = "bench-slow", connections_to: int | None = None) -> dict:
+        """Opens n slow streams through the server `pid` and reads its memory before, while holding, and after
+        (and, given `connections_to`, how many TCP connections to that port are open while holding)."""
         before = proc_status(pid)
         client = subprocess.Popen([sys.executable, str(BENCH / "stream_client.py"), "hold", "--url", url,
-                                   "--key", key or "none", "--model", "bench-slow",
+                                   "--key", key or "none", "--model", model,
                                    "--n", str(n), "--open-concurrency", "200", "--open-timeout-s", str(self.args.open_timeout),
                                    "--hold-s", str(self.args.hold_seconds)] + (extra or []),
                                   stdout=subprocess.PIPE, stderr=open(OUT / f"hold-{label}-client.stderr", "w"), text=True,
@@ -1129,6 +1194,10 @@ litellm_settings:
                     time.sleep(min(3, self.args.hold_seconds / 2))
                     peak = proc_status(pid)
                     peak["upstream_fds"] = proc_status(self.pids["sse_upstream"].pid).get("fds")
+                    if connections_to:
+                        listing = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{connections_to} )"],
+                                                 capture_output=True, text=True).stdout
+                        peak["connections"] = len(listing.splitlines())
                 elif line.startswith("ALIVE "):
                     alive = json.loads(line[6:])
                     again = proc_status(pid)
@@ -1198,6 +1267,7 @@ litellm_settings:
                 self.profile()
             self.plugin_costs()
             self.many_streams()
+            self.tls_streams()
             self.startup()
             if self.args.with_litellm:
                 self.litellm()
@@ -1448,6 +1518,17 @@ def render(r: dict, args) -> str:
             add(f"The SwiftNIO floor holding {f_opened:,} of the same streams: {fmt(fl['before'].get('VmRSS'), 1, ' MB')} → "
                 f"{fmt(fl['holding']['VmRSS'], 1, ' MB')}, {fmt(f_per, 1, ' KB')} per stream{at_10k}: two NIO channels and "
                 "their buffers, with no gateway state and no curl.\n")
+        tl = mem.get("streams_tls")
+        if tl and tl["holding"].get("VmRSS"):
+            t_opened = (tl.get("ready") or {}).get("opened") or 0
+            t_per = (tl["holding"]["VmRSS"] - tl["before"].get("VmRSS", 0)) * 1024 / t_opened if t_opened else None
+            mem["tls_per_stream_kb"], mem["tls_connections"] = t_per, tl["holding"].get("connections")
+            add(f"Over https:// (nginx terminating TLS with HTTP/2 in front of the slow upstream), through a fresh sluice with "
+                f"the full pipeline, after one stream opened and dropped (curl's thread, its TLS context and the connection set "
+                f"up): {t_opened:,} of {mem.get('tls_n', 0):,} streams opened, "
+                f"{fmt(tl['before'].get('VmRSS'), 1, ' MB')} → {fmt(tl['holding']['VmRSS'], 1, ' MB')}, "
+                f"{fmt(t_per, 1, ' KB')} per stream, on {fmt(mem['tls_connections'])} TCP connections to the upstream "
+                "(curl's multi interface, its TLS sessions and HTTP/2 streams included).\n")
         bl = mem.get("streams_base")
         if bl and bl["holding"].get("VmRSS"):
             b_opened = (bl.get("ready") or {}).get("opened") or 0
@@ -1566,6 +1647,14 @@ def render(r: dict, args) -> str:
            None if per is None else per <= 20 and opened >= mem.get("streams_n", 0),
            None, fmt(mem.get("floor_per_stream_kb"), 1, " KB") if mem.get("floor_per_stream_kb") is not None else None,
            None, fmt(mem.get("base_per_stream_kb"), 1, " KB") if mem.get("base_per_stream_kb") is not None else None)
+    t_per, t_conns = mem.get("tls_per_stream_kb"), mem.get("tls_connections")
+    t_opened = ((mem.get("streams_tls") or {}).get("ready") or {}).get("opened") or 0
+    target("memory per open stream, https:// (full pipeline)", "≤ 40 KB",
+           f"{t_per:.1f} KB ({t_opened:,} streams)" if t_per is not None else None,
+           None if t_per is None else t_per <= 40 and t_opened >= mem.get("tls_n", 0))
+    target(f"HTTP/2: {mem.get('tls_n', 1000):,} concurrent streams to one TLS upstream", "≤ 4 connections",
+           f"{t_conns} connections" if t_conns is not None else None,
+           None if t_conns is None else t_conns <= 4 and t_opened >= mem.get("tls_n", 0))
     if st and st["holding"].get("VmRSS"):
         n = mem["streams_n"]
         if n >= 10000:
