@@ -1138,15 +1138,12 @@ litellm_settings:
         n = min(1000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 200) // 2)
         self.r["memory"]["tls_n"] = n
         log(f"holding {n:,} open streams through a fresh sluice (full pipeline) to the slow upstream over https:// (HTTP/2)")
-        fresh = self.procs.start("sluice-tls", [str(self.sluice), "serve", "--config", str(OUT / "sluice-history.json")],
-                                 OUT / "sluice-tls.log", env={"SLUICE_BENCH_KEY": KEY})
-        if not wait_until(lambda: ready_200(self.port["history"]), 15):
-            self.failures.append("the https:// hold: sluice did not answer /ready (bench/out/sluice-tls.log)")
-            self.procs.stop(fresh)
+        fresh = self.fresh_sluice(self.sluice, "tls", self.full_plugins)
+        if fresh is None:
             return
         # One stream first, read to its first chunk and dropped: curl's thread, its TLS context and the
         # connection are set up once, not a cost of each stream.
-        warm = http.client.HTTPConnection("127.0.0.1", self.port["history"], timeout=10)
+        warm = http.client.HTTPConnection("127.0.0.1", self.port["start"], timeout=10)
         try:
             warm.request("POST", "/v1/chat/completions", json.dumps(
                 {"model": "bench-slow-tls", "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
@@ -1160,7 +1157,7 @@ litellm_settings:
         finally:
             warm.close()
         time.sleep(2)
-        st = self.hold_streams("tls", fresh.pid, f"http://127.0.0.1:{self.port['history']}/v1", KEY, n,
+        st = self.hold_streams("tls", fresh.pid, f"http://127.0.0.1:{self.port['start']}/v1", KEY, n,
                                model="bench-slow-tls", connections_to=self.port["tls"])
         self.procs.stop(fresh)
         self.r["memory"]["streams_tls"] = st
