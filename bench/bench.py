@@ -1192,9 +1192,10 @@ litellm_settings:
                     peak = proc_status(pid)
                     peak["upstream_fds"] = proc_status(self.pids["sse_upstream"].pid).get("fds")
                     if connections_to:
-                        listing = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{connections_to} )"],
+                        # this sluice's own: every sluice of the run has the provider, and its health probes keep a connection too
+                        listing = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{connections_to} )"],
                                                  capture_output=True, text=True).stdout
-                        peak["connections"] = len(listing.splitlines())
+                        peak["connections"] = sum(f"pid={pid}," in line for line in listing.splitlines())
                 elif line.startswith("ALIVE "):
                     alive = json.loads(line[6:])
                     again = proc_status(pid)
