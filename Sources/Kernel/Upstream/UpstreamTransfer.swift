@@ -50,6 +50,9 @@ final class UpstreamTransfer: @unchecked Sendable {
     /// a stream lives long: thousands of open streams would hold thousands of default buffers.
     /// Bursts larger than this arrive in more than one piece, which the event parser expects.
     static let streamingReceiveBufferBytes = 2048
+    /// curl's buffer for sending a request body: its least, an HTTP/2 DATA frame's default size.
+    /// curl's default (64 KiB) is held for as long as the transfer runs, a stream's included.
+    static let uploadBufferBytes = 16384
 
     init(_ request: UpstreamRequest, client: CurlTransport, streaming: Bool) throws {
         guard let easy = client.makeHandle() else { throw UpstreamError.failed("could not create a curl handle") }
@@ -99,6 +102,7 @@ final class UpstreamTransfer: @unchecked Sendable {
             sluice_curl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method.rawValue)
         }
         if let requestBody = request.body {
+            sluice_curl_easy_setopt_long(easy, CURLOPT_UPLOAD_BUFFERSIZE, Self.uploadBufferBytes)
             let size = curl_off_t(requestBody.readableBytes)
             sluice_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, size)
             // The retained storage keeps the bytes where they are until `releaseUploadIfSent`.
