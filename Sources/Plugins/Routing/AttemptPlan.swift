@@ -105,9 +105,9 @@ struct AttemptPlan {
     @inline(never)
     mutating func failed(_ error: any Error, _ attempt: Attempt, request: GatewayRequest) throws {
         let target = attempt.candidate.target.target, attempts = attempts
-        attempt.span?.end(GatewayError(error, provider: target.provider), nil)
-        if error is CancellationError || Task.isCancelled { throw error }
         let failure = GatewayError(error, provider: target.provider)
+        attempt.span?.end(failure, nil)
+        if error is CancellationError || Task.isCancelled { throw error }
         let circuit = attempt.candidate.target.circuit
         if Self.countsAgainstBreaker(failure) { circuit.recordFailure() } else { circuit.recordSuccess() }
         request.context.logger.warning("provider attempt failed", metadata: [
