@@ -182,6 +182,19 @@ import Testing
         #expect(read + 16384 >= 64 << 20)
     }
 
+    @Test func aStreamedAnswerReadsAsItsEventsUpToTheirLimit() async throws {
+        let events = "data: one\n\nevent: ping\ndata: two\n\ndata: \(String(repeating: "x", count: 100))\n\ndata: never\n\n"
+        let server = try await ScriptedUpstream.start([ScriptedUpstream.ok(events, headers: "content-type: text/event-stream\r\n")])
+        defer { Task { await server.shutdown() } }
+        let response = try await client.stream(get(server.url))
+        var received: [SSEEvent] = []
+        let error = await #expect(throws: UpstreamError.self) {
+            for try await event in EventStream(serverSentEventsOf: response.body, maxEventBytes: 64) { received.append(event) }
+        }
+        #expect(error == .eventTooLarge(limit: 64))
+        #expect(received == [SSEEvent(data: "one"), SSEEvent(event: "ping", data: "two")])
+    }
+
     @Test func droppingAStreamClosesItsConnection() async throws {
         let server = try await ScriptedUpstream.start([.chunks(count: 1024, size: 16384), ScriptedUpstream.ok("next")])
         defer { Task { await server.shutdown() } }

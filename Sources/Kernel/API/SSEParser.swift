@@ -113,6 +113,15 @@ public struct SSEParser: Sendable {
     }
 }
 
+extension EventStream {
+    /// The events of a streamed upstream body. Made here, where every type of the chain is known:
+    /// built from a plugin's module, the generic `init` would run unspecialised, with a larger
+    /// async frame at each layer for as long as the stream waits for its provider.
+    public init(serverSentEventsOf body: UpstreamBody, maxEventBytes: Int) {
+        self.init(SSEEventSequence(body, maxEventBytes: maxEventBytes))
+    }
+}
+
 /// Turns a stream of byte chunks into a stream of events, pulling a chunk only when needed.
 public struct SSEEventSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
     public typealias Element = SSEEvent

@@ -14,7 +14,7 @@ public struct AnswerLimits: PluginSettings {
     public init() {}
 
     /// The stream of events in a streamed answer's body.
-    func events(_ body: UpstreamBody) -> EventStream { EventStream(SSEEventSequence(body, maxEventBytes: maxEventBytes)) }
+    func events(_ body: UpstreamBody) -> EventStream { EventStream(serverSentEventsOf: body, maxEventBytes: maxEventBytes) }
 }
 
 /// How every provider reaches its API: extra headers, timeouts, and the limits on answers.
