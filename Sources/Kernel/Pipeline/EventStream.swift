@@ -6,9 +6,13 @@
 /// a stream waiting for its upstream holds one async frame instead of one per wrapper.
 public struct EventStream: AsyncSequence, Sendable {
     public typealias Element = SSEEvent
-    private let makeSource: @Sendable () -> () async throws -> SSEEvent?
+    @usableFromInline let makeSource: @Sendable () -> () async throws -> SSEEvent?
     private var stages: [@Sendable () -> any EventStage] = []
 
+    /// Inlinable, so that a plugin's own sequence is iterated by code specialised for it: run
+    /// generically, every layer under the stream's iterator has a larger async frame, held for
+    /// as long as the stream waits for its provider.
+    @inlinable
     public init<Base: AsyncSequence & Sendable>(_ base: Base) where Base.Element == SSEEvent {
         makeSource = {
             var iterator = base.makeAsyncIterator()
