@@ -20,10 +20,12 @@ the same run, so a busy or slow machine moves goal and figure together:
                                     runs ≤ 60 MB
   HTTP/2                          1,000 concurrent streams to one TLS upstream ride ≤ 4 connections
   streaming                       TTFB overhead ≤ 0.5 ms; longest-held chunk (median of the rounds' longest) within 1 ms of the floor's
-Beside the targets, a diagnostic: the 1-connection latency again with wrk, the upstream and the
-server all pinned to CPU 0 (`taskset`), where no wake-up crosses vCPUs. It separates a request's
-own work from where the scheduler happened to put the three processes, which on a small VM moves
-the spread p50 by tens of µs.
+Beside the targets, a diagnostic: the 1-connection latency again with each process pinned
+(`taskset`), in two placements, the floor and sluice alike. With wrk, the upstream and the server all
+on CPU 0, no wake-up crosses vCPUs: a request's own work. With the server alone on CPU 1 and wrk and
+the upstream on CPU 0, every wake-up crosses: a gateway on a core of its own. Together they separate
+what sluice adds from where the scheduler happened to put the three processes, which on a small VM
+moves the spread p50 by tens of µs.
 Each row of the targets table shows nginx's and the floor's figure beside sluice's, and LiteLLM's
 (--with-litellm) and the baseline binary's (--baseline-bin) when measured. The https:// streams go
 to the slow upstream through nginx terminating TLS with HTTP/2 (a certificate made for the run,
@@ -778,32 +780,42 @@ litellm_settings:
                 log(f"  {name} c{conns}: {res['rps']:.0f} req/s, p50 {res['latency_us']['p50']} µs (rounds {p50s}), "
                     f"CPU {res.get('cpu_us_per_req', 0):.1f} µs/req (rounds {cpus}), errors {res['error_total']}")
 
-    def one_cpu_latency(self, usable: dict) -> None:
-        """The 1-connection latency again with wrk, the upstream and the server under test all on
-        CPU 0. Spread over the vCPUs (the runs above), each request wakes a process on another
-        vCPU two or three times, and how often the scheduler puts them together changes the p50 by
-        tens of µs; on one CPU no wake-up crosses vCPUs, so the figure is the request's own work.
-        A diagnostic beside the target, which stays the spread p50."""
+    # The placements of the pinned 1-connection runs: (key in the results, the server's CPU, wrk's
+    # and the upstream's CPU, what the log calls it).
+    PLACEMENTS = (("one_cpu", "0", "0", "all on CPU 0"), ("apart", "1", "0", "the server on CPU 1, wrk and the upstream on CPU 0"))
+
+    def pinned_latency(self, usable: dict) -> None:
+        """The 1-connection latency again with every process pinned, in each of `PLACEMENTS`.
+        Spread over the vCPUs (the runs above), each request wakes a process on another vCPU two or
+        three times, and how often the scheduler puts them together changes the p50 by tens of µs.
+        All on one CPU, no wake-up crosses vCPUs: the request's own work. The server apart, every
+        wake-up crosses. Diagnostics beside the target, which stays the spread p50."""
+        if (os.cpu_count() or 1) < 2:
+            return
         all_cpus = f"0-{(os.cpu_count() or 1) - 1}"
         upstream = process_tree(self.pids["nginx-upstream"].pid)
-        for name in ("direct", "floor", "sluice-ar", "base-ar"):
-            if name not in usable:
-                continue
-            port, key = usable[name]
-            pinned = set(upstream) | set(process_tree(self.pids[self.server_of[name]].pid))
-            for pid in pinned:
-                subprocess.run(["taskset", "-a", "-p", "-c", "0", str(pid)], capture_output=True)
-            try:
-                log(f"wrk {name} c1 on CPU 0: 1s warm-up + 5s")
-                self.wrk(name, port, key, 1, 1, "-cpu0-warmup", cpus="0")
-                res = self.wrk(name, port, key, 1, 5, "-cpu0", cpus="0")
-            finally:
-                for pid in pinned:
-                    subprocess.run(["taskset", "-a", "-p", "-c", all_cpus, str(pid)], capture_output=True)
-            self.truncate_logs()
-            if res:
-                self.r["one_cpu"][name] = res
-                log(f"  p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs")
+        for key_, server_cpu, other_cpu, title in self.PLACEMENTS:
+            for name in ("direct", "floor", "sluice-ar", "base-ar"):
+                if name not in usable:
+                    continue
+                port, key = usable[name]
+                # the direct run has no server of its own: the upstream is the server it measures
+                server = set(process_tree(self.pids[self.server_of[name]].pid))
+                groups = ((server, server_cpu),) if name == "direct" else ((upstream, other_cpu), (server, server_cpu))
+                for pids, cpu in groups:
+                    for pid in pids:
+                        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], capture_output=True)
+                try:
+                    log(f"wrk {name} c1, {title}: 1s warm-up + 5s")
+                    self.wrk(name, port, key, 1, 1, f"-{key_}-warmup", cpus=other_cpu)
+                    res = self.wrk(name, port, key, 1, 5, f"-{key_}", cpus=other_cpu)
+                finally:
+                    for pid in set(upstream) | server:
+                        subprocess.run(["taskset", "-a", "-p", "-c", all_cpus, str(pid)], capture_output=True)
+                self.truncate_logs()
+                if res:
+                    self.r.setdefault(key_, {})[name] = res
+                    log(f"  p50 {res['latency_us']['p50']} µs, p99 {res['latency_us']['p99']} µs")
 
     def measured_wrk(self, name: str, pids: list[int], port: int, key: str | None, conns: int, seconds: float,
                      tag: str = "", body_bytes: int | None = None) -> dict | None:
@@ -1244,7 +1256,7 @@ litellm_settings:
             usable = self.sanity()
             self.wait_quiet()
             self.load_runs(usable)
-            self.one_cpu_latency(usable)
+            self.pinned_latency(usable)
             self.streaming(usable)
             servers = ["ar", "full"] + (["base-ar", "base-full"] if self.baseline else [])
             # RSS after the load runs is read before the body-size runs, whose 200 KB bodies would add to it
@@ -1354,17 +1366,25 @@ def render(r: dict, args) -> str:
                     f"{res['latency_us']['p99'] - d1['latency_us']['p99']} |")
         add("")
 
-    one = r.get("one_cpu") or {}
-    if one.get("floor"):
-        add("The same at 1 connection with wrk, the upstream and the server all on CPU 0 (a diagnostic: no "
-            "wake-up crosses vCPUs, so this is the request's own work; spread over the vCPUs as above, where "
-            "the scheduler puts each process moves the p50 by tens of µs):\n")
-        add("| target | p50 µs | p99 µs | + p50 vs the floor |\n|---|---:|---:|---:|")
+    one, apart = r.get("one_cpu") or {}, r.get("apart") or {}
+    if one.get("floor") or apart.get("floor"):
+        add("The same at 1 connection with every process pinned, the floor and sluice alike (a diagnostic; spread "
+            "over the vCPUs as above, where the scheduler puts each process moves the p50 by tens of µs). All on "
+            "CPU 0, no wake-up crosses vCPUs: the request's own work. The server alone on CPU 1, with wrk and the "
+            "upstream on CPU 0, every wake-up crosses, as for a gateway on a core of its own:\n")
+        add("| target | all on CPU 0: p50 µs | p99 µs | + p50 vs the floor | server apart: p50 µs | p99 µs | + p50 vs the floor |\n"
+            "|---|---:|---:|---:|---:|---:|---:|")
+
+        def cells(placed: dict, name: str) -> str:
+            res, floor = placed.get(name), placed.get("floor")
+            if not res:
+                return "| – | – | –"
+            lat = res["latency_us"]
+            vs = f"{lat['p50'] - floor['latency_us']['p50']:+d}" if floor else "–"
+            return f"| {lat['p50']} | {lat['p99']} | {vs}"
         for name in ("direct", "floor", "sluice-ar", "base-ar"):
-            res = one.get(name)
-            if res:
-                add(f"| {names[name]} | {res['latency_us']['p50']} | {res['latency_us']['p99']} | "
-                    f"{res['latency_us']['p50'] - one['floor']['latency_us']['p50']:+d} |")
+            if one.get(name) or apart.get(name):
+                add(f"| {names[name]} {cells(one, name)} {cells(apart, name)} |")
         add("")
 
     ng = w.get("nginx", {}).get(32, {}).get("cpu_us_per_req")
