@@ -114,10 +114,11 @@ public struct SSEParser: Sendable {
 }
 
 extension EventStream {
-    /// The events of a streamed upstream body. Made here, where every type of the chain is known:
-    /// built from a plugin's module, the generic `init` would run unspecialised, with a larger
-    /// async frame at each layer for as long as the stream waits for its provider.
-    public init(serverSentEventsOf body: UpstreamBody, maxEventBytes: Int) {
+    /// The events of a streamed upstream body, as a provider makes its stream. Made here, where
+    /// every type of the chain is known: `EventStream(SSEEventSequence(body))`, written in a
+    /// plugin's module, would run `SSEEventSequence` unspecialised, with a larger async frame at
+    /// each layer for as long as the stream waits for its provider.
+    public init(serverSentEventsOf body: UpstreamBody, maxEventBytes: Int = 1 << 20) {
         self.init(SSEEventSequence(body, maxEventBytes: maxEventBytes))
     }
 }

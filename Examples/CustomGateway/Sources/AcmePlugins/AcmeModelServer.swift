@@ -61,7 +61,7 @@ public struct AcmeModelServer: Provider {
             throw UpstreamFailure.error(status: answer.status, headers: answer.headers, body: try await answer.collect())
         }
         let context = request.context
-        let events = EventStream(SSEEventSequence(answer.body)).rewriting { event in
+        let events = EventStream(serverSentEventsOf: answer.body).rewriting { event in
             guard event.data.contains("prompt_tokens"), let json = event.json, let usage = Usage(openAI: json["usage"]) else { return event }
             context.usage = usage
             return clientAskedForUsage || json["choices"]?.count != 0 ? event : nil
