@@ -73,22 +73,38 @@ struct FrontDoor: Sendable {
         let requestID = RequestID.fromClient(head.headers.first(name: "x-request-id")) ?? RequestID.make()
         let path = Self.path(of: head.uri)
         let endpoint = Self.endpoint(path, method: head.method)
-        let dialect = endpoint?.dialect ?? (MCPFrontDoor.serves(path) ? .mcp : .openAI)
-        let generation = screening.generation
-        var response: GatewayResponse
-        let lease = generation.map(GenerationLease.init)
+        let lease = screening.generation.map(GenerationLease.init)
         do {
-            response = try await route(head, path: path, endpoint: endpoint, body: body, requestID: requestID,
-                                       screening: screening, isReady: isReady)
+            let response = try await route(head, path: path, endpoint: endpoint, body: body, requestID: requestID,
+                                           screening: screening, isReady: isReady)
+            return finish(response, requestID: requestID, path: path, endpoint: endpoint, lease: lease)
         } catch {
-            let gatewayError = GatewayError(error)
-            if gatewayError.status == .internalServerError {
-                logger.error("request failed", metadata: ["request_id": .string(requestID), "error": .string(String(describing: error))])
-            }
-            response = gatewayError.response(for: dialect, allocator: allocator)
+            return finish(failed(error, requestID: requestID, path: path, endpoint: endpoint), requestID: requestID, path: path,
+                          endpoint: endpoint, lease: lease)
         }
+    }
+
+    @inline(never)
+    private func failed(_ error: any Error, requestID: String, path: Substring, endpoint: Endpoint?) -> GatewayResponse {
+        let gatewayError = GatewayError(error)
+        if gatewayError.status == .internalServerError {
+            logger.error("request failed", metadata: ["request_id": .string(requestID), "error": .string(String(describing: error))])
+        }
+        return gatewayError.response(for: Self.dialect(path, endpoint: endpoint), allocator: allocator)
+    }
+
+    private static func dialect(_ path: Substring, endpoint: Endpoint?) -> APIDialect {
+        endpoint?.dialect ?? (MCPFrontDoor.serves(path) ? .mcp : .openAI)
+    }
+
+    /// The answer as it leaves: a stream's failure after its head becomes an event in the API's
+    /// shape, the generation is let go when the answer ends, and the request is named.
+    @inline(never)
+    private func finish(_ response: GatewayResponse, requestID: String, path: Substring, endpoint: Endpoint?,
+                        lease: GenerationLease?) -> GatewayResponse {
+        var response = response
         if case .events(var events) = response.body {
-            let logger = logger, isDraining = isDraining
+            let logger = logger, isDraining = isDraining, dialect = Self.dialect(path, endpoint: endpoint)
             // A Responses stream numbers its events; an error event takes the next number.
             let eventsSent = endpoint?.operation == .responses ? ManagedAtomic(0) : nil
             if let eventsSent { events = events.observing { _ in eventsSent.wrappingIncrement(ordering: .relaxed) } }
@@ -141,12 +157,37 @@ struct FrontDoor: Sendable {
         return response
     }
 
+    /// Where a request goes, found without waiting.
+    private enum Destination {
+        case answered(GatewayResponse)
+        case plugin(PluginRoute, GatewayRequest)
+        case mcp(MCPFrontDoor)
+        case api(Endpoint, GatewayGeneration)
+    }
+
+    // The async functions a request passes through keep their frames until it is answered (a
+    // provider can take minutes), and each value an `await` could see takes room in them: what
+    // is decided without waiting is decided in synchronous functions (`destination`), and each
+    // way on waits in a function of its own.
+    @inline(never)
     private func route(_ head: HTTPRequestHead, path: Substring, endpoint: Endpoint?, body: ByteBuffer, requestID: String,
                        screening: RequestScreening, isReady: Bool) async throws -> GatewayResponse {
+        switch try destination(head, path: path, endpoint: endpoint, body: body, requestID: requestID, screening: screening, isReady: isReady) {
+        case .answered(let response): return response
+        case .plugin(let route, let request): return try await route.handler(request)
+        case .mcp(let frontDoor): return try await frontDoor.respond(head, path: path, body: body, requestID: requestID, screening: screening)
+        case .api(let endpoint, let generation):
+            return try await call(endpoint, head: head, body: body, requestID: requestID, screening: screening, generation: generation)
+        }
+    }
+
+    @inline(never)
+    private func destination(_ head: HTTPRequestHead, path: Substring, endpoint: Endpoint?, body: ByteBuffer, requestID: String,
+                             screening: RequestScreening, isReady: Bool) throws -> Destination {
         let generation = screening.generation
         switch (head.method, path) {
         case (.GET, "/health"), (.HEAD, "/health"):
-            return .json(["status": "ok"], allocator: allocator)
+            return .answered(.json(["status": "ok"], allocator: allocator))
         case (.GET, "/ready"), (.HEAD, "/ready"):
             let ready = isReady && generation != nil
             var report: JSON = ["status": ready ? "ready" : "not ready"]
@@ -154,7 +195,7 @@ struct FrontDoor: Sendable {
                 try Self.checkOperator(head.headers, keys: generation.adminKeys)
                 report["providers"] = generation.health.report
             }
-            return .json(report, status: ready ? .ok : .serviceUnavailable, allocator: allocator)
+            return .answered(.json(report, status: ready ? .ok : .serviceUnavailable, allocator: allocator))
         default:
             break
         }
@@ -166,13 +207,12 @@ struct FrontDoor: Sendable {
             // The manifest's keys, so that a route checking credentials itself can tell a client key from an unknown one.
             let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: [],
                                          credentials: generation.credentials)
-            return try await route.handler(GatewayRequest(
+            return .plugin(route, GatewayRequest(
                 operation: .other, dialect: .openAI, method: head.method, uri: head.uri, headers: head.headers,
                 body: RequestBody(opaque: body), model: "", stream: false, context: context))
         }
         if MCPFrontDoor.serves(path) {
-            return try await MCPFrontDoor(frontDoor: self, generation: generation)
-                .respond(head, path: path, body: body, requestID: requestID, screening: screening)
+            return .mcp(MCPFrontDoor(frontDoor: self, generation: generation))
         }
         guard let endpoint else {
             throw GatewayError.notFound("unknown path \(path); this gateway serves /v1/chat/completions, /v1/embeddings, /v1/moderations, /v1/models, /v1/messages and /v1/responses",
@@ -181,22 +221,38 @@ struct FrontDoor: Sendable {
         guard head.method == endpoint.method else {
             throw GatewayError(.methodNotAllowed, type: "invalid_request_error", "\(path) takes \(endpoint.method.rawValue), not \(head.method.rawValue)")
         }
-        // Who is calling is settled before the body is parsed; a refused request goes down the
-        // pipeline without it, to the authenticator that delivers the refusal.
+        return .api(endpoint, generation)
+    }
+
+    /// A call to the API: who is calling is settled before the body is parsed; a refused request
+    /// goes down the pipeline without it, to the authenticator that delivers the refusal.
+    @inline(never)
+    private func call(_ endpoint: Endpoint, head: HTTPRequestHead, body: ByteBuffer, requestID: String, screening: RequestScreening,
+                      generation: GatewayGeneration) async throws -> GatewayResponse {
         let verdicts = await authenticate(head.headers, screening: screening, authenticators: generation.pipeline.authenticators)
-        let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: verdicts,
-                                     credentials: generation.credentials)
-        var request = GatewayRequest(operation: endpoint.operation, dialect: endpoint.dialect, method: head.method, uri: head.uri,
-                                     headers: head.headers, body: .empty, model: "", stream: false, context: context)
-        let admitted = verdicts.allSatisfy { if case .success = $0 { true } else { false } }
-        if endpoint.method == .POST, admitted {
+        var request = request(endpoint, head: head, requestID: requestID, verdicts: verdicts, generation: generation)
+        if endpoint.method == .POST, verdicts.allSatisfy({ if case .success = $0 { true } else { false } }) {
             let scanned = try await Self.scanBody(body, memoryBudget: generation.manifest.server.maxJSONMemoryBytes)
-            let fields = try RequestFields(scanned, operation: endpoint.operation, dialect: endpoint.dialect)
-            request.body = scanned
-            request.model = fields.model
-            request.stream = fields.stream
+            try Self.read(scanned, into: &request, endpoint: endpoint)
         }
         return try await generation.pipeline.handle(request)
+    }
+
+    @inline(never)
+    private func request(_ endpoint: Endpoint, head: HTTPRequestHead, requestID: String, verdicts: [Result<CallerIdentity, GatewayError>],
+                         generation: GatewayGeneration) -> GatewayRequest {
+        let context = RequestContext(requestID: requestID, logger: logger, allocator: allocator, authentication: verdicts,
+                                     credentials: generation.credentials)
+        return GatewayRequest(operation: endpoint.operation, dialect: endpoint.dialect, method: head.method, uri: head.uri,
+                              headers: head.headers, body: .empty, model: "", stream: false, context: context)
+    }
+
+    @inline(never)
+    private static func read(_ scanned: RequestBody, into request: inout GatewayRequest, endpoint: Endpoint) throws {
+        let fields = try RequestFields(scanned, operation: endpoint.operation, dialect: endpoint.dialect)
+        request.body = scanned
+        request.model = fields.model
+        request.stream = fields.stream
     }
 
     /// The verdict of every authenticator, in pipeline order: those `screen` left undecided are

@@ -34,11 +34,18 @@ public struct Pipeline: Sendable {
             ordinal -= 1
             let index = ordinal
             return { request in
-                guard let verdict = request.context.authentication(at: index) else {
+                guard let admitted = try Self.admitted(request, by: authenticator, at: index) else {
                     return try await authenticator.handle(request, next: next)
                 }
-                return try await authenticator.admit(request, as: try verdict.get(), next: next)
+                return try await next(admitted)
             }
         }
+    }
+
+    /// The request as the front door's verdict lets it go on; nil when it reached no verdict.
+    @inline(never)
+    private static func admitted(_ request: GatewayRequest, by authenticator: any Authenticator, at index: Int) throws -> GatewayRequest? {
+        guard let verdict = request.context.authentication(at: index) else { return nil }
+        return try authenticator.admitted(request, as: verdict.get())
     }
 }

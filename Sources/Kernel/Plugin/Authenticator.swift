@@ -55,12 +55,20 @@ extension Authenticator {
     /// Records the caller (a refusal still names it in logs and metrics), refuses a model outside
     /// its allowlist, and passes the request on without the client's credentials.
     public func admit(_ request: GatewayRequest, as identity: CallerIdentity, next: Next) async throws -> GatewayResponse {
+        try await next(admitted(request, as: identity))
+    }
+
+    /// `admit`'s work before the request goes on: the request as it goes on. Synchronous, and not
+    /// inlined: the async frames of a request's path live as long as it waits for its provider
+    /// (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+    @inline(never)
+    func admitted(_ request: GatewayRequest, as identity: CallerIdentity) throws -> GatewayRequest {
         request.context.identity = identity
         if request.operation != .listModels, !request.model.isEmpty, !identity.allows(model: request.model) {
             throw GatewayError.permission("\(describe(identity)) may not use the model `\(request.model)`.")
         }
         var forwarded = request
         forwarded.headers = request.headers.withoutCredentials
-        return try await next(forwarded)
+        return forwarded
     }
 }

@@ -197,10 +197,29 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             handler.value.state.answerHeadWritten(number: number)
         }
         let ticket = tracker.begin()
-        let loop = context.eventLoop
-        let executor = loopExecutor
-        task = Task(executorPreference: executor) {
-            let response = await responder.respond(to: head, body: body, screening: screening)
+        let delivery = Delivery(writer: writer, handler: handler, loopContext: loopContext, ticket: ticket, number: number,
+                                loop: context.eventLoop, executor: loopExecutor)
+        task = Task(executorPreference: loopExecutor) {
+            delivery.deliver(await responder.respond(to: head, body: body, screening: screening))
+        }
+        tracker.attach(task!, to: ticket)
+    }
+
+    /// What becomes of a request's answer. Its work is synchronous and not inlined into the
+    /// request's task, whose async frame lives as long as the request waits for its provider
+    /// (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+    private struct Delivery: Sendable {
+        let writer: ResponseWriter
+        let handler: NIOLoopBound<HTTPConnectionHandler>
+        let loopContext: NIOLoopBound<ChannelHandlerContext>
+        let ticket: RequestTracker.Ticket
+        let number: Int
+        let loop: any EventLoop
+        let executor: EventLoopTaskExecutor?
+
+        @inline(never)
+        func deliver(_ response: GatewayResponse) {
+            let writer = writer, handler = handler, loopContext = loopContext, ticket = ticket, number = number
             let finished: @Sendable (_ written: Bool) -> Void = { written in
                 ticket.end()
                 let reusable = written && writer.keepAlive
@@ -222,7 +241,6 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             let streaming = Task(executorPreference: executor) { await writer.writeEvents(iterator, framing: framing).whenSuccess(finished) }
             loop.execute { handler.value.handOver(to: streaming, number, ticket: ticket) }
         }
-        tracker.attach(task!, to: ticket)
     }
 
     /// The stream's own task replaces the request's. Run on the loop, as `channelInactive` is: a

@@ -36,32 +36,58 @@ public struct AccessLog: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        // Cut now: a stream's line is written when it ends, and must not hold the whole body till then.
-        let requestBody = logBodies ? truncated(String(buffer: request.body.raw)) : nil
-        let traceID = request.headers.first(name: "traceparent").flatMap(TraceParent.traceID)
-        var response: GatewayResponse
+        // The work before and after the wait is in synchronous functions: this frame lives as
+        // long as the request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let line = begin(request)
+        let response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            write(request, traceID: traceID, status: GatewayError(error).status.code, error: GatewayError(error), firstTokenAt: nil,
-                  requestBody: requestBody, responseBody: nil)
+            failed(error, request, line)
             throw error
         }
+        return finish(response, request, line)
+    }
+
+    /// What the line needs from before the request went on: its body is cut now (a stream's
+    /// line is written when it ends, and must not hold the whole body till then).
+    private struct Start {
+        var requestBody: String?
+        var traceID: String?
+    }
+
+    @inline(never)
+    private func begin(_ request: GatewayRequest) -> Start {
+        Start(requestBody: logBodies ? truncated(String(buffer: request.body.raw)) : nil,
+              traceID: request.headers.first(name: "traceparent").flatMap(TraceParent.traceID))
+    }
+
+    @inline(never)
+    private func failed(_ error: any Error, _ request: GatewayRequest, _ line: Start) {
+        let failure = GatewayError(error)
+        write(request, traceID: line.traceID, status: failure.status.code, error: failure, firstTokenAt: nil,
+              requestBody: line.requestBody, responseBody: nil)
+    }
+
+    @inline(never)
+    private func finish(_ response: GatewayResponse, _ request: GatewayRequest, _ line: Start) -> GatewayResponse {
         switch response.body {
         case .whole(let body):
-            write(request, traceID: traceID, status: response.status.code, error: nil, firstTokenAt: nil,
-                  requestBody: requestBody, responseBody: logBodies ? String(buffer: body) : nil)
+            write(request, traceID: line.traceID, status: response.status.code, error: nil, firstTokenAt: nil,
+                  requestBody: line.requestBody, responseBody: logBodies ? String(buffer: body) : nil)
+            return response
         case .events(let events):
             // The line is written when the stream ends: the headers are kept only to be logged.
             let status = response.status.code, firstEvent = FirstEventClock()
             let request = logHeaders ? request.withoutBody : request.withoutBodyOrHeaders
-            response.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { error in
-                write(request, traceID: traceID, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time,
-                      requestBody: requestBody, responseBody: nil,
+            var streamed = response
+            streamed.body = .events(events.observing({ _ in firstEvent.mark() }, finished: { error in
+                write(request, traceID: line.traceID, status: status, error: error.map { GatewayError($0) }, firstTokenAt: firstEvent.time,
+                      requestBody: line.requestBody, responseBody: nil,
                       streamEnd: error == nil ? "complete" : (error is CancellationError ? "client_gone" : "failed"))
             }))
+            return streamed
         }
-        return response
     }
 
     private func write(_ request: GatewayRequest, traceID: String?, status: UInt, error: GatewayError?, firstTokenAt: ContinuousClock.Instant?,

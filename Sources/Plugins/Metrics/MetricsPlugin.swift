@@ -49,29 +49,44 @@ public struct MetricsPlugin: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        // The work after the wait is in synchronous functions: this frame lives as long as the
+        // request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
         metrics.inFlight.increment()
-        var response: GatewayResponse
+        let response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            metrics.inFlight.decrement()
-            record(request, status: GatewayError(error).status.code, error: GatewayError(error), firstEventAt: nil)
+            failed(error, request)
             throw error
         }
+        return finish(response, request)
+    }
+
+    @inline(never)
+    private func failed(_ error: any Error, _ request: GatewayRequest) {
+        metrics.inFlight.decrement()
+        let failure = GatewayError(error)
+        record(request, status: failure.status.code, error: failure, firstEventAt: nil)
+    }
+
+    @inline(never)
+    private func finish(_ response: GatewayResponse, _ request: GatewayRequest) -> GatewayResponse {
         switch response.body {
         case .whole:
             metrics.inFlight.decrement()
             record(request, status: response.status.code, error: nil, firstEventAt: nil)
+            return response
         case .events(let events):
             metrics.openStreams.increment()
             let status = response.status.code, first = FirstEventClock(), metrics = metrics, request = request.withoutBodyOrHeaders
-            response.body = .events(events.observing({ _ in first.mark() }, finished: { error in
+            var streamed = response
+            streamed.body = .events(events.observing({ _ in first.mark() }, finished: { error in
                 metrics.openStreams.decrement()
                 metrics.inFlight.decrement()
                 record(request, status: status, error: error.map { GatewayError($0) }, firstEventAt: first.time, isStream: true)
             }))
+            return streamed
         }
-        return response
     }
 
     private func record(_ request: GatewayRequest, status: UInt, error: GatewayError?, firstEventAt: ContinuousClock.Instant?,

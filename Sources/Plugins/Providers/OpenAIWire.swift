@@ -19,26 +19,37 @@ struct OpenAIWire: Sendable {
         nativeOperations = operations
     }
 
+    // Each way waits in a function of its own, and what is done before and after the wait is
+    // synchronous: these frames live as long as the request waits for its provider
+    // (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
         switch (request.operation, request.dialect) {
         case (.chatCompletions, .openAI):
             return try await chat(call)
         case (.embeddings, .openAI):
-            var body = request.body
-            patchModel(&body, call.upstreamModel)
-            let response = try await post("/embeddings", body: body.bytes(allocator: request.context.allocator), call: call)
-            request.context.setUsage(from: response.body) { Usage(openAI: JSONView.member("usage", in: $0)) }
-            return try whole(response)
+            return try await passThrough("/embeddings", call, readsUsage: true)
         case (.responses, .openAI):
             return try await responses(call)
         case (.moderations, .openAI) where endpoint.speaksModerations:
-            var body = request.body
-            patchModel(&body, call.upstreamModel)
-            return try whole(try await post("/moderations", body: body.bytes(allocator: request.context.allocator), call: call))
+            return try await passThrough("/moderations", call, readsUsage: false)
         default:
             throw GatewayError.invalidRequest("this provider does not serve \(request.operation.rawValue) requests")
         }
+    }
+
+    /// A whole answer to a body sent as the client wrote it, but for the model name.
+    @inline(never)
+    private func passThrough(_ path: String, _ call: ProviderCall, readsUsage: Bool) async throws -> GatewayResponse {
+        let response = try await post(path, body: patchedBody(call), call: call)
+        return try whole(response, usage: readsUsage ? call.request.context : nil) { Usage(openAI: JSONView.member("usage", in: $0)) }
+    }
+
+    @inline(never)
+    private func patchedBody(_ call: ProviderCall) -> ByteBuffer {
+        var body = call.request.body
+        patchModel(&body, call.upstreamModel)
+        return body.bytes(allocator: call.request.context.allocator)
     }
 
     /// `GET /models`: any HTTP answer below 500 means the server is there (a 401 says the key is
@@ -59,16 +70,24 @@ struct OpenAIWire: Sendable {
 
     // MARK: OpenAI clients
 
+    @inline(never)
     private func chat(_ call: ProviderCall) async throws -> GatewayResponse {
-        let request = call.request
-        var body = request.body
-        patchModel(&body, call.upstreamModel)
-        let context = request.context
-        guard request.stream else {
-            let response = try await post("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
-            context.setUsage(from: response.body) { Usage(openAI: JSONView.member("usage", in: $0)) }
-            return try whole(response)
+        let context = call.request.context
+        guard call.request.stream else {
+            let response = try await post("/chat/completions", body: patchedBody(call), call: call)
+            return try whole(response, usage: context) { Usage(openAI: JSONView.member("usage", in: $0)) }
         }
+        let (body, injectUsage) = streamedChatBody(call)
+        let events = try await postStream("/chat/completions", body: body, call: call)
+        return stream(events.translating { OpenAIUsageTap(hidesUsageChunk: injectUsage) { context.usage = $0 } })
+    }
+
+    /// A streamed chat's body: the stream's usage is asked for when the client did not ask
+    /// (`injectsUsage`), to be hidden from it again.
+    @inline(never)
+    private func streamedChatBody(_ call: ProviderCall) -> (bytes: ByteBuffer, injectsUsage: Bool) {
+        var body = call.request.body
+        patchModel(&body, call.upstreamModel)
         let askedOptions = body.member("stream_options")?.json
         let clientAskedForUsage = askedOptions?["include_usage"]?.bool == true
         let injectUsage = endpoint.requestsStreamUsage && !clientAskedForUsage
@@ -77,24 +96,20 @@ struct OpenAIWire: Sendable {
             options["include_usage"] = true
             body.replaceMember("stream_options", with: options)
         }
-        let events = try await postStream("/chat/completions", body: body.bytes(allocator: context.allocator), call: call)
-        return stream(events.translating { OpenAIUsageTap(hidesUsageChunk: injectUsage) { context.usage = $0 } })
+        return (body.bytes(allocator: call.request.context.allocator), injectUsage)
     }
 
     // MARK: Responses
 
     /// The Responses API spoken natively: the body passes through but for the model name.
+    @inline(never)
     private func responses(_ call: ProviderCall) async throws -> GatewayResponse {
-        let request = call.request
-        let context = request.context
-        var body = request.body
-        patchModel(&body, call.upstreamModel)
-        guard request.stream else {
-            let response = try await post("/responses", body: body.bytes(allocator: context.allocator), call: call)
-            context.setUsage(from: response.body) { Usage(responses: JSONView.member("usage", in: $0)) }
-            return try whole(response)
+        let context = call.request.context
+        guard call.request.stream else {
+            let response = try await post("/responses", body: patchedBody(call), call: call)
+            return try whole(response, usage: context) { Usage(responses: JSONView.member("usage", in: $0)) }
         }
-        let events = try await postStream("/responses", body: body.bytes(allocator: context.allocator), call: call)
+        let events = try await postStream("/responses", body: patchedBody(call), call: call)
         return stream(events.translating { ResponsesUsageTap { context.usage = $0 } })
     }
 
@@ -104,6 +119,7 @@ struct OpenAIWire: Sendable {
         if body.member("model")?.string != model { body.replaceMember("model", with: model) }
     }
 
+    @inline(never)
     private func upstreamRequest(_ path: String, body: ByteBuffer, call: ProviderCall) throws -> UpstreamRequest {
         var headers = try endpoint.headers()
         // One block: `add(name:value:)` checks each name for non-ASCII bytes, one at a time.
@@ -118,6 +134,7 @@ struct OpenAIWire: Sendable {
                                maxResponseBytes: endpoint.limits.maxResponseBytes, caFile: endpoint.caFile, transport: endpoint.transport)
     }
 
+    @inline(never)
     private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
         let response = try await upstream.send(try upstreamRequest(path, body: body, call: call))
         guard (200..<300).contains(response.status) else {
@@ -126,6 +143,7 @@ struct OpenAIWire: Sendable {
         return response
     }
 
+    @inline(never)
     private func postStream(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> EventStream {
         let response = try await upstream.stream(try upstreamRequest(path, body: body, call: call))
         guard (200..<300).contains(response.status) else {
@@ -137,7 +155,11 @@ struct OpenAIWire: Sendable {
     /// A whole answer passed through as the provider sent it, once it looks like the JSON object
     /// an OpenAI client expects (a proxy's HTML error page with status 200 is a 502, as on the
     /// translated path). A look at its type and its ends, not a parse: the bytes are forwarded.
-    private func whole(_ response: UpstreamResponse) throws -> GatewayResponse {
+    /// `usage`, given the request's context, reads the answer's usage when a stage first asks.
+    @inline(never)
+    private func whole(_ response: UpstreamResponse, usage context: RequestContext?,
+                       read: @escaping @Sendable (ByteBuffer) -> Usage?) throws -> GatewayResponse {
+        context?.setUsage(from: response.body, read: read)
         let type = response.headers.first(name: "content-type") ?? "application/json"
         guard Self.namesJSON(type), Self.looksLikeObject(response.body) else {
             throw GatewayError(.badGateway, type: "upstream_error", "the provider's answer is not JSON", code: "upstream_invalid")

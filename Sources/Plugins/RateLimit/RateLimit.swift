@@ -69,6 +69,36 @@ public struct RateLimit: Middleware {
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
         if request.operation == .mcp { return try await limitToolCall(request, next: next) }
+        // The work between the waits is in synchronous functions: this frame lives as long as the
+        // request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let check = try limits(for: request)
+        let reservation: Reservation
+        do {
+            reservation = try await store.reserve(check.limits.map(\.bucket), costs: check.limits.map(\.cost))
+        } catch {
+            try storeFailed(error, request)
+            return try await next(request)
+        }
+        let admission = try admit(check, reservation)
+        let response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            admission.settle(request.context.usage)
+            throw error
+        }
+        return admission.finish(response, context: request.context)
+    }
+
+    /// The limits a request is counted against, and what it is estimated to cost.
+    private struct Check {
+        var subject: String
+        var estimate: Double
+        var limits: [Limit]
+    }
+
+    @inline(never)
+    private func limits(for request: GatewayRequest) throws -> Check {
         let subject = switch by {
         case "model": "model:\(request.model)"
         case "global": "global"
@@ -88,55 +118,65 @@ public struct RateLimit: Middleware {
                                "This request needs an estimated \(Int(limit.cost)) tokens, more than the limit of \(Int(limit.bucket.capacity)) for \(subject); ask for fewer (max_tokens) or send less.",
                                code: "request_over_limit")
         }
+        return Check(subject: subject, estimate: estimate, limits: limits)
+    }
 
-        let reservation: Reservation
-        do {
-            reservation = try await store.reserve(limits.map(\.bucket), costs: limits.map(\.cost))
-        } catch {
-            request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
-                                                                              "on_store_error": .string(failOpen ? "allow" : "deny")])
-            signals.send(RateLimitStoreFailed(allowed: failOpen))
-            guard failOpen else {
-                throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
-                                   code: "rate_limit_store_unavailable")
-            }
-            return try await next(request)
+    /// The store could not be asked: the request goes on (`on_store_error: allow`) or is refused.
+    @inline(never)
+    private func storeFailed(_ error: any Error, _ request: GatewayRequest) throws {
+        request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
+                                                                          "on_store_error": .string(failOpen ? "allow" : "deny")])
+        signals.send(RateLimitStoreFailed(allowed: failOpen))
+        guard failOpen else {
+            throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
+                               code: "rate_limit_store_unavailable")
         }
+    }
+
+    /// A request the reservation let through: the headers its answer carries, and the settling of
+    /// its token estimate, exactly once: with the real usage, or refunded.
+    private struct Admission {
+        let headers: HTTPHeaders
+        let settle: @Sendable (Usage?) -> Void
+        let settlesTokens: Bool
+
+        @inline(never)
+        func finish(_ response: GatewayResponse, context: RequestContext) -> GatewayResponse {
+            var response = response
+            response.headers.add(contentsOf: headers)
+            switch response.body {
+            case .whole:
+                settle(context.usage)
+            case .events(let events):
+                guard settlesTokens else { break }
+                let settle = settle
+                response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.usage) }))
+            }
+            return response
+        }
+    }
+
+    @inline(never)
+    private func admit(_ check: Check, _ reservation: Reservation) throws -> Admission {
+        let limits = check.limits
         let headers = Self.headers(limits: limits, reservation: reservation)
         guard reservation.allowed else {
             // A wait is never longer than refilling the largest bucket from empty.
             let longest = limits.map(\.bucket.period).max() ?? 60
             let seconds = max(1, Int(min(reservation.retryAfter.isNaN ? longest : reservation.retryAfter, longest).rounded(.up)))
             var refusal = GatewayError(.tooManyRequests, type: "rate_limit_error",
-                                       "Rate limit reached for \(subject); retry in \(seconds) s.", code: "rate_limit_exceeded", headers: headers)
+                                       "Rate limit reached for \(check.subject); retry in \(seconds) s.", code: "rate_limit_exceeded", headers: headers)
             refusal.headers.replaceOrAdd(name: "retry-after", value: String(seconds))
             throw refusal
         }
-
-        // From here the reservation is settled exactly once: with real usage, or refunded.
         let tokenBuckets = limits.compactMap { $0.kind == .requests ? nil : $0.bucket }
+        let estimate = check.estimate
         let settle: @Sendable (Usage?) -> Void = { [store, background] usage in
             guard !tokenBuckets.isEmpty else { return }
             let used = usage.map { Double($0.totalTokens) } ?? 0
             store.settle(tokenBuckets, deltas: tokenBuckets.map { _ in estimate - used }, background: background)
         }
-        var response: GatewayResponse
-        do {
-            response = try await next(request)
-        } catch {
-            settle(request.context.usage)
-            throw error
-        }
-        response.headers.add(contentsOf: headers)
-        switch response.body {
-        case .whole:
-            settle(request.context.usage)
-        case .events(let events):
-            guard !tokenBuckets.isEmpty else { break }
-            let context = request.context
-            response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.usage) }))
-        }
-        return response
+        return Admission(headers: headers, settle: settle, settlesTokens: !tokenBuckets.isEmpty)
     }
 
     /// An MCP tool call spends one from `tool_calls_per_minute` (the other MCP methods, listing and

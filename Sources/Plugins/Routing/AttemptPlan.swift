@@ -5,9 +5,11 @@ import NIOHTTP1
 /// `retries + 1` turns a tier, skipping targets without a provider or with an open circuit, all
 /// within the deadline. It also turns an attempt's outcome into what the client gets.
 ///
-/// Its steps are synchronous and not inlined into `Router.handle`, whose async frame then holds
-/// only the loop's state (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
-struct AttemptPlan {
+/// Its steps are synchronous and not inlined into `Router.handle`, and it holds the target being
+/// tried and its attempt's span itself: the router's async frame, which lives as long as the
+/// request waits for its provider, then holds little more than a reference to it and the call
+/// (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+final class AttemptPlan {
     let route: Route
     let retries: Int
     let giveUpAt: ContinuousClock.Instant
@@ -20,6 +22,10 @@ struct AttemptPlan {
     /// takes the tier's weighted pick).
     private var order: [Route.Target] = []
     private var turn = 0
+    /// The target being tried, from `next` on.
+    private(set) var candidate: Candidate?
+    /// The span of the attempt under way, from `begin` on.
+    private var span: AttemptSpan?
 
     struct Failure {
         let target: ModelRoute.Target
@@ -33,26 +39,19 @@ struct AttemptPlan {
         let provider: any Provider
     }
 
-    /// An attempt under way.
-    struct Attempt {
-        let candidate: Candidate
-        let call: ProviderCall
-        let span: AttemptSpan?
-    }
-
     init(route: Route, retries: Int, giveUpAt: ContinuousClock.Instant) {
         self.route = route
         self.retries = retries
         self.giveUpAt = giveUpAt
     }
 
-    /// The next target to try; nil when every tier's turns are used.
+    /// Moves to the next target to try (`candidate`); false when every tier's turns are used.
     @inline(never)
-    mutating func next() throws -> Candidate? {
+    func next() throws -> Bool {
         while true {
             if order.isEmpty || turn > retries {
                 tier += 1
-                guard tier < route.tiers.count else { return nil }
+                guard tier < route.tiers.count else { return false }
                 order = route.tiers[tier].order()
                 turn = 0
                 continue
@@ -61,54 +60,57 @@ struct AttemptPlan {
             let target = order[turn % order.count]
             turn += 1
             if let provider = target.provider, target.circuit.allows() {
-                return Candidate(tier: route.tiers[tier], target: target, provider: provider)
+                candidate = Candidate(tier: route.tiers[tier], target: target, provider: provider)
+                return true
             }
         }
     }
 
-    /// Starts an attempt at `candidate`; nil when the deadline has passed.
+    /// Starts an attempt at `candidate`: its provider and the call to make it, or nil when the
+    /// deadline has passed.
     @inline(never)
-    mutating func begin(_ candidate: Candidate, request: GatewayRequest, timeout: Duration) -> Attempt? {
+    func begin(request: GatewayRequest, timeout: Duration) -> (provider: any Provider, call: ProviderCall)? {
         let remaining = giveUpAt - .now
-        guard remaining > .zero else { return nil }
+        guard let candidate, remaining > .zero else { return nil }
         attempts += 1
         let target = candidate.target.target
-        let span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
+        span = request.context.attemptTracer?.startAttempt(provider: target.provider, upstreamModel: target.model, attempt: attempts)
         var headers = request.upstreamHeaders
         if let span { headers.add(contentsOf: span.headers) }
-        let call = ProviderCall(request: request, upstreamModel: target.model, timeout: min(timeout, remaining), attempt: attempts,
-                                headers: headers)
-        return Attempt(candidate: candidate, call: call, span: span)
+        return (candidate.provider, ProviderCall(request: request, upstreamModel: target.model, timeout: min(timeout, remaining),
+                                                 attempt: attempts, headers: headers))
     }
 
     /// A provider's answer, as the client gets it.
     @inline(never)
-    func answered(_ response: GatewayResponse, by attempt: Attempt, request: GatewayRequest) -> GatewayResponse {
+    func answered(_ response: GatewayResponse, request: GatewayRequest) -> GatewayResponse {
+        guard let candidate else { return response }
         var response = response
-        let target = attempt.candidate.target.target, tier = attempt.candidate.tier, attempts = attempts, route = route.name
-        if let span = attempt.span { response = Self.ending(span, with: response, context: request.context) }
-        attempt.candidate.target.circuit.recordSuccess()
+        let target = candidate.target, tier = candidate.tier, attempts = attempts, route = route.name
+        if let span { response = Self.ending(span, with: response, context: request.context) }
+        target.circuit.recordSuccess()
         request.context.recordFacts { facts in
-            facts.provider = target.provider
-            facts.upstreamModel = target.model
+            facts.provider = target.target.provider
+            facts.upstreamModel = target.target.model
             facts.attempts = attempts
             facts.usedFallback = tier.model != route
-            facts.price = target.price ?? tier.price
+            facts.price = target.target.price ?? tier.price
             facts.upstreamRespondedAt = .now
         }
-        response.provider = target.provider
+        response.provider = target.target.provider
         response.headers.replaceOrAdd(["x-sluice-attempts": String(decimal: attempts)])
         return response
     }
 
     /// Records a failed attempt, to be retried; throws what the client gets when it is not.
     @inline(never)
-    mutating func failed(_ error: any Error, _ attempt: Attempt, request: GatewayRequest) throws {
-        let target = attempt.candidate.target.target, attempts = attempts
+    func failed(_ error: any Error, request: GatewayRequest) throws {
+        guard let candidate else { throw error }
+        let target = candidate.target.target, attempts = attempts
         let failure = GatewayError(error, provider: target.provider)
-        attempt.span?.end(failure, nil)
+        span?.end(failure, nil)
         if error is CancellationError || Task.isCancelled { throw error }
-        let circuit = attempt.candidate.target.circuit
+        let circuit = candidate.target.circuit
         if Self.countsAgainstBreaker(failure) { circuit.recordFailure() } else { circuit.recordSuccess() }
         request.context.logger.warning("provider attempt failed", metadata: [
             "model": .string(request.model), "provider": .string(target.provider), "attempt": .stringConvertible(attempts),

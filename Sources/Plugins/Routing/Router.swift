@@ -55,37 +55,25 @@ public struct Router: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        var plan: AttemptPlan
-        switch try resolve(request) {
-        case .answered(let response): return response
-        case .route(let route): plan = AttemptPlan(route: route, retries: retries, giveUpAt: .now + deadline)
-        }
-        request.context.recordFacts { $0.upstreamStartedAt = .now }
-        while let candidate = try plan.next() {
-            if let last = plan.lastFailure {
-                guard try await wait(after: last, before: candidate.target.target, attempt: plan.attempts, until: plan.giveUpAt) else { break }
-            }
-            guard let attempt = plan.begin(candidate, request: request, timeout: timeout) else { break }
+        if request.operation == .listModels { return listModels(for: request) }
+        let plan = try plan(for: request)
+        while try plan.next() {
+            if plan.lastFailure != nil, !(try await wait(before: plan)) { break }
+            guard let (provider, call) = plan.begin(request: request, timeout: timeout) else { break }
             do {
-                return plan.answered(try await candidate.provider.answer(attempt.call), by: attempt, request: request)
+                return plan.answered(try await provider.answer(call), request: request)
             } catch {
-                try plan.failed(error, attempt, request: request)
+                try plan.failed(error, request: request)
             }
         }
         throw plan.exhausted(model: request.model)
     }
 
-    private enum Resolution {
-        case answered(GatewayResponse)
-        case route(Route)
-    }
-
-    /// The request's route, or the answer when no provider is needed (synchronous, and kept out
-    /// of `handle`'s frame, as `AttemptPlan`'s steps are).
+    /// The attempts at the request's route (synchronous, and kept out of `handle`'s frame, as
+    /// `AttemptPlan`'s steps are).
     @inline(never)
-    private func resolve(_ request: GatewayRequest) throws -> Resolution {
+    private func plan(for request: GatewayRequest) throws -> AttemptPlan {
         switch request.operation {
-        case .listModels: return .answered(listModels(for: request))
         case .storedResponse, .deleteStoredResponse, .storedResponseInputItems:
             let id = request.path.split(separator: "/").dropFirst(2).first.map(String.init) ?? ""
             throw GatewayError(.notFound, type: "invalid_request_error",
@@ -103,15 +91,18 @@ public struct Router: Middleware {
                                "The model `\(request.model)` is not available on this gateway: its provider is not configured (\(reason)).",
                                code: "provider_not_configured")
         }
-        return .route(route)
+        request.context.recordFacts { $0.upstreamStartedAt = .now }
+        return AttemptPlan(route: route, retries: retries, giveUpAt: .now + deadline)
     }
 
     /// Before retrying: a 429's `retry-after` when the same target comes again (up to
     /// `max_retry_after_s`), else exponential backoff with full jitter for the same target, and
-    /// no wait when moving to another target. Returns false when the wait would pass the deadline
-    /// (or the retry-after is too long): then the last failure stands.
+    /// no wait when moving to another target (or before the first attempt). Returns false when
+    /// the wait would pass the deadline (or the retry-after is too long): then the last failure stands.
     @inline(never)
-    private func wait(after last: AttemptPlan.Failure, before target: ModelRoute.Target, attempt: Int, until giveUpAt: ContinuousClock.Instant) async throws -> Bool {
+    private func wait(before plan: AttemptPlan) async throws -> Bool {
+        guard let last = plan.lastFailure, let target = plan.candidate?.target.target else { return true }
+        let attempt = plan.attempts, giveUpAt = plan.giveUpAt
         guard last.target.provider == target.provider && last.target.model == target.model else { return true }
         let failure = last.error
         let delay: Duration
@@ -129,6 +120,7 @@ public struct Router: Middleware {
 
     /// OpenAI's list, or Anthropic's when the client sends `anthropic-version` (the Anthropic
     /// SDKs always do), so both SDKs' `models.list()` work.
+    @inline(never)
     private func listModels(for request: GatewayRequest) -> GatewayResponse {
         let identity = request.context.identity
         let names = modelOrder.filter { identity?.allows(model: $0) ?? true }

@@ -64,37 +64,29 @@ public struct TracingPlugin: Middleware {
     }
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        let operation = Self.operationName(request.operation)
-        let span = tracer.startSpan(Self.spanName(request, operation: operation), kind: .server,
-                                    parent: TraceContext(headers: request.headers), parentIsRemote: true)
-        request.context.attemptTracer = AttemptSpans(tracer: tracer, parent: span.context, operation: operation)
-        // Only what the span's end needs: a stream's closure must not keep the request body.
-        let ending = ServerSpanEnd(tracer: tracer, span: span, context: request.context, model: request.model,
-                                   frontDoor: request.dialect.rawValue, operation: operation)
-
+        // The work before and after the wait is in synchronous functions: this frame lives as
+        // long as the request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let ending = begin(request)
         let response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            if span.isRecording {
-                let failure = GatewayError(error)
-                ending.end(status: failure.status.code, error: failure)
-            }
+            ending.failed(error)
             throw error
         }
-        guard span.isRecording else { return response }
-        switch response.body {
-        case .whole:
-            ending.end(status: response.status.code, error: nil)
-            return response
-        case .events(let events):
-            var streamed = response
-            let status = response.status.code
-            streamed.body = .events(events.observing({ _ in }, finished: { error in
-                ending.end(status: status, error: error.map { GatewayError($0) })
-            }))
-            return streamed
-        }
+        return ending.finish(response)
+    }
+
+    /// Starts the request's span; returns only what the span's end needs (a stream's closure
+    /// must not keep the request body).
+    @inline(never)
+    private func begin(_ request: GatewayRequest) -> ServerSpanEnd {
+        let operation = Self.operationName(request.operation)
+        let span = tracer.startSpan(Self.spanName(request, operation: operation), kind: .server,
+                                    parent: TraceContext(headers: request.headers), parentIsRemote: true)
+        request.context.attemptTracer = AttemptSpans(tracer: tracer, parent: span.context, operation: operation)
+        return ServerSpanEnd(tracer: tracer, span: span, context: request.context, model: request.model,
+                             frontDoor: request.dialect.rawValue, operation: operation)
     }
 
     /// `chat gpt-4o`; for MCP, `execute_tool {tool}` (GenAI's name for a tool call) or the method.
@@ -129,6 +121,32 @@ struct ServerSpanEnd: Sendable {
     let model: String
     let frontDoor: String
     let operation: String
+
+    /// No answer came.
+    @inline(never)
+    func failed(_ error: any Error) {
+        guard span.isRecording else { return }
+        let failure = GatewayError(error)
+        end(status: failure.status.code, error: failure)
+    }
+
+    /// A whole answer ends the span now; a stream, when it ends.
+    @inline(never)
+    func finish(_ response: GatewayResponse) -> GatewayResponse {
+        guard span.isRecording else { return response }
+        switch response.body {
+        case .whole:
+            end(status: response.status.code, error: nil)
+            return response
+        case .events(let events):
+            var streamed = response
+            let status = response.status.code
+            streamed.body = .events(events.observing({ _ in }, finished: { error in
+                end(status: status, error: error.map { GatewayError($0) })
+            }))
+            return streamed
+        }
+    }
 
     func end(status: UInt, error: GatewayError?) {
         guard span.isRecording else { return }

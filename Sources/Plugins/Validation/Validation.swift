@@ -28,11 +28,21 @@ public struct Validation: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other, request.operation != .mcp else { return try await next(request) }
+        // Checked in a synchronous function: this frame lives as long as the request waits for
+        // its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        guard let clamped = try checked(request) else { return try await next(request) }
+        return try await next(clamped)
+    }
+
+    /// Refuses a request outside the limits; returns it with the numbers over a cap clamped, or
+    /// nil when none was.
+    @inline(never)
+    private func checked(_ request: GatewayRequest) throws -> GatewayRequest? {
         var rules = RequestRules(limits: limits, body: request.body.view)
         try rules.check(request.operation)
-        guard !rules.clamps.isEmpty else { return try await next(request) }
+        guard !rules.clamps.isEmpty else { return nil }
         var request = request
         for (key, cap) in rules.clamps { request.body.replaceMember(key, with: JSON(cap)) }
-        return try await next(request)
+        return request
     }
 }
