@@ -168,7 +168,7 @@ struct FrontDoor: Sendable {
     // The async functions a request passes through keep their frames until it is answered (a
     // provider can take minutes), and each value an `await` could see takes room in them: what
     // is decided without waiting is decided in synchronous functions (`destination`), and each
-    // way on waits in a function of its own.
+    // way on waits in a function of its own (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
     @inline(never)
     private func route(_ head: HTTPRequestHead, path: Substring, endpoint: Endpoint?, body: ByteBuffer, requestID: String,
                        screening: RequestScreening, isReady: Bool) async throws -> GatewayResponse {
