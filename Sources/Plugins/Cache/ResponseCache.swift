@@ -71,12 +71,12 @@ public struct ResponseCache: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard [.chatCompletions, .embeddings, .messages].contains(request.operation) else { return try await next(request) }
-        let control = Set((request.headers.first(name: "cache-control") ?? "").lowercased().split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) })
-        let reads = !control.contains("no-cache"), writes = !control.contains("no-store")
+        // The work around the waits is in synchronous functions: this frame lives as long as the
+        // request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let (reads, writes) = Self.directives(request)
         guard isCacheable(request), reads || writes else { return try await bypass(request, next: next) }
 
-        let key = CacheKey.make(request, scope: shared ? "*" : (request.context.identity?.name ?? "anonymous"), prefix: prefix)
+        let key = key(for: request)
         if reads, let hit = await lookup(key, request) { return hit }
         var leads = false
         if reads, writes, let coalescer {
@@ -90,13 +90,35 @@ public struct ResponseCache: Middleware {
         let leader = leads ? coalescer : nil
         let finish: @Sendable (Bool) -> Void = { succeeded in leader?.finish(key, succeeded: succeeded) }
 
-        var response: GatewayResponse
+        let response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
             finish(false)
             throw error
         }
+        return stored(response, key: key, reads: reads, writes: writes, request: request, finish: finish)
+    }
+
+    /// The client's `cache-control`: whether the cache may answer (`no-cache` says no) and
+    /// whether it may keep the answer (`no-store`).
+    @inline(never)
+    private static func directives(_ request: GatewayRequest) -> (reads: Bool, writes: Bool) {
+        let control = Set((request.headers.first(name: "cache-control") ?? "").lowercased().split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) })
+        return (!control.contains("no-cache"), !control.contains("no-store"))
+    }
+
+    @inline(never)
+    private func key(for request: GatewayRequest) -> String {
+        CacheKey.make(request, scope: shared ? "*" : (request.context.identity?.name ?? "anonymous"), prefix: prefix)
+    }
+
+    /// A miss's answer, kept when it may be (a stream's once it has ended).
+    @inline(never)
+    private func stored(_ response: GatewayResponse, key: String, reads: Bool, writes: Bool, request: GatewayRequest,
+                        finish: @escaping @Sendable (Bool) -> Void) -> GatewayResponse {
+        var response = response
         request.context.recordFacts { $0.cacheStatus = reads ? "miss" : "bypass" }
         response.headers.replaceOrAdd(name: "x-sluice-cache", value: reads ? "miss" : "bypass")
         guard writes, (200..<300).contains(response.status.code) else {

@@ -45,21 +45,36 @@ public struct ExternalPolicy: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard [.chatCompletions, .embeddings, .messages].contains(request.operation) else { return try await next(request) }
+        // Each question waits in a function of its own: this frame lives as long as the request
+        // waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let forwarded = checksRequests ? try await asked(request) : request
+        let response = try await next(forwarded)
+        guard checksResponses, case .whole = response.body, (200..<300).contains(response.status.code) else { return response }
+        return try await asked(response, of: forwarded)
+    }
+
+    /// The request as the service lets it go on.
+    @inline(never)
+    private func asked(_ request: GatewayRequest) async throws -> GatewayRequest {
+        guard let patch = try await ask(stage: "request", request, answer: nil) else { return request }
         var request = request
-        if checksRequests, let patch = try await ask(stage: "request", request, answer: nil) {
-            request.body.json = MergePatch.apply(patch, to: request.body.json)
-        }
-        var response = try await next(request)
-        guard checksResponses, case .whole(let body) = response.body, (200..<300).contains(response.status.code),
-              let answer = try? JSON.parse(body) else { return response }
-        if let patch = try await ask(stage: "response", request, answer: answer) {
-            response.body = .whole(MergePatch.apply(patch, to: answer).encoded(using: request.context.allocator))
-            response.headers.remove(name: "content-length")
-        }
+        request.body.json = MergePatch.apply(patch, to: request.body.json)
+        return request
+    }
+
+    /// A whole answer as the service lets it go back.
+    @inline(never)
+    private func asked(_ response: GatewayResponse, of request: GatewayRequest) async throws -> GatewayResponse {
+        guard case .whole(let body) = response.body, let answer = try? JSON.parse(body),
+              let patch = try await ask(stage: "response", request, answer: answer) else { return response }
+        var response = response
+        response.body = .whole(MergePatch.apply(patch, to: answer).encoded(using: request.context.allocator))
+        response.headers.remove(name: "content-length")
         return response
     }
 
     /// Asks the service; returns a patch to apply, nothing to let it pass, or throws a refusal.
+    @inline(never)
     private func ask(stage: String, _ request: GatewayRequest, answer: JSON?) async throws -> JSON? {
         var question: JSON = [
             "stage": JSON(stage), "request_id": JSON(request.context.requestID), "operation": JSON(request.operation.rawValue),

@@ -77,9 +77,18 @@ public struct ContentFilter: Middleware {
         let answersHaveText = [.chatCompletions, .messages, .responses].contains(request.operation)
         guard answersHaveText || request.operation == .embeddings || request.operation == .moderations,
               let rules = rules(for: request) else { return try await next(request) }
+        // The request is checked, and the answer, in functions of their own: this frame lives as
+        // long as the request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
         if checksRequests { try await check(request, rules: rules) }
-        var response = try await next(request)
+        let response = try await next(request)
         guard checksAnswers, answersHaveText, rules.checksText, (200..<300).contains(response.status.code) else { return response }
+        return try checked(response, rules: rules)
+    }
+
+    /// A whole answer checked now; a stream, event by event.
+    @inline(never)
+    private func checked(_ response: GatewayResponse, rules: ContentRules) throws -> GatewayResponse {
+        var response = response
         switch response.body {
         case .whole(let bytes):
             guard let answer = try? JSON.parse(bytes) else { return response }
@@ -102,6 +111,7 @@ public struct ContentFilter: Middleware {
     /// take time in proportion to the text, and the event loop is shared with many connections.
     static let offLoopTextBytes = 64 * 1024
 
+    @inline(never)
     private func check(_ request: GatewayRequest, rules: ContentRules) async throws {
         let tools = ContentRules.toolNames(request.body.json)
         for tool in tools where rules.blockedTools.contains(tool) || !(rules.allowedTools?.contains(tool) ?? true) {

@@ -119,15 +119,36 @@ public struct Moderation: Middleware {
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard [.chatCompletions, .messages, .responses, .embeddings].contains(request.operation),
               let policy = policy(for: request) else { return try await next(request) }
-        if checksRequests {
-            try await moderate(RequestText.collect(request.body.json, operation: request.operation), stage: .request, policy: policy, request: request)
-        }
-        var response = try await next(request)
+        // Each check waits in a function of its own: this frame lives as long as the request waits
+        // for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        if checksRequests { try await moderateRequest(request, policy: policy) }
+        let response = try await next(request)
         guard checksAnswers, (200..<300).contains(response.status.code) else { return response }
+        if case .whole(let bytes) = response.body {
+            try await moderateAnswer(bytes, policy: policy, request: request)
+            return response
+        }
+        return observed(response, policy: policy, request: request)
+    }
+
+    @inline(never)
+    private func moderateRequest(_ request: GatewayRequest, policy: Policy) async throws {
+        try await moderate(RequestText.collect(request.body.json, operation: request.operation), stage: .request, policy: policy, request: request)
+    }
+
+    @inline(never)
+    private func moderateAnswer(_ bytes: ByteBuffer, policy: Policy, request: GatewayRequest) async throws {
+        guard let answer = try? JSON.parse(bytes) else { return }
+        try await moderate(AnswerText.collect(answer), stage: .response, policy: policy, request: request)
+    }
+
+    /// A stream's text, moderated once it has ended.
+    @inline(never)
+    private func observed(_ response: GatewayResponse, policy: Policy, request: GatewayRequest) -> GatewayResponse {
+        var response = response
         switch response.body {
-        case .whole(let bytes):
-            guard let answer = try? JSON.parse(bytes) else { return response }
-            try await moderate(AnswerText.collect(answer), stage: .response, policy: policy, request: request)
+        case .whole:
+            break
         case .events(let events):
             // A stream is not held back: once it has ended its text is moderated and only logged.
             let text = StreamedAnswerText(limit: 256 * 1024)
@@ -141,6 +162,7 @@ public struct Moderation: Middleware {
         return response
     }
 
+    @inline(never)
     private func moderate(_ texts: [String], stage: GuardrailStage, policy: Policy, request: GatewayRequest) async throws {
         let texts = texts.filter { !$0.isEmpty }
         guard !texts.isEmpty else { return }

@@ -77,24 +77,36 @@ public struct PIIGuard: Middleware {
         let answersHaveText = [.chatCompletions, .messages, .responses].contains(request.operation)
         guard answersHaveText || request.operation == .embeddings || request.operation == .moderations,
               let policy = policy(for: request), !policy.actions.isEmpty else { return try await next(request) }
+        // The request is masked, and the answer checked, in synchronous functions: this frame lives
+        // as long as the request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
         let engine = PIIEngine(policy: policy, state: PIIRequestState())
-        var request = request
-        if checksRequests {
-            defer { report(engine.state, context: request.context) }
-            try RequestText.rewrite(&request.body, operation: request.operation) { try engine.process($0, stage: .request) }
-        }
-        var response = try await next(request)
+        let response = try await next(checksRequests ? masked(request, engine: engine) : request)
         guard answersHaveText, checksAnswers || policy.restores, (200..<300).contains(response.status.code) else { return response }
+        return try answered(response, engine: engine, policy: policy, context: request.context)
+    }
+
+    /// The request with its finds acted on.
+    @inline(never)
+    private func masked(_ request: GatewayRequest, engine: PIIEngine) throws -> GatewayRequest {
+        var request = request
+        defer { report(engine.state, context: request.context) }
+        try RequestText.rewrite(&request.body, operation: request.operation) { try engine.process($0, stage: .request) }
+        return request
+    }
+
+    /// A whole answer checked (and its placeholders restored) now; a stream, event by event.
+    @inline(never)
+    private func answered(_ response: GatewayResponse, engine: PIIEngine, policy: PIIPolicy, context: RequestContext) throws -> GatewayResponse {
+        var response = response
         switch response.body {
         case .whole(let bytes):
             guard let answer = try? JSON.parse(bytes) else { return response }
-            defer { report(engine.state, context: request.context) }
+            defer { report(engine.state, context: context) }
             if let rewritten = try AnswerText.rewrite(answer, { try answerText($0, engine: engine) }) {
-                response.body = .whole(rewritten.encoded(using: request.context.allocator))
+                response.body = .whole(rewritten.encoded(using: context.allocator))
                 response.headers.remove(name: "content-length")
             }
         case .events(let events):
-            let context = request.context
             let window = window, maxHold = maxHold
             // Only restoring: the answer's own finds are left alone.
             let answerEngine = checksAnswers ? engine : PIIEngine(policy: PIIPolicy(actions: policy.actions.filter { $0.value == .restore }), state: engine.state)

@@ -13,30 +13,40 @@ struct AnthropicWire: Sendable {
 
     func send(_ call: ProviderCall) async throws -> GatewayResponse {
         let request = call.request
-        let context = request.context
-        switch (request.operation, request.dialect) {
-        case (.messages, .anthropic):
-            var body = request.body
-            if let version = endpoint.bodyVersion {
-                body.replaceMember("model", with: nil)
-                body.replaceMember("anthropic_version", with: version)
-            } else if body.member("model")?.string != call.upstreamModel {
-                body.replaceMember("model", with: call.upstreamModel)
-            }
-            // Only a translated request can lack it: the Messages front door requires one.
-            if body.member("max_tokens") == nil { body.replaceMember("max_tokens", with: JSON(endpoint.defaultMaxTokens)) }
-            let bytes = body.bytes(allocator: context.allocator)
-            guard request.stream else {
-                let response = try await post(bytes, call: call)
-                context.setUsage(from: response.body) { Usage(anthropic: JSONView.member("usage", in: $0)) }
-                return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(response.body))
-            }
-            return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })
-        default:
+        guard request.operation == .messages, request.dialect == .anthropic else {
             throw GatewayError.invalidRequest("this Messages API does not serve \(request.operation.rawValue) requests")
         }
+        // The body is made, and a whole answer taken, in synchronous functions, and each way waits
+        // in a function of its own: these frames live as long as the request waits for its
+        // provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let bytes = body(for: call)
+        let context = request.context
+        guard request.stream else { return whole(try await post(bytes, call: call), context: context) }
+        return stream(try await postStream(bytes, call: call).translating { AnthropicUsageTap { context.usage = $0 } })
     }
 
+    /// The body sent: the client's, but for the model name (or the version a Vertex AI body names
+    /// instead), and `max_tokens`, which only a translated request can lack.
+    @inline(never)
+    private func body(for call: ProviderCall) -> ByteBuffer {
+        var body = call.request.body
+        if let version = endpoint.bodyVersion {
+            body.replaceMember("model", with: nil)
+            body.replaceMember("anthropic_version", with: version)
+        } else if body.member("model")?.string != call.upstreamModel {
+            body.replaceMember("model", with: call.upstreamModel)
+        }
+        if body.member("max_tokens") == nil { body.replaceMember("max_tokens", with: JSON(endpoint.defaultMaxTokens)) }
+        return body.bytes(allocator: call.request.context.allocator)
+    }
+
+    @inline(never)
+    private func whole(_ response: UpstreamResponse, context: RequestContext) -> GatewayResponse {
+        context.setUsage(from: response.body) { Usage(anthropic: JSONView.member("usage", in: $0)) }
+        return GatewayResponse(status: .ok, headers: ["content-type": "application/json"], body: .whole(response.body))
+    }
+
+    @inline(never)
     private func upstreamRequest(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamRequest {
         var headers = try await endpoint.authentication()
         headers.add(name: "content-type", value: "application/json")
@@ -52,6 +62,7 @@ struct AnthropicWire: Sendable {
                                maxResponseBytes: endpoint.limits.maxResponseBytes, caFile: endpoint.caFile, transport: endpoint.transport)
     }
 
+    @inline(never)
     private func post(_ body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
         let response = try await upstream.send(try await upstreamRequest(body, call: call))
         guard (200..<300).contains(response.status) else {
@@ -60,6 +71,7 @@ struct AnthropicWire: Sendable {
         return response
     }
 
+    @inline(never)
     private func postStream(_ body: ByteBuffer, call: ProviderCall) async throws -> EventStream {
         let response = try await upstream.stream(try await upstreamRequest(body, call: call))
         guard (200..<300).contains(response.status) else {

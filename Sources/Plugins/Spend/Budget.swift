@@ -99,9 +99,42 @@ public struct Budget: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        // The work between the waits is in synchronous functions: this frame lives as long as the
+        // request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        guard let check = check(request) else { return try await next(request) }
+        let reservation: BudgetReservation
+        do {
+            reservation = try await store.reserve(check.counters, amount: check.reserved)
+        } catch {
+            try storeFailed(error, request)
+            return try await next(request)
+        }
+        let admission = try admit(check, reservation)
+        let response: GatewayResponse
+        do {
+            response = try await next(request)
+        } catch {
+            admission.settle(request.context.cost)
+            throw error
+        }
+        return admission.finish(response, context: request.context)
+    }
+
+    /// The budgets a request counts against in this period, and the most it may cost.
+    private struct Check {
+        var scopes: [Scope]
+        var counters: [BudgetCounter]
+        var reserved: Int64
+        var now: Date
+        var end: Date
+    }
+
+    /// Nil when no budget covers the request.
+    @inline(never)
+    private func check(_ request: GatewayRequest) -> Check? {
         let now = Date()
         let scopes = self.scopes(for: request)
-        guard !scopes.isEmpty else { return try await next(request) }
+        guard !scopes.isEmpty else { return nil }
         let (start, end) = period.bounds(at: now)
         let periodTag = String(Int64(start.timeIntervalSince1970))
         let ttl = Int(end.timeIntervalSince(now)) + 86_400
@@ -110,33 +143,55 @@ public struct Budget: Middleware {
             BudgetCounter(name: "\(prefix)\(scope.grouping.rawValue):\(scope.name):\(period.rawValue):\(periodTag)", limitNano: scope.limitNano,
                           ttlSeconds: ttl, seed: { [ledger] in try await ledger?.spent(by: scope.grouping, scope.name, sinceMs: sinceMs) ?? 0 })
         }
-        let reserved = worstCaseNano(request)
+        return Check(scopes: scopes, counters: counters, reserved: worstCaseNano(request), now: now, end: end)
+    }
 
-        let reservation: BudgetReservation
-        do {
-            reservation = try await store.reserve(counters, amount: reserved)
-        } catch {
-            request.context.logger.error("budget store failed", metadata: ["error": .string("\(error)"), "on_store_error": .string(failOpen ? "allow" : "deny")])
-            guard failOpen else {
-                throw GatewayError(.serviceUnavailable, type: "server_error", "budgets cannot be checked right now; retry shortly",
-                                   code: "budget_store_unavailable")
-            }
-            return try await next(request)
+    /// The store could not be asked: the request goes on (`on_store_error: allow`) or is refused.
+    @inline(never)
+    private func storeFailed(_ error: any Error, _ request: GatewayRequest) throws {
+        request.context.logger.error("budget store failed", metadata: ["error": .string("\(error)"), "on_store_error": .string(failOpen ? "allow" : "deny")])
+        guard failOpen else {
+            throw GatewayError(.serviceUnavailable, type: "server_error", "budgets cannot be checked right now; retry shortly",
+                               code: "budget_store_unavailable")
         }
-        let resetSeconds = max(1, Int(end.timeIntervalSince(now).rounded(.up)))
+    }
+
+    /// A request its budgets let through: what is left of the tightest, and the settling of the
+    /// reservation, exactly once, with the real cost (nothing when none is known).
+    private struct Admission {
+        let remaining: Double
+        let settle: @Sendable (Double?) -> Void
+
+        @inline(never)
+        func finish(_ response: GatewayResponse, context: RequestContext) -> GatewayResponse {
+            var response = response
+            response.headers.replaceOrAdd(name: "x-sluice-budget-remaining-usd", value: Budget.dollars(max(0, remaining)))
+            switch response.body {
+            case .whole:
+                settle(context.cost)
+            case .events(let events):
+                let settle = settle
+                response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.cost) }))
+            }
+            return response
+        }
+    }
+
+    @inline(never)
+    private func admit(_ check: Check, _ reservation: BudgetReservation) throws -> Admission {
+        let scopes = check.scopes, reserved = check.reserved
+        let resetSeconds = max(1, Int(check.end.timeIntervalSince(check.now).rounded(.up)))
         guard reservation.allowed else {
             let index = reservation.refusedBy ?? 0
             let scope = scopes[index]
             let spent = Double(reservation.spent[index]) / 1e9, cap = Double(scope.limitNano) / 1e9
             throw GatewayError(.tooManyRequests, type: "insufficient_quota",
-                               "The \(period.adjective) budget of \(scope.label) is used up (spent $\(Self.dollars(spent)) of $\(Self.dollars(cap)); this request may cost up to $\(Self.dollars(Double(reserved) / 1e9))). It resets at \(ISO8601.string(ms: WallClock.milliseconds(end))).",
+                               "The \(period.adjective) budget of \(scope.label) is used up (spent $\(Self.dollars(spent)) of $\(Self.dollars(cap)); this request may cost up to $\(Self.dollars(Double(reserved) / 1e9))). It resets at \(ISO8601.string(ms: WallClock.milliseconds(check.end))).",
                                code: "insufficient_quota",
                                headers: ["retry-after": String(resetSeconds), "x-sluice-budget-remaining-usd": Self.dollars(max(0, cap - spent))])
         }
         let remaining = zip(scopes, reservation.spent).map { Double($0.limitNano - $1) / 1e9 }.min() ?? 0
-
-        // From here the reservation is settled exactly once, with the real cost (nothing when none is known).
-        let store = store, background = background
+        let store = store, background = background, counters = check.counters
         let settle: @Sendable (Double?) -> Void = { cost in
             let delta = SpendLedger.nanoUSD(cost ?? 0) - reserved
             guard delta != 0 else { return }
@@ -144,22 +199,7 @@ public struct Budget: Middleware {
             // gateway has stopped: the counters then keep the reservation, which errs towards the cap.
             background.submit { try? await store.adjust(counters, delta: delta) }
         }
-        var response: GatewayResponse
-        do {
-            response = try await next(request)
-        } catch {
-            settle(request.context.cost)
-            throw error
-        }
-        response.headers.replaceOrAdd(name: "x-sluice-budget-remaining-usd", value: Self.dollars(max(0, remaining)))
-        switch response.body {
-        case .whole:
-            settle(request.context.cost)
-        case .events(let events):
-            let context = request.context
-            response.body = .events(events.observing({ _ in }, finished: { _ in settle(context.cost) }))
-        }
-        return response
+        return Admission(remaining: remaining, settle: settle)
     }
 
     /// The budgets a request falls under, the tightest cap per key, team or model.

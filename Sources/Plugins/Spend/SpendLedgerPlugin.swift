@@ -38,13 +38,26 @@ public struct SpendLedgerPlugin: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
-        var response: GatewayResponse
+        // The work after the wait is in synchronous functions: this frame lives as long as the
+        // request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            record(request, status: GatewayError(error).status.code)
+            failed(error, request)
             throw error
         }
+        return finish(response, request)
+    }
+
+    @inline(never)
+    private func failed(_ error: any Error, _ request: GatewayRequest) {
+        record(request, status: GatewayError(error).status.code)
+    }
+
+    @inline(never)
+    private func finish(_ response: GatewayResponse, _ request: GatewayRequest) -> GatewayResponse {
+        var response = response
         switch response.body {
         case .whole:
             record(request, status: response.status.code)

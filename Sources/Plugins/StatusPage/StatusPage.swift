@@ -103,15 +103,28 @@ public struct StatusPage: Middleware {
 
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
         guard request.operation != .listModels, request.operation != .other else { return try await next(request) }
+        // The work after the wait is in synchronous functions: this frame lives as long as the
+        // request waits for its provider (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
         LiveRequests.inFlight.add(1, ordering: .relaxed)
-        var response: GatewayResponse
+        let response: GatewayResponse
         do {
             response = try await next(request)
         } catch {
-            LiveRequests.inFlight.subtract(1, ordering: .relaxed)
-            record(request, status: GatewayError(error).status.code, error: error, firstEventAt: nil)
+            failed(error, request)
             throw error
         }
+        return finish(response, request)
+    }
+
+    @inline(never)
+    private func failed(_ error: any Error, _ request: GatewayRequest) {
+        LiveRequests.inFlight.subtract(1, ordering: .relaxed)
+        record(request, status: GatewayError(error).status.code, error: error, firstEventAt: nil)
+    }
+
+    @inline(never)
+    private func finish(_ response: GatewayResponse, _ request: GatewayRequest) -> GatewayResponse {
+        var response = response
         switch response.body {
         case .whole:
             LiveRequests.inFlight.subtract(1, ordering: .relaxed)

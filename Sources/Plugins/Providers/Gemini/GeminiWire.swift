@@ -55,28 +55,50 @@ struct GeminiWire: Sendable {
         }
     }
 
+    // Each way waits in a function of its own, and the translations around the waits are
+    // synchronous: these frames live as long as the request waits for its provider
+    // (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+    @inline(never)
     private func chat(_ call: ProviderCall) async throws -> GatewayResponse {
-        let request = call.request
-        let context = request.context
-        let body = try ChatToGeminiRequest.translate(request.body.json).encoded(using: context.allocator)
-        guard request.stream else {
-            let answer = try await post(endpoint.url(call.upstreamModel, "generateContent"), body: body, call: call)
-            if let usage = GeminiToChat.usage(answer["usageMetadata"])?.usage { context.usage = usage }
-            return whole(GeminiToChat.completion(answer, model: call.upstreamModel), context: context)
-        }
-        let includeUsage = request.body.json["stream_options"]?["include_usage"]?.bool == true
+        let body = try ChatToGeminiRequest.translate(call.request.body.json).encoded(using: call.request.context.allocator)
+        guard call.request.stream else { return try await wholeChat(body, call: call) }
+        return try await streamedChat(body, call: call)
+    }
+
+    @inline(never)
+    private func wholeChat(_ body: ByteBuffer, call: ProviderCall) async throws -> GatewayResponse {
+        let answer = try await post(endpoint.url(call.upstreamModel, "generateContent"), body: body, call: call)
+        return completion(answer, call: call)
+    }
+
+    @inline(never)
+    private func completion(_ answer: JSON, call: ProviderCall) -> GatewayResponse {
+        let context = call.request.context
+        if let usage = GeminiToChat.usage(answer["usageMetadata"])?.usage { context.usage = usage }
+        return whole(GeminiToChat.completion(answer, model: call.upstreamModel), context: context)
+    }
+
+    @inline(never)
+    private func streamedChat(_ body: ByteBuffer, call: ProviderCall) async throws -> GatewayResponse {
         let url = endpoint.url(call.upstreamModel, "streamGenerateContent") + "?alt=sse"
         let response = try await upstream.stream(try await upstreamRequest(url, body: body, call: call))
         guard (200..<300).contains(response.status) else {
             throw GeminiFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
         }
-        let model = call.upstreamModel
-        let events = endpoint.limits.events(response.body).translating {
+        return events(response.body, call: call)
+    }
+
+    @inline(never)
+    private func events(_ body: UpstreamBody, call: ProviderCall) -> GatewayResponse {
+        let includeUsage = call.request.body.json["stream_options"]?["include_usage"]?.bool == true
+        let model = call.upstreamModel, context = call.request.context
+        let events = endpoint.limits.events(body).translating {
             GeminiToChatStream(model: model, includeUsage: includeUsage) { context.usage = $0 }
         }
         return GatewayResponse(status: .ok, headers: ["content-type": "text/event-stream"], body: .events(events))
     }
 
+    @inline(never)
     private func embeddings(_ call: ProviderCall) async throws -> GatewayResponse {
         let context = call.request.context
         let asked = call.request.body.json
@@ -91,6 +113,7 @@ struct GeminiWire: Sendable {
 
     // MARK: Transport
 
+    @inline(never)
     private func upstreamRequest(_ url: String, method: HTTPMethod = .POST, body: ByteBuffer?, call: ProviderCall) async throws -> UpstreamRequest {
         var headers = try await endpoint.authentication()
         if body != nil { headers.add(name: "content-type", value: "application/json") }
@@ -106,6 +129,7 @@ struct GeminiWire: Sendable {
     }
 
     /// A whole answer, parsed; an error status becomes the client's error.
+    @inline(never)
     private func post(_ url: String, body: ByteBuffer, call: ProviderCall) async throws -> JSON {
         let response = try await upstream.send(try await upstreamRequest(url, body: body, call: call))
         guard (200..<300).contains(response.status) else {
