@@ -40,10 +40,12 @@ extension Authenticator {
 
     /// For a request that reaches the stage without a verdict (one built in-process): decides now.
     public func handle(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        try await admit(request, as: try await identify(request.headers), next: next)
+        let identity = try await identify(request.headers)
+        return try await next(admitted(request, as: identity))
     }
 
     /// `screen`, then `verify` when needed.
+    @inline(never)
     public func identify(_ headers: HTTPHeaders) async throws -> CallerIdentity {
         switch screen(headers) {
         case .identified(let identity): return identity

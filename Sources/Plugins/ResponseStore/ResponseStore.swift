@@ -45,28 +45,49 @@ public struct ResponseStore: Middleware {
 
     // MARK: A new response
 
+    // The conversation is loaded, and the answer kept, in functions of their own: this frame
+    // lives as long as the request waits for its provider (docs/ARCHITECTURE.md, "Threads and
+    // tasks": async frames).
     private func create(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
+        let turn = try await turn(of: request)
+        let response = try await next(turn.request)
+        guard response.status == .ok else { return response }
+        return await kept(response, turn: turn, context: request.context)
+    }
+
+    /// A request with the conversation it continues put in, and what keeping its answer needs.
+    private struct Turn {
+        var request: GatewayRequest
+        var owner: String
+        var input: [JSON]
+        var continued: String?
+        var stores: Bool
+    }
+
+    @inline(never)
+    private func turn(of request: GatewayRequest) async throws -> Turn {
         let owner = request.context.identity?.name ?? ""
         var request = request
-        var history: [JSON] = []
         var continued: String?
         var conversation: [JSON]?
         if let previousID = request.body.member("previous_response_id")?.string, let previous = try await load(previousID, owner: owner) {
-            history = previous.conversation
             continued = previousID
-            let whole = history + StoredResponse.items(request.body.member("input")?.json)
+            let whole = previous.conversation + StoredResponse.items(request.body.member("input")?.json)
             conversation = whole
             request.body.replaceMember("input", with: JSON(array: whole))
             request.body.replaceMember("previous_response_id", with: nil)
         }
         let input = conversation ?? StoredResponse.items(request.body.member("input")?.json)
-        let stores = request.body.member("store")?.bool != false
-        var response = try await next(request)
-        guard response.status == .ok else { return response }
+        return Turn(request: request, owner: owner, input: input, continued: continued, stores: request.body.member("store")?.bool != false)
+    }
+
+    @inline(never)
+    private func kept(_ response: GatewayResponse, turn: Turn, context: RequestContext) async -> GatewayResponse {
+        var response = response
         // The provider saw the whole conversation instead of the id; the answer names it as OpenAI's would.
-        if let continued { response = Self.naming(continued, in: response, allocator: request.context.allocator) }
-        guard stores else { return response }
-        let logger = request.context.logger
+        if let continued = turn.continued { response = Self.naming(continued, in: response, allocator: context.allocator) }
+        guard turn.stores else { return response }
+        let logger = context.logger, owner = turn.owner, input = turn.input
         let save: @Sendable (JSON) async -> Void = { [store, ttl] answer in
             guard let id = answer["id"]?.string else { return }
             let record = StoredResponse(owner: owner, input: input, response: answer)

@@ -23,27 +23,48 @@ struct BedrockWire: Sendable {
 
     // MARK: Chat
 
+    // Each way waits in a function of its own, and the translations around the waits are
+    // synchronous: these frames live as long as the request waits for its provider
+    // (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+    @inline(never)
     private func chat(_ call: ProviderCall) async throws -> GatewayResponse {
-        let request = call.request
-        let context = request.context
-        let body = try ChatToConverseRequest.translate(request.body.json).encoded(using: context.allocator)
-        guard request.stream else {
-            let response = try await post(BedrockEndpoint.modelPath(call.upstreamModel, "converse"), body: body, call: call)
-            guard let converse = try? JSON.parse(response.body), converse.isObject else { throw Self.notJSON }
-            context.usage = ConverseToChat.usage(converse["usage"])
-            let id = ConverseToChat.completionID(requestID: response.headers.first(name: "x-amzn-requestid"))
-            let completion = ConverseToChat.completion(converse, id: id, model: call.upstreamModel)
-            return GatewayResponse(status: .ok, headers: ["content-type": "application/json"],
-                                   body: .whole(completion.encoded(using: context.allocator)))
-        }
+        let body = try ChatToConverseRequest.translate(call.request.body.json).encoded(using: call.request.context.allocator)
+        guard call.request.stream else { return try await wholeChat(body, call: call) }
+        return try await streamedChat(body, call: call)
+    }
+
+    @inline(never)
+    private func wholeChat(_ body: ByteBuffer, call: ProviderCall) async throws -> GatewayResponse {
+        let response = try await post(BedrockEndpoint.modelPath(call.upstreamModel, "converse"), body: body, call: call)
+        return try completion(response, call: call)
+    }
+
+    @inline(never)
+    private func completion(_ response: UpstreamResponse, call: ProviderCall) throws -> GatewayResponse {
+        let context = call.request.context
+        guard let converse = try? JSON.parse(response.body), converse.isObject else { throw Self.notJSON }
+        context.usage = ConverseToChat.usage(converse["usage"])
+        let id = ConverseToChat.completionID(requestID: response.headers.first(name: "x-amzn-requestid"))
+        let completion = ConverseToChat.completion(converse, id: id, model: call.upstreamModel)
+        return GatewayResponse(status: .ok, headers: ["content-type": "application/json"],
+                               body: .whole(completion.encoded(using: context.allocator)))
+    }
+
+    @inline(never)
+    private func streamedChat(_ body: ByteBuffer, call: ProviderCall) async throws -> GatewayResponse {
         let response = try await upstream.stream(signed(BedrockEndpoint.modelPath(call.upstreamModel, "converse-stream"), body: body,
                                                         call: call, accept: "application/vnd.amazon.eventstream"))
         guard (200..<300).contains(response.status) else {
             throw BedrockFailure.error(status: response.status, headers: response.headers, body: try await response.collect())
         }
+        return events(response, call: call)
+    }
+
+    @inline(never)
+    private func events(_ response: UpstreamStreamingResponse, call: ProviderCall) -> GatewayResponse {
         let id = ConverseToChat.completionID(requestID: response.headers.first(name: "x-amzn-requestid"))
-        let includeUsage = request.body.json["stream_options"]?["include_usage"]?.bool == true
-        let model = call.upstreamModel
+        let includeUsage = call.request.body.json["stream_options"]?["include_usage"]?.bool == true
+        let model = call.upstreamModel, context = call.request.context
         let events = EventStream(EventStreamSequence(response.body, maxMessageBytes: settings.limits.maxEventBytes)).translating {
             ConverseStreamToChat(id: id, model: model, includeUsage: includeUsage) { context.usage = $0 }
         }
@@ -128,6 +149,7 @@ struct BedrockWire: Sendable {
 
     /// A POST of `body` to `path`, signed now. The admin's headers are signed too; the call's
     /// (trace context) are added after signing, which AWS allows for names outside `x-amz-`.
+    @inline(never)
     private func signed(_ path: String, body: ByteBuffer, call: ProviderCall?, accept: String) -> UpstreamRequest {
         var toSign: [(name: String, value: String)] = [("host", settings.endpoint.host), ("content-type", "application/json")]
         for (name, value) in settings.headers {
@@ -145,6 +167,7 @@ struct BedrockWire: Sendable {
                                maxResponseBytes: settings.limits.maxResponseBytes, caFile: settings.caFile, transport: settings.transport)
     }
 
+    @inline(never)
     private func post(_ path: String, body: ByteBuffer, call: ProviderCall) async throws -> UpstreamResponse {
         let response = try await upstream.send(signed(path, body: body, call: call, accept: "application/json"))
         guard (200..<300).contains(response.status) else {
