@@ -71,14 +71,7 @@ public final class MCPGateway: Sendable {
             return try await notifications(for: try openSession(exchange, request), scope: exchange.scope, request: request,
                                            isDraining: exchange.isDraining)
         case .DELETE:
-            let session = try openSession(exchange, request)
-            await withTaskGroup(of: Void.self) { group in
-                for server in targets(exchange.scope) {
-                    group.addTask { await server.close(upstream: session.upstream[server.name], headers: [:]) }
-                }
-            }
-            record(request) { $0.outcome = "ok" }
-            return GatewayResponse(status: .ok, body: .whole(ByteBuffer()))
+            return await close(try openSession(exchange, request), scope: exchange.scope, request: request)
         default:
             break
         }
@@ -91,13 +84,7 @@ public final class MCPGateway: Sendable {
             return try await dispatch(method, message, session: session, scope: exchange.scope, request: request)
         case .notification(let method):
             let session = try openSession(exchange, request)
-            if method != "notifications/initialized" {
-                await withTaskGroup(of: Void.self) { group in
-                    for server in targets(exchange.scope) {
-                        group.addTask { await server.notify(message, upstream: session.upstream[server.name], headers: [:], session: exchange.sessionID) }
-                    }
-                }
-            }
+            if method != "notifications/initialized" { await notify(message, session: session, exchange: exchange) }
             record(request) { $0.outcome = "ok" }
             return GatewayResponse(status: .accepted, body: .whole(ByteBuffer()))
         case .response:
@@ -107,6 +94,31 @@ public final class MCPGateway: Sendable {
             record(request) { $0.outcome = "invalid" }
             return .json(JSONRPC.error(id: message["id"], code: JSONRPC.invalidRequest, "not a JSON-RPC 2.0 request, notification or response"),
                          status: .badRequest)
+        }
+    }
+
+    // The task groups wait in functions of their own: `handle`'s frame lives as long as a tool
+    // call waits for its server (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+
+    /// Ends the session on every server it spans.
+    @inline(never)
+    private func close(_ session: MCPSession, scope: String?, request: GatewayRequest) async -> GatewayResponse {
+        await withTaskGroup(of: Void.self) { group in
+            for server in targets(scope) {
+                group.addTask { await server.close(upstream: session.upstream[server.name], headers: [:]) }
+            }
+        }
+        record(request) { $0.outcome = "ok" }
+        return GatewayResponse(status: .ok, body: .whole(ByteBuffer()))
+    }
+
+    /// Passes a client's notification to every server of the session.
+    @inline(never)
+    private func notify(_ message: JSON, session: MCPSession, exchange: MCPExchange.Exchange) async {
+        await withTaskGroup(of: Void.self) { group in
+            for server in targets(exchange.scope) {
+                group.addTask { await server.notify(message, upstream: session.upstream[server.name], headers: [:], session: exchange.sessionID) }
+            }
         }
     }
 
