@@ -6,74 +6,110 @@ import NIOHTTP1
 /// methods), or nowhere (`ping`).
 extension MCPGateway {
     func dispatch(_ method: String, _ message: JSON, session: MCPSession, scope: String?, request: GatewayRequest) async throws -> GatewayResponse {
+        // Where the request goes is decided synchronously, and each way waits at one call: this
+        // frame lives as long as a tool call waits for its server (docs/ARCHITECTURE.md, "Threads
+        // and tasks": async frames).
         let id = message["id"] ?? .null
+        switch destination(method, message, id: id, scope: scope, request: request) {
+        case .answered(let response):
+            return response
+        case .list(let key, let targets, let qualify):
+            return try await list(method, key, id: id, from: targets, session: session, qualify: qualify, request: request)
+        case .server(let forwarded, let server, let name):
+            return try await forward(forwarded, to: server, name: name, session: session, request: request)
+        case .resource(let uri):
+            return try await forwardByResource(message, uri: uri, session: session, request: request)
+        case .everyServer:
+            return await setLevel(message, id: id, session: session, request: request)
+        }
+    }
+
+    /// Where a request goes.
+    private enum Destination {
+        /// Answered here: `ping`, a refusal, an unknown name or method.
+        case answered(GatewayResponse)
+        /// A list method, to each of `targets`; `qualify` names their items `{server}__{name}`.
+        case list(key: String, targets: [any MCPServerConnection], qualify: Bool)
+        /// To one server, the message as it is to be sent (the name without its server's prefix).
+        case server(JSON, any MCPServerConnection, name: String?)
+        /// To the server that has the resource.
+        case resource(uri: String)
+        /// To every server (`logging/setLevel`).
+        case everyServer
+    }
+
+    @inline(never)
+    private func destination(_ method: String, _ message: JSON, id: JSON, scope: String?, request: GatewayRequest) -> Destination {
         let identity = request.context.identity
         if method == "ping" {
             record(request) { $0.outcome = "ok" }
-            return .json(JSONRPC.result(id: id, .object()))
+            return .answered(.json(JSONRPC.result(id: id, .object())))
         }
         if let scope, let server = byName[scope] {
             // One server alone: names unchanged, the allowlist still over `{server}__{tool}`.
             switch method {
             case "tools/list":
-                return try await list(method, "tools", id: id, from: [server], session: session, qualify: false, request: request)
+                return .list(key: "tools", targets: [server], qualify: false)
             case "tools/call":
                 let tool = message["params"]?["name"]?.string ?? ""
                 if let identity, !identity.allows(tool: names.qualified(server: scope, tool)) {
-                    return denied(id: id, tool: tool, request: request)
+                    return .answered(denied(id: id, tool: tool, request: request))
                 }
-                return try await forward(message, to: server, name: tool, session: session, request: request)
+                return .server(message, server, name: tool)
             case "prompts/list", "resources/list", "resources/templates/list":
-                return try await list(method, Self.listKey(method), id: id, from: [server], session: session, qualify: false, request: request)
+                return .list(key: Self.listKey(method), targets: [server], qualify: false)
             default:
-                return try await forward(message, to: server, name: message["params"]?["name"]?.string, session: session, request: request)
+                return .server(message, server, name: message["params"]?["name"]?.string)
             }
         }
         switch method {
         case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
-            return try await list(method, Self.listKey(method), id: id, from: servers, session: session, qualify: method != "resources/list" && method != "resources/templates/list", request: request)
+            return .list(key: Self.listKey(method), targets: servers, qualify: method != "resources/list" && method != "resources/templates/list")
         case "tools/call", "prompts/get":
             let qualified = message["params"]?["name"]?.string ?? ""
             guard let split = names.split(qualified), let server = byName[split.server] else {
                 record(request) { $0.outcome = "unknown" }
-                return .json(JSONRPC.error(id: id, code: JSONRPC.invalidParams, "unknown \(method == "tools/call" ? "tool" : "prompt") `\(qualified)`"))
+                return .answered(.json(JSONRPC.error(id: id, code: JSONRPC.invalidParams, "unknown \(method == "tools/call" ? "tool" : "prompt") `\(qualified)`")))
             }
-            let name = split.name
             if method == "tools/call", let identity, !identity.allows(tool: qualified) {
-                return denied(id: id, tool: qualified, request: request)
+                return .answered(denied(id: id, tool: qualified, request: request))
             }
             var forwarded = message
-            forwarded["params"]?["name"] = JSON(name)
-            return try await forward(forwarded, to: server, name: qualified, session: session, request: request)
+            forwarded["params"]?["name"] = JSON(split.name)
+            return .server(forwarded, server, name: qualified)
         case "resources/read", "resources/subscribe", "resources/unsubscribe":
-            let uri = message["params"]?["uri"]?.string ?? ""
-            return try await forwardByResource(message, uri: uri, session: session, request: request)
+            return .resource(uri: message["params"]?["uri"]?.string ?? "")
         case "completion/complete":
             let reference = message["params"]?["ref"]
             if reference?["type"]?.string == "ref/prompt" {
                 let qualified = reference?["name"]?.string ?? ""
                 guard let split = names.split(qualified), let server = byName[split.server] else {
                     record(request) { $0.outcome = "unknown" }
-                    return .json(JSONRPC.error(id: id, code: JSONRPC.invalidParams, "unknown prompt `\(qualified)`"))
+                    return .answered(.json(JSONRPC.error(id: id, code: JSONRPC.invalidParams, "unknown prompt `\(qualified)`")))
                 }
-                let name = split.name
                 var forwarded = message
-                forwarded["params"]?["ref"]?["name"] = JSON(name)
-                return try await forward(forwarded, to: server, name: qualified, session: session, request: request)
+                forwarded["params"]?["ref"]?["name"] = JSON(split.name)
+                return .server(forwarded, server, name: qualified)
             }
-            return try await forwardByResource(message, uri: reference?["uri"]?.string ?? "", session: session, request: request)
+            return .resource(uri: reference?["uri"]?.string ?? "")
         case "logging/setLevel":
-            await withTaskGroup(of: Void.self) { group in
-                for server in servers {
-                    group.addTask { _ = try? await server.request(message, upstream: session.upstream[server.name], headers: [:]).response() }
-                }
-            }
-            record(request) { $0.outcome = "ok" }
-            return .json(JSONRPC.result(id: id, .object()))
+            return .everyServer
         default:
             record(request) { $0.outcome = "unknown" }
-            return .json(JSONRPC.error(id: id, code: JSONRPC.methodNotFound, "method not found: \(method)"))
+            return .answered(.json(JSONRPC.error(id: id, code: JSONRPC.methodNotFound, "method not found: \(method)")))
         }
+    }
+
+    /// Every server gets the level.
+    @inline(never)
+    private func setLevel(_ message: JSON, id: JSON, session: MCPSession, request: GatewayRequest) async -> GatewayResponse {
+        await withTaskGroup(of: Void.self) { group in
+            for server in servers {
+                group.addTask { _ = try? await server.request(message, upstream: session.upstream[server.name], headers: [:]).response() }
+            }
+        }
+        record(request) { $0.outcome = "ok" }
+        return .json(JSONRPC.result(id: id, .object()))
     }
 
     static func listKey(_ method: String) -> String {
