@@ -222,7 +222,24 @@ extension MCPGateway {
     /// Sends one request to one server and hands its answer back, whole or streamed.
     func forward(_ message: JSON, to server: any MCPServerConnection, name: String?, session: MCPSession,
                  request: GatewayRequest) async throws -> GatewayResponse {
-        let id = message["id"] ?? .null
+        // The work around the wait is synchronous: this frame lives as long as the tool call
+        // waits for its server (docs/ARCHITECTURE.md, "Threads and tasks": async frames).
+        let span = begin(message, to: server, name: name, request: request)
+        let reply: MCPReply
+        do {
+            let upstream = try await upstreamSession(of: server, session)
+            // The reply goes to this client, which answers the server's requests on it and may cancel it.
+            reply = try await server.request(message, upstream: upstream, headers: span?.headers ?? [:],
+                                             session: request.context[MCPExchange.self]?.sessionID)
+        } catch {
+            return failed(error, message, server: server, span: span, request: request)
+        }
+        return answered(reply, message, server: server, span: span, request: request)
+    }
+
+    /// Records where the call goes; its span, when traced.
+    @inline(never)
+    private func begin(_ message: JSON, to server: any MCPServerConnection, name: String?, request: GatewayRequest) -> AttemptSpan? {
         let known = name.map { name in
             let key = message["method"]?.string == "prompts/get" ? "prompts" : "tools"
             let own = names.split(name).map(\.name) ?? name
@@ -230,20 +247,22 @@ extension MCPGateway {
         } ?? false
         record(request) { $0.server = server.name; $0.isKnownName = known }
         let span = request.context.attemptTracer?.startAttempt(provider: server.name, upstreamModel: name ?? (message["method"]?.string ?? ""), attempt: 1)
-        let headers = span?.headers ?? [:]
         request.context.recordFacts { $0.provider = server.name; $0.attempts = 1; $0.upstreamStartedAt = .now }
-        let reply: MCPReply
-        do {
-            let upstream = try await upstreamSession(of: server, session)
-            // The reply goes to this client, which answers the server's requests on it and may cancel it.
-            reply = try await server.request(message, upstream: upstream, headers: headers,
-                                             session: request.context[MCPExchange.self]?.sessionID)
-        } catch {
-            request.context.recordFacts { $0.upstreamRespondedAt = .now }
-            let answer = failure(error, server: server, id: id, request: request)
-            span?.end(GatewayError(.badGateway, type: "upstream_error", error.description), nil)
-            return .json(answer)
-        }
+        return span
+    }
+
+    @inline(never)
+    private func failed(_ error: MCPServerError, _ message: JSON, server: any MCPServerConnection, span: AttemptSpan?,
+                        request: GatewayRequest) -> GatewayResponse {
+        request.context.recordFacts { $0.upstreamRespondedAt = .now }
+        let answer = failure(error, server: server, id: message["id"] ?? .null, request: request)
+        span?.end(GatewayError(.badGateway, type: "upstream_error", error.description), nil)
+        return .json(answer)
+    }
+
+    @inline(never)
+    private func answered(_ reply: MCPReply, _ message: JSON, server: any MCPServerConnection, span: AttemptSpan?,
+                          request: GatewayRequest) -> GatewayResponse {
         request.context.recordFacts { $0.upstreamRespondedAt = .now }
         switch reply {
         case .message(let answer):
@@ -251,7 +270,7 @@ extension MCPGateway {
             span?.end(nil, nil)
             return .json(answer)
         case .stream(let messages):
-            let context = request.context
+            let context = request.context, id = message["id"] ?? .null
             let answered: @Sendable (JSON) -> Void = { answer in context.recordFacts { $0.mcp?.outcome = answer["error"] == nil ? "ok" : "error" } }
             let events = EventStream(MCPEventSequence(messages: messages, answered: answered)).observing({ _ in }, finished: { error in
                 span?.end(error.map { GatewayError($0) }, nil)
