@@ -182,33 +182,36 @@ public struct RateLimit: Middleware {
     /// An MCP tool call spends one from `tool_calls_per_minute` (the other MCP methods, listing and
     /// reading, are free); `by: "model"` counts per tool.
     private func limitToolCall(_ request: GatewayRequest, next: Next) async throws -> GatewayResponse {
-        guard let perMinute = toolCallsPerMinute, let mcp = request.context.facts.mcp, mcp.method == "tools/call" else {
+        guard let (bucket, subject) = toolCallBucket(request) else { return try await next(request) }
+        let reservation: Reservation
+        do {
+            reservation = try await store.reserve([bucket], costs: [1])
+        } catch {
+            try storeFailed(error, request)
             return try await next(request)
         }
+        try Self.admitToolCall(reservation, subject: subject)
+        return try await next(request)
+    }
+
+    /// The bucket a tool call spends from, and what it counts; nil for MCP methods that are free.
+    @inline(never)
+    private func toolCallBucket(_ request: GatewayRequest) -> (Bucket, subject: String)? {
+        guard let perMinute = toolCallsPerMinute, let mcp = request.context.facts.mcp, mcp.method == "tools/call" else { return nil }
         let subject = switch by {
         case "model": "tool:\(mcp.name ?? "")"
         case "global": "global"
         default: "key:\(request.context.identity?.name ?? "anonymous")"
         }
-        let bucket = Bucket(key: "\(prefix)\(subject):tcpm", capacity: Double(perMinute), period: 60)
-        let reservation: Reservation
-        do {
-            reservation = try await store.reserve([bucket], costs: [1])
-        } catch {
-            request.context.logger.error("rate-limit store failed", metadata: ["error": .string(String(describing: error)),
-                                                                              "on_store_error": .string(failOpen ? "allow" : "deny")])
-            guard failOpen else {
-                throw GatewayError(.serviceUnavailable, type: "server_error", "rate limits cannot be checked right now; retry shortly",
-                                   code: "rate_limit_store_unavailable")
-            }
-            return try await next(request)
-        }
-        guard reservation.allowed else {
-            let seconds = max(1, Int(min(reservation.retryAfter.isNaN ? 60 : reservation.retryAfter, 60).rounded(.up)))
-            throw GatewayError(.tooManyRequests, type: "rate_limit_error", "Tool call limit reached for \(subject); retry in \(seconds) s.",
-                               code: "rate_limit_exceeded", headers: ["retry-after": String(seconds)])
-        }
-        return try await next(request)
+        return (Bucket(key: "\(prefix)\(subject):tcpm", capacity: Double(perMinute), period: 60), subject)
+    }
+
+    @inline(never)
+    private static func admitToolCall(_ reservation: Reservation, subject: String) throws {
+        guard !reservation.allowed else { return }
+        let seconds = max(1, Int(min(reservation.retryAfter.isNaN ? 60 : reservation.retryAfter, 60).rounded(.up)))
+        throw GatewayError(.tooManyRequests, type: "rate_limit_error", "Tool call limit reached for \(subject); retry in \(seconds) s.",
+                           code: "rate_limit_exceeded", headers: ["retry-after": String(seconds)])
     }
 
     /// A request's tokens before it runs: about four characters a token for the prompt, plus the
