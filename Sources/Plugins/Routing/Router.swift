@@ -95,10 +95,11 @@ public struct Router: Middleware {
         return AttemptPlan(route: route, retries: retries, giveUpAt: .now + deadline)
     }
 
-    /// Before retrying: a 429's `retry-after` when the same target comes again (up to
+    /// Before retrying after `plan.lastFailure` (`handle` calls it only then: an async call costs
+    /// every request): a 429's `retry-after` when the same target comes again (up to
     /// `max_retry_after_s`), else exponential backoff with full jitter for the same target, and
-    /// no wait when moving to another target (or before the first attempt). Returns false when
-    /// the wait would pass the deadline (or the retry-after is too long): then the last failure stands.
+    /// no wait when moving to another target. Returns false when the wait would pass the deadline
+    /// (or the retry-after is too long): then the last failure stands.
     @inline(never)
     private func wait(before plan: AttemptPlan) async throws -> Bool {
         guard let last = plan.lastFailure, let target = plan.candidate?.target.target else { return true }
